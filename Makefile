@@ -1,0 +1,138 @@
+# postern — build, test, demo, bench.
+#
+#   make            build build/postern and build/examples/*
+#   make deps       install missing Debian packages (apt-get)
+#   make test       unit tests, sanitizer unit tests, integration tests
+#   make demo       the echo demo, inside a throwaway network namespace
+#   make bench      benchmarks (tests/bench)
+#   make fuzz       libFuzzer on the policy loader, bounded in time
+#   make install PREFIX=/usr/local
+#
+# Sources are found by wildcard: a new .c file in a module folder is built
+# without touching this file.
+
+PREFIX  ?= /usr/local
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2 -g
+SAN     ?=
+
+PKGS        := libuv libnftnl libmnl libseccomp libcjson
+PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
+CPPFLAGS += -D_GNU_SOURCE -I.
+CFLAGS   := -std=c11 $(OPT) $(WARN) $(SAN) -fno-strict-aliasing $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS  += $(SAN)
+DEPFLAGS  = -MMD -MP
+
+# Debian packages the project needs to build, test, demo and bench.
+DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
+	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
+	clang libclang-rt-14-dev ucspi-tcp
+
+LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB       := $(BUILD)/libpostern.a
+POSTERN   := $(BUILD)/postern
+
+EXLIB_SRCS := $(wildcard examples/lib/*.c)
+EXLIB_OBJS := $(EXLIB_SRCS:%.c=$(BUILD)/obj/%.o)
+EXLIB      := $(BUILD)/libpostern-handler.a
+EXAMPLES   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+HELPERS    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
+
+.PHONY: all deps test unit unit-asan integration demo bench fuzz install clean check-policies
+
+all: $(POSTERN) $(EXAMPLES) $(HELPERS) $(BENCHES)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(EXLIB): $(EXLIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(POSTERN): $(BUILD)/obj/broker/main.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+# Handler programs: libc only, so they run in a root that binds /usr alone.
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(EXLIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ -o $@
+
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CMOCKA_LIBS) -o $@
+
+$(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
+
+deps:
+	@missing=; for p in $(DEBS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; \
+	else echo "deps: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+		|| { echo "deps: apt-get failed" >&2; exit 1; }; fi
+
+unit: $(UNIT_TESTS)
+	@fail=0; for t in $(UNIT_TESTS); do $$t || fail=1; done; exit $$fail
+
+unit-asan:
+	$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" unit
+
+integration: all
+	@tests/integration/run.sh
+
+check-policies: $(POSTERN)
+	@for p in policies/*.json; do $(POSTERN) check $$p || exit 1; done
+
+# Order matters for CI: each runner prints its own summary; the integration
+# runner's "N passed, N failed" is the last line.
+test: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory unit-asan
+	$(MAKE) --no-print-directory integration
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	@tests/demo.sh
+
+bench: deps
+	$(MAKE) --no-print-directory all
+	@tests/bench/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+install: $(POSTERN) $(EXAMPLES)
+	install -D -m 0755 $(POSTERN) $(DESTDIR)$(PREFIX)/bin/postern
+	install -d $(DESTDIR)$(PREFIX)/libexec/postern
+	for e in $(EXAMPLES); do install -m 0755 $$e $(DESTDIR)$(PREFIX)/libexec/postern/; done
+	install -d $(DESTDIR)$(PREFIX)/share/postern/policies
+	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/share/postern/policies/
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

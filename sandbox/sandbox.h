@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sandbox/ public header: freshly isolated handler processes.
+ *
+ * Two phases. sandbox_prepare() runs once per sandbox at policy load: it
+ * copies the config, compiles seccomp to BPF, builds the mount plan, argv and
+ * envp, and sets up the cgroup parent. sandbox_spawn() runs once per request
+ * and only executes that plan: clone3(CLONE_PIDFD | namespaces), join the
+ * given network namespace, build the root, drop identity and capabilities,
+ * load seccomp, exec.
+ *
+ * Knows nothing of JSON or libuv. Library code does not log: every fallible
+ * function returns a negative errno and fills a struct sandbox_error whose
+ * msg names the sandbox, the step, the object and the errno text, e.g.
+ *   sandbox "echo": bind /srv/data -> /data: No such file or directory
+ */
+#ifndef POSTERN_SANDBOX_H
+#define POSTERN_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct sandbox_error {
+	int err;		/* positive errno */
+	char step[32];		/* "bind", "pivot_root", "seccomp", "exec", ... */
+	char msg[512];		/* full, ready to log */
+};
+
+enum sandbox_mount_kind {
+	SANDBOX_MOUNT_BIND = 1,
+	SANDBOX_MOUNT_TMPFS,
+	SANDBOX_MOUNT_PROC,
+	SANDBOX_MOUNT_SYMLINK,
+};
+
+struct sandbox_mount {
+	enum sandbox_mount_kind kind;
+	const char *src;	/* bind: host path */
+	const char *dst;	/* path inside the sandbox root */
+	bool rw;		/* bind only; default read-only */
+	uint64_t size;		/* tmpfs bytes; 0: kernel default */
+	const char *target;	/* symlink target */
+};
+
+enum sandbox_socket_mode {
+	SANDBOX_SOCKET_STDIO = 0,	/* socket on fd 0 and 1 */
+	SANDBOX_SOCKET_LISTEN_FDS,	/* socket on fd 3, LISTEN_FDS=1 */
+};
+
+enum sandbox_seccomp_action { SANDBOX_SECCOMP_ERRNO = 0, SANDBOX_SECCOMP_KILL };
+
+struct sandbox_limits {
+	uint64_t memory;	/* bytes; 0: none */
+	uint32_t pids;		/* 0: none */
+	uint32_t nofile;	/* RLIMIT_NOFILE; 0: inherit */
+	uint32_t nproc;		/* RLIMIT_NPROC; 0: same as pids */
+	uint64_t fsize;		/* RLIMIT_FSIZE bytes; 0: none */
+	uint64_t cpu_seconds;	/* RLIMIT_CPU; 0: none */
+	double cpu;		/* cgroup cpu quota in cores; 0: none */
+};
+
+struct sandbox_config {
+	const char *name;	/* sandbox name: hostname, messages, cgroup names */
+	const char *const *argv;	/* NULL-terminated; argv[0] absolute inside root */
+	const char *const *env;	/* NULL-terminated "KEY=VALUE"; PATH added if absent */
+	uid_t uid;		/* unprivileged host uid/gid the handler runs as */
+	gid_t gid;
+	const struct sandbox_mount *mounts;
+	size_t n_mounts;
+	enum sandbox_socket_mode socket_mode;
+	struct sandbox_limits limits;
+	enum sandbox_seccomp_action seccomp_action;
+	const char *const *seccomp_deny;	/* NULL-terminated extra denies, or NULL */
+	const char *const *seccomp_allow;	/* NULL-terminated, removed from default */
+	const char *cgroup_name;	/* parent cgroup for handlers ("postern"); NULL: none */
+};
+
+struct sandbox;			/* prepared plan, opaque */
+
+/* A file descriptor handed to the handler at a fixed number (send channels,
+ * LISTEN_FDS sockets of a startup handler). */
+struct sandbox_fd {
+	int fd;			/* in the caller */
+	int target;		/* number in the handler, >= 3 */
+};
+
+struct sandbox_spawn_args {
+	int sock_fd;		/* client socket, or -1 */
+	int stdin_fd;		/* overrides fd 0 (pipe trigger), or -1 */
+	int netns_fd;		/* network namespace to join, or -1: a new empty one */
+	const char *const *extra_env;	/* NULL-terminated per-request env, or NULL */
+	const struct sandbox_fd *fds;	/* extra fds at fixed numbers */
+	size_t n_fds;
+	int listen_fds;		/* startup sockets: number of fds from 3 (LISTEN_FDS) */
+};
+
+struct sandbox_handler {
+	pid_t pid;		/* host pid; pid 1 of its own pid namespace */
+	int pidfd;		/* CLOEXEC; readable when the handler exits */
+	int stderr_fd;		/* read end of the handler's stderr (and stdout when
+				 * stdout is not the socket); CLOEXEC|NONBLOCK */
+	char cgroup[256];	/* the handler's cgroup path(s) for cleanup, or "" */
+	uint64_t spawn_ns;	/* time sandbox_spawn took, CLOCK_MONOTONIC */
+};
+
+int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
+		    struct sandbox_error *err);
+void sandbox_free(struct sandbox *sb);
+
+/* Start one handler. Returns 0 with *h filled, or a negative errno with err
+ * saying which step failed (a failure in the child before exec is reported
+ * here, with step and errno, never as a silent exit). */
+int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
+		  struct sandbox_handler *h, struct sandbox_error *err);
+
+/* Kill every process of the handler's pid namespace (SIGKILL via pidfd). */
+int sandbox_kill(struct sandbox_handler *h);
+
+/* After the pidfd became readable: reap, fill the wait status, release the
+ * handler's cgroup and close its fds. Returns 0 or a negative errno. */
+int sandbox_reap(struct sandbox_handler *h, int *wstatus);
+
+#endif

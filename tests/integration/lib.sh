@@ -1,0 +1,57 @@
+# Shared helpers for integration tests; source it first.
+#
+# Safety: everything that touches networking happens inside namespaces the
+# test creates (names unique per run: pst-<pid>-<rand>-...), and every
+# namespace, veth, cgroup, nft table, process and temp dir registered here is
+# removed on exit, also when the test fails. Processes are stopped by PID only.
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-$ROOT/build}
+POSTERN=$BUILD/postern
+RUN_ID="$$-$RANDOM"
+_pst_netns=() _pst_pids=() _pst_dirs=() _pst_cleanups=()
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "$*"; exit 77; }
+note() { echo "# $*"; }
+assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: got '$1', want '$2'"; }
+assert_contains() { grep -qF -- "$2" <<<"$1" || fail "${3:-missing text}: '$2' not in: $1"; }
+assert_not_contains() { ! grep -qF -- "$2" <<<"$1" || fail "${3:-unexpected text}: '$2' in: $1"; }
+
+# A unique name for this run: uname SUFFIX -> pst-<pid>-<rand>-SUFFIX
+uname_() { echo "pst-$RUN_ID-$1"; }
+
+# netns_new NAME: create a namespace (ip netns) registered for deletion.
+netns_new() { ip netns add "$1" || fail "ip netns add $1"; _pst_netns+=("$1"); ip -n "$1" link set lo up; }
+# bg_pid PID: a process to kill (by PID) at exit.
+bg_pid() { _pst_pids+=("$1"); }
+# tmpdir_new: a temp dir removed at exit (after unmounting anything in it).
+tmpdir_new() { local d; d=$(mktemp -d /tmp/pst-test.XXXXXX); _pst_dirs+=("$d"); echo "$d"; }
+# on_exit CMD: run CMD (eval) at exit, last registered first.
+on_exit() { _pst_cleanups=("$1" "${_pst_cleanups[@]}"); }
+
+_pst_cleanup() {
+	local rc=$? c p n d
+	for c in "${_pst_cleanups[@]}"; do eval "$c" >/dev/null 2>&1; done
+	for p in "${_pst_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${_pst_pids[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null
+	done
+	for n in "${_pst_netns[@]}"; do ip netns del "$n" 2>/dev/null; done
+	for d in "${_pst_dirs[@]}"; do
+		grep -F " $d" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+		rm -rf "$d"
+	done
+	exit $rc
+}
+trap _pst_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# wait_for SECONDS CMD...: poll CMD every 50ms until it succeeds (bounded).
+wait_for() {
+	local t=$1; shift
+	local n=$((t * 20))
+	while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done
+	return 1
+}
