@@ -47,6 +47,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/u
 HELPERS    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
 BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
 
+.SECONDARY:
+
 .PHONY: all deps test unit unit-asan integration demo bench fuzz install clean check-policies
 
 all: $(POSTERN) $(EXAMPLES) $(HELPERS) $(BENCHES)

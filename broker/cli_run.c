@@ -1,13 +1,92 @@
 /* SPDX-License-Identifier: MIT */
-/* postern run: not built yet (see the open issues). */
+/* postern run: the broker in the foreground. */
+#include <getopt.h>
 #include <stdio.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/internal.h"
+
+static const char run_usage[] =
+	"NAME\n"
+	"    postern run - run the broker in the foreground\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    postern run [-v] POLICY\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Loads and validates POLICY (as `postern check` does), creates one\n"
+	"    network namespace per sandbox and the nftables table of broker.table,\n"
+	"    opens the listening sockets, channels and the control socket, then\n"
+	"    serves: for every accepted connection, channel message or passed fd it\n"
+	"    starts one isolated handler. Must run as root (it creates namespaces,\n"
+	"    cgroups and nftables rules); handlers never run as root.\n"
+	"\n"
+	"    Logs go to stderr, one logfmt line per event: start, sandbox, spawn\n"
+	"    (with spawn_ms), exit (pid, peer, duration_ms, status or signal,\n"
+	"    reason), refuse (reason per_source or rate, rate-limited to one line\n"
+	"    per second and reason, with a count of suppressed lines), timeout,\n"
+	"    stderr (one line of a handler's stderr, prefixed by sandbox and pid),\n"
+	"    reload, stop, stopped, and errors.\n"
+	"\n"
+	"    Admission per sandbox: at limits.handlers running handlers the broker\n"
+	"    stops accepting on that sandbox's listeners (the kernel backlog holds\n"
+	"    new connections) and resumes as handlers exit; over limits.per_source\n"
+	"    or limits.rate a connection is closed at once and counted.\n"
+	"\n"
+	"SIGNALS\n"
+	"    SIGTERM, SIGINT  stop accepting, wait up to broker.grace for running\n"
+	"                     handlers, kill the rest, remove rules, veths and\n"
+	"                     namespaces, exit 0. A second signal kills at once.\n"
+	"    SIGHUP           reload POLICY atomically; an invalid policy is logged\n"
+	"                     and the running one kept.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -v, --verbose    also log one `accept` line per connection\n"
+	"    -h, --help       this text\n"
+	"\n"
+	"SYSTEMD\n"
+	"    Sockets passed with LISTEN_FDS are used for the policy addresses they\n"
+	"    are bound to; READY=1 is sent to NOTIFY_SOCKET once serving.\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 after a clean stop; 1 if the policy is invalid or set-up failed;\n"
+	"    2 on bad usage.\n";
 
 int pst_cmd_run(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("postern run: not implemented yet\n", stderr);
-	return 1;
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct pst_run_opts ro = { 0 };
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'v':
+			ro.debug = true;
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return 0;
+		default:
+			fputs("usage: postern run [-v] POLICY (see postern run --help)\n", stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs("usage: postern run [-v] POLICY (see postern run --help)\n", stderr);
+		return 2;
+	}
+	if (geteuid() != 0) {
+		fputs("postern run: must run as root (namespaces, cgroups, nftables)\n", stderr);
+		return 1;
+	}
+	ro.policy_path = argv[optind];
+	pst_log_debug = ro.debug;
+	return pst_daemon_run(&ro);
 }

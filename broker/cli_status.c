@@ -1,13 +1,193 @@
 /* SPDX-License-Identifier: MIT */
-/* postern status: not built yet (see the open issues). */
+/* postern status: ask a running broker for its status. */
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
 
 #include "broker/broker.h"
+#include "broker/internal.h"
+
+static const char status_usage[] =
+	"NAME\n"
+	"    postern status - print a running broker's status\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    postern status [--json] [-s SOCKET | -p POLICY]\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Connects to the broker's control socket and prints, per sandbox: its\n"
+	"    trigger, active handlers and the cap, handlers started, refusals by\n"
+	"    reason (per_source, rate, spawn_failed), spawn latency p50/p99 over the\n"
+	"    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
+	"    denials (packets rejected by the sandbox's nftables chain) and each\n"
+	"    running handler with its pid, peer and age.\n"
+	"\n"
+	"OPTIONS\n"
+	"    -s, --socket PATH  control socket (default " PST_DEFAULT_CONTROL ")\n"
+	"    -p, --policy FILE  take the control socket path from FILE's broker.control\n"
+	"    -j, --json         print the broker's JSON answer as is\n"
+	"    -h, --help         this text\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 on success; 1 if the broker cannot be reached; 2 on bad usage.\n";
+
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void fmt_us(char *b, size_t n, double us)
+{
+	if (us >= 1000)
+		snprintf(b, n, "%.1fms", us / 1000);
+	else
+		snprintf(b, n, "%.0fus", us);
+}
+
+int pst_status_render(FILE *out, const char *json, bool top)
+{
+	cJSON *root = cJSON_Parse(json);
+	if (!root) {
+		fputs("postern: the broker's answer is not JSON\n", stderr);
+		return -1;
+	}
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (cJSON_IsString(err)) {
+		fprintf(stderr, "postern: broker says: %s\n", err->valuestring);
+		cJSON_Delete(root);
+		return -1;
+	}
+	fprintf(out, "postern pid %.0f, up %.0fs, policy %s, %.0f handlers%s\n", num(root, "pid"),
+		num(root, "uptime_s"), str(root, "policy"), num(root, "handlers"),
+		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stopping")) ? ", STOPPING" : "");
+	fprintf(out, "%-12s %-8s %11s %9s %-22s %-15s %-24s %8s\n", "SANDBOX", "TRIGGER",
+		"ACTIVE/MAX", "STARTED", "REFUSED src/rate/fail", "SPAWN p50/p99",
+		"EXITS ok/fail/sig/tmo", "DENIED");
+	const cJSON *s;
+	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, "sandboxes"))
+	{
+		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(s, "refused");
+		const cJSON *lat = cJSON_GetObjectItemCaseSensitive(s, "spawn_us");
+		const cJSON *ex = cJSON_GetObjectItemCaseSensitive(s, "exits");
+		const cJSON *eg = cJSON_GetObjectItemCaseSensitive(s, "egress");
+		char act[32], refs[48], sp[40], p50[16], p99[16], exits[64], den[24];
+		snprintf(act, sizeof(act), "%.0f/%.0f", num(s, "active"), num(s, "limit"));
+		snprintf(refs, sizeof(refs), "%.0f/%.0f/%.0f", num(ref, "per_source"), num(ref, "rate"),
+			 num(ref, "spawn_failed"));
+		fmt_us(p50, sizeof(p50), num(lat, "p50"));
+		fmt_us(p99, sizeof(p99), num(lat, "p99"));
+		if (num(lat, "samples") > 0)
+			snprintf(sp, sizeof(sp), "%s/%s", p50, p99);
+		else
+			snprintf(sp, sizeof(sp), "-");
+		snprintf(exits, sizeof(exits), "%.0f/%.0f/%.0f/%.0f", num(ex, "ok"), num(ex, "failed"),
+			 num(ex, "signaled"), num(ex, "timeout"));
+		if (eg)
+			snprintf(den, sizeof(den), "%.0f", num(eg, "denied_packets"));
+		else
+			snprintf(den, sizeof(den), "-");
+		fprintf(out, "%-12s %-8s %11s %9.0f %-22s %-15s %-24s %8s\n", str(s, "name"),
+			str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
+		const cJSON *h;
+		int shown = 0;
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(s, "handlers"))
+		{
+			if (top && shown++ >= 20) {
+				fprintf(out, "    ...\n");
+				break;
+			}
+			const char *peer = str(h, "peer");
+			fprintf(out, "    pid %-8.0f peer %-40s age %.1fs\n", num(h, "pid"),
+				peer[0] ? peer : "-", num(h, "age_ms") / 1000);
+		}
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+/* Resolve the control socket path from -s / -p / the default. */
+int pst_control_path(const char *sock, const char *policy, char *out, size_t len)
+{
+	if (sock) {
+		snprintf(out, len, "%s", sock);
+		return 0;
+	}
+	if (policy) {
+		struct pst_policy *p = NULL;
+		struct pst_diag diag = { 0 };
+		if (pst_policy_load(policy, &p, &diag) < 0) {
+			for (size_t i = 0; i < diag.n; i++)
+				fprintf(stderr, "%s\n", diag.msgs[i]);
+			pst_diag_free(&diag);
+			return -1;
+		}
+		pst_diag_free(&diag);
+		snprintf(out, len, "%s", p->broker.control);
+		pst_policy_free(p);
+		return 0;
+	}
+	snprintf(out, len, "%s", PST_DEFAULT_CONTROL);
+	return 0;
+}
 
 int pst_cmd_status(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("postern status: not implemented yet\n", stderr);
-	return 1;
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, 's' }, { "policy", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },	    { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *sock = NULL, *policy = NULL;
+	bool json = false;
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:p:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sock = optarg;
+			break;
+		case 'p':
+			policy = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(status_usage, stdout);
+			return 0;
+		default:
+			fputs("usage: postern status [--json] [-s SOCKET | -p POLICY]\n", stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fputs("usage: postern status [--json] [-s SOCKET | -p POLICY]\n", stderr);
+		return 2;
+	}
+	char path[256], why[512];
+	if (pst_control_path(sock, policy, path, sizeof(path)) < 0)
+		return 1;
+	char *answer = NULL;
+	if (pst_control_query(path, "status\n", &answer, why, sizeof(why)) < 0) {
+		fprintf(stderr, "postern status: %s (is the broker running?)\n", why);
+		return 1;
+	}
+	int r = 0;
+	if (json)
+		fputs(answer, stdout);
+	else
+		r = pst_status_render(stdout, answer, false);
+	free(answer);
+	return r < 0 ? 1 : 0;
 }

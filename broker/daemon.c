@@ -1,0 +1,2016 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker daemon: one libuv loop.
+ *
+ *   listener readable -> accept4 until EAGAIN -> admission (handlers cap,
+ *   per-source cap, rate) -> sandbox_spawn -> close our copy of the fd ->
+ *   watch pidfd + stderr + timeout -> reap, log one exit line.
+ *
+ * Runtime state comes in generations: a generation is one loaded policy with
+ * its prepared sandboxes. SIGHUP builds a new generation beside the current
+ * one (policy, sandbox plans, new sockets, nftables) and switches only when
+ * every step succeeded; running handlers move to the sandbox of the same name
+ * in the new generation, or keep their old one until they exit.
+ *
+ * Listeners, channels and the control server live outside generations (they
+ * carry libuv handles and are handed over across reloads by address/name).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <uv.h>
+
+#include "broker/broker.h"
+#include "broker/internal.h"
+#include "netpolicy/netpolicy.h"
+#include "sandbox/sandbox.h"
+
+#define ACCEPT_BATCH 64		/* accepts per wakeup, for fairness between listeners */
+#define LISTEN_BACKLOG 4096
+#define STDERR_LINE_MAX 1024	/* longer lines are logged in pieces */
+#define STDERR_READ_BUDGET (64 * 1024)	/* per wakeup, so a chatty handler cannot starve others */
+#define STDERR_TOTAL_MAX (1024 * 1024)	/* per handler; beyond it output is dropped and counted */
+#define CHANNEL_MSG_MAX (PIPE_BUF - 1)	/* pipe messages are atomic up to PIPE_BUF */
+#define CONTROL_CLIENTS_MAX 16
+#define CONTROL_REQ_MAX 256
+#define REFUSAL_LOG_INTERVAL_NS 1000000000ull
+#define TICK_MS 100
+#define MAX_SEND 16		/* channels one sandbox may write to */
+#define MAX_SOCKETS 16		/* sockets of one startup sandbox */
+
+enum refusal { REFUSE_PER_SOURCE, REFUSE_RATE, REFUSE_SPAWN_FAILED, REFUSE_SHUTDOWN, REFUSE__N };
+static const char *const refusal_names[REFUSE__N] = { "per_source", "rate", "spawn_failed",
+						      "shutting_down" };
+
+struct daemon;
+struct gen;
+
+struct listener {
+	uv_poll_t poll;
+	struct daemon *d;
+	struct sbx *sbx;	/* current owner (NULL while being handed over) */
+	int fd;
+	bool passive;		/* a startup `sockets` entry: handed over, not polled */
+	bool polling;
+	bool keep;		/* reload bookkeeping */
+	struct pst_sockaddr addr;
+	struct listener *next;
+};
+
+struct channel {
+	uv_poll_t poll;
+	struct daemon *d;
+	char name[PST_NAME_MAX + 1];
+	enum pst_trigger kind;	/* PIPE or FDPASS */
+	int rfd;		/* ours, nonblocking */
+	int wfd;		/* handed to senders */
+	bool polling;
+	bool keep;
+	bool discarding;	/* inside an over-long pipe message */
+	struct sbx *consumer;
+	size_t len;
+	char buf[CHANNEL_MSG_MAX + 1];
+	uint64_t messages, dropped;
+	struct channel *next;
+};
+
+struct sbx {
+	struct gen *gen;
+	const struct pst_sandbox *conf;
+	struct sandbox *sb;
+	int netns_fd;
+	struct pst_bucket bucket;
+	struct pst_srctab sources;
+	uint32_t active;
+	struct channel *consumes;
+	/* send channels: fds and env entries, built once per generation */
+	size_t n_send;
+	struct sandbox_fd send_fds[MAX_SEND + MAX_SOCKETS];
+	char send_env[MAX_SEND][PST_NAME_MAX + 32];
+	const char *send_envp[MAX_SEND + 1];
+	size_t n_socket_fds;	/* startup sockets follow send fds in send_fds */
+	/* startup */
+	uint64_t restart_at_ns;	/* 0: none pending */
+	uint64_t restart_backoff_ms;
+	/* statistics */
+	uint64_t started, exit_ok, exit_failed, exit_signaled, exit_timeout;
+	uint64_t refused[REFUSE__N];
+	uint64_t refuse_log_ns[REFUSE__N], refuse_suppressed[REFUSE__N];
+	struct pst_latring lat;
+};
+
+struct gen {
+	struct pst_policy *policy;
+	struct sbx *sbx;
+	size_t n_sbx;
+	unsigned refs;		/* live handlers + 1 while current */
+};
+
+struct handler {
+	struct daemon *d;
+	struct sbx *sbx;
+	struct sandbox_handler h;
+	uv_poll_t exit_poll;
+	uv_poll_t err_poll;
+	uv_timer_t timer;
+	int handles_open;
+	bool err_polling;
+	bool exited;
+	bool timed_out;
+	bool killed;
+	bool has_src;
+	uint8_t src[PST_SRCKEY_LEN];
+	char peer[INET6_ADDRSTRLEN + 16];
+	uint64_t start_ns;
+	uint64_t stderr_total, stderr_dropped;
+	size_t line_len;
+	char line[STDERR_LINE_MAX];
+	struct handler *prev, *next;
+};
+
+struct control_client {
+	uv_pipe_t pipe;
+	struct daemon *d;
+	size_t len;
+	char req[CONTROL_REQ_MAX];
+	bool answered;
+};
+
+struct daemon {
+	uv_loop_t *loop;
+	const char *policy_path;
+	struct gen *cur;
+	struct netpolicy *np;
+	struct listener *listeners;
+	struct channel *channels;
+	struct handler *handlers;
+	size_t n_handlers;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t grace_timer, tick;
+	uv_pipe_t control;
+	bool control_open;
+	char control_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	unsigned control_clients;
+	bool stopping, finished;
+	unsigned stop_signals;
+	bool paused_emfile;
+	uint64_t emfile_resume_ns;
+	uint64_t started_ns;
+	uint64_t reloads, reload_failures;
+	int inherited[64];	/* LISTEN_FDS from systemd, -1 once taken */
+	size_t n_inherited;
+	int exit_code;
+};
+
+/* ------------------------------------------------------------------------ */
+
+static void log_errno(const char *event, const char *sandbox, const char *what, int err)
+{
+	struct pst_logline l;
+	pst_ll_begin(&l, "error", event);
+	if (sandbox)
+		pst_ll_str(&l, "sandbox", sandbox);
+	pst_ll_str(&l, "what", what);
+	pst_ll_str(&l, "error", strerror(err));
+	pst_ll_end(&l);
+}
+
+static void refuse(struct sbx *s, enum refusal why, const char *peer)
+{
+	uint64_t now = pst_now_ns();
+
+	s->refused[why]++;
+	if (now - s->refuse_log_ns[why] < REFUSAL_LOG_INTERVAL_NS) {
+		s->refuse_suppressed[why]++;
+		return;
+	}
+	struct pst_logline l;
+	pst_ll_begin(&l, "warn", "refuse");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	pst_ll_str(&l, "reason", refusal_names[why]);
+	if (peer)
+		pst_ll_str(&l, "peer", peer);
+	if (s->refuse_suppressed[why])
+		pst_ll_uint(&l, "suppressed", s->refuse_suppressed[why]);
+	pst_ll_end(&l);
+	s->refuse_log_ns[why] = now;
+	s->refuse_suppressed[why] = 0;
+}
+
+static void gen_unref(struct gen *g);
+static void channel_start(struct channel *c);
+static void daemon_finish(struct daemon *d);
+
+/* ---- listeners ---------------------------------------------------------- */
+
+static void on_listener_readable(uv_poll_t *p, int status, int events);
+
+static void listener_start(struct listener *ls)
+{
+	if (ls->passive || ls->polling || ls->d->stopping || ls->d->paused_emfile)
+		return;
+	if (uv_poll_start(&ls->poll, UV_READABLE, on_listener_readable) == 0)
+		ls->polling = true;
+}
+
+static void listener_stop(struct listener *ls)
+{
+	if (!ls->polling)
+		return;
+	uv_poll_stop(&ls->poll);
+	ls->polling = false;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct listener *ls = h->data;
+	close(ls->fd);
+	free(ls);
+}
+
+static void listener_close(struct listener *ls)
+{
+	listener_stop(ls);
+	if (ls->addr.ss.ss_family == AF_UNIX && !ls->passive) {
+		const struct sockaddr_un *un = (const void *)&ls->addr.ss;
+		if (un->sun_path[0])
+			unlink(un->sun_path);
+	}
+	uv_close((uv_handle_t *)&ls->poll, on_listener_closed);
+}
+
+static bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	if (a->ss_family == AF_UNIX) {
+		const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+		return !strcmp(x->sun_path, y->sun_path);
+	}
+	return false;
+}
+
+/* A socket systemd passed us (LISTEN_FDS) for this address, or -1. */
+static int take_inherited(struct daemon *d, const struct pst_sockaddr *a)
+{
+	for (size_t i = 0; i < d->n_inherited; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = d->inherited[i];
+		if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		if (sockaddr_equal(&ss, &a->ss)) {
+			d->inherited[i] = -1;
+			int fl = fcntl(fd, F_GETFL);
+			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			return fd;
+		}
+	}
+	return -1;
+}
+
+static int open_socket(struct daemon *d, const struct pst_sockaddr *a, bool reuse_port, char *why,
+		       size_t whylen)
+{
+	int fd = take_inherited(d, a);
+	if (fd >= 0)
+		return fd;
+
+	int family = a->ss.ss_family, one = 1;
+	fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, whylen, "socket: %s", strerror(errno));
+		return -errno;
+	}
+	if (family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)&a->ss;
+		struct stat st;
+		if (lstat(un->sun_path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				snprintf(why, whylen, "%s exists and is not a socket", un->sun_path);
+				close(fd);
+				return -EEXIST;
+			}
+			unlink(un->sun_path);	/* stale socket of an earlier run */
+		}
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+			int e = errno;
+			snprintf(why, whylen, "SO_REUSEPORT: %s", strerror(e));
+			close(fd);
+			return -e;
+		}
+		if (family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0) {
+		int e = errno;
+		snprintf(why, whylen, "bind: %s", strerror(e));
+		close(fd);
+		return -e;
+	}
+	if (listen(fd, LISTEN_BACKLOG) < 0) {
+		int e = errno;
+		snprintf(why, whylen, "listen: %s", strerror(e));
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+static struct listener *find_listener(struct daemon *d, const char *text)
+{
+	for (struct listener *ls = d->listeners; ls; ls = ls->next)
+		if (!strcmp(ls->addr.text, text))
+			return ls;
+	return NULL;
+}
+
+/* ---- generations -------------------------------------------------------- */
+
+static void sbx_set_polling(struct daemon *d, struct sbx *s, bool on)
+{
+	for (struct listener *ls = d->listeners; ls; ls = ls->next) {
+		if (ls->sbx != s)
+			continue;
+		if (on)
+			listener_start(ls);
+		else
+			listener_stop(ls);
+	}
+	if (s->consumes) {
+		struct channel *c = s->consumes;
+		if (on && !c->polling && !d->stopping) {
+			channel_start(c);
+		} else if (!on && c->polling) {
+			uv_poll_stop(&c->poll);
+			c->polling = false;
+		}
+	}
+}
+
+static bool sbx_at_capacity(const struct sbx *s)
+{
+	return s->active >= s->conf->limits.handlers;
+}
+
+static void gen_free(struct gen *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		if (s->sb)
+			sandbox_free(s->sb);
+		pst_srctab_free(&s->sources);
+	}
+	free(g->sbx);
+	pst_policy_free(g->policy);
+	free(g);
+}
+
+static void gen_unref(struct gen *g)
+{
+	if (g && --g->refs == 0)
+		gen_free(g);
+}
+
+static struct sbx *gen_find(struct gen *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_sbx; i++)
+		if (!strcmp(g->sbx[i].conf->name, name))
+			return &g->sbx[i];
+	return NULL;
+}
+
+/* Policy sandbox -> sandbox/ config; sandbox_prepare() copies what it keeps. */
+static int prepare_sandbox(const struct pst_policy *p, const struct pst_sandbox *sc,
+			   struct sandbox **out, char *why, size_t whylen)
+{
+	struct sandbox_mount *mounts = calloc(sc->n_fs + 1, sizeof(*mounts));
+	char **env = calloc(sc->n_env + 1, sizeof(*env));
+	int r = -ENOMEM;
+
+	if (!mounts || !env)
+		goto out;
+	for (size_t i = 0; i < sc->n_fs; i++) {
+		const struct pst_fs *f = &sc->fs[i];
+		struct sandbox_mount *m = &mounts[i];
+		m->kind = f->kind == PST_FS_BIND    ? SANDBOX_MOUNT_BIND
+			  : f->kind == PST_FS_TMPFS ? SANDBOX_MOUNT_TMPFS
+			  : f->kind == PST_FS_PROC  ? SANDBOX_MOUNT_PROC
+						    : SANDBOX_MOUNT_SYMLINK;
+		m->src = f->src;
+		m->dst = f->dst;
+		m->rw = f->rw;
+		m->size = f->size;
+		m->target = f->target;
+	}
+	for (size_t i = 0; i < sc->n_env; i++) {
+		if (asprintf(&env[i], "%s=%s", sc->env[i].key, sc->env[i].value) < 0) {
+			env[i] = NULL;
+			goto out;
+		}
+	}
+	struct sandbox_config cfg = {
+		.name = sc->name,
+		.argv = (const char *const *)sc->exec,
+		.env = (const char *const *)env,
+		.uid = p->broker.uid_base + sc->index,
+		.gid = p->broker.uid_base + sc->index,
+		.mounts = mounts,
+		.n_mounts = sc->n_fs,
+		.socket_mode = sc->socket == PST_SOCKET_LISTEN_FDS ? SANDBOX_SOCKET_LISTEN_FDS
+								   : SANDBOX_SOCKET_STDIO,
+		.limits = {
+			.memory = sc->limits.memory,
+			.pids = sc->limits.pids,
+			.nofile = sc->limits.nofile,
+			.nproc = sc->limits.pids,
+			.cpu = sc->limits.cpu,
+		},
+		.seccomp_action = sc->seccomp.action == PST_SECCOMP_KILL ? SANDBOX_SECCOMP_KILL
+									 : SANDBOX_SECCOMP_ERRNO,
+		.cgroup_name = p->broker.table,
+	};
+	const char **deny = calloc(sc->seccomp.n_deny + 1, sizeof(char *));
+	const char **allow = calloc(sc->seccomp.n_allow + 1, sizeof(char *));
+	if (!deny || !allow) {
+		free(deny);
+		free(allow);
+		goto out;
+	}
+	for (size_t i = 0; i < sc->seccomp.n_deny; i++)
+		deny[i] = sc->seccomp.deny[i];
+	for (size_t i = 0; i < sc->seccomp.n_allow; i++)
+		allow[i] = sc->seccomp.allow[i];
+	cfg.seccomp_deny = deny;
+	cfg.seccomp_allow = allow;
+
+	struct sandbox_error err = { 0 };
+	r = sandbox_prepare(&cfg, out, &err);
+	if (r < 0)
+		snprintf(why, whylen, "%s", err.msg[0] ? err.msg : strerror(-r));
+	free(deny);
+	free(allow);
+out:
+	if (r == -ENOMEM)
+		snprintf(why, whylen, "sandbox \"%s\": prepare: %s", sc->name, strerror(ENOMEM));
+	if (env)
+		for (size_t i = 0; i < sc->n_env; i++)
+			free(env[i]);
+	free(env);
+	free(mounts);
+	return r;
+}
+
+static void np_log(void *ctx, const char *msg)
+{
+	(void)ctx;
+	pst_log("info", "netpolicy", "msg", msg, NULL);
+}
+
+static void cidr_to_np(const struct pst_cidr *c, struct netpolicy_cidr *o)
+{
+	o->family = c->family;
+	memcpy(o->addr, c->addr, sizeof(o->addr));
+	o->prefix = c->prefix;
+}
+
+/* Build the netpolicy config of a policy; arrays freed by np_config_free. */
+static int np_config(const struct pst_policy *p, struct netpolicy_config *cfg)
+{
+	struct netpolicy_sandbox *sbs = calloc(p->n_sandboxes + 1, sizeof(*sbs));
+	if (!sbs)
+		return -ENOMEM;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->table = p->broker.table;
+	cfg->ifprefix = "pst";
+	cfg->state_dir = p->broker.state_dir;
+	cidr_to_np(&p->broker.sandbox_net, &cfg->pool4);
+	cidr_to_np(&p->broker.sandbox_net6, &cfg->pool6);
+	cfg->sandboxes = sbs;
+	cfg->n_sandboxes = p->n_sandboxes;
+	cfg->log = np_log;
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *sc = &p->sandboxes[i];
+		sbs[i].name = sc->name;
+		if (!sc->n_egress)
+			continue;
+		struct netpolicy_rule *rules = calloc(sc->n_egress, sizeof(*rules));
+		if (!rules)
+			return -ENOMEM;
+		for (size_t j = 0; j < sc->n_egress; j++) {
+			cidr_to_np(&sc->egress[j].to, &rules[j].to);
+			rules[j].proto = (uint8_t)sc->egress[j].proto;
+			rules[j].ports = sc->egress[j].ports;
+			rules[j].n_ports = sc->egress[j].n_ports;
+		}
+		sbs[i].rules = rules;
+		sbs[i].n_rules = sc->n_egress;
+	}
+	return 0;
+}
+
+static void np_config_free(struct netpolicy_config *cfg)
+{
+	if (!cfg->sandboxes)
+		return;
+	for (size_t i = 0; i < cfg->n_sandboxes; i++)
+		free((void *)cfg->sandboxes[i].rules);
+	free((void *)cfg->sandboxes);
+	cfg->sandboxes = NULL;
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static void handler_exit(struct handler *h);
+static void schedule_restart(struct daemon *d, struct sbx *s, bool failed, uint64_t ran_ns);
+
+static void stderr_emit(struct handler *h, const char *s, size_t n, bool partial)
+{
+	if (h->stderr_total >= STDERR_TOTAL_MAX) {
+		h->stderr_dropped += n;
+		return;
+	}
+	h->stderr_total += n;
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "stderr");
+	pst_ll_str(&l, "sandbox", h->sbx->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	pst_ll_strn(&l, "line", s, n);
+	if (partial)
+		pst_ll_int(&l, "partial", 1);
+	pst_ll_end(&l);
+}
+
+/* Read what the handler wrote, at most `budget` bytes; true at EOF. */
+static bool stderr_drain(struct handler *h, size_t budget)
+{
+	char buf[4096];
+
+	while (budget) {
+		ssize_t n = read(h->h.stderr_fd, buf, sizeof(buf) < budget ? sizeof(buf) : budget);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno != EAGAIN;
+		if (n == 0) {
+			if (h->line_len)
+				stderr_emit(h, h->line, h->line_len, false);
+			h->line_len = 0;
+			return true;
+		}
+		budget -= (size_t)n;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n') {
+				stderr_emit(h, h->line, h->line_len, false);
+				h->line_len = 0;
+				continue;
+			}
+			if (h->line_len == sizeof(h->line)) {
+				stderr_emit(h, h->line, h->line_len, true);
+				h->line_len = 0;
+			}
+			h->line[h->line_len++] = buf[i];
+		}
+	}
+	return false;
+}
+
+static void on_handler_stderr(uv_poll_t *p, int status, int events)
+{
+	struct handler *h = p->data;
+	(void)events;
+	if (status < 0 || stderr_drain(h, STDERR_READ_BUDGET)) {
+		uv_poll_stop(p);
+		h->err_polling = false;
+	}
+}
+
+static void on_handler_exit(uv_poll_t *p, int status, int events)
+{
+	(void)status;
+	(void)events;
+	handler_exit(p->data);
+}
+
+static void on_handler_timeout(uv_timer_t *t)
+{
+	struct handler *h = t->data;
+	if (h->exited)
+		return;
+	h->timed_out = true;
+	struct pst_logline l;
+	pst_ll_begin(&l, "warn", "timeout");
+	pst_ll_str(&l, "sandbox", h->sbx->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	pst_ll_ms(&l, "after_ms", pst_now_ns() - h->start_ns);
+	pst_ll_end(&l);
+	sandbox_kill(&h->h);
+}
+
+static void handler_free_cb(uv_handle_t *uvh)
+{
+	struct handler *h = uvh->data;
+	if (--h->handles_open)
+		return;
+
+	struct daemon *d = h->d;
+	struct sbx *s = h->sbx;
+	int wstatus = 0;
+	int r = sandbox_reap(&h->h, &wstatus);
+	uint64_t ran = pst_now_ns() - h->start_ns;
+
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "exit");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	if (h->peer[0])
+		pst_ll_str(&l, "peer", h->peer);
+	pst_ll_ms(&l, "duration_ms", ran);
+	bool failed = true;
+	if (r < 0) {
+		pst_ll_str(&l, "status", "unknown");
+		pst_ll_str(&l, "error", strerror(-r));
+		s->exit_failed++;
+	} else if (WIFEXITED(wstatus)) {
+		pst_ll_int(&l, "status", WEXITSTATUS(wstatus));
+		failed = WEXITSTATUS(wstatus) != 0;
+		if (failed)
+			s->exit_failed++;
+		else
+			s->exit_ok++;
+	} else if (WIFSIGNALED(wstatus)) {
+		pst_ll_str(&l, "signal", sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
+		if (h->timed_out)
+			s->exit_timeout++;
+		else
+			s->exit_signaled++;
+	}
+	if (h->timed_out)
+		pst_ll_str(&l, "reason", "timeout");
+	else if (h->killed)
+		pst_ll_str(&l, "reason", "shutdown");
+	if (h->stderr_dropped)
+		pst_ll_uint(&l, "stderr_dropped", h->stderr_dropped);
+	pst_ll_end(&l);
+
+	/* unlink and account */
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		d->handlers = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	d->n_handlers--;
+	bool was_full = sbx_at_capacity(s);
+	s->active--;
+	if (h->has_src)
+		pst_srctab_dec(&s->sources, h->src);
+	if (s->conf->trigger == PST_TRIGGER_STARTUP)
+		schedule_restart(d, s, failed || h->timed_out, ran);
+	if (was_full && !sbx_at_capacity(s) && s->gen == d->cur)
+		sbx_set_polling(d, s, true);
+	gen_unref(s->gen);
+	free(h);
+
+	if (d->stopping && !d->n_handlers)
+		daemon_finish(d);
+}
+
+static void handler_exit(struct handler *h)
+{
+	if (h->exited)
+		return;
+	h->exited = true;
+	uv_timer_stop(&h->timer);
+	uv_poll_stop(&h->exit_poll);
+	if (h->err_polling) {
+		uv_poll_stop(&h->err_poll);
+		h->err_polling = false;
+	}
+	/* whatever the handler wrote before it died */
+	stderr_drain(h, STDERR_TOTAL_MAX);
+	uv_close((uv_handle_t *)&h->exit_poll, handler_free_cb);
+	uv_close((uv_handle_t *)&h->err_poll, handler_free_cb);
+	uv_close((uv_handle_t *)&h->timer, handler_free_cb);
+}
+
+static void format_peer(const struct sockaddr_storage *ss, char *addr, size_t alen, int *port)
+{
+	*port = 0;
+	addr[0] = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)alen);
+		*port = ntohs(in->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)alen);
+		*port = ntohs(in6->sin6_port);
+	}
+}
+
+/* Per-request environment in the handler's own storage (no allocation). */
+struct req_env {
+	char buf[8][INET6_ADDRSTRLEN + 24];
+	const char *envp[8 + MAX_SEND + 1];
+};
+
+static void build_env(struct req_env *e, const struct sbx *s, int fd, bool inet)
+{
+	size_t n = 0, k = 0;
+
+	if (inet) {
+		struct sockaddr_storage peer, local;
+		socklen_t plen = sizeof(peer), llen = sizeof(local);
+		char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
+		int pp, lp;
+		if (getpeername(fd, (struct sockaddr *)&peer, &plen) == 0 &&
+		    getsockname(fd, (struct sockaddr *)&local, &llen) == 0) {
+			format_peer(&peer, pa, sizeof(pa), &pp);
+			format_peer(&local, la, sizeof(la), &lp);
+			snprintf(e->buf[k], sizeof(e->buf[k]), "REMOTE_ADDR=%s", pa), e->envp[n++] = e->buf[k++];
+			snprintf(e->buf[k], sizeof(e->buf[k]), "REMOTE_PORT=%d", pp), e->envp[n++] = e->buf[k++];
+			snprintf(e->buf[k], sizeof(e->buf[k]), "TCPREMOTEIP=%s", pa), e->envp[n++] = e->buf[k++];
+			snprintf(e->buf[k], sizeof(e->buf[k]), "TCPREMOTEPORT=%d", pp), e->envp[n++] = e->buf[k++];
+			snprintf(e->buf[k], sizeof(e->buf[k]), "TCPLOCALIP=%s", la), e->envp[n++] = e->buf[k++];
+			snprintf(e->buf[k], sizeof(e->buf[k]), "TCPLOCALPORT=%d", lp), e->envp[n++] = e->buf[k++];
+			e->envp[n++] = "PROTO=TCP";
+		}
+	}
+	for (size_t i = 0; i < s->n_send; i++)
+		e->envp[n++] = s->send_envp[i];
+	e->envp[n] = NULL;
+}
+
+/* Spawn one handler of s. sock_fd / stdin_fd are the caller's; it closes them.
+ * Returns 0 or a negative errno (already logged). */
+static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, const char *peer,
+		 const uint8_t *src)
+{
+	struct handler *h = calloc(1, sizeof(*h));
+	if (!h) {
+		log_errno("spawn", s->conf->name, "allocate handler", ENOMEM);
+		return -ENOMEM;
+	}
+	struct req_env env;
+	bool inet = false;
+	if (sock_fd >= 0 && peer && peer[0])
+		inet = true;
+	build_env(&env, s, sock_fd, inet);
+
+	struct sandbox_spawn_args args = {
+		.sock_fd = sock_fd,
+		.stdin_fd = stdin_fd,
+		.netns_fd = s->netns_fd,
+		.extra_env = env.envp,
+		.fds = s->send_fds,
+		.n_fds = s->n_send + s->n_socket_fds,
+		.listen_fds = (int)s->n_socket_fds,
+	};
+	struct sandbox_error err = { 0 };
+	uint64_t t0 = pst_now_ns();
+	int r = sandbox_spawn(s->sb, &args, &h->h, &err);
+	if (r < 0) {
+		struct pst_logline l;
+		pst_ll_begin(&l, "error", "spawn_failed");
+		pst_ll_str(&l, "sandbox", s->conf->name);
+		if (peer && peer[0])
+			pst_ll_str(&l, "peer", peer);
+		pst_ll_str(&l, "error", err.msg[0] ? err.msg : strerror(-r));
+		pst_ll_end(&l);
+		s->refused[REFUSE_SPAWN_FAILED]++;
+		free(h);
+		return r;
+	}
+	uint64_t spawn_ns = h->h.spawn_ns ? h->h.spawn_ns : pst_now_ns() - t0;
+
+	h->d = d;
+	h->sbx = s;
+	h->start_ns = t0;
+	if (peer)
+		snprintf(h->peer, sizeof(h->peer), "%s", peer);
+	if (src) {
+		memcpy(h->src, src, PST_SRCKEY_LEN);
+		h->has_src = true;
+		pst_srctab_inc(&s->sources, src);	/* checked for room before spawn */
+	}
+	s->gen->refs++;
+	s->active++;
+	s->started++;
+	pst_latring_add(&s->lat, (uint32_t)(spawn_ns / 1000));
+	h->next = d->handlers;
+	if (d->handlers)
+		d->handlers->prev = h;
+	d->handlers = h;
+	d->n_handlers++;
+
+	uv_poll_init(d->loop, &h->exit_poll, h->h.pidfd);
+	uv_poll_init(d->loop, &h->err_poll, h->h.stderr_fd);
+	uv_timer_init(d->loop, &h->timer);
+	h->exit_poll.data = h->err_poll.data = h->timer.data = h;
+	h->handles_open = 3;
+	uv_poll_start(&h->exit_poll, UV_READABLE, on_handler_exit);
+	if (uv_poll_start(&h->err_poll, UV_READABLE, on_handler_stderr) == 0)
+		h->err_polling = true;
+	if (s->conf->limits.timeout_ms)
+		uv_timer_start(&h->timer, on_handler_timeout, s->conf->limits.timeout_ms, 0);
+
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "spawn");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	if (peer && peer[0])
+		pst_ll_str(&l, "peer", peer);
+	pst_ll_ms(&l, "spawn_ms", spawn_ns);
+	pst_ll_uint(&l, "active", s->active);
+	pst_ll_end(&l);
+	return 0;
+}
+
+static void on_listener_readable(uv_poll_t *p, int status, int events)
+{
+	struct listener *ls = p->data;
+	struct daemon *d = ls->d;
+	struct sbx *s = ls->sbx;
+	(void)events;
+
+	if (status < 0 || !s)
+		return;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		if (sbx_at_capacity(s)) {
+			/* let the kernel backlog hold the rest */
+			sbx_set_polling(d, s, false);
+			return;
+		}
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		int fd = accept4(ls->fd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_errno("accept", s->conf->name, ls->addr.text, errno);
+				d->paused_emfile = true;
+				d->emfile_resume_ns = pst_now_ns() + 100000000ull;
+				for (struct listener *x = d->listeners; x; x = x->next)
+					listener_stop(x);
+				return;
+			}
+			log_errno("accept", s->conf->name, ls->addr.text, errno);
+			return;
+		}
+		/* the handler gets a blocking socket, as inetd programs expect */
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+
+		char peer[INET6_ADDRSTRLEN + 16] = "";
+		uint8_t key[PST_SRCKEY_LEN] = { 0 };
+		int port = 0;
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+			char a[INET6_ADDRSTRLEN];
+			format_peer(&ss, a, sizeof(a), &port);
+			if (ss.ss_family == AF_INET6)
+				snprintf(peer, sizeof(peer), "[%s]:%d", a, port);
+			else
+				snprintf(peer, sizeof(peer), "%s:%d", a, port);
+			key[0] = (uint8_t)ss.ss_family;
+			if (ss.ss_family == AF_INET)
+				memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+			else
+				memcpy(key + 1, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		} else {
+			/* unix: the source is the peer's uid */
+			struct ucred cred;
+			socklen_t clen = sizeof(cred);
+			key[0] = AF_UNIX;
+			if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+				memcpy(key + 1, &cred.uid, sizeof(cred.uid));
+				snprintf(peer, sizeof(peer), "unix:uid=%u", (unsigned)cred.uid);
+			}
+		}
+		const struct pst_limits *lim = &s->conf->limits;
+		if (lim->per_source && pst_srctab_get(&s->sources, key) >= lim->per_source) {
+			refuse(s, REFUSE_PER_SOURCE, peer);
+			close(fd);
+			continue;
+		}
+		if (!pst_bucket_take(&s->bucket, pst_now_ns())) {
+			refuse(s, REFUSE_RATE, peer);
+			close(fd);
+			continue;
+		}
+		if (pst_srctab_inc(&s->sources, key) < 0) {	/* reserve room */
+			close(fd);
+			continue;
+		}
+		pst_srctab_dec(&s->sources, key);
+		if (pst_log_debug) {
+			struct pst_logline l;
+			pst_ll_begin(&l, "debug", "accept");
+			pst_ll_str(&l, "sandbox", s->conf->name);
+			pst_ll_str(&l, "listener", ls->addr.text);
+			pst_ll_str(&l, "peer", peer);
+			pst_ll_end(&l);
+		}
+		spawn(d, s, fd, -1, ss.ss_family == AF_UNIX ? "" : peer, key);
+		close(fd);
+	}
+}
+
+/* ---- channels (pipe / fdpass triggers) --------------------------------- */
+
+static void on_channel_readable(uv_poll_t *p, int status, int events);
+
+static void channel_start(struct channel *c)
+{
+	if (c->polling || c->d->stopping)
+		return;
+	if (uv_poll_start(&c->poll, UV_READABLE, on_channel_readable) == 0)
+		c->polling = true;
+}
+
+static void channel_message(struct channel *c, const char *msg, size_t n)
+{
+	struct sbx *s = c->consumer;
+	int pfd[2];
+
+	c->messages++;
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		log_errno("channel", s->conf->name, "pipe", errno);
+		return;
+	}
+	/* the message and its newline fit the pipe buffer: never blocks */
+	struct iovec iov[2] = { { (void *)msg, n }, { "\n", 1 } };
+	ssize_t w = writev(pfd[1], iov, 2);
+	close(pfd[1]);
+	if (w != (ssize_t)n + 1) {
+		log_errno("channel", s->conf->name, "write message", w < 0 ? errno : EIO);
+		close(pfd[0]);
+		return;
+	}
+	spawn(c->d, s, -1, pfd[0], NULL, NULL);
+	close(pfd[0]);
+}
+
+static void channel_read_pipe(struct channel *c)
+{
+	struct sbx *s = c->consumer;
+	for (int budget = 0; budget < ACCEPT_BATCH; budget++) {
+		if (sbx_at_capacity(s)) {
+			uv_poll_stop(&c->poll);
+			c->polling = false;
+			return;
+		}
+		/* find a complete line already buffered */
+		char *nl = memchr(c->buf, '\n', c->len);
+		if (nl) {
+			size_t n = (size_t)(nl - c->buf);
+			if (c->discarding) {
+				c->discarding = false;
+			} else if (!pst_bucket_take(&s->bucket, pst_now_ns())) {
+				refuse(s, REFUSE_RATE, c->name);
+			} else {
+				channel_message(c, c->buf, n);
+			}
+			memmove(c->buf, nl + 1, c->len - n - 1);
+			c->len -= n + 1;
+			continue;
+		}
+		if (c->len == CHANNEL_MSG_MAX) {
+			/* over-long message: drop it up to its newline */
+			c->dropped++;
+			c->discarding = true;
+			c->len = 0;
+			pst_log("warn", "channel_drop", "channel", c->name, "reason",
+				"message longer than PIPE_BUF", NULL);
+		}
+		ssize_t r = read(c->rfd, c->buf + c->len, CHANNEL_MSG_MAX - c->len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return;	/* EAGAIN; EOF cannot happen while we hold wfd */
+		c->len += (size_t)r;
+	}
+}
+
+static void channel_read_fdpass(struct channel *c)
+{
+	struct sbx *s = c->consumer;
+	for (int budget = 0; budget < ACCEPT_BATCH; budget++) {
+		if (sbx_at_capacity(s)) {
+			uv_poll_stop(&c->poll);
+			c->polling = false;
+			return;
+		}
+		char data[64];
+		union {
+			struct cmsghdr h;
+			char buf[CMSG_SPACE(sizeof(int) * 8)];
+		} cm;
+		struct iovec iov = { data, sizeof(data) };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+				     .msg_controllen = sizeof(cm.buf) };
+		ssize_t r = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return;
+		int fds[8], nfds = 0;
+		for (struct cmsghdr *ch = CMSG_FIRSTHDR(&mh); ch; ch = CMSG_NXTHDR(&mh, ch)) {
+			if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
+				continue;
+			size_t n = (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < n && nfds < 8; i++)
+				memcpy(&fds[nfds++], CMSG_DATA(ch) + i * sizeof(int), sizeof(int));
+		}
+		c->messages++;
+		if (nfds != 1 || (mh.msg_flags & MSG_CTRUNC)) {
+			/* one fd per message: anything else is a sender's bug */
+			for (int i = 0; i < nfds; i++)
+				close(fds[i]);
+			c->dropped++;
+			pst_log("warn", "channel_drop", "channel", c->name, "reason",
+				"expected exactly one fd per message", NULL);
+			continue;
+		}
+		if (!pst_bucket_take(&s->bucket, pst_now_ns())) {
+			refuse(s, REFUSE_RATE, c->name);
+			close(fds[0]);
+			continue;
+		}
+		/* the peer of a passed socket, when it is an inet one */
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		char peer[INET6_ADDRSTRLEN + 16] = "";
+		if (getpeername(fds[0], (struct sockaddr *)&ss, &slen) == 0 &&
+		    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+			char a[INET6_ADDRSTRLEN];
+			int port;
+			format_peer(&ss, a, sizeof(a), &port);
+			snprintf(peer, sizeof(peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", a,
+				 port);
+		}
+		int fl = fcntl(fds[0], F_GETFL);
+		if (fl >= 0 && (fl & O_NONBLOCK))
+			fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK);
+		spawn(c->d, s, fds[0], -1, peer, NULL);
+		close(fds[0]);
+	}
+}
+
+static void on_channel_readable(uv_poll_t *p, int status, int events)
+{
+	struct channel *c = p->data;
+	(void)events;
+	if (status < 0 || !c->consumer)
+		return;
+	if (c->kind == PST_TRIGGER_PIPE)
+		channel_read_pipe(c);
+	else
+		channel_read_fdpass(c);
+}
+
+static struct channel *channel_find(struct daemon *d, const char *name)
+{
+	for (struct channel *c = d->channels; c; c = c->next)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static int channel_open(struct daemon *d, const char *name, enum pst_trigger kind,
+			struct channel **out)
+{
+	struct channel *c = calloc(1, sizeof(*c));
+	int fds[2];
+	if (!c)
+		return -ENOMEM;
+	if (kind == PST_TRIGGER_PIPE) {
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			goto fail;
+		c->rfd = fds[0];
+		c->wfd = fds[1];
+	} else {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
+			goto fail;
+		c->rfd = fds[0];
+		c->wfd = fds[1];
+		shutdown(c->rfd, SHUT_WR);
+		shutdown(c->wfd, SHUT_RD);
+	}
+	fcntl(c->rfd, F_SETFL, fcntl(c->rfd, F_GETFL) | O_NONBLOCK);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->kind = kind;
+	c->d = d;
+	uv_poll_init(d->loop, &c->poll, c->rfd);
+	c->poll.data = c;
+	*out = c;
+	return 0;
+fail:;
+	int e = errno;
+	free(c);
+	return -e;
+}
+
+static void on_channel_closed(uv_handle_t *h)
+{
+	struct channel *c = h->data;
+	close(c->rfd);
+	close(c->wfd);
+	free(c);
+}
+
+static void channel_close(struct channel *c)
+{
+	if (c->polling)
+		uv_poll_stop(&c->poll);
+	c->polling = false;
+	uv_close((uv_handle_t *)&c->poll, on_channel_closed);
+}
+
+/* ---- startup sandboxes --------------------------------------------------- */
+
+static void start_startup(struct daemon *d, struct sbx *s)
+{
+	s->restart_at_ns = 0;
+	if (d->stopping || s->active)
+		return;
+	if (spawn(d, s, -1, -1, NULL, NULL) < 0)
+		schedule_restart(d, s, true, 0);
+}
+
+static void schedule_restart(struct daemon *d, struct sbx *s, bool failed, uint64_t ran_ns)
+{
+	enum pst_restart r = s->conf->restart;
+	if (d->stopping || s->gen != d->cur || r == PST_RESTART_NO ||
+	    (r == PST_RESTART_ON_FAILURE && !failed))
+		return;
+	/* back off while it keeps failing quickly: 100ms doubling to 30s */
+	if (ran_ns > 10000000000ull || !s->restart_backoff_ms)
+		s->restart_backoff_ms = 100;
+	else if (s->restart_backoff_ms < 30000)
+		s->restart_backoff_ms *= 2;
+	s->restart_at_ns = pst_now_ns() + s->restart_backoff_ms * 1000000ull;
+	char ms[32];
+	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)s->restart_backoff_ms);
+	pst_log("info", "restart_scheduled", "sandbox", s->conf->name, "in_ms", ms, NULL);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	uint64_t now = pst_now_ns();
+
+	if (d->paused_emfile && now >= d->emfile_resume_ns) {
+		d->paused_emfile = false;
+		for (struct listener *ls = d->listeners; ls; ls = ls->next)
+			if (ls->sbx && !sbx_at_capacity(ls->sbx))
+				listener_start(ls);
+	}
+	if (d->cur && !d->stopping)
+		for (size_t i = 0; i < d->cur->n_sbx; i++) {
+			struct sbx *s = &d->cur->sbx[i];
+			if (s->restart_at_ns && now >= s->restart_at_ns)
+				start_startup(d, s);
+		}
+}
+
+/* ---- building and switching generations --------------------------------- */
+
+/* Build a generation for policy p: sandbox plans, sockets and channels (new
+ * ones created but not yet attached). On failure nothing of it remains. */
+static int gen_build(struct daemon *d, struct pst_policy *p, struct gen **out)
+{
+	struct gen *g = calloc(1, sizeof(*g));
+	char why[600];
+	int r = -ENOMEM;
+
+	if (!g || !(g->sbx = calloc(p->n_sandboxes, sizeof(*g->sbx)))) {
+		free(g);
+		pst_log("error", "load", "what", "allocate", "error", strerror(ENOMEM), NULL);
+		return -ENOMEM;
+	}
+	g->policy = p;
+	g->n_sbx = p->n_sandboxes;
+	g->refs = 1;
+	uint64_t now = pst_now_ns();
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		struct sbx *s = &g->sbx[i];
+		s->gen = g;
+		s->conf = &p->sandboxes[i];
+		s->netns_fd = -1;
+		pst_bucket_init(&s->bucket, s->conf->limits.rate, now);
+		why[0] = 0;
+		r = prepare_sandbox(p, s->conf, &s->sb, why, sizeof(why));
+		if (r < 0) {
+			pst_log("error", "load", "sandbox", s->conf->name, "error", why, NULL);
+			goto fail;
+		}
+	}
+	*out = g;
+	return 0;
+fail:
+	g->policy = NULL;	/* the caller owns p on failure */
+	gen_free(g);
+	return r;
+}
+
+/* Sockets (listeners and startup sockets) of a policy: reuse the open ones by
+ * address, open the rest. New ones are marked !keep and linked at the head;
+ * on failure they are closed again and -errno returned. */
+static int sockets_open(struct daemon *d, struct gen *g)
+{
+	char why[256];
+	for (struct listener *ls = d->listeners; ls; ls = ls->next)
+		ls->keep = false;
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		const struct pst_sandbox *sc = g->sbx[i].conf;
+		const struct pst_sockaddr *addrs = sc->trigger == PST_TRIGGER_LISTEN ? sc->listen : sc->sockets;
+		size_t n = sc->trigger == PST_TRIGGER_LISTEN ? sc->n_listen : sc->n_sockets;
+		for (size_t j = 0; j < n; j++) {
+			struct listener *ls = find_listener(d, addrs[j].text);
+			if (ls) {
+				ls->keep = true;
+				continue;
+			}
+			ls = calloc(1, sizeof(*ls));
+			if (!ls)
+				return -ENOMEM;
+			why[0] = 0;
+			ls->fd = open_socket(d, &addrs[j], g->policy->broker.reuse_port, why, sizeof(why));
+			if (ls->fd < 0) {
+				int e = ls->fd;
+				pst_log("error", "listen", "sandbox", sc->name, "address", addrs[j].text,
+					"error", why, NULL);
+				free(ls);
+				return e;
+			}
+			ls->d = d;
+			ls->addr = addrs[j];
+			ls->keep = true;
+			ls->passive = sc->trigger != PST_TRIGGER_LISTEN;
+			uv_poll_init(d->loop, &ls->poll, ls->fd);
+			ls->poll.data = ls;
+			ls->next = d->listeners;
+			d->listeners = ls;
+			ls->sbx = NULL;	/* attached by gen_attach */
+		}
+	}
+	return 0;
+}
+
+/* Close sockets not wanted by the policy now in force (after a switch), or
+ * the new ones after a failed reload (those with sbx == NULL). */
+static void sockets_prune(struct daemon *d, bool failed)
+{
+	struct listener **pp = &d->listeners;
+	while (*pp) {
+		struct listener *ls = *pp;
+		bool drop = failed ? ls->sbx == NULL : !ls->keep;
+		if (drop) {
+			*pp = ls->next;
+			listener_close(ls);
+		} else {
+			pp = &ls->next;
+		}
+	}
+}
+
+static int channels_open(struct daemon *d, struct gen *g)
+{
+	for (struct channel *c = d->channels; c; c = c->next)
+		c->keep = false;
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		const struct pst_sandbox *sc = g->sbx[i].conf;
+		if (sc->trigger != PST_TRIGGER_PIPE && sc->trigger != PST_TRIGGER_FDPASS)
+			continue;
+		struct channel *c = channel_find(d, sc->channel);
+		if (c && c->kind == sc->trigger) {
+			c->keep = true;
+			continue;
+		}
+		if (c)	/* same name, other kind: replaced at the switch */
+			c->name[0] = 0;
+		int r = channel_open(d, sc->channel, sc->trigger, &c);
+		if (r < 0) {
+			log_errno("channel", sc->name, sc->channel, -r);
+			return r;
+		}
+		c->keep = true;
+		c->next = d->channels;
+		d->channels = c;
+	}
+	return 0;
+}
+
+static void channels_prune(struct daemon *d, bool failed)
+{
+	struct channel **pp = &d->channels;
+	while (*pp) {
+		struct channel *c = *pp;
+		bool drop = failed ? c->consumer == NULL : !c->keep;
+		if (drop) {
+			*pp = c->next;
+			channel_close(c);
+		} else {
+			pp = &c->next;
+		}
+	}
+}
+
+/* Wire the generation to sockets, channels and netns; fill send fds/env. */
+static void gen_attach(struct daemon *d, struct gen *g)
+{
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		const struct pst_sandbox *sc = s->conf;
+		s->netns_fd = d->np ? netpolicy_netns_fd(d->np, sc->name) : -1;
+		if (s->netns_fd < 0)
+			s->netns_fd = -1;
+		s->consumes = NULL;
+		if (sc->trigger == PST_TRIGGER_PIPE || sc->trigger == PST_TRIGGER_FDPASS) {
+			s->consumes = channel_find(d, sc->channel);
+			if (s->consumes)
+				s->consumes->consumer = s;
+		}
+		size_t k = 0;
+		s->n_send = 0;
+		for (size_t j = 0; j < sc->n_send && j < MAX_SEND; j++) {
+			struct channel *c = channel_find(d, sc->send[j]);
+			if (!c)
+				continue;
+			int target = 3 + (int)sc->n_sockets + (int)k;
+			s->send_fds[k].fd = c->wfd;
+			s->send_fds[k].target = target;
+			char *e = s->send_env[k];
+			int n = snprintf(e, sizeof(s->send_env[k]), "POSTERN_SEND_%s=%d", sc->send[j], target);
+			for (int x = 13; x < n && e[x] != '='; x++)
+				e[x] = e[x] == '-' ? '_' : (char)(e[x] >= 'a' && e[x] <= 'z' ? e[x] - 32 : e[x]);
+			s->send_envp[k] = e;
+			k++;
+		}
+		s->n_send = k;
+		s->send_envp[k] = NULL;
+		s->n_socket_fds = 0;
+		for (size_t j = 0; j < sc->n_sockets && j < MAX_SOCKETS; j++) {
+			struct listener *ls = find_listener(d, sc->sockets[j].text);
+			if (!ls)
+				continue;
+			ls->sbx = s;
+			s->send_fds[k + j].fd = ls->fd;
+			s->send_fds[k + j].target = 3 + (int)j;
+			s->n_socket_fds++;
+		}
+		for (size_t j = 0; j < sc->n_listen; j++) {
+			struct listener *ls = find_listener(d, sc->listen[j].text);
+			if (ls)
+				ls->sbx = s;
+		}
+	}
+}
+
+/* Running handlers follow their sandbox's name into the new generation. */
+static void handlers_move(struct daemon *d, struct gen *ng)
+{
+	for (struct handler *h = d->handlers; h; h = h->next) {
+		struct sbx *os = h->sbx, *ns = gen_find(ng, os->conf->name);
+		if (!ns || os->gen == ng)
+			continue;
+		os->active--;
+		ns->active++;
+		if (h->has_src) {
+			pst_srctab_dec(&os->sources, h->src);
+			pst_srctab_inc(&ns->sources, h->src);
+		}
+		h->sbx = ns;
+		ns->gen->refs++;
+		gen_unref(os->gen);
+	}
+}
+
+static void gen_activate(struct daemon *d, struct gen *g, struct gen *old)
+{
+	/* carry statistics over for sandboxes that stay */
+	if (old)
+		for (size_t i = 0; i < g->n_sbx; i++) {
+			struct sbx *s = &g->sbx[i], *o = gen_find(old, s->conf->name);
+			if (!o)
+				continue;
+			s->started = o->started;
+			s->exit_ok = o->exit_ok;
+			s->exit_failed = o->exit_failed;
+			s->exit_signaled = o->exit_signaled;
+			s->exit_timeout = o->exit_timeout;
+			memcpy(s->refused, o->refused, sizeof(s->refused));
+			s->lat = o->lat;
+		}
+	d->cur = g;
+	if (old) {
+		handlers_move(d, g);
+		gen_unref(old);
+	}
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		if (s->conf->trigger == PST_TRIGGER_STARTUP) {
+			if (!s->active)
+				start_startup(d, s);
+		} else if (!sbx_at_capacity(s)) {
+			sbx_set_polling(d, s, true);
+		}
+	}
+}
+
+/* ---- control socket ----------------------------------------------------- */
+
+static char *status_json(struct daemon *d)
+{
+	cJSON *root = cJSON_CreateObject();
+	uint64_t now = pst_now_ns();
+	struct gen *g = d->cur;
+
+	cJSON_AddNumberToObject(root, "postern", 1);
+	cJSON_AddNumberToObject(root, "pid", getpid());
+	cJSON_AddStringToObject(root, "policy", d->policy_path);
+	cJSON_AddNumberToObject(root, "uptime_s", (double)((now - d->started_ns) / 1000000000ull));
+	cJSON_AddBoolToObject(root, "stopping", d->stopping);
+	cJSON_AddNumberToObject(root, "handlers", (double)d->n_handlers);
+	cJSON_AddNumberToObject(root, "reloads", (double)d->reloads);
+	cJSON_AddNumberToObject(root, "reload_failures", (double)d->reload_failures);
+	cJSON *arr = cJSON_AddArrayToObject(root, "sandboxes");
+	for (size_t i = 0; g && i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		const struct pst_sandbox *sc = s->conf;
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddStringToObject(o, "name", sc->name);
+		static const char *const trig[] = { "", "listen", "pipe", "fdpass", "startup" };
+		cJSON_AddStringToObject(o, "trigger", trig[sc->trigger]);
+		cJSON *li = cJSON_AddArrayToObject(o, "listen");
+		for (size_t j = 0; j < sc->n_listen; j++)
+			cJSON_AddItemToArray(li, cJSON_CreateString(sc->listen[j].text));
+		if (sc->channel)
+			cJSON_AddStringToObject(o, "channel", sc->channel);
+		cJSON_AddNumberToObject(o, "active", s->active);
+		cJSON_AddNumberToObject(o, "limit", sc->limits.handlers);
+		cJSON_AddNumberToObject(o, "started", (double)s->started);
+		cJSON *ref = cJSON_AddObjectToObject(o, "refused");
+		for (int r = 0; r < REFUSE__N; r++)
+			cJSON_AddNumberToObject(ref, refusal_names[r], (double)s->refused[r]);
+		cJSON *lat = cJSON_AddObjectToObject(o, "spawn_us");
+		cJSON_AddNumberToObject(lat, "p50", pst_latring_pct(&s->lat, 50));
+		cJSON_AddNumberToObject(lat, "p99", pst_latring_pct(&s->lat, 99));
+		cJSON_AddNumberToObject(lat, "samples", (double)s->lat.n);
+		cJSON *ex = cJSON_AddObjectToObject(o, "exits");
+		cJSON_AddNumberToObject(ex, "ok", (double)s->exit_ok);
+		cJSON_AddNumberToObject(ex, "failed", (double)s->exit_failed);
+		cJSON_AddNumberToObject(ex, "signaled", (double)s->exit_signaled);
+		cJSON_AddNumberToObject(ex, "timeout", (double)s->exit_timeout);
+		if (d->np && sc->n_egress) {
+			struct netpolicy_counters nc = { 0 };
+			struct netpolicy_error ne = { 0 };
+			cJSON *eg = cJSON_AddObjectToObject(o, "egress");
+			if (netpolicy_counters(d->np, sc->name, &nc, &ne) == 0) {
+				cJSON_AddNumberToObject(eg, "denied_packets", (double)nc.denied_packets);
+				cJSON_AddNumberToObject(eg, "accepted_new", (double)nc.accepted_new);
+			} else {
+				cJSON_AddStringToObject(eg, "error", ne.msg);
+			}
+		}
+		if (s->consumes) {
+			cJSON *ch = cJSON_AddObjectToObject(o, "channel_stats");
+			cJSON_AddNumberToObject(ch, "messages", (double)s->consumes->messages);
+			cJSON_AddNumberToObject(ch, "dropped", (double)s->consumes->dropped);
+		}
+		cJSON *hs = cJSON_AddArrayToObject(o, "handlers");
+		for (struct handler *h = d->handlers; h; h = h->next) {
+			if (h->sbx != s)
+				continue;
+			cJSON *ho = cJSON_CreateObject();
+			cJSON_AddItemToArray(hs, ho);
+			cJSON_AddNumberToObject(ho, "pid", h->h.pid);
+			cJSON_AddStringToObject(ho, "peer", h->peer);
+			cJSON_AddNumberToObject(ho, "age_ms", (double)((now - h->start_ns) / 1000000ull));
+		}
+	}
+	char *out = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	return out;
+}
+
+static void on_control_closed(uv_handle_t *h)
+{
+	struct control_client *c = h->data;
+	c->d->control_clients--;
+	free(c);
+}
+
+static void on_control_written(uv_write_t *w, int status)
+{
+	(void)status;
+	struct control_client *c = w->data;
+	free(((char **)(w + 1))[0]);
+	free(w);
+	uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+}
+
+static void control_answer(struct control_client *c, const char *body)
+{
+	size_t n = strlen(body);
+	char *copy = malloc(n + 1);
+	uv_write_t *w = malloc(sizeof(*w) + sizeof(char *));
+	if (!copy || !w) {
+		free(copy);
+		free(w);
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+		return;
+	}
+	memcpy(copy, body, n);
+	copy[n] = '\n';
+	((char **)(w + 1))[0] = copy;
+	w->data = c;
+	uv_buf_t b = uv_buf_init(copy, (unsigned)n + 1);
+	c->answered = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	if (uv_write(w, (uv_stream_t *)&c->pipe, &b, 1, on_control_written) < 0) {
+		free(copy);
+		free(w);
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+	}
+}
+
+static void control_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct control_client *c = h->data;
+	(void)hint;
+	*buf = uv_buf_init(c->req + c->len, (unsigned)(sizeof(c->req) - 1 - c->len));
+}
+
+static void control_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct control_client *c = st->data;
+	(void)buf;
+	if (c->answered)
+		return;
+	if (n < 0) {
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+		return;
+	}
+	c->len += (size_t)n;
+	c->req[c->len] = 0;
+	char *nl = strchr(c->req, '\n');
+	if (!nl) {
+		if (c->len >= sizeof(c->req) - 1)
+			control_answer(c, "{\"error\":\"request too long\"}");
+		return;
+	}
+	*nl = 0;
+	if (!strcmp(c->req, "status")) {
+		char *js = status_json(c->d);
+		control_answer(c, js ? js : "{\"error\":\"out of memory\"}");
+		free(js);
+	} else {
+		control_answer(c, "{\"error\":\"unknown request; try \\\"status\\\"\"}");
+	}
+}
+
+static void on_control_conn(uv_stream_t *server, int status)
+{
+	struct daemon *d = server->data;
+	if (status < 0)
+		return;
+	struct control_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	c->d = d;
+	uv_pipe_init(d->loop, &c->pipe, 0);
+	c->pipe.data = c;
+	d->control_clients++;
+	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0 ||
+	    d->control_clients > CONTROL_CLIENTS_MAX) {
+		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+		return;
+	}
+	uv_read_start((uv_stream_t *)&c->pipe, control_alloc, control_read);
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int control_open(struct daemon *d, const char *path)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = 0;
+		int r = mkdir_p(dir, 0755);
+		if (r < 0) {
+			log_errno("control", NULL, dir, -r);
+			return r;
+		}
+	}
+	/* refuse to steal the socket of a running broker */
+	char *answer = NULL, why[128];
+	if (pst_control_query(path, "status\n", &answer, why, sizeof(why)) == 0) {
+		free(answer);
+		pst_log("error", "control", "what", path, "error",
+			"another broker answers on this control socket", NULL);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	uv_pipe_init(d->loop, &d->control, 0);
+	d->control.data = d;
+	d->control_open = true;
+	mode_t old = umask(0177);	/* the socket is created 0600 */
+	int r = uv_pipe_bind(&d->control, path);
+	umask(old);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&d->control, 16, on_control_conn);
+	if (r < 0) {
+		pst_log("error", "control", "what", path, "error", uv_strerror(r), NULL);
+		return r;
+	}
+	snprintf(d->control_path, sizeof(d->control_path), "%s", path);
+	return 0;
+}
+
+/* ---- start, reload, stop ---------------------------------------------------- */
+
+static void log_diag(const char *event, const struct pst_diag *diag)
+{
+	for (size_t i = 0; i < diag->n; i++)
+		pst_log("error", event, "error", diag->msgs[i], NULL);
+}
+
+static void reload(struct daemon *d)
+{
+	struct pst_policy *p = NULL;
+	struct pst_diag diag = { 0 };
+	struct gen *g = NULL;
+	struct netpolicy_config nc = { 0 };
+	struct netpolicy_error ne = { 0 };
+	char n[32];
+
+	pst_log("info", "reload", "policy", d->policy_path, NULL);
+	int r = pst_policy_load(d->policy_path, &p, &diag);
+	if (r < 0) {
+		log_diag("reload_invalid", &diag);
+		pst_diag_free(&diag);
+		goto failed;
+	}
+	pst_diag_free(&diag);
+	if (strcmp(p->broker.table, d->cur->policy->broker.table) ||
+	    strcmp(p->broker.state_dir, d->cur->policy->broker.state_dir) ||
+	    strcmp(p->broker.control, d->cur->policy->broker.control)) {
+		pst_log("error", "reload_invalid", "error",
+			"broker.table, broker.state_dir and broker.control cannot change on reload; restart the broker",
+			NULL);
+		pst_policy_free(p);
+		goto failed;
+	}
+	if (gen_build(d, p, &g) < 0) {
+		pst_policy_free(p);
+		goto failed;
+	}
+	if (sockets_open(d, g) < 0 || channels_open(d, g) < 0)
+		goto failed_undo;
+	if ((r = np_config(p, &nc)) < 0 || (r = netpolicy_reload(d->np, &nc, &ne)) < 0) {
+		pst_log("error", "reload", "error", ne.msg[0] ? ne.msg : strerror(-r), NULL);
+		goto failed_undo;
+	}
+	np_config_free(&nc);
+
+	struct gen *old = d->cur;
+	/* detach old owners, then attach the new generation */
+	for (struct listener *ls = d->listeners; ls; ls = ls->next)
+		if (ls->keep) {
+			listener_stop(ls);
+			ls->sbx = NULL;
+		}
+	for (struct channel *c = d->channels; c; c = c->next) {
+		if (c->polling)
+			uv_poll_stop(&c->poll);
+		c->polling = false;
+		c->consumer = NULL;
+	}
+	gen_attach(d, g);
+	sockets_prune(d, false);
+	channels_prune(d, false);
+	gen_activate(d, g, old);
+	d->reloads++;
+	snprintf(n, sizeof(n), "%zu", g->n_sbx);
+	pst_log("info", "reloaded", "policy", d->policy_path, "sandboxes", n, NULL);
+	return;
+
+failed_undo:
+	np_config_free(&nc);
+	sockets_prune(d, true);
+	channels_prune(d, true);
+	gen_free(g);
+failed:
+	d->reload_failures++;
+	pst_log("warn", "reload_failed", "policy", d->policy_path, "keeping", "previous policy", NULL);
+}
+
+static void on_walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void daemon_finish(struct daemon *d)
+{
+	if (d->finished)
+		return;
+	d->finished = true;
+	uv_timer_stop(&d->grace_timer);
+	if (d->np) {
+		struct netpolicy_error ne = { 0 };
+		if (netpolicy_destroy(d->np, &ne) < 0) {
+			pst_log("error", "teardown", "error", ne.msg, NULL);
+			d->exit_code = 1;
+		}
+		d->np = NULL;
+	}
+	if (d->control_path[0])
+		unlink(d->control_path);
+	while (d->listeners) {
+		struct listener *ls = d->listeners;
+		d->listeners = ls->next;
+		listener_close(ls);
+	}
+	while (d->channels) {
+		struct channel *c = d->channels;
+		d->channels = c->next;
+		channel_close(c);
+	}
+	gen_unref(d->cur);
+	d->cur = NULL;
+	pst_log("info", "stopped", NULL);
+	uv_walk(d->loop, on_walk_close, NULL);
+}
+
+static void kill_all(struct daemon *d)
+{
+	for (struct handler *h = d->handlers; h; h = h->next) {
+		if (h->exited)
+			continue;
+		h->killed = true;
+		sandbox_kill(&h->h);
+	}
+}
+
+static void on_grace(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	char n[32];
+	snprintf(n, sizeof(n), "%zu", d->n_handlers);
+	pst_log("warn", "grace_expired", "killing", n, NULL);
+	kill_all(d);
+}
+
+static void begin_stop(struct daemon *d, const char *sig)
+{
+	d->stop_signals++;
+	if (d->stopping) {
+		/* a second signal shortens the grace */
+		pst_log("warn", "stop", "signal", sig, "grace", "cut short", NULL);
+		kill_all(d);
+		return;
+	}
+	d->stopping = true;
+	char n[32], g[32];
+	snprintf(n, sizeof(n), "%zu", d->n_handlers);
+	snprintf(g, sizeof(g), "%llu", (unsigned long long)d->cur->policy->broker.grace_ms);
+	pst_log("info", "stop", "signal", sig, "handlers", n, "grace_ms", g, NULL);
+	/* stop accepting: close listeners so the kernel refuses new connections */
+	for (struct listener *ls = d->listeners; ls; ls = ls->next)
+		listener_stop(ls);
+	for (struct channel *c = d->channels; c; c = c->next)
+		if (c->polling) {
+			uv_poll_stop(&c->poll);
+			c->polling = false;
+		}
+	uv_timer_stop(&d->tick);
+	if (!d->n_handlers) {
+		daemon_finish(d);
+		return;
+	}
+	uv_timer_start(&d->grace_timer, on_grace, d->cur->policy->broker.grace_ms, 0);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	if (signum == SIGHUP) {
+		if (!d->stopping)
+			reload(d);
+		return;
+	}
+	begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void collect_inherited(struct daemon *d)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	if (!pid || !n || strtol(pid, NULL, 10) != getpid())
+		return;
+	long cnt = strtol(n, NULL, 10);
+	for (long i = 0; i < cnt && d->n_inherited < 64; i++)
+		d->inherited[d->n_inherited++] = 3 + (int)i;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+static void sd_notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || (path[0] != '/' && path[0] != '@'))
+		return;
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	size_t len = strlen(path);
+	if (len >= sizeof(un.sun_path))
+		return;
+	memcpy(un.sun_path, path, len);
+	if (un.sun_path[0] == '@')
+		un.sun_path[0] = 0;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	static const char msg[] = "READY=1";
+	sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&un,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+	close(fd);
+}
+
+int pst_daemon_run(const struct pst_run_opts *opts)
+{
+	struct daemon dd = { 0 }, *d = &dd;
+	struct pst_policy *p = NULL;
+	struct pst_diag diag = { 0 };
+	struct netpolicy_config nc = { 0 };
+	struct netpolicy_error ne = { 0 };
+	struct gen *g = NULL;
+	int r;
+
+	d->policy_path = opts->policy_path;
+	d->started_ns = pst_now_ns();
+	d->exit_code = 1;
+	signal(SIGPIPE, SIG_IGN);
+	collect_inherited(d);
+
+	r = pst_policy_load(opts->policy_path, &p, &diag);
+	if (r < 0) {
+		log_diag("policy_invalid", &diag);
+		if (!diag.n)
+			pst_log("error", "policy", "file", opts->policy_path, "error", strerror(-r), NULL);
+		pst_diag_free(&diag);
+		return 1;
+	}
+	pst_diag_free(&diag);
+
+	d->loop = uv_default_loop();
+	if (gen_build(d, p, &g) < 0) {
+		pst_policy_free(p);
+		return 1;
+	}
+	r = mkdir_p(p->broker.state_dir, 0755);
+	if (r < 0) {
+		log_errno("start", NULL, p->broker.state_dir, -r);
+		goto fail;
+	}
+	if ((r = np_config(p, &nc)) < 0 || (r = netpolicy_create(&nc, &d->np, &ne)) < 0) {
+		pst_log("error", "start", "error", ne.msg[0] ? ne.msg : strerror(-r), NULL);
+		d->np = NULL;
+		goto fail;
+	}
+	np_config_free(&nc);
+	if (control_open(d, p->broker.control) < 0)
+		goto fail;
+	if (sockets_open(d, g) < 0 || channels_open(d, g) < 0)
+		goto fail;
+
+	uv_signal_init(d->loop, &d->sig_term);
+	uv_signal_init(d->loop, &d->sig_int);
+	uv_signal_init(d->loop, &d->sig_hup);
+	d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+	uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&d->sig_int, on_signal, SIGINT);
+	uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+	uv_timer_init(d->loop, &d->grace_timer);
+	d->grace_timer.data = d;
+	uv_timer_init(d->loop, &d->tick);
+	d->tick.data = d;
+	uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+
+	gen_attach(d, g);
+	gen_activate(d, g, NULL);
+	g = NULL;
+	for (size_t i = 0; i < d->n_inherited; i++)
+		if (d->inherited[i] >= 0) {
+			char fd[16];
+			snprintf(fd, sizeof(fd), "%d", d->inherited[i]);
+			pst_log("warn", "start", "inherited_fd", fd, "error",
+				"matches no address of the policy; closed", NULL);
+			close(d->inherited[i]);
+		}
+
+	for (size_t i = 0; i < d->cur->n_sbx; i++) {
+		const struct pst_sandbox *sc = d->cur->sbx[i].conf;
+		struct pst_logline l;
+		pst_ll_begin(&l, "info", "sandbox");
+		pst_ll_str(&l, "name", sc->name);
+		static const char *const trig[] = { "", "listen", "pipe", "fdpass", "startup" };
+		pst_ll_str(&l, "trigger", trig[sc->trigger]);
+		for (size_t j = 0; j < sc->n_listen; j++)
+			pst_ll_str(&l, "listen", sc->listen[j].text);
+		if (sc->channel)
+			pst_ll_str(&l, "channel", sc->channel);
+		pst_ll_str(&l, "exec", sc->exec[0]);
+		pst_ll_uint(&l, "uid", d->cur->policy->broker.uid_base + sc->index);
+		pst_ll_uint(&l, "egress_rules", sc->n_egress);
+		pst_ll_uint(&l, "handlers_max", sc->limits.handlers);
+		pst_ll_end(&l);
+	}
+	char nsb[32];
+	snprintf(nsb, sizeof(nsb), "%zu", d->cur->n_sbx);
+	pst_log("info", "start", "policy", opts->policy_path, "sandboxes", nsb, "control",
+		p->broker.control, NULL);
+	sd_notify_ready();
+
+	d->exit_code = 0;
+	uv_run(d->loop, UV_RUN_DEFAULT);
+	uv_loop_close(d->loop);
+	return d->exit_code;
+
+fail:
+	np_config_free(&nc);
+	if (d->np) {
+		struct netpolicy_error e2 = { 0 };
+		netpolicy_destroy(d->np, &e2);
+	}
+	if (d->control_open) {
+		unlink(p->broker.control);
+		uv_close((uv_handle_t *)&d->control, NULL);
+	}
+	while (d->listeners) {
+		struct listener *ls = d->listeners;
+		d->listeners = ls->next;
+		listener_close(ls);
+	}
+	while (d->channels) {
+		struct channel *c = d->channels;
+		d->channels = c->next;
+		channel_close(c);
+	}
+	uv_run(d->loop, UV_RUN_NOWAIT);
+	uv_loop_close(d->loop);
+	gen_free(g);
+	return 1;
+}

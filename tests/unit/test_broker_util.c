@@ -1,0 +1,214 @@
+/* Unit tests: logfmt lines, token bucket, per-source table, latency ring. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "broker/internal.h"
+
+/* Capture one emitted line through a pipe. */
+static void capture(struct pst_logline *l, char *out, size_t outlen)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	int saved = pst_log_fd;
+	pst_log_fd = p[1];
+	pst_ll_end(l);
+	pst_log_fd = saved;
+	close(p[1]);
+	ssize_t n = read(p[0], out, outlen - 1);
+	close(p[0]);
+	assert_true(n > 0);
+	out[n] = 0;
+}
+
+/* The part after "ts=... " */
+static const char *after_ts(const char *line)
+{
+	const char *sp = strchr(line, ' ');
+	assert_non_null(sp);
+	return sp + 1;
+}
+
+static void test_logfmt_plain_and_quoted(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 16];
+	pst_ll_begin(&l, "info", "exit");
+	pst_ll_str(&l, "sandbox", "echo");
+	pst_ll_str(&l, "error", "No such file or directory");
+	pst_ll_str(&l, "q", "say \"hi\"\\now");
+	pst_ll_str(&l, "empty", "");
+	pst_ll_int(&l, "status", -3);
+	pst_ll_uint(&l, "n", 18446744073709551615ull);
+	pst_ll_ms(&l, "duration_ms", 12345678);
+	capture(&l, out, sizeof(out));
+	assert_string_equal(after_ts(out),
+			    "level=info event=exit sandbox=echo error=\"No such file or directory\" "
+			    "q=\"say \\\"hi\\\"\\\\now\" empty=\"\" status=-3 n=18446744073709551615 "
+			    "duration_ms=12.345\n");
+	assert_memory_equal(out, "ts=", 3);
+}
+
+static void test_logfmt_control_chars(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 16];
+	pst_ll_begin(&l, "info", "stderr");
+	pst_ll_strn(&l, "line", "a\nb\tc\x01" "d=e", 9);
+	capture(&l, out, sizeof(out));
+	assert_string_equal(after_ts(out), "level=info event=stderr line=\"a\\nb\\tc\\x01d=e\"\n");
+}
+
+static void test_logfmt_truncates_one_line(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 64];
+	char big[5000];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	pst_ll_begin(&l, "info", "stderr");
+	pst_ll_str(&l, "line", big);
+	capture(&l, out, sizeof(out));
+	size_t n = strlen(out);
+	assert_true(n <= PST_LOG_LINE_MAX);
+	assert_int_equal(out[n - 1], '\n');
+	assert_non_null(strstr(out, " truncated=1\n"));
+	assert_null(memchr(out, '\n', n - 1));	/* exactly one line */
+}
+
+static void test_bucket_rate_and_burst(void **state)
+{
+	(void)state;
+	struct pst_bucket b;
+	uint64_t t = 1000000000ull;
+	pst_bucket_init(&b, 10.0, t);
+	int ok = 0;
+	for (int i = 0; i < 20; i++)
+		ok += pst_bucket_take(&b, t);
+	assert_int_equal(ok, 10);	/* burst of one second */
+	assert_false(pst_bucket_take(&b, t + 50000000ull));	/* 0.5 token */
+	assert_true(pst_bucket_take(&b, t + 100000000ull));	/* 1 token after 100ms */
+	assert_false(pst_bucket_take(&b, t + 100000000ull));
+	/* a long pause refills only up to the burst */
+	ok = 0;
+	for (int i = 0; i < 30; i++)
+		ok += pst_bucket_take(&b, t + 100000000000ull);
+	assert_int_equal(ok, 10);
+}
+
+static void test_bucket_slow_rate_and_unlimited(void **state)
+{
+	(void)state;
+	struct pst_bucket b;
+	pst_bucket_init(&b, 0.5, 0);	/* one every 2s, burst 1 */
+	assert_true(pst_bucket_take(&b, 0));
+	assert_false(pst_bucket_take(&b, 1000000000ull));
+	assert_true(pst_bucket_take(&b, 2000000000ull));
+	pst_bucket_init(&b, 0, 0);
+	for (int i = 0; i < 100000; i++)
+		assert_true(pst_bucket_take(&b, 0));
+}
+
+static void key_of(uint8_t *k, uint32_t v)
+{
+	memset(k, 0, PST_SRCKEY_LEN);
+	k[0] = 2;
+	memcpy(k + 1, &v, sizeof(v));
+}
+
+static void test_srctab_counts(void **state)
+{
+	(void)state;
+	struct pst_srctab t = { 0 };
+	uint8_t a[PST_SRCKEY_LEN], b[PST_SRCKEY_LEN];
+	key_of(a, 0x0100007f);
+	key_of(b, 0x0200007f);
+	assert_int_equal(pst_srctab_get(&t, a), 0);
+	assert_int_equal(pst_srctab_inc(&t, a), 0);
+	assert_int_equal(pst_srctab_inc(&t, a), 0);
+	assert_int_equal(pst_srctab_inc(&t, b), 0);
+	assert_int_equal(pst_srctab_get(&t, a), 2);
+	assert_int_equal(pst_srctab_get(&t, b), 1);
+	pst_srctab_dec(&t, a);
+	pst_srctab_dec(&t, b);
+	pst_srctab_dec(&t, b);	/* below zero: ignored */
+	assert_int_equal(pst_srctab_get(&t, a), 1);
+	assert_int_equal(pst_srctab_get(&t, b), 0);
+	assert_int_equal(t.used, 1);
+	pst_srctab_free(&t);
+}
+
+/* Random inc/dec against a plain array: backward-shift deletion must never
+ * lose an entry behind a removed one. */
+static void test_srctab_against_reference(void **state)
+{
+	(void)state;
+	enum { KEYS = 3000, OPS = 200000 };
+	static uint32_t ref[KEYS];
+	struct pst_srctab t = { 0 };
+	uint8_t k[PST_SRCKEY_LEN];
+	unsigned seed = 12345;
+
+	memset(ref, 0, sizeof(ref));
+	for (int i = 0; i < OPS; i++) {
+		seed = seed * 1103515245u + 12345u;
+		uint32_t key = (seed >> 8) % KEYS;
+		key_of(k, key);
+		if ((seed >> 4) & 1 || !ref[key]) {
+			assert_int_equal(pst_srctab_inc(&t, k), 0);
+			ref[key]++;
+		} else {
+			pst_srctab_dec(&t, k);
+			ref[key]--;
+		}
+	}
+	size_t live = 0;
+	for (uint32_t i = 0; i < KEYS; i++) {
+		key_of(k, i);
+		assert_int_equal(pst_srctab_get(&t, k), ref[i]);
+		live += ref[i] != 0;
+	}
+	assert_int_equal(t.used, live);
+	pst_srctab_free(&t);
+}
+
+static void test_latring_percentiles(void **state)
+{
+	(void)state;
+	struct pst_latring r = { 0 };
+	assert_int_equal(pst_latring_pct(&r, 50), 0);
+	for (uint32_t i = 1; i <= 100; i++)
+		pst_latring_add(&r, i);
+	assert_int_equal(pst_latring_pct(&r, 50), 50);
+	assert_int_equal(pst_latring_pct(&r, 99), 99);
+	assert_int_equal(pst_latring_pct(&r, 100), 100);
+	/* the ring keeps the last PST_LAT_SAMPLES values */
+	for (uint32_t i = 0; i < PST_LAT_SAMPLES; i++)
+		pst_latring_add(&r, 1000);
+	assert_int_equal(r.n, PST_LAT_SAMPLES);
+	assert_int_equal(pst_latring_pct(&r, 1), 1000);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_logfmt_plain_and_quoted),
+		cmocka_unit_test(test_logfmt_control_chars),
+		cmocka_unit_test(test_logfmt_truncates_one_line),
+		cmocka_unit_test(test_bucket_rate_and_burst),
+		cmocka_unit_test(test_bucket_slow_rate_and_unlimited),
+		cmocka_unit_test(test_srctab_counts),
+		cmocka_unit_test(test_srctab_against_reference),
+		cmocka_unit_test(test_latring_percentiles),
+	};
+	return cmocka_run_group_tests_name("broker_util", tests, NULL, NULL);
+}
