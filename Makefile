@@ -31,7 +31,7 @@ DEPFLAGS  = -MMD -MP
 # Debian packages the project needs to build, test, demo and bench.
 DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
-	clang libclang-rt-14-dev ucspi-tcp
+	clang libclang-rt-14-dev ucspi-tcp jq
 
 LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -1,0 +1,85 @@
+# Helpers for broker integration tests; source after lib.sh.
+#
+# Each test gets a lab network namespace (the broker host), a temp dir with
+# the policy, state dir and control socket, a unique nftables table name, and
+# the broker running inside the lab. Cleanup (lib.sh) stops the broker by PID,
+# deletes the lab and unmounts/removes the temp dir, also on failure.
+
+[ "$(id -u)" = 0 ] || skip "needs root"
+for b in "$POSTERN" "$BUILD/examples/echo" "$BUILD/tests/helpers/pst-client"; do
+	[ -x "$b" ] || fail "missing $b: run make first"
+done
+
+LAB=$(uname_ lab)
+netns_new "$LAB"
+T=$(tmpdir_new)
+chmod 755 "$T"
+TABLE="pt$$"
+STATE="$T/state"
+CONTROL="$T/control.sock"
+BROKER_LOG="$T/broker.log"
+BROKER_PID=
+CLIENT="$BUILD/tests/helpers/pst-client"
+LOADGEN="$BUILD/tests/bench/loadgen"
+UID_BASE=$((300000 + ($$ % 1000) * 64))
+
+in_lab() { ip netns exec "$LAB" "$@"; }
+
+# The filesystem every test sandbox gets: /usr, merged-/usr symlinks, and the
+# example handlers at /opt/postern.
+FS_JSON='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
+	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "tmpfs": "/tmp", "size": "4M" } ]'
+
+# broker_json SANDBOXES_JSON [EXTRA_BROKER_KEYS]: a whole policy on stdout.
+broker_json() {
+	cat <<JSON
+{
+  "postern": 1,
+  "broker": { "table": "$TABLE", "control": "$CONTROL", "state_dir": "$STATE",
+	      "uid_base": $UID_BASE, "grace": "3s"${2:+, $2} },
+  "sandboxes": $1
+}
+JSON
+}
+
+# broker_start POLICY_FILE: run the broker in the lab; wait until it serves.
+broker_start() {
+	in_lab "$POSTERN" run "$1" >>"$BROKER_LOG" 2>&1 &
+	BROKER_PID=$!
+	bg_pid "$BROKER_PID"
+	wait_for 10 grep -q 'event=start ' "$BROKER_LOG" || { cat "$BROKER_LOG" >&2; fail "broker did not start"; }
+}
+
+# broker_stop [SIGNAL]: stop it and check it exits 0 within the grace period.
+broker_stop() {
+	kill -"${1:-TERM}" "$BROKER_PID"
+	local rc=0
+	wait_for 15 sh -c "! kill -0 $BROKER_PID 2>/dev/null" || { cat "$BROKER_LOG" >&2; fail "broker did not exit"; }
+	wait "$BROKER_PID" || rc=$?
+	[ "$rc" = 0 ] || { cat "$BROKER_LOG" >&2; fail "broker exited $rc"; }
+	BROKER_PID=
+}
+
+status_json() { "$POSTERN" status --json -s "$CONTROL"; }
+
+# sb_stat SANDBOX JQ_PATH: one value of a sandbox in `postern status --json`,
+# e.g. sb_stat echo .started
+sb_stat() { status_json | jq -r --arg n "$1" ".sandboxes[] | select(.name == \$n) | $2"; }
+# count_log PATTERN: how many log lines match.
+count_log() { grep -c -- "$1" "$BROKER_LOG" || true; }
+
+# Nothing of the broker left in the lab: no table, no veth, no netns mount.
+assert_clean_lab() {
+	local t; t=$(in_lab nft list tables 2>/dev/null)
+	assert_not_contains "$t" "$TABLE" "nft table left behind"
+	local l; l=$(in_lab ip -o link show 2>/dev/null | grep -c ' pst' || true)
+	assert_eq "$l" 0 "veths left behind"
+	if grep -qF "$STATE/netns" /proc/self/mountinfo; then fail "netns mounts left behind"; fi
+	local cg
+	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/unified; do
+		if find "$cg" -maxdepth 4 -type d -name "$TABLE*" 2>/dev/null | grep -q .; then
+			fail "cgroup left behind under $cg: $(find "$cg" -maxdepth 4 -type d -name "$TABLE*")"
+		fi
+	done
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Echo end to end over IPv4, IPv6 and a unix listener; half-close; the log
+# lines and `postern status`; SIGTERM leaves nothing behind.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+
+broker_json '{
+  "echo": { "trigger": { "listen": ["127.0.0.1:7000", "[::1]:7000", "unix:'"$T"'/echo.sock"] },
+	    "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"',
+	    "limits": { "handlers": 8, "timeout": "10s" } }
+}' >"$T/policy.json"
+"$POSTERN" check "$T/policy.json" >/dev/null || fail "test policy invalid"
+broker_start "$T/policy.json"
+
+out=$(in_lab "$CLIENT" 127.0.0.1:7000 "hello v4")
+assert_eq "$out" "hello v4" "IPv4 echo"
+out=$(in_lab "$CLIENT" "[::1]:7000" "hello v6")
+assert_eq "$out" "hello v6" "IPv6 echo"
+out=$(in_lab "$CLIENT" "unix:$T/echo.sock" "hello unix")
+assert_eq "$out" "hello unix" "unix echo"
+# a bigger payload, half-closed: the whole answer still arrives
+head -c 300000 /dev/urandom >"$T/blob"
+in_lab "$CLIENT" 127.0.0.1:7000 <"$T/blob" >"$T/blob.out"
+cmp -s "$T/blob" "$T/blob.out" || fail "300 kB echo differs"
+
+wait_for 5 sh -c "[ \$(grep -c 'event=exit ' '$BROKER_LOG') -ge 4 ]" || fail "4 exit lines expected"
+spawn=$(grep 'event=spawn ' "$BROKER_LOG" | head -1)
+for k in sandbox=echo pid= peer=127.0.0.1: spawn_ms= active=; do assert_contains "$spawn" "$k" "spawn line"; done
+exit_line=$(grep 'event=exit ' "$BROKER_LOG" | head -1)
+for k in sandbox=echo pid= duration_ms= status=0; do assert_contains "$exit_line" "$k" "exit line"; done
+grep -q 'event=exit .*peer=\[::1\]:' "$BROKER_LOG" || fail "exit line of the IPv6 request has no peer"
+
+# status reflects it
+assert_eq "$(sb_stat echo .started)" 4 "status started"
+assert_eq "$(sb_stat echo .exits.ok)" 4 "status exits.ok"
+assert_eq "$(sb_stat echo .active)" 0 "status active"
+[ "$(sb_stat echo .spawn_us.p50)" -gt 0 ] || fail "no spawn latency in status"
+human=$("$POSTERN" status -s "$CONTROL")
+assert_contains "$human" "echo" "status table"
+assert_contains "$human" "0/8" "status table active/max"
+top=$("$POSTERN" top -n 1 -s "$CONTROL")
+assert_contains "$top" "postern top" "top header"
+
+# the control socket is 0600
+mode=$(stat -c %a "$CONTROL")
+assert_eq "$mode" 600 "control socket mode"
+
+broker_stop TERM
+grep -q 'event=stopped' "$BROKER_LOG" || fail "no stopped line"
+assert_clean_lab
+[ ! -e "$CONTROL" ] || fail "control socket left behind"
+[ ! -e "$T/echo.sock" ] || fail "unix listener left behind"
+echo "echo over v4, v6, unix; status; clean stop: ok"
