@@ -1982,6 +1982,9 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	snprintf(nsb, sizeof(nsb), "%zu", d->cur->n_sbx);
 	pst_log("info", "start", "policy", opts->policy_path, "sandboxes", nsb, "control",
 		p->broker.control, NULL);
+	if (d->cur->policy->broker.has_metrics)
+		pst_log("warn", "start", "metrics", d->cur->policy->broker.metrics.text, "error",
+			"broker.metrics is not served yet; ignored", NULL);
 	sd_notify_ready();
 
 	d->exit_code = 0;
