@@ -819,8 +819,8 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		snprintf(h->peer, sizeof(h->peer), "%s", peer);
 	if (src) {
 		memcpy(h->src, src, PST_SRCKEY_LEN);
-		h->has_src = true;
-		pst_srctab_inc(&s->sources, src);	/* checked for room before spawn */
+		/* without memory for the entry the handler just goes uncounted */
+		h->has_src = pst_srctab_inc(&s->sources, src) == 0;
 	}
 	s->gen->refs++;
 	s->active++;
@@ -928,11 +928,6 @@ static void on_listener_readable(uv_poll_t *p, int status, int events)
 			close(fd);
 			continue;
 		}
-		if (pst_srctab_inc(&s->sources, key) < 0) {	/* reserve room */
-			close(fd);
-			continue;
-		}
-		pst_srctab_dec(&s->sources, key);
 		if (pst_log_debug) {
 			struct pst_logline l;
 			pst_ll_begin(&l, "debug", "accept");
@@ -950,12 +945,17 @@ static void on_listener_readable(uv_poll_t *p, int status, int events)
 
 static void on_channel_readable(uv_poll_t *p, int status, int events);
 
+static void channel_read_pipe(struct channel *c);
+
 static void channel_start(struct channel *c)
 {
 	if (c->polling || c->d->stopping)
 		return;
 	if (uv_poll_start(&c->poll, UV_READABLE, on_channel_readable) == 0)
 		c->polling = true;
+	/* lines read before the consumer hit its cap raise no new event */
+	if (c->kind == PST_TRIGGER_PIPE && c->consumer && memchr(c->buf, '\n', c->len))
+		channel_read_pipe(c);
 }
 
 static void channel_message(struct channel *c, const char *msg, size_t n)
@@ -1363,12 +1363,16 @@ static void gen_attach(struct daemon *d, struct gen *g)
 				s->consumes->consumer = s;
 		}
 		size_t k = 0;
+		/* fd 3.. are the startup sockets, or the client socket in listen_fds
+		 * mode; send channels follow */
+		int base = 3 + (int)sc->n_sockets +
+			   (sc->socket == PST_SOCKET_LISTEN_FDS && sc->trigger != PST_TRIGGER_STARTUP);
 		s->n_send = 0;
 		for (size_t j = 0; j < sc->n_send && j < MAX_SEND; j++) {
 			struct channel *c = channel_find(d, sc->send[j]);
 			if (!c)
 				continue;
-			int target = 3 + (int)sc->n_sockets + (int)k;
+			int target = base + (int)k;
 			s->send_fds[k].fd = c->wfd;
 			s->send_fds[k].target = target;
 			char *e = s->send_env[k];
