@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Side-by-side: postern (full isolation: sandbox network with egress rules,
+# seccomp, cgroup and rlimit limits) running /usr/bin/cat, tcpserver -HRl0
+# (fork+exec, no isolation) running the same cat, and an in-process epoll
+# echo server (the upper bound). Alternating rounds, at concurrency 1 and 16,
+# ROUNDS rounds each, all inside a throwaway network namespace on loopback.
+# Prints medians and postern/tcpserver ratios.
+#
+#   BENCH_ROUNDS=3 BENCH_N=3000 BENCH_SECONDS=10 tests/bench/bench_compare.sh
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=$ROOT/build
+ROUNDS=${BENCH_ROUNDS:-3}
+N=${BENCH_N:-3000}
+SECS=${BENCH_SECONDS:-10}
+PRE=${BENCH_PREWARM:-0}
+[ "$(id -u)" = 0 ] || { echo "bench_compare: needs root"; exit 1; }
+for x in "$B/postern" "$B/tests/bench/loadgen" "$B/tests/bench/echo_server"; do
+	[ -x "$x" ] || { echo "bench_compare: missing $x (make)"; exit 1; }
+done
+command -v tcpserver >/dev/null || { echo "bench_compare: tcpserver missing (make deps)"; exit 1; }
+
+NS="pst-bench-$$"
+T=$(mktemp -d /tmp/pst-bench.XXXXXX)
+chmod 755 "$T"
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	ip netns del "$NS" 2>/dev/null
+	grep -F " $T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+ip netns add "$NS" && ip -n "$NS" link set lo up || exit 1
+in_ns() { ip netns exec "$NS" "$@"; }
+
+cat >"$T/policy.json" <<JSON
+{
+  "postern": 1,
+  "broker": { "table": "pstbench", "control": "$T/control.sock", "state_dir": "$T/state" },
+  "sandboxes": {
+    "cat": {
+      "trigger": { "listen": ["127.0.0.1:7400"] },
+      "exec": ["/usr/bin/cat"],
+      "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
+      "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],
+      "prewarm": $PRE,
+      "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
+    }
+  }
+}
+JSON
+in_ns "$B/postern" run "$T/policy.json" 2>"$T/broker.log" &
+PIDS+=($!)
+in_ns tcpserver -HRl0 -c 200 127.0.0.1 7401 /usr/bin/cat 2>/dev/null &
+PIDS+=($!)
+in_ns "$B/tests/bench/echo_server" 127.0.0.1:7402 &
+PIDS+=($!)
+for _ in $(seq 1 100); do
+	in_ns ss -ltn | grep -q 127.0.0.1:7400 && in_ns ss -ltn | grep -q 127.0.0.1:7401 &&
+		in_ns ss -ltn | grep -q 127.0.0.1:7402 && break
+	sleep 0.1
+done
+
+declare -A RES
+run() { # name port conc round
+	local out
+	out=$(in_ns "$B/tests/bench/loadgen" -c "$3" -n "$N" -d "$SECS" -p 64 "127.0.0.1:$2")
+	local rc=$?
+	echo "  round $4 $1 c=$3: $out"
+	RES["$1,$3,$4"]="$out"
+	return $rc
+}
+fail=0
+# warm-up: page cache, cgroup and netns set-up
+for p in 7400 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
+for r in $(seq 1 "$ROUNDS"); do
+	for c in 1 16; do
+		run postern 7400 "$c" "$r" || fail=1
+		run tcpserver 7401 "$c" "$r" || fail=1
+		run inproc 7402 "$c" "$r" || fail=1
+	done
+done
+
+field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+med() { # name conc field
+	for r in $(seq 1 "$ROUNDS"); do field "${RES["$1,$2,$r"]}" "$3"; done | median
+}
+echo
+printf '%-10s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
+for c in 1 16; do
+	for s in postern tcpserver inproc; do
+		failed=0
+		for r in $(seq 1 "$ROUNDS"); do failed=$((failed + $(field "${RES["$s,$c,$r"]}" failed))); done
+		printf '%-10s %5s %12s %10s %10s %10s %8s\n' "$s" "$c" "$(med $s $c conns_per_s)" \
+			"$(med $s $c p50_us)" "$(med $s $c p99_us)" "$(med $s $c max_us)" "$failed"
+	done
+done
+echo
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo "postern/tcpserver conns/s at c=16: $(ratio "$(med postern 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")  (target >= 1.0)"
+echo "postern/tcpserver p50 at c=1:      $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 1.2; <= 0.7 with prewarm)"
+echo "spawn latency (broker's own timing): $("$B/postern" status --json -s "$T/control.sock" | jq -c '.sandboxes[0].spawn_us')"
+echo "prewarm=$PRE rounds=$ROUNDS n=$N date=$(date -u +%F)"
+exit $fail
