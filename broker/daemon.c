@@ -1981,6 +1981,9 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 		pst_ll_uint(&l, "egress_rules", sc->n_egress);
 		pst_ll_uint(&l, "handlers_max", sc->limits.handlers);
 		pst_ll_end(&l);
+		if (sc->prewarm)
+			pst_log("warn", "sandbox", "name", sc->name, "error",
+				"prewarm is not implemented yet; handlers start on demand", NULL);
 	}
 	char nsb[32];
 	snprintf(nsb, sizeof(nsb), "%zu", d->cur->n_sbx);
