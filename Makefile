@@ -22,7 +22,7 @@ PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
-WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla -Wno-format-truncation
 CPPFLAGS += -D_GNU_SOURCE -I.
 CFLAGS   := -std=c11 $(OPT) $(WARN) $(SAN) -fno-strict-aliasing $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  += $(SAN)

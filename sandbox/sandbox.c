@@ -1,0 +1,973 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Handler isolation. sandbox_prepare() does everything that does not depend
+ * on the request, once; sandbox_spawn() runs the plan:
+ *
+ *   parent: setns(sandbox netns) -> clone3(CLONE_PIDFD | NEWUSER | NEWNS |
+ *           NEWPID | NEWIPC | NEWUTS | NEWCGROUP) -> setns(own netns) back;
+ *           write uid_map/gid_map; create the handler's cgroups and move the
+ *           child in; release it; read its error pipe until EOF (= exec).
+ *   child:  the flat list of steps in child_main(), each reporting
+ *           (step, object, errno) through the error pipe if it fails.
+ *
+ * Joining the sandbox network namespace happens in the parent around clone:
+ * a process inside a new user namespace may not setns() into a namespace
+ * owned by the initial one, but a child inherits its parent's network
+ * namespace, whichever user namespace it is created in. setns() is per
+ * thread, and the broker spawns from its single loop thread.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+
+#include "sandbox/internal.h"
+
+#define ROOT_DIR "/tmp/.postern-root"	/* empty mount point for the new root */
+#define HIGH_FD 900			/* scratch fds while arranging 0..n */
+#define ERR_FD 1000			/* the error pipe while arranging */
+#define ENV_MAX 128
+#define CG_CONTROLLERS 3
+
+enum { CG_MEMORY, CG_PIDS, CG_CPU };
+static const char *const cg_names[CG_CONTROLLERS] = { "memory", "pids", "cpu" };
+
+struct sandbox {
+	char *name;
+	char **argv;
+	char **env;		/* base environment, "K=V" */
+	size_t n_env;
+	uid_t uid;
+	gid_t gid;
+	struct sandbox_mount *mounts;
+	size_t n_mounts;
+	bool has_proc;
+	enum sandbox_socket_mode socket_mode;
+	struct sandbox_limits limits;
+	struct sock_fprog prog;
+	int own_netns;
+	bool cg_v2;
+	char cg_dir[CG_CONTROLLERS][PATH_MAX];	/* per-sandbox parents; "" if absent */
+	uint64_t seq;
+};
+
+/* The report a child sends when a step fails. */
+struct child_err {
+	int err;
+	char step[32];
+	char object[400];
+};
+
+void sb_error(struct sandbox_error *e, int err, const char *step, const char *fmt, ...)
+{
+	if (!e)
+		return;
+	va_list ap;
+	e->err = err;
+	snprintf(e->step, sizeof(e->step), "%s", step);
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+	va_end(ap);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static char *xstrdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int write_file(const char *path, const char *data)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t n = strlen(data);
+	ssize_t w = write(fd, data, n);
+	int e = w < 0 ? errno : 0;
+	close(fd);
+	if (w < 0)
+		return -e;
+	return w == (ssize_t)n ? 0 : -EIO;
+}
+
+static int mkdir_p(char *path, mode_t mode)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		int r = mkdir(path, mode);
+		*p = '/';
+		if (r < 0 && errno != EEXIST)
+			return -errno;
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* ---- cgroups ------------------------------------------------------------------ */
+
+/* Our own cgroup path in the v1 hierarchy of `ctrl` (or v2 when ctrl is ""). */
+static int own_cgroup(const char *ctrl, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[1024];
+	int r = -ENOENT;
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+		if (!b)
+			continue;
+		*b = 0;
+		line[strcspn(line, "\n")] = 0;
+		char *path = b + 1;
+		path[strcspn(path, "\n")] = 0;
+		const char *ctrls = a + 1;
+		bool match = false;
+		if (!ctrl[0])
+			match = !strcmp(line, "0") && !ctrls[0];
+		else
+			for (char *t = strtok((char *)ctrls, ","); t; t = strtok(NULL, ","))
+				match |= !strcmp(t, ctrl);
+		if (match) {
+			snprintf(out, len, "%s", strcmp(path, "/") ? path : "");
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static bool v2_has(const char *dir, const char *ctrl)
+{
+	char p[PATH_MAX], buf[512];
+	snprintf(p, sizeof(p), "%s/cgroup.controllers", dir);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return false;
+	bool ok = false;
+	if (fgets(buf, sizeof(buf), f))
+		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+			ok |= !strcmp(t, ctrl);
+	fclose(f);
+	return ok;
+}
+
+/* Per-sandbox parent cgroups: v2 where memory and pids are available to us,
+ * else the v1 hierarchies that exist. Missing controllers are skipped. */
+static void cg_setup(struct sandbox *sb, const char *group)
+{
+	char own[PATH_MAX];
+	for (int i = 0; i < CG_CONTROLLERS; i++)
+		sb->cg_dir[i][0] = 0;
+	if (!group)
+		return;
+	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	if (own_cgroup("", own, sizeof(own)) == 0) {
+		for (size_t r = 0; r < 2; r++) {
+			char base[PATH_MAX];
+			snprintf(base, sizeof(base), "%s%s", v2_roots[r], own);
+			if (!v2_has(base, "memory") || !v2_has(base, "pids"))
+				continue;
+			/* v2: controllers must be enabled down the tree */
+			char dir[PATH_MAX], sub[PATH_MAX];
+			snprintf(dir, sizeof(dir), "%s/%s", base, group);
+			if (mkdir_p(dir, 0755) < 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", base);
+			write_file(sub, "+memory +pids +cpu");
+			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", dir);
+			write_file(sub, "+memory +pids +cpu");
+			snprintf(dir, sizeof(dir), "%s/%s/%s", base, group, sb->name);
+			if (mkdir_p(dir, 0755) < 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", dir);
+			write_file(sub, "+memory +pids +cpu");
+			sb->cg_v2 = true;
+			snprintf(sb->cg_dir[0], sizeof(sb->cg_dir[0]), "%s", dir);
+			return;
+		}
+	}
+	for (int i = 0; i < CG_CONTROLLERS; i++) {
+		char dir[PATH_MAX];
+		if (own_cgroup(cg_names[i], own, sizeof(own)) < 0)
+			continue;
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s/%s/%s", cg_names[i], own, group, sb->name);
+		if (mkdir_p(dir, 0755) == 0)
+			snprintf(sb->cg_dir[i], sizeof(sb->cg_dir[i]), "%s", dir);
+	}
+}
+
+/* Directories of one handler's cgroups, '\n'-separated in h->cgroup. */
+static int cg_create(struct sandbox *sb, pid_t pid, struct sandbox_handler *h, char *why,
+		     size_t whylen)
+{
+	char dir[PATH_MAX], file[PATH_MAX], val[64], pidstr[32];
+	h->cgroup[0] = 0;
+	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
+	for (int i = 0; i < CG_CONTROLLERS; i++) {
+		if (!sb->cg_dir[i][0])
+			continue;
+		if (i == CG_CPU && !sb->limits.cpu)
+			continue;
+		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)++sb->seq);
+		if (n >= (int)sizeof(dir) || mkdir(dir, 0755) < 0) {
+			snprintf(why, whylen, "cgroup mkdir %s: %s", dir, strerror(errno));
+			return -errno;
+		}
+		size_t l = strlen(h->cgroup);
+		snprintf(h->cgroup + l, sizeof(h->cgroup) - l, "%s%s", l ? "\n" : "", dir);
+		int r = 0;
+		if (sb->cg_v2) {
+			if (sb->limits.memory) {
+				snprintf(file, sizeof(file), "%s/memory.max", dir);
+				snprintf(val, sizeof(val), "%llu", (unsigned long long)sb->limits.memory);
+				r = r ?: write_file(file, val);
+				snprintf(file, sizeof(file), "%s/memory.swap.max", dir);
+				write_file(file, "0");
+			}
+			if (sb->limits.pids) {
+				snprintf(file, sizeof(file), "%s/pids.max", dir);
+				snprintf(val, sizeof(val), "%u", sb->limits.pids);
+				r = r ?: write_file(file, val);
+			}
+			if (sb->limits.cpu) {
+				snprintf(file, sizeof(file), "%s/cpu.max", dir);
+				snprintf(val, sizeof(val), "%llu 100000",
+					 (unsigned long long)(sb->limits.cpu * 100000));
+				write_file(file, val);
+			}
+		} else if (i == CG_MEMORY && sb->limits.memory) {
+			snprintf(file, sizeof(file), "%s/memory.limit_in_bytes", dir);
+			snprintf(val, sizeof(val), "%llu", (unsigned long long)sb->limits.memory);
+			r = write_file(file, val);
+			snprintf(file, sizeof(file), "%s/memory.memsw.limit_in_bytes", dir);
+			write_file(file, val);	/* only where swap accounting exists */
+		} else if (i == CG_PIDS && sb->limits.pids) {
+			snprintf(file, sizeof(file), "%s/pids.max", dir);
+			snprintf(val, sizeof(val), "%u", sb->limits.pids);
+			r = write_file(file, val);
+		} else if (i == CG_CPU) {
+			snprintf(file, sizeof(file), "%s/cpu.cfs_period_us", dir);
+			write_file(file, "100000");
+			snprintf(file, sizeof(file), "%s/cpu.cfs_quota_us", dir);
+			snprintf(val, sizeof(val), "%llu", (unsigned long long)(sb->limits.cpu * 100000));
+			r = write_file(file, val);
+		}
+		if (r < 0) {
+			snprintf(why, whylen, "cgroup limit in %s: %s", dir, strerror(-r));
+			return r;
+		}
+		snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
+		if ((r = write_file(file, pidstr)) < 0) {
+			snprintf(why, whylen, "cgroup join %s: %s", dir, strerror(-r));
+			return r;
+		}
+		if (sb->cg_v2)
+			break;	/* one directory holds every controller */
+	}
+	return 0;
+}
+
+/* cgroups whose rmdir found them busy (processes still exiting), retried. */
+static char *cg_pending[256];
+static size_t n_cg_pending;
+
+static void cg_retry_pending(void)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n_cg_pending; i++) {
+		if (rmdir(cg_pending[i]) == 0 || errno == ENOENT)
+			free(cg_pending[i]);
+		else
+			cg_pending[k++] = cg_pending[i];
+	}
+	n_cg_pending = k;
+}
+
+static void cg_remove(char *list)
+{
+	cg_retry_pending();
+	for (char *d = strtok(list, "\n"); d; d = strtok(NULL, "\n")) {
+		/* a just-killed pid namespace empties within a moment */
+		int tries = 20;
+		while (rmdir(d) < 0 && errno == EBUSY && tries--)
+			usleep(500);
+		if (access(d, F_OK) == 0 && n_cg_pending < 256)
+			cg_pending[n_cg_pending++] = strdup(d);
+	}
+	list[0] = 0;
+}
+
+/* ---- prepare ---------------------------------------------------------------------- */
+
+static void free_strv(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+static char **copy_strv(const char *const *v, size_t extra, size_t *n_out)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	char **c = calloc(n + extra + 1, sizeof(char *));
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!(c[i] = strdup(v[i]))) {
+			free_strv(c);
+			return NULL;
+		}
+	if (n_out)
+		*n_out = n;
+	return c;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	if (!sb)
+		return;
+	cg_retry_pending();
+	for (int i = 0; i < CG_CONTROLLERS; i++)
+		if (sb->cg_dir[i][0])
+			rmdir(sb->cg_dir[i]);	/* fails harmlessly while handlers run */
+	free(sb->name);
+	free_strv(sb->argv);
+	free_strv(sb->env);
+	for (size_t i = 0; i < sb->n_mounts; i++) {
+		free((char *)sb->mounts[i].src);
+		free((char *)sb->mounts[i].dst);
+		free((char *)sb->mounts[i].target);
+	}
+	free(sb->mounts);
+	free(sb->prog.filter);
+	if (sb->own_netns >= 0)
+		close(sb->own_netns);
+	free(sb);
+}
+
+int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
+		    struct sandbox_error *err)
+{
+	struct sandbox *sb = calloc(1, sizeof(*sb));
+	int r = -ENOMEM;
+
+	*out = NULL;
+	if (!sb)
+		goto oom;
+	sb->own_netns = -1;
+	if (!cfg->name || !cfg->argv || !cfg->argv[0] || cfg->argv[0][0] != '/') {
+		sb_error(err, EINVAL, "config", "sandbox \"%s\": exec must be an absolute path",
+			 cfg->name ? cfg->name : "?");
+		free(sb);
+		return -EINVAL;
+	}
+	if (cfg->uid == 0 || cfg->gid == 0) {
+		sb_error(err, EPERM, "config", "sandbox \"%s\": refusing to run handlers as root",
+			 cfg->name);
+		free(sb);
+		return -EPERM;
+	}
+	if (!(sb->name = strdup(cfg->name)) || !(sb->argv = copy_strv(cfg->argv, 0, NULL)))
+		goto oom;
+	/* base environment: the policy's, plus PATH unless it has one */
+	if (!(sb->env = copy_strv(cfg->env, 1, &sb->n_env)))
+		goto oom;
+	bool has_path = false;
+	for (size_t i = 0; i < sb->n_env; i++)
+		has_path |= !strncmp(sb->env[i], "PATH=", 5);
+	if (!has_path && !(sb->env[sb->n_env++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin")))
+		goto oom;
+	sb->uid = cfg->uid;
+	sb->gid = cfg->gid;
+	sb->socket_mode = cfg->socket_mode;
+	sb->limits = cfg->limits;
+	if (cfg->n_mounts) {
+		sb->mounts = calloc(cfg->n_mounts, sizeof(*sb->mounts));
+		if (!sb->mounts)
+			goto oom;
+		for (size_t i = 0; i < cfg->n_mounts; i++) {
+			const struct sandbox_mount *m = &cfg->mounts[i];
+			struct sandbox_mount *c = &sb->mounts[sb->n_mounts++];
+			*c = *m;
+			c->src = xstrdup(m->src);
+			c->dst = xstrdup(m->dst);
+			c->target = xstrdup(m->target);
+			if ((m->src && !c->src) || !c->dst || (m->target && !c->target))
+				goto oom;
+			if (!c->dst[0] || c->dst[0] != '/' || strlen(c->dst) > 1024) {
+				sb_error(err, EINVAL, "config", "sandbox \"%s\": mount destination \"%s\" must be absolute",
+					 cfg->name, c->dst);
+				sandbox_free(sb);
+				return -EINVAL;
+			}
+			sb->has_proc |= m->kind == SANDBOX_MOUNT_PROC;
+		}
+	}
+	if ((r = sb_seccomp_compile(cfg, &sb->prog, err)) < 0) {
+		sandbox_free(sb);
+		return r;
+	}
+	sb->own_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (sb->own_netns < 0) {
+		r = -errno;
+		sb_error(err, errno, "netns", "sandbox \"%s\": open /proc/self/ns/net: %s", cfg->name,
+			 strerror(errno));
+		sandbox_free(sb);
+		return r;
+	}
+	if (mkdir(ROOT_DIR, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		sb_error(err, errno, "root", "sandbox \"%s\": mkdir %s: %s", cfg->name, ROOT_DIR,
+			 strerror(errno));
+		sandbox_free(sb);
+		return r;
+	}
+	cg_setup(sb, cfg->cgroup_name);
+	*out = sb;
+	return 0;
+oom:
+	sb_error(err, ENOMEM, "prepare", "sandbox \"%s\": prepare: %s", cfg->name ? cfg->name : "?",
+		 strerror(ENOMEM));
+	sandbox_free(sb);
+	return -ENOMEM;
+}
+
+/* ---- the child ------------------------------------------------------------------------ */
+
+struct child_args {
+	struct sandbox *sb;
+	const struct sandbox_spawn_args *a;
+	char *const *envp;
+	int sync_fd;		/* read end: parent says go (or closes: abort) */
+	int err_fd;		/* write end, CLOEXEC */
+	int errw;		/* write end of the handler's stderr pipe */
+};
+
+static __attribute__((noreturn)) void child_fail(int fd, int e, const char *step, const char *fmt, ...)
+{
+	struct child_err ce = { .err = e };
+	va_list ap;
+	snprintf(ce.step, sizeof(ce.step), "%s", step);
+	va_start(ap, fmt);
+	vsnprintf(ce.object, sizeof(ce.object), fmt, ap);
+	va_end(ap);
+	ssize_t w = write(fd, &ce, sizeof(ce));
+	(void)w;
+	_exit(127);
+}
+
+/* mkdir -p of the parents of path (inside the new root). */
+static int mkparents(const char *path)
+{
+	char tmp[PATH_MAX];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	char *slash = strrchr(tmp, '/');
+	if (!slash || slash == tmp)
+		return 0;
+	*slash = 0;
+	return mkdir_p(tmp, 0755);
+}
+
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs v;
+	unsigned long f = 0;
+	if (statvfs(path, &v) < 0)
+		return 0;
+	if (v.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (v.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (v.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (v.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+static void setup_mount(int efd, const struct sandbox_mount *m)
+{
+	char dst[PATH_MAX];
+	snprintf(dst, sizeof(dst), "%s%s", ROOT_DIR, m->dst);
+	int r = mkparents(dst);
+	if (r < 0)
+		child_fail(efd, -r, "mkdir", "%s", m->dst);
+	switch (m->kind) {
+	case SANDBOX_MOUNT_BIND: {
+		struct stat st;
+		if (stat(m->src, &st) < 0)
+			child_fail(efd, errno, "bind", "%s -> %s", m->src, m->dst);
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+				child_fail(efd, errno, "bind", "%s -> %s (mkdir)", m->src, m->dst);
+		} else {
+			int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+			if (fd < 0)
+				child_fail(efd, errno, "bind", "%s -> %s (create)", m->src, m->dst);
+			close(fd);
+		}
+		if (mount(m->src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+			child_fail(efd, errno, "bind", "%s -> %s", m->src, m->dst);
+		unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(dst);
+		if (!m->rw)
+			fl |= MS_RDONLY;
+		if (mount(NULL, dst, NULL, fl, NULL) < 0)
+			child_fail(efd, errno, "bind", "%s -> %s (remount %s)", m->src, m->dst,
+				   m->rw ? "rw" : "ro");
+		break;
+	}
+	case SANDBOX_MOUNT_TMPFS: {
+		char opt[64];
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			child_fail(efd, errno, "tmpfs", "%s (mkdir)", m->dst);
+		if (m->size)
+			snprintf(opt, sizeof(opt), "size=%llu,mode=1777", (unsigned long long)m->size);
+		else
+			snprintf(opt, sizeof(opt), "mode=1777");
+		if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0)
+			child_fail(efd, errno, "tmpfs", "%s", m->dst);
+		break;
+	}
+	case SANDBOX_MOUNT_PROC:
+		if (mkdir(dst, 0555) < 0 && errno != EEXIST)
+			child_fail(efd, errno, "proc", "%s (mkdir)", m->dst);
+		if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			child_fail(efd, errno, "proc", "%s", m->dst);
+		break;
+	case SANDBOX_MOUNT_SYMLINK:
+		if (symlink(m->target, dst) < 0)
+			child_fail(efd, errno, "symlink", "%s -> %s", m->dst, m->target);
+		break;
+	}
+}
+
+static void setup_dev(int efd, bool has_proc)
+{
+	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom" };
+	char p[PATH_MAX];
+	snprintf(p, sizeof(p), "%s/dev", ROOT_DIR);
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		child_fail(efd, errno, "dev", "/dev (mkdir)");
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755") < 0)
+		child_fail(efd, errno, "dev", "/dev (tmpfs)");
+	for (size_t i = 0; i < 5; i++) {
+		char host[64];
+		snprintf(p, sizeof(p), "%s/dev/%s", ROOT_DIR, nodes[i]);
+		snprintf(host, sizeof(host), "/dev/%s", nodes[i]);
+		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+		if (fd < 0)
+			child_fail(efd, errno, "dev", "%s (create)", host);
+		close(fd);
+		if (mount(host, p, NULL, MS_BIND, NULL) < 0)
+			child_fail(efd, errno, "dev", "%s", host);
+		mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, NULL);
+	}
+	if (has_proc) {
+		static const char *const links[][2] = { { "fd", "/proc/self/fd" },
+							{ "stdin", "/proc/self/fd/0" },
+							{ "stdout", "/proc/self/fd/1" },
+							{ "stderr", "/proc/self/fd/2" } };
+		for (size_t i = 0; i < 4; i++) {
+			snprintf(p, sizeof(p), "%s/dev/%s", ROOT_DIR, links[i][0]);
+			if (symlink(links[i][1], p) < 0)
+				child_fail(efd, errno, "dev", "/dev/%s", links[i][0]);
+		}
+	}
+	snprintf(p, sizeof(p), "%s/dev", ROOT_DIR);
+	mount(NULL, p, NULL, MS_REMOUNT | MS_NOSUID | MS_NOEXEC | MS_RDONLY, "size=64k,mode=0755");
+}
+
+/* Put the fds where the handler expects them, close every other one. */
+static void arrange_fds(int efd, const struct child_args *c, int errw)
+{
+	const struct sandbox_spawn_args *a = c->a;
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		child_fail(efd, errno, "fds", "/dev/null");
+	struct {
+		int src, dst;
+	} map[3 + 64 + 8];
+	size_t n = 0;
+	int in = a->stdin_fd >= 0 ? a->stdin_fd : devnull;
+	if (c->sb->socket_mode == SANDBOX_SOCKET_STDIO && a->sock_fd >= 0) {
+		map[n].src = a->stdin_fd >= 0 ? a->stdin_fd : a->sock_fd, map[n++].dst = 0;
+		map[n].src = a->sock_fd, map[n++].dst = 1;
+	} else {
+		map[n].src = in, map[n++].dst = 0;
+		map[n].src = errw, map[n++].dst = 1;
+		if (a->sock_fd >= 0)
+			map[n].src = a->sock_fd, map[n++].dst = 3;
+	}
+	map[n].src = errw, map[n++].dst = 2;
+	for (size_t i = 0; i < a->n_fds && n < sizeof(map) / sizeof(map[0]); i++)
+		map[n].src = a->fds[i].fd, map[n++].dst = a->fds[i].target;
+
+	int maxdst = 2;
+	/* first copy every source above the target range, then place them */
+	int tmp[sizeof(map) / sizeof(map[0])];
+	for (size_t i = 0; i < n; i++) {
+		tmp[i] = fcntl(map[i].src, F_DUPFD_CLOEXEC, HIGH_FD);
+		if (tmp[i] < 0)
+			child_fail(efd, errno, "fds", "dup fd %d", map[i].src);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (dup2(tmp[i], map[i].dst) < 0)
+			child_fail(efd, errno, "fds", "fd %d -> %d", map[i].src, map[i].dst);
+		if (map[i].dst > maxdst)
+			maxdst = map[i].dst;
+	}
+	/* everything else goes, except the error pipe (CLOEXEC: closed by exec) */
+	if (efd > maxdst + 1)
+		syscall(SYS_close_range, maxdst + 1, efd - 1, 0);
+	syscall(SYS_close_range, efd + 1, ~0U, 0);
+}
+
+static void drop_caps(int efd)
+{
+	int last = CAP_LAST_CAP;
+	FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+	if (f) {
+		if (fscanf(f, "%d", &last) != 1)
+			last = CAP_LAST_CAP;
+		fclose(f);
+	}
+	for (int c = 0; c <= last; c++)
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			child_fail(efd, errno, "caps", "bounding set drop %d", c);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		child_fail(efd, errno, "caps", "ambient clear");
+}
+
+static int child_main(void *arg)
+{
+	struct child_args *c = arg;
+	struct sandbox *sb = c->sb;
+	char go;
+
+	/* wait for the parent: uid/gid maps and cgroups */
+	if (read(c->sync_fd, &go, 1) != 1)
+		_exit(126);
+	close(c->sync_fd);
+	/* the error pipe goes high, so arranging fds cannot clobber it */
+	int efd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, ERR_FD);
+	if (efd < 0)
+		_exit(125);
+	close(c->err_fd);
+
+	int errw = c->errw;
+
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		child_fail(efd, errno, "pdeathsig", "");
+	/* the cgroup namespace is rooted at the handler's own cgroup, which the
+	 * parent moved us into before the go */
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		child_fail(efd, errno, "cgroupns", "");
+	/* Identity first: files we create in our own tmpfs need a mapped uid.
+	 * Host root is unmapped in this user namespace, so the kernel does not
+	 * treat this as leaving uid 0: the namespace capabilities stay until
+	 * drop_caps() and capset() below. No supplementary groups. */
+	if (setgroups(0, NULL) < 0)
+		child_fail(efd, errno, "setgroups", "");
+	if (setresgid(sb->gid, sb->gid, sb->gid) < 0)
+		child_fail(efd, errno, "setresgid", "%u", (unsigned)sb->gid);
+	if (setresuid(sb->uid, sb->uid, sb->uid) < 0)
+		child_fail(efd, errno, "setresuid", "%u", (unsigned)sb->uid);
+	if (sethostname(sb->name, strlen(sb->name)) < 0)
+		child_fail(efd, errno, "hostname", "%s", sb->name);
+	/* nothing we mount may propagate back to the host */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(efd, errno, "mount", "make / private");
+	if (mount("tmpfs", ROOT_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
+		child_fail(efd, errno, "root", "tmpfs on %s", ROOT_DIR);
+	for (size_t i = 0; i < sb->n_mounts; i++)
+		setup_mount(efd, &sb->mounts[i]);
+	setup_dev(efd, sb->has_proc);
+	/* fds before the root changes: /dev/null is opened from the host */
+	arrange_fds(efd, c, errw);
+
+	if (chdir(ROOT_DIR) < 0)
+		child_fail(efd, errno, "pivot_root", "chdir %s", ROOT_DIR);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		child_fail(efd, errno, "pivot_root", "%s", ROOT_DIR);
+	if (umount2(".", MNT_DETACH) < 0)
+		child_fail(efd, errno, "pivot_root", "detach old root");
+	if (chdir("/") < 0)
+		child_fail(efd, errno, "pivot_root", "chdir /");
+	/* the root itself is read-only: only declared paths can be written */
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		child_fail(efd, errno, "root", "remount / read-only");
+
+	/* rlimits */
+	struct {
+		int res;
+		rlim_t v;
+		const char *name;
+	} rl[] = {
+		{ RLIMIT_NOFILE, sb->limits.nofile, "nofile" },
+		{ RLIMIT_NPROC, sb->limits.nproc, "nproc" },
+		{ RLIMIT_FSIZE, sb->limits.fsize, "fsize" },
+		{ RLIMIT_CPU, sb->limits.cpu_seconds, "cpu" },
+		{ RLIMIT_CORE, 0, "core" },
+	};
+	for (size_t i = 0; i < sizeof(rl) / sizeof(rl[0]); i++) {
+		if (!rl[i].v && rl[i].res != RLIMIT_CORE)
+			continue;
+		struct rlimit r = { rl[i].v, rl[i].v };
+		if (setrlimit(rl[i].res, &r) < 0)
+			child_fail(efd, errno, "rlimit", "%s", rl[i].name);
+	}
+
+	/* capabilities: bounding and ambient sets, then all the others */
+	drop_caps(efd);
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2] = { { 0 } };
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		child_fail(efd, errno, "caps", "capset");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(efd, errno, "no_new_privs", "");
+	/* seccomp last: nothing after it but execve */
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sb->prog) < 0)
+		child_fail(efd, errno, "seccomp", "load filter");
+	execve(sb->argv[0], sb->argv, c->envp);
+	child_fail(efd, errno, "exec", "%s", sb->argv[0]);
+}
+
+/* ---- spawn ------------------------------------------------------------------------------ */
+
+static int write_map(pid_t pid, const char *file, unsigned id)
+{
+	char path[64], map[64];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	snprintf(map, sizeof(map), "%u %u 1\n", id, id);
+	return write_file(path, map);
+}
+
+struct clone_args_v2 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+};
+
+int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *a,
+		  struct sandbox_handler *h, struct sandbox_error *err)
+{
+	uint64_t t0 = now_ns();
+	int sync[2] = { -1, -1 }, ep[2] = { -1, -1 }, se[2] = { -1, -1 };
+	int pidfd = -1, r;
+	char why[600];
+	pid_t pid = -1;
+
+	memset(h, 0, sizeof(*h));
+	h->pidfd = h->stderr_fd = -1;
+	h->pid = -1;
+
+	/* the environment: base + per request + LISTEN_* */
+	char *envp[ENV_MAX + 8];
+	char lfds[32], lpid[32] = "LISTEN_PID=1", lnames[64];
+	size_t n = 0;
+	for (size_t i = 0; i < sb->n_env && n < ENV_MAX; i++)
+		envp[n++] = sb->env[i];
+	for (size_t i = 0; a->extra_env && a->extra_env[i] && n < ENV_MAX; i++)
+		envp[n++] = (char *)a->extra_env[i];
+	int nlisten = a->listen_fds > 0 ? a->listen_fds
+		      : (sb->socket_mode == SANDBOX_SOCKET_LISTEN_FDS && a->sock_fd >= 0) ? 1 : 0;
+	if (nlisten) {
+		snprintf(lfds, sizeof(lfds), "LISTEN_FDS=%d", nlisten);
+		snprintf(lnames, sizeof(lnames), "LISTEN_FDNAMES=%s", a->listen_fds ? "listener" : "connection");
+		envp[n++] = lfds;
+		envp[n++] = lpid;
+		envp[n++] = lnames;
+	}
+	envp[n] = NULL;
+
+	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || pipe2(se, O_CLOEXEC) < 0) {
+		r = -errno;
+		sb_error(err, errno, "pipe", "sandbox \"%s\": pipe: %s", sb->name, strerror(errno));
+		goto fail;
+	}
+	struct child_args ca = { .sb = sb, .a = a, .envp = envp, .sync_fd = sync[0], .err_fd = ep[1],
+				 .errw = se[1] };
+
+	uint64_t flags = CLONE_PIDFD | CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC |
+			 CLONE_NEWUTS;
+	if (a->netns_fd >= 0) {
+		if (setns(a->netns_fd, CLONE_NEWNET) < 0) {
+			r = -errno;
+			sb_error(err, errno, "netns", "sandbox \"%s\": join network namespace: %s",
+				 sb->name, strerror(errno));
+			goto fail;
+		}
+	} else {
+		flags |= CLONE_NEWNET;
+	}
+	struct clone_args_v2 cl = { .flags = flags, .pidfd = (uint64_t)(uintptr_t)&pidfd,
+				    .exit_signal = SIGCHLD };
+	long ret = syscall(SYS_clone3, &cl, sizeof(cl));
+	if (ret == 0) {
+		/* child */
+		close(sync[1]);
+		close(ep[0]);
+		close(se[0]);
+		_exit(child_main(&ca));
+	}
+	int clone_errno = errno;
+	if (a->netns_fd >= 0 && setns(sb->own_netns, CLONE_NEWNET) < 0) {
+		/* cannot happen with a valid fd; if it did, every later socket
+		 * would be created in the sandbox's namespace: stop hard */
+		abort();
+	}
+	if (ret < 0) {
+		r = -clone_errno;
+		sb_error(err, clone_errno, "clone", "sandbox \"%s\": clone3: %s", sb->name,
+			 strerror(clone_errno));
+		goto fail;
+	}
+	pid = (pid_t)ret;
+	close(sync[0]);
+	sync[0] = -1;
+	close(ep[1]);
+	ep[1] = -1;
+	close(se[1]);
+	se[1] = -1;
+
+	/* identity maps (setgroups stays allowed so the child can drop the
+	 * broker's supplementary groups), then cgroups */
+	if ((r = write_map(pid, "uid_map", sb->uid)) < 0 || (r = write_map(pid, "gid_map", sb->gid)) < 0) {
+		sb_error(err, -r, "idmap", "sandbox \"%s\": write uid/gid map: %s", sb->name, strerror(-r));
+		goto fail_child;
+	}
+	why[0] = 0;
+	if ((r = cg_create(sb, pid, h, why, sizeof(why))) < 0) {
+		sb_error(err, -r, "cgroup", "sandbox \"%s\": %s", sb->name, why);
+		goto fail_child;
+	}
+	if (write(sync[1], "g", 1) != 1) {
+		r = -errno;
+		sb_error(err, errno, "sync", "sandbox \"%s\": release child: %s", sb->name, strerror(errno));
+		goto fail_child;
+	}
+	close(sync[1]);
+	sync[1] = -1;
+
+	/* EOF on the error pipe: exec happened; a record: a step failed */
+	struct child_err ce;
+	ssize_t got;
+	do
+		got = read(ep[0], &ce, sizeof(ce));
+	while (got < 0 && errno == EINTR);
+	close(ep[0]);
+	ep[0] = -1;
+	if (got > 0) {
+		ce.step[sizeof(ce.step) - 1] = 0;
+		ce.object[sizeof(ce.object) - 1] = 0;
+		r = -(ce.err ? ce.err : EIO);
+		if (ce.object[0])
+			sb_error(err, -r, ce.step, "sandbox \"%s\": %s %s: %s", sb->name, ce.step,
+				 ce.object, strerror(-r));
+		else
+			sb_error(err, -r, ce.step, "sandbox \"%s\": %s: %s", sb->name, ce.step,
+				 strerror(-r));
+		goto fail_child;
+	}
+
+	fcntl(se[0], F_SETFL, fcntl(se[0], F_GETFL) | O_NONBLOCK);
+	h->pid = pid;
+	h->pidfd = pidfd;
+	h->stderr_fd = se[0];
+	h->spawn_ns = now_ns() - t0;
+	return 0;
+
+fail_child:
+	if (pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+	else
+		kill(pid, SIGKILL);
+	waitpid(pid, NULL, __WALL);
+	if (h->cgroup[0])
+		cg_remove(h->cgroup);
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sync[i] >= 0)
+			close(sync[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+		if (se[i] >= 0)
+			close(se[i]);
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	h->pidfd = h->stderr_fd = -1;
+	h->pid = -1;
+	return r;
+}
+
+int sandbox_kill(struct sandbox_handler *h)
+{
+	if (h->pidfd < 0)
+		return -EBADF;
+	if (syscall(SYS_pidfd_send_signal, h->pidfd, SIGKILL, NULL, 0) < 0)
+		return errno == ESRCH ? 0 : -errno;
+	return 0;
+}
+
+int sandbox_reap(struct sandbox_handler *h, int *wstatus)
+{
+	siginfo_t si;
+	int r = 0;
+	memset(&si, 0, sizeof(si));
+	if (h->pidfd >= 0) {
+		while (waitid(P_PIDFD, (id_t)h->pidfd, &si, WEXITED | __WALL) < 0) {
+			if (errno != EINTR) {
+				r = -errno;
+				break;
+			}
+		}
+	}
+	if (r == 0 && wstatus) {
+		if (si.si_code == CLD_EXITED)
+			*wstatus = (si.si_status & 0xff) << 8;
+		else
+			*wstatus = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
+	}
+	if (h->cgroup[0])
+		cg_remove(h->cgroup);
+	if (h->pidfd >= 0)
+		close(h->pidfd);
+	if (h->stderr_fd >= 0)
+		close(h->stderr_fd);
+	h->pidfd = h->stderr_fd = -1;
+	return r;
+}
