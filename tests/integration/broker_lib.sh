@@ -45,7 +45,7 @@ JSON
 
 # broker_start POLICY_FILE: run the broker in the lab; wait until it serves.
 broker_start() {
-	in_lab "$POSTERN" run "$1" >>"$BROKER_LOG" 2>&1 &
+	ip netns exec "$LAB" "$POSTERN" run "$1" >>"$BROKER_LOG" 2>&1 &
 	BROKER_PID=$!
 	bg_pid "$BROKER_PID"
 	wait_for 10 grep -q 'event=start ' "$BROKER_LOG" || { cat "$BROKER_LOG" >&2; fail "broker did not start"; }
