@@ -12,12 +12,14 @@
  *   chain input    (filter input 0, policy accept)   the broker host itself
  *       iifname @sbx_ifs ct state established,related accept
  *       iifname @sbx_ifs icmpv6 type {nd-*} accept   neighbour discovery
+ *       iifname @sbx_ifs meta l4proto tcp counter reject with tcp reset
  *       iifname @sbx_ifs counter reject with icmpx admin-prohibited
  *   chain postrouting (nat postrouting 100)
  *       iifname @sbx_ifs masquerade
  *   chain sb_NAME
  *       ct state established,related accept
  *       [ip|ip6] daddr CIDR [meta l4proto P [th dport N]] counter name sb_NAME_acc accept
+ *       meta l4proto tcp counter name sb_NAME_rej reject with tcp reset
  *       counter name sb_NAME_rej reject with icmpx admin-prohibited
  *
  * The batch starts with add table / delete table / add table, so it replaces
@@ -40,6 +42,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -135,6 +138,15 @@ static uint32_t set_msg(struct batch *b, const char *name, bool vmap)
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_IFNAME);
 	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, IFNAMSIZ);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	/* tells nft(8) the key is a string in host order, so that `nft list`
+	 * shows interface names instead of "" */
+	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(64);
+	if (ud) {
+		nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, 1 /* host */);
+		nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
+				   nftnl_udata_buf_len(ud));
+		nftnl_udata_buf_free(ud);
+	}
 	if (vmap) {
 		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
 		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
@@ -256,11 +268,16 @@ static void e_counter(struct nftnl_rule *r, const char *named)
 	nftnl_rule_add_expr(r, e);
 }
 
-static void e_reject(struct nftnl_rule *r)
+static void e_reject(struct nftnl_rule *r, bool tcp_reset)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("reject");
-	nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
-	nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+	if (tcp_reset) {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+	} else {
+		nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+		nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+	}
 	nftnl_rule_add_expr(r, e);
 }
 
@@ -417,12 +434,19 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 			e_verdict(r, NF_ACCEPT);
 			rule_msg(&b, r, "add rule input: neighbour discovery");
 		}
-		r = rule_new(&b, "input");
-		ifname_load(r, false);
-		e_lookup(r, "sbx_ifs", ifs_id, false);
-		e_counter(r, NULL);
-		e_reject(r);
-		rule_msg(&b, r, "add rule input: reject");
+		for (int tcp = 1; tcp >= 0; tcp--) {
+			r = rule_new(&b, "input");
+			ifname_load(r, false);
+			e_lookup(r, "sbx_ifs", ifs_id, false);
+			if (tcp) {
+				uint8_t t = IPPROTO_TCP;
+				e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+				e_cmp(r, NFT_CMP_EQ, &t, 1);
+			}
+			e_counter(r, NULL);
+			e_reject(r, tcp);
+			rule_msg(&b, r, "add rule input: reject");
+		}
 		/* masquerade what sandboxes send out */
 		r = rule_new(&b, "postrouting");
 		ifname_load(r, false);
@@ -451,10 +475,21 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 				for (size_t p = 0; ports && p < er->n_ports; p++)
 					egress_rule(&b, chain, acc, er, er->ports[p], desc);
 			}
-			r = rule_new(&b, chain);
-			e_counter(r, rej);
-			e_reject(r);
-			rule_msg(&b, r, desc);
+			/* TCP gets a reset: Linux treats an ICMP error to a SYN as
+			 * soft and would only fail the connect on the first
+			 * retransmission, a second later. Everything else gets
+			 * icmpx admin-prohibited. */
+			for (int tcp = 1; tcp >= 0; tcp--) {
+				r = rule_new(&b, chain);
+				if (tcp) {
+					uint8_t t = IPPROTO_TCP;
+					e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+					e_cmp(r, NFT_CMP_EQ, &t, 1);
+				}
+				e_counter(r, rej);
+				e_reject(r, tcp);
+				rule_msg(&b, r, desc);
+			}
 		}
 	}
 	nftnl_batch_end(mnl_nlmsg_batch_current(b.b), b.seq++);

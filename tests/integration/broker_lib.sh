@@ -24,12 +24,15 @@ LOADGEN="$BUILD/tests/bench/loadgen"
 UID_BASE=$((300000 + ($$ % 1000) * 64))
 
 in_lab() { ip netns exec "$LAB" "$@"; }
+# the broker's log goes into the test's log (shown by the runner on failure)
+on_exit '[ -s "$BROKER_LOG" ] && { echo "--- broker log (last 60 lines)"; tail -n 60 "$BROKER_LOG"; } >&2' 
 
 # The filesystem every test sandbox gets: /usr, merged-/usr symlinks, and the
 # example handlers at /opt/postern.
 FS_JSON='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
 	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
-	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "tmpfs": "/tmp", "size": "4M" } ]'
+	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" },
+	   { "bind": "'"$BUILD"'/tests/helpers", "to": "/opt/helpers" }, { "tmpfs": "/tmp", "size": "4M" } ]'
 
 # broker_json SANDBOXES_JSON [EXTRA_BROKER_KEYS]: a whole policy on stdout.
 broker_json() {
@@ -73,8 +76,8 @@ count_log() { grep -c -- "$1" "$BROKER_LOG" || true; }
 assert_clean_lab() {
 	local t; t=$(in_lab nft list tables 2>/dev/null)
 	assert_not_contains "$t" "$TABLE" "nft table left behind"
-	local l; l=$(in_lab ip -o link show 2>/dev/null | grep -c ' pst' || true)
-	assert_eq "$l" 0 "veths left behind"
+	local l; l=$(in_lab ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep '^pst' || true)
+	[ -z "$l" ] || fail "veths left behind: $l"
 	if grep -qF "$STATE/netns" /proc/self/mountinfo; then fail "netns mounts left behind"; fi
 	local cg
 	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/unified; do

@@ -32,7 +32,7 @@ on_exit() { _pst_cleanups=("$1" "${_pst_cleanups[@]}"); }
 
 _pst_cleanup() {
 	local rc=$? c p n d
-	for c in "${_pst_cleanups[@]}"; do eval "$c" >/dev/null 2>&1; done
+	for c in "${_pst_cleanups[@]}"; do eval "$c"; done
 	for p in "${_pst_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${_pst_pids[@]}"; do
 		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done

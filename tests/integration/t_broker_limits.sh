@@ -15,7 +15,7 @@ broker_json "{
  $(sbx src 7102 '["/bin/sh", "-c", "sleep 2; echo hi"]' '{ "handlers": 10, "per_source": 1 }'),
  $(sbx rate 7103 '["/bin/sh", "-c", "echo hi"]' '{ "rate": "2/s" }'),
  $(sbx tmo 7104 '["/bin/sh", "-c", "sleep 60 & sleep 60; echo never"]' '{ "timeout": "500ms" }'),
- $(sbx crash 7105 '["/bin/sh", "-c", "kill -SEGV $$"]' '{ "handlers": 4 }'),
+ $(sbx crash 7105 '["/opt/helpers/crash"]' '{ "handlers": 4 }'),
  $(sbx broken 7106 '["/opt/postern/no-such-handler"]' '{ "handlers": 4 }'),
  $(sbx echo 7107 '["/opt/postern/echo"]' '{ "handlers": 4 }')
 }" >"$T/policy.json"
