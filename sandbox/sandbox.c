@@ -240,7 +240,19 @@ static int cg_create(struct sandbox *sb, pid_t pid, struct sandbox_handler *h, c
 		if (i == CG_CPU && !sb->limits.cpu)
 			continue;
 		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)++sb->seq);
-		if (n >= (int)sizeof(dir) || mkdir(dir, 0755) < 0) {
+		/* the sandbox's directory may have been removed by an older
+		 * generation of the same sandbox (reload): make it again */
+		if (n < (int)sizeof(dir) && mkdir(dir, 0755) < 0 && errno == ENOENT) {
+			char parent[PATH_MAX];
+			snprintf(parent, sizeof(parent), "%s", sb->cg_dir[i]);
+			mkdir_p(parent, 0755);
+			if (sb->cg_v2) {
+				char sub[PATH_MAX];
+				snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", sb->cg_dir[i]);
+				write_file(sub, "+memory +pids +cpu");
+			}
+		}
+		if (n >= (int)sizeof(dir) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
 			snprintf(why, whylen, "cgroup mkdir %s: %s", dir, strerror(errno));
 			return -errno;
 		}
@@ -362,9 +374,18 @@ void sandbox_free(struct sandbox *sb)
 	if (!sb)
 		return;
 	cg_retry_pending();
-	for (int i = 0; i < CG_CONTROLLERS; i++)
-		if (sb->cg_dir[i][0])
-			rmdir(sb->cg_dir[i]);	/* fails harmlessly while handlers run */
+	for (int i = 0; i < CG_CONTROLLERS; i++) {
+		if (!sb->cg_dir[i][0])
+			continue;
+		/* fails harmlessly while handlers run; the group directory goes
+		 * with the last sandbox */
+		rmdir(sb->cg_dir[i]);
+		char *slash = strrchr(sb->cg_dir[i], '/');
+		if (slash) {
+			*slash = 0;
+			rmdir(sb->cg_dir[i]);
+		}
+	}
 	free(sb->name);
 	free_strv(sb->argv);
 	free_strv(sb->env);
@@ -458,6 +479,16 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		return r;
 	}
 	cg_setup(sb, cfg->cgroup_name);
+	/* declared limits that cannot be enforced are an error, not a warning */
+	if (cfg->cgroup_name && ((sb->limits.memory && !sb->cg_v2 && !sb->cg_dir[CG_MEMORY][0]) ||
+				 (sb->limits.pids && !sb->cg_v2 && !sb->cg_dir[CG_PIDS][0]))) {
+		sb_error(err, ENOENT, "cgroup",
+			 "sandbox \"%s\": cgroup: no usable %s controller (cgroup v2 with memory and "
+			 "pids, or v1 hierarchies under /sys/fs/cgroup): limits cannot be enforced",
+			 cfg->name, sb->limits.memory && !sb->cg_dir[CG_MEMORY][0] ? "memory" : "pids");
+		sandbox_free(sb);
+		return -ENOENT;
+	}
 	*out = sb;
 	return 0;
 oom:

@@ -39,7 +39,7 @@ jq -C '.sandboxes.echo' "$T/echo.json" | sed 's/^/   /'
 "$B/postern" check "$T/echo.json" | sed 's/^/   /' || exit 1
 
 say "3. Starting the broker: postern run echo.json (log lines below are its stderr)"
-ip netns exec "$NS" "$B/postern" run "$T/echo.json" 2> >(sed 's/^/   log| /' >&2) &
+nsenter --net=/run/netns/"$NS" "$B/postern" run "$T/echo.json" 2> >(sed -u 's/^/   log| /' >&2) &
 PID=$!
 for _ in $(seq 1 100); do [ -S "$T/control.sock" ] && break; sleep 0.05; done
 [ -S "$T/control.sock" ] || { echo "the broker did not start"; exit 1; }

@@ -52,7 +52,7 @@ cat >"$T/policy.json" <<JSON
   }
 }
 JSON
-in_ns "$B/postern" run "$T/policy.json" 2>"$T/broker.log" &
+nsenter --net=/run/netns/"$NS" "$B/postern" run "$T/policy.json" 2>"$T/broker.log" &
 PIDS+=($!)
 in_ns tcpserver -HRl0 -c 200 127.0.0.1 7401 /usr/bin/cat 2>/dev/null &
 PIDS+=($!)

@@ -160,6 +160,7 @@ int main(int argc, char **argv)
 		if (n == 0)
 			break;
 		fwrite(buf, 1, (size_t)n, stdout);
+		fflush(stdout);
 	}
 	fflush(stdout);
 	close(fd);

@@ -24,6 +24,9 @@ LOADGEN="$BUILD/tests/bench/loadgen"
 UID_BASE=$((300000 + ($$ % 1000) * 64))
 
 in_lab() { ip netns exec "$LAB" "$@"; }
+# cgroups of this run's broker (named after its table), also after a failure
+on_exit 'for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
+	find "$cg" -maxdepth 5 -depth -type d -path "*/$TABLE*" -exec rmdir {} + 2>/dev/null; done; true'
 # the broker's log goes into the test's log (shown by the runner on failure)
 on_exit '[ -s "$BROKER_LOG" ] && { echo "--- broker log (last 60 lines)"; tail -n 60 "$BROKER_LOG"; } >&2' 
 
@@ -48,7 +51,8 @@ JSON
 
 # broker_start POLICY_FILE: run the broker in the lab; wait until it serves.
 broker_start() {
-	ip netns exec "$LAB" "$POSTERN" run "$1" >>"$BROKER_LOG" 2>&1 &
+	# nsenter, not "ip netns exec": that one also mounts a fresh /sys, without cgroups
+	nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$1" >>"$BROKER_LOG" 2>&1 &
 	BROKER_PID=$!
 	bg_pid "$BROKER_PID"
 	wait_for 10 grep -q 'event=start ' "$BROKER_LOG" || { cat "$BROKER_LOG" >&2; fail "broker did not start"; }

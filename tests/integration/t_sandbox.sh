@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Handler isolation, asserted from inside (examples/confine) and outside:
+# capabilities zero, no_new_privs, seccomp filter, root = declared entries,
+# host files invisible, read-only binds, refused syscalls, pid 1, non-root
+# host uid, no stray fds; memory and pids limits; listen_fds mode; setup
+# errors with step and errno; per-handler cgroups removed.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+
+FS_PROC='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
+	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "proc": "/proc" },
+	   { "tmpfs": "/tmp", "size": "4M" } ]'
+broker_json '{
+  "probe": { "trigger": { "listen": ["127.0.0.1:7001"] }, "exec": ["/opt/postern/confine"], "filesystem": '"$FS_PROC"' },
+  "sysd": { "trigger": { "listen": ["127.0.0.1:7002"] }, "exec": ["/opt/postern/confine"], "socket": "listen_fds",
+	    "filesystem": '"$FS_PROC"' },
+  "hog": { "trigger": { "listen": ["127.0.0.1:7003"] },
+	   "exec": ["/bin/sh", "-c", "x=$(head -c 200000000 /dev/zero | tr \"\\\\0\" x); echo survived"],
+	   "filesystem": '"$FS_PROC"', "limits": { "memory": "32M", "timeout": "20s" } },
+  "bomb": { "trigger": { "listen": ["127.0.0.1:7004"] },
+	    "exec": ["/bin/sh", "-c", "n=0; while [ $n -lt 100 ]; do sleep 30 & n=$((n+1)); echo forked=$n; done"],
+	    "filesystem": '"$FS_PROC"', "limits": { "pids": 10, "timeout": "20s" } },
+  "sleeper": { "trigger": { "listen": ["127.0.0.1:7005"] }, "exec": ["/bin/sh", "-c", "echo up; sleep 30"],
+	       "filesystem": '"$FS_PROC"' },
+  "badbind": { "trigger": { "listen": ["127.0.0.1:7006"] }, "exec": ["/opt/postern/echo"],
+	       "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
+}' >"$T/policy.json"
+"$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
+broker_start "$T/policy.json"
+
+out=$(in_lab "$CLIENT" 127.0.0.1:7001 "")
+note "$out"
+for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
+	assert_contains "$out" "$(printf '%s:\t0000000000000000' $cap)" "$cap"
+done
+assert_contains "$out" "$(printf 'NoNewPrivs:\t1')" "no_new_privs"
+assert_contains "$out" "$(printf 'Seccomp:\t2')" "seccomp filter mode"
+assert_contains "$out" "pid: 1, hostname: probe" "pid 1 and hostname"
+assert_contains "$out" "root: bin dev lib lib64 opt proc tmp usr" "root holds exactly the declared entries"
+assert_contains "$out" "open /etc/shadow: refused (No such file or directory)" "host files invisible"
+assert_contains "$out" "write /usr: refused (Read-only file system)" "read-only bind"
+for what in "mount tmpfs" "unshare(CLONE_NEWNS)" "unshare(CLONE_NEWUSER)" "ptrace(TRACEME)" "raw socket" "packet socket" "netlink socket"; do
+	assert_contains "$out" "$what: refused (Operation not permitted)" "$what"
+done
+assert_contains "$out" "open fds: 0 1 2"$'\n' "no fd beyond the socket and stderr"
+uid=$((UID_BASE + 0))
+assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
+
+# systemd style: the socket on fd 3, stdin /dev/null, LISTEN_FDS set
+out=$(in_lab "$CLIENT" 127.0.0.1:7002 "")
+assert_contains "$out" "open fds: 0 1 2 3"$'\n' "listen_fds: socket on fd 3"
+
+# from outside: the handler runs as the sandbox's host uid, in its own cgroups
+in_lab "$CLIENT" -t 10000 127.0.0.1:7005 >"$T/sleeper" 2>&1 &
+wait_for 5 grep -q up "$T/sleeper" || fail "sleeper did not start"
+hpid=$(status_json | jq '.sandboxes[] | select(.name=="sleeper") | .handlers[0].pid')
+[ -n "$hpid" ] && [ "$hpid" != null ] || fail "no sleeper pid in status"
+huid=$(awk '/^Uid:/ {print $2}' /proc/"$hpid"/status)
+assert_eq "$huid" "$((UID_BASE + 4))" "host uid of the handler"
+cgs=$(cat /proc/"$hpid"/cgroup)
+assert_contains "$cgs" "/$TABLE/sleeper/h" "handler cgroup"
+cgdir=$(awk -F: '$2 == "pids" {print $3}' /proc/"$hpid"/cgroup)
+kill -TERM "$BROKER_PID"	# shutdown kills it after the grace period (3s)
+wait_for 10 sh -c "! kill -0 $hpid 2>/dev/null" || fail "handler survived shutdown"
+wait "$BROKER_PID" 2>/dev/null
+[ ! -d "/sys/fs/cgroup/pids$cgdir" ] || fail "handler cgroup left: $cgdir"
+assert_clean_lab
+BROKER_PID=
+: >"$BROKER_LOG"
+broker_start "$T/policy.json"
+
+# memory: a 200 MB shell variable under a 32M limit does not survive
+out=$(in_lab "$CLIENT" -t 20000 127.0.0.1:7003 "" 2>&1)
+assert_not_contains "$out" "survived" "memory hog contained"
+wait_for 10 grep -q 'event=exit sandbox=hog .*signal=KILL' "$BROKER_LOG" || fail "hog not killed by the memory limit"
+
+# pids: a fork loop is stopped at the pids limit
+out=$(in_lab "$CLIENT" -t 20000 127.0.0.1:7004 "" 2>&1)
+n=$(sed -n 's/.*forked=\([0-9]*\).*/\1/p' <<<"$out" | tail -n 1)
+[ -n "$n" ] && [ "$n" -lt 10 ] || fail "pids limit 10 not enforced: last fork count '$n'"
+note "fork loop stopped after $n children"
+
+# set-up errors reach the log with the step and errno
+in_lab "$CLIENT" -t 5000 127.0.0.1:7006 x >/dev/null 2>&1
+wait_for 5 grep -q 'sandbox \\"badbind\\": bind /srv/postern-no-such-dir -> /data: No such file or directory' "$BROKER_LOG" ||
+	fail "bind error not reported with step and errno: $(grep badbind "$BROKER_LOG")"
+
+broker_stop
+assert_clean_lab
+echo "sandbox isolation: ok"
