@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Sandbox networks from inside a sandbox namespace: IPv6 and UDP rules; 100
+# atomic ruleset replacements while clients keep trying an allowed and a
+# denied target; a broker killed with SIGKILL leaves leftovers that the next
+# start removes; nothing left after a clean stop.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+BANNER="$BUILD/tests/helpers/banner"
+
+DB=$(uname_ db) PUB=$(uname_ pub)
+netns_new "$DB"; netns_new "$PUB"
+ip link add "vd$$" netns "$LAB" type veth peer name eth0 netns "$DB" || fail "veth db"
+ip link add "vp$$" netns "$LAB" type veth peer name eth0 netns "$PUB" || fail "veth pub"
+in_lab ip addr add 10.152.163.1/24 dev "vd$$"; in_lab ip -6 addr add 2001:db8:5::1/64 dev "vd$$" nodad
+in_lab ip addr add 198.51.100.1/24 dev "vp$$"; in_lab ip -6 addr add 2001:db8:99::1/64 dev "vp$$" nodad
+in_lab ip link set "vd$$" up; in_lab ip link set "vp$$" up
+ip -n "$DB" addr add 10.152.163.10/24 dev eth0; ip -n "$DB" -6 addr add 2001:db8:5::10/64 dev eth0 nodad
+ip -n "$PUB" addr add 198.51.100.10/24 dev eth0; ip -n "$PUB" -6 addr add 2001:db8:99::10/64 dev eth0 nodad
+ip -n "$DB" link set eth0 up; ip -n "$PUB" link set eth0 up
+ip -n "$DB" -6 route add default via 2001:db8:5::1; ip -n "$PUB" -6 route add default via 2001:db8:99::1
+ip netns exec "$DB" "$BANNER" 2001:db8:5::10 5432 db6 & bg_pid $!
+ip netns exec "$DB" "$BANNER" 10.152.163.10 5432 db4 & bg_pid $!
+ip netns exec "$PUB" "$BANNER" 2001:db8:99::10 80 public6-reached & bg_pid $!
+ip netns exec "$PUB" "$BANNER" 198.51.100.10 80 public4-reached & bg_pid $!
+wait_for 5 sh -c "ip netns exec $DB ss -ltn | grep -q 5432" || fail "db servers"
+
+# EXTRA is a rule that changes on every reload (it never matches anything)
+policy() {
+	broker_json '{
+	  "db": { "trigger": { "listen": ["127.0.0.1:7100"] }, "exec": ["/bin/true"], "filesystem": '"$FS_JSON"',
+		  "egress": [ { "to": "10.152.163.0/24", "proto": "tcp", "ports": [5432] },
+			      { "to": "2001:db8:5::/64", "proto": "tcp", "ports": [5432] },
+			      { "to": "10.152.163.10", "proto": "udp", "ports": [53] },
+			      { "to": "192.0.2.'"$1"'", "proto": "tcp", "ports": [9] } ] },
+	  "none": { "trigger": { "listen": ["127.0.0.1:7101"] }, "exec": ["/bin/true"], "filesystem": '"$FS_JSON"' }
+	}'
+}
+policy 1 >"$T/policy.json"
+broker_start "$T/policy.json"
+SB="$STATE/netns/db"
+in_sb() { nsenter --net="$SB" "$@"; }
+tcp() { timeout 3 bash -c "exec 3<>/dev/tcp/$1/$2 && head -n 1 <&3"; }
+
+# IPv6: allowed, masqueraded behind the lab; public refused at once
+out=$(in_sb bash -c "$(declare -f tcp); tcp 2001:db8:5::10 5432")
+assert_contains "$out" "db6 from=2001:db8:5::1" "IPv6 allowed and masqueraded"
+start=$(date +%s%N)
+if in_sb bash -c "$(declare -f tcp); tcp 2001:db8:99::10 80" >/dev/null 2>&1; then fail "IPv6 public reachable"; fi
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$ms" -lt 1000 ] || fail "IPv6 denial took ${ms}ms"
+# the lab (broker host) itself is not reachable from a sandbox
+if in_sb bash -c "$(declare -f tcp); tcp 10.152.163.1 22" >/dev/null 2>&1; then fail "lab reachable"; fi
+
+# UDP: port 53 allowed (the db host receives it), port 54 rejected and counted
+rx() { ip netns exec "$DB" nstat -az UdpInDatagrams UdpNoPorts | awk 'NR>1 {s += $2} END {print s+0}'; }
+before=$(rx); rej0=$(sb_stat db .egress.denied_packets)
+in_sb bash -c 'echo q > /dev/udp/10.152.163.10/53'
+in_sb bash -c 'echo q > /dev/udp/10.152.163.10/54'
+sleep 0.3
+after=$(rx); rej1=$(sb_stat db .egress.denied_packets)
+assert_eq "$((after - before))" 1 "exactly the allowed datagram reached the db host"
+[ "$rej1" -gt "$rej0" ] || fail "UDP denial not counted ($rej0 -> $rej1)"
+
+# the no-egress sandbox has only lo
+links=$(nsenter --net="$STATE/netns/none" ip -o link | awk -F': ' '{print $2}' | tr '\n' ' ')
+assert_eq "$links" "lo " "no-egress namespace"
+
+# 100 replacements while clients loop: denied never connects, allowed never
+# fails twice in a row
+in_sb bash -c "$(declare -f tcp)"'
+	end=$(( $(date +%s) + 60 )); ok=0; bad=0; streak=0; worst=0
+	while [ -e '"$T"'/run ] && [ $(date +%s) -lt $end ]; do
+		if tcp 10.152.163.10 5432 >/dev/null 2>&1; then ok=$((ok+1)); streak=0; else bad=$((bad+1)); streak=$((streak+1)); [ $streak -gt $worst ] && worst=$streak; fi
+		if timeout 2 bash -c "exec 3<>/dev/tcp/198.51.100.10/80" 2>/dev/null; then echo LEAK >>'"$T"'/leak; fi
+	done
+	echo "ok=$ok bad=$bad worst=$worst" >'"$T"'/loop' &
+LOOP=$!
+bg_pid $LOOP
+touch "$T/run"
+for i in $(seq 2 101); do
+	policy $((i % 250 + 1)) >"$T/policy.json"
+	kill -HUP "$BROKER_PID"
+	wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') -ge $((i - 1)) ]" || fail "reload $i not applied"
+done
+rm -f "$T/run"
+wait $LOOP
+note "client loop during 100 reloads: $(cat "$T/loop")"
+[ ! -e "$T/leak" ] || fail "a denied connection succeeded during reloads"
+worst=$(sed 's/.*worst=//' "$T/loop")
+[ "$worst" -le 1 ] || fail "the allowed target failed $worst times in a row"
+grep -q 'ok=[1-9]' "$T/loop" || fail "no allowed connection during reloads"
+
+# SIGKILL: leftovers stay; the next start removes them
+kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
+in_lab nft list table inet "$TABLE" >/dev/null 2>&1 || fail "expected a leftover table after SIGKILL"
+: >"$BROKER_LOG"
+broker_start "$T/policy.json"
+assert_contains "$(in_sb bash -c "$(declare -f tcp); tcp 10.152.163.10 5432")" "db4 from=10.152.163.1" "after restart"
+broker_stop
+assert_clean_lab
+echo "netpolicy: ok"
