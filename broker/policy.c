@@ -788,8 +788,10 @@ static bool syscall_known(const char *name)
 	return seccomp_syscall_resolve_name(name) != __NR_SCMP_ERROR;
 }
 
-static void parse_syscall_list(struct ctx *c, const char *path, const cJSON *v, char ***out,
-			       size_t *n)
+/* An array of unique strings, each checked: syscall names (resolved with
+ * libseccomp) or channel names. */
+static void parse_unique_list(struct ctx *c, const char *path, const cJSON *v, bool syscalls,
+			      char ***out, size_t *n)
 {
 	if (!is_array(c, path, v, false))
 		return;
@@ -802,26 +804,31 @@ static void parse_syscall_list(struct ctx *c, const char *path, const cJSON *v, 
 	const cJSON *it;
 	cJSON_ArrayForEach(it, v)
 	{
-		char p[PATH_MAX_LEN];
+		char p[PATH_MAX_LEN], *name = NULL;
 		join_idx(p, path, i++);
-		if (!cJSON_IsString(it)) {
-			type_err(c, p, it, "a syscall name");
-			continue;
-		}
-		if (!syscall_known(it->valuestring)) {
-			err(c, p, it, "unknown syscall (libseccomp does not know it)");
+		if (syscalls) {
+			if (!cJSON_IsString(it)) {
+				type_err(c, p, it, "a syscall name");
+				continue;
+			}
+			if (!syscall_known(it->valuestring)) {
+				err(c, p, it, "unknown syscall (libseccomp does not know it)");
+				continue;
+			}
+			if (!(name = dup_or_oom(c, it->valuestring)))
+				continue;
+		} else if (!get_name(c, p, it, "channel name", &name)) {
 			continue;
 		}
 		bool dup = false;
 		for (size_t j = 0; j < *n; j++)
-			dup |= !strcmp((*out)[j], it->valuestring);
+			dup |= !strcmp((*out)[j], name);
 		if (dup) {
 			err(c, p, it, "listed twice");
+			free(name);
 			continue;
 		}
-		char *d = dup_or_oom(c, it->valuestring);
-		if (d)
-			(*out)[(*n)++] = d;
+		(*out)[(*n)++] = name;
 	}
 }
 
@@ -843,9 +850,9 @@ static void parse_seccomp(struct ctx *c, const char *path, const cJSON *v, struc
 			err(c, p, x, "must be \"errno\" or \"kill\"");
 	}
 	if ((x = item(v, "deny")))
-		join(p, path, "deny"), parse_syscall_list(c, p, x, &sc->deny, &sc->n_deny);
+		join(p, path, "deny"), parse_unique_list(c, p, x, true, &sc->deny, &sc->n_deny);
 	if ((x = item(v, "allow")))
-		join(p, path, "allow"), parse_syscall_list(c, p, x, &sc->allow, &sc->n_allow);
+		join(p, path, "allow"), parse_unique_list(c, p, x, true, &sc->allow, &sc->n_allow);
 	for (size_t i = 0; i < sc->n_allow; i++)
 		for (size_t j = 0; j < sc->n_deny; j++)
 			if (!strcmp(sc->allow[i], sc->deny[j])) {
@@ -910,36 +917,6 @@ static void parse_env(struct ctx *c, const char *path, const cJSON *v, struct ps
 	}
 }
 
-static void parse_name_list(struct ctx *c, const char *path, const cJSON *v, char ***out, size_t *n)
-{
-	if (!is_array(c, path, v, false))
-		return;
-	*out = calloc((size_t)cJSON_GetArraySize(v) + 1, sizeof(char *));
-	if (!*out) {
-		err(c, path, NULL, "out of memory");
-		return;
-	}
-	size_t i = 0;
-	const cJSON *it;
-	cJSON_ArrayForEach(it, v)
-	{
-		char p[PATH_MAX_LEN];
-		join_idx(p, path, i++);
-		char *name;
-		if (!get_name(c, p, it, "channel name", &name))
-			continue;
-		bool dup = false;
-		for (size_t j = 0; j < *n; j++)
-			dup |= !strcmp((*out)[j], name);
-		if (dup) {
-			err(c, p, it, "listed twice");
-			free(name);
-			continue;
-		}
-		(*out)[(*n)++] = name;
-	}
-}
-
 static void sandbox_defaults(struct pst_sandbox *s)
 {
 	s->limits.handlers = PST_DEFAULT_HANDLERS;
@@ -996,7 +973,7 @@ static void parse_sandbox(struct ctx *c, const char *path, const cJSON *v, struc
 			err(c, p, NULL, "a startup sandbox has exactly one handler; prewarm does not apply");
 	}
 	if ((x = item(v, "send")))
-		join(p, path, "send"), parse_name_list(c, p, x, &s->send, &s->n_send);
+		join(p, path, "send"), parse_unique_list(c, p, x, false, &s->send, &s->n_send);
 	if ((x = item(v, "sockets"))) {
 		join(p, path, "sockets");
 		if (s->trigger && s->trigger != PST_TRIGGER_STARTUP)
