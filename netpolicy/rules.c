@@ -339,6 +339,152 @@ static void egress_rule(struct batch *b, const char *chain, const char *acc,
 	rule_msg(b, r, desc);
 }
 
+/* ---- interval sets for sandboxes that list many CIDRs --------------------- */
+
+#define SET_MIN 4		/* CIDRs of one kind from which a set is used */
+#define TYPE_IPADDR 7
+#define TYPE_IP6ADDR 8
+
+struct range {
+	uint8_t lo[16], hi[16];	/* inclusive, network byte order */
+};
+
+static int range_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct range *)a)->lo, ((const struct range *)b)->lo, 16);
+}
+
+/* v + 1 over len bytes; false if it wrapped (v was all ones) */
+static bool addr_inc(uint8_t *v, size_t len)
+{
+	for (size_t i = len; i-- > 0;)
+		if (++v[i])
+			return true;
+	return false;
+}
+
+static bool same_kind(const struct netpolicy_rule *a, const struct netpolicy_rule *b)
+{
+	if (a->to.family != b->to.family || a->proto != b->proto || a->n_ports != b->n_ports)
+		return false;
+	return !a->n_ports || !memcmp(a->ports, b->ports, a->n_ports * sizeof(a->ports[0]));
+}
+
+static void interval_elem(struct batch *b, const char *set, uint32_t id, const uint8_t *key,
+			  size_t len, bool end)
+{
+	struct nftnl_set *s = nftnl_set_alloc();
+	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)len);
+	if (end)
+		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
+	nftnl_set_elem_add(s, e);
+	struct nlmsghdr *n = hdr(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
+	nftnl_set_elems_nlmsg_build_payload(n, s);
+	nftnl_set_free(s);
+	mnl_nlmsg_batch_next(b->b);
+	what(b, "add element to set %s", set);
+}
+
+/* An interval set holding the CIDRs of rules[idx...] of the same kind
+ * (overlaps merged). Returns its id. */
+static uint32_t interval_set(struct batch *b, const char *name, const struct netpolicy_rule *rules,
+			     size_t n, const bool *member)
+{
+	bool v4 = false;
+	size_t k = 0, len;
+	struct range *r = calloc(n, sizeof(*r));
+	for (size_t i = 0; i < n; i++) {
+		if (!member[i])
+			continue;
+		v4 = rules[i].to.family == AF_INET;
+		len = v4 ? 4 : 16;
+		memset(r[k].lo, 0, 16);
+		memcpy(r[k].lo, rules[i].to.addr, len);
+		memcpy(r[k].hi, r[k].lo, 16);
+		for (unsigned bit = rules[i].to.prefix; bit < len * 8; bit++)
+			r[k].hi[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+		k++;
+	}
+	len = v4 ? 4 : 16;
+	qsort(r, k, sizeof(*r), range_cmp);
+	/* merge overlapping and adjacent ranges */
+	size_t m = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (m) {
+			uint8_t next[16];
+			memcpy(next, r[m - 1].hi, 16);
+			bool fits = addr_inc(next, len);
+			if (!fits || memcmp(r[i].lo, next, 16) <= 0) {
+				if (memcmp(r[i].hi, r[m - 1].hi, 16) > 0)
+					memcpy(r[m - 1].hi, r[i].hi, 16);
+				continue;
+			}
+		}
+		r[m++] = r[i];
+	}
+	struct nftnl_set *s = nftnl_set_alloc();
+	uint32_t id = ++b->set_id;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, v4 ? TYPE_IPADDR : TYPE_IP6ADDR);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)len);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_INTERVAL);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	struct nlmsghdr *nh = hdr(b, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nh, s);
+	nftnl_set_free(s);
+	mnl_nlmsg_batch_next(b->b);
+	what(b, "add set %s", name);
+	/* as nft does: an interval end at zero when the first range starts above it */
+	static const uint8_t zero[16];
+	if (m && memcmp(r[0].lo, zero, len))
+		interval_elem(b, name, id, zero, len, true);
+	for (size_t i = 0; i < m; i++) {
+		interval_elem(b, name, id, r[i].lo, len, false);
+		uint8_t end[16];
+		memcpy(end, r[i].hi, 16);
+		if (addr_inc(end, len))
+			interval_elem(b, name, id, end, len, true);
+	}
+	free(r);
+	return id;
+}
+
+/* The accept rule(s) of a set of CIDRs of one kind, one per port. */
+static void set_rule(struct batch *b, const char *chain, const char *acc, const char *set,
+		     uint32_t id, const struct netpolicy_rule *kind, const char *desc)
+{
+	bool v4 = kind->to.family == AF_INET;
+	bool ports = kind->n_ports && (kind->proto == IPPROTO_TCP || kind->proto == IPPROTO_UDP);
+	for (size_t p = 0; p < (ports ? kind->n_ports : 1); p++) {
+		struct nftnl_rule *r = rule_new(b, chain);
+		uint8_t nfproto = v4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+		e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
+		e_cmp(r, NFT_CMP_EQ, &nfproto, 1);
+		e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, v4 ? 4 : 16);
+		e_lookup(r, set, id, false);
+		if (kind->proto) {
+			uint8_t pr = kind->proto == IPPROTO_ICMP && !v4 ? IPPROTO_ICMPV6 : kind->proto;
+			e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+			e_cmp(r, NFT_CMP_EQ, &pr, 1);
+			if (ports) {
+				uint16_t be = htons(kind->ports[p]);
+				e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+				e_cmp(r, NFT_CMP_EQ, &be, 2);
+			}
+		}
+		e_counter(r, acc);
+		e_verdict(r, NF_ACCEPT);
+		rule_msg(b, r, desc);
+	}
+}
+
 /* ---- the whole table -------------------------------------------------------- */
 
 int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, void **out_buf,
@@ -351,7 +497,7 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 	for (size_t i = 0; i < n; i++) {
 		msgs += 8;
 		for (size_t k = 0; k < sbs[i].cfg->n_rules; k++)
-			msgs += sbs[i].cfg->rules[k].n_ports ? sbs[i].cfg->rules[k].n_ports : 1;
+			msgs += 3 + (sbs[i].cfg->rules[k].n_ports ? sbs[i].cfg->rules[k].n_ports : 1);
 	}
 	if (msgs > MAX_MSGS)
 		return -E2BIG;
@@ -467,14 +613,40 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 			e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
 			e_verdict(r, NF_ACCEPT);
 			rule_msg(&b, r, desc);
+			/* CIDRs of one kind (family, protocol, ports): SET_MIN or
+			 * more go into an interval set matched by one lookup */
+			bool *done = calloc(s->n_rules + 1, sizeof(bool));
+			bool *member = calloc(s->n_rules + 1, sizeof(bool));
+			unsigned nset = 0;
+			for (size_t k = 0; done && member && k < s->n_rules; k++) {
+				if (done[k])
+					continue;
+				size_t same = 0;
+				for (size_t j = k; j < s->n_rules; j++)
+					same += !done[j] && same_kind(&s->rules[k], &s->rules[j]);
+				if (same < SET_MIN)
+					continue;
+				for (size_t j = k; j < s->n_rules; j++) {
+					member[j] = !done[j] && same_kind(&s->rules[k], &s->rules[j]);
+					done[j] |= member[j];
+				}
+				char setname[48];
+				snprintf(setname, sizeof(setname), "sb_%s_n%u", s->name, nset++);
+				uint32_t id = interval_set(&b, setname, s->rules, s->n_rules, member);
+				set_rule(&b, chain, acc, setname, id, &s->rules[k], desc);
+			}
 			for (size_t k = 0; k < s->n_rules; k++) {
 				const struct netpolicy_rule *er = &s->rules[k];
+				if (done && done[k])
+					continue;
 				bool ports = er->n_ports && (er->proto == IPPROTO_TCP || er->proto == IPPROTO_UDP);
 				if (!ports)
 					egress_rule(&b, chain, acc, er, -1, desc);
 				for (size_t p = 0; ports && p < er->n_ports; p++)
 					egress_rule(&b, chain, acc, er, er->ports[p], desc);
 			}
+			free(done);
+			free(member);
 			/* TCP gets a reset: Linux treats an ICMP error to a SYN as
 			 * soft and would only fail the connect on the first
 			 * retransmission, a second later. Everything else gets

@@ -29,8 +29,13 @@ relay() { # name port target-host target-port egress
 	  "egress": '"$5"', "limits": { "timeout": "10s" } }'
 }
 EG='[ { "to": "10.152.163.0/24", "proto": "tcp", "ports": [5432] } ]'
+# four CIDRs of one kind: an interval set (overlapping entries merged)
+EGSET='[ { "to": "10.152.163.0/25", "proto": "tcp", "ports": [5432] },
+	 { "to": "10.152.163.0/24", "proto": "tcp", "ports": [5432] },
+	 { "to": "192.0.2.0/28", "proto": "tcp", "ports": [5432] },
+	 { "to": "192.0.2.16/28", "proto": "tcp", "ports": [5432] } ]'
 broker_json "{
- $(relay db 7100 10.152.163.10 5432 "$EG"),
+ $(relay db 7100 10.152.163.10 5432 "$EGSET"),
  $(relay dbport 7101 10.152.163.10 6000 "$EG"),
  $(relay dbpub 7102 198.51.100.10 80 "$EG"),
  $(relay none 7103 10.152.163.10 5432 '[]')
@@ -58,6 +63,9 @@ d1=$(sb_stat dbport .egress.denied_packets); d2=$(sb_stat dbpub .egress.denied_p
 a=$(sb_stat db .egress.accepted_new)
 [ "$a" -ge 1 ] || fail "accepted counter: $a"
 in_lab nft list table inet "$TABLE" >/dev/null || fail "table $TABLE missing while running"
+set=$(in_lab nft list set inet "$TABLE" sb_db_n0) || fail "no interval set for the db sandbox"
+assert_contains "$set" "10.152.163.0/24" "merged interval"
+assert_contains "$set" "192.0.2.0/27" "adjacent ranges merged"
 
 broker_stop
 assert_clean_lab

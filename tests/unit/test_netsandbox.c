@@ -101,6 +101,33 @@ static void test_batch_build(void **state)
 	free(what);
 }
 
+static void test_batch_with_interval_set(void **state)
+{
+	(void)state;
+	struct netpolicy_rule rules[5];
+	for (int i = 0; i < 5; i++)
+		rules[i] = (struct netpolicy_rule){ .to = cidr(AF_INET, "10.0.0.0", 8), .proto = 17 };
+	rules[4].proto = 6;	/* another kind: a rule of its own */
+	struct netpolicy_sandbox sb = { .name = "many", .rules = rules, .n_rules = 5 };
+	struct np_rules_sb rs = { .cfg = &sb, .ifname = "pstmany", .has_veth = true };
+	void *buf;
+	size_t len, n;
+	char(*what)[96];
+	uint32_t first;
+	assert_int_equal(np_rules_build("t", &rs, 1, &buf, &len, &what, &n, &first, false), 0);
+	bool set = false;
+	size_t elems = 0;
+	for (size_t i = 0; i < n; i++) {
+		set |= !strcmp(what[i], "add set sb_many_n0");
+		elems += !strcmp(what[i], "add element to set sb_many_n0");
+	}
+	assert_true(set);
+	/* four equal /8s merge into one range: zero end, start, end */
+	assert_int_equal(elems, 3);
+	free(buf);
+	free(what);
+}
+
 static void test_sandbox_config_checks(void **state)
 {
 	(void)state;
@@ -140,6 +167,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr4_plan),	cmocka_unit_test(test_addr6_plan),
 		cmocka_unit_test(test_ifnames),		cmocka_unit_test(test_batch_build),
+		cmocka_unit_test(test_batch_with_interval_set),
 		cmocka_unit_test(test_sandbox_config_checks), cmocka_unit_test(test_sandbox_prepare_ok),
 	};
 	return cmocka_run_group_tests_name("netpolicy_sandbox", tests, NULL, NULL);
