@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Shutdown: SIGTERM waits for running handlers up to broker.grace, a second
+# signal kills them at once. reuse_port lets two brokers share a port; a
+# second broker refuses to take over a live control socket.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+
+broker_json '{
+  "slow": { "trigger": { "listen": ["127.0.0.1:7000"] }, "exec": ["/bin/sh", "-c", "echo up; sleep 20"],
+	    "filesystem": '"$FS_JSON"' }
+}' '"reuse_port": true' | sed 's/"grace": "3s"/"grace": "20s"/' >"$T/policy.json"
+broker_start "$T/policy.json"
+in_lab "$CLIENT" -t 30000 127.0.0.1:7000 >"$T/c1" 2>&1 &
+wait_for 5 grep -q up "$T/c1" || fail "handler did not start"
+
+# a second broker with another control socket shares the port (SO_REUSEPORT)
+sed -e "s|$CONTROL|$T/control2.sock|" -e "s|\"table\": \"$TABLE\"|\"table\": \"${TABLE}b\"|" \
+	-e "s|$STATE|$T/state2|" "$T/policy.json" >"$T/policy2.json"
+nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$T/policy2.json" >"$T/broker2.log" 2>&1 &
+B2=$!
+bg_pid "$B2"
+wait_for 10 grep -q 'event=start ' "$T/broker2.log" || fail "second broker with reuse_port: $(cat "$T/broker2.log")"
+kill -TERM "$B2"; wait "$B2" || fail "second broker exit status"
+# a third one on the live control socket of the first refuses to start
+sed "s|\"table\": \"$TABLE\"|\"table\": \"${TABLE}c\"|" "$T/policy.json" >"$T/policy3.json"
+if nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$T/policy3.json" >"$T/broker3.log" 2>&1; then fail "third broker started"; fi
+assert_contains "$(cat "$T/broker3.log")" "another broker answers on this control socket" "control socket takeover"
+
+start=$(date +%s%N)
+kill -TERM "$BROKER_PID"
+wait_for 5 grep -q 'event=stop signal=SIGTERM handlers=1 grace_ms=20000' "$BROKER_LOG" || fail "no stop line"
+sleep 0.5
+kill -0 "$BROKER_PID" || fail "broker exited before its grace period with a handler running"
+kill -TERM "$BROKER_PID"	# the second signal cuts the grace short
+wait_for 5 sh -c "! kill -0 $BROKER_PID 2>/dev/null" || fail "second signal did not end the grace period"
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$ms" -lt 5000 ] || fail "shutdown took ${ms}ms"
+wait "$BROKER_PID"; rc=$?
+assert_eq "$rc" 0 "exit status after a shortened grace"
+BROKER_PID=
+grep -q 'event=exit sandbox=slow .*signal=KILL.*reason=shutdown' "$BROKER_LOG" || fail "no shutdown exit line"
+assert_clean_lab
+echo "signals and reuse_port: ok"
