@@ -30,6 +30,8 @@
 
 #include "netpolicy/internal.h"
 
+#define IP_NETNS_DIR "/run/netns"	/* where `ip netns exec NAME` looks */
+
 struct np_sb {
 	char name[16];
 	char ifname[16];
@@ -37,6 +39,7 @@ struct np_sb {
 	unsigned slot;
 	bool has_veth;
 	char mount[PATH_MAX];
+	char alias[PATH_MAX];	/* /run/netns/TABLE-NAME */
 };
 
 struct netpolicy {
@@ -163,7 +166,8 @@ static int link_del(struct mnl_socket *nl, const char *name)
 	return nl_talk(nl, nlh);
 }
 
-static int veth_add(struct mnl_socket *nl, const char *host, const char *peer, int peer_ns)
+static int veth_add(struct mnl_socket *nl, const char *host, const char *peer, int peer_ns,
+		    const char *tag)
 {
 	char buf[1024];
 	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
@@ -184,6 +188,18 @@ static int veth_add(struct mnl_socket *nl, const char *host, const char *peer, i
 	mnl_attr_nest_end(nlh, pi);
 	mnl_attr_nest_end(nlh, data);
 	mnl_attr_nest_end(nlh, li);
+	int r = nl_talk(nl, nlh);
+	if (r < 0)
+		return r;
+	/* the owner, so that clean-up never touches another broker's veths
+	 * (the kernel ignores an alias given at creation) */
+	nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_NEWLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST;
+	ifm = mnl_nlmsg_put_extra_header(nlh, sizeof(*ifm));
+	ifm->ifi_family = AF_UNSPEC;
+	mnl_attr_put_strz(nlh, IFLA_IFNAME, host);
+	mnl_attr_put_strz(nlh, IFLA_IFALIAS, tag);
 	return nl_talk(nl, nlh);
 }
 
@@ -326,6 +342,22 @@ static int sb_up(struct netpolicy *np, struct np_sb *s, bool egress, struct netp
 		s->netns_fd = -1;
 		return r;
 	}
+	/* also as `ip netns exec TABLE-NAME` knows it, for operators */
+	snprintf(s->alias, sizeof(s->alias), "%s/%s-%s", IP_NETNS_DIR, np->table, s->name);
+	if (mkdir(IP_NETNS_DIR, 0755) < 0 && errno != EEXIST) {
+		s->alias[0] = 0;
+	} else {
+		int afd = open(s->alias, O_RDONLY | O_CREAT | O_CLOEXEC, 0444);
+		char src[64];
+		snprintf(src, sizeof(src), "/proc/self/fd/%d", s->netns_fd);
+		if (afd < 0 || mount(src, s->alias, NULL, MS_BIND, NULL) < 0) {
+			if (afd >= 0)
+				unlink(s->alias);
+			s->alias[0] = 0;	/* a convenience: its absence is not an error */
+		}
+		if (afd >= 0)
+			close(afd);
+	}
 	if (!egress)
 		return 0;
 	struct mnl_socket *nl = nl_open(), *in = NULL;
@@ -341,7 +373,9 @@ static int sb_up(struct netpolicy *np, struct np_sb *s, bool egress, struct netp
 	    (r = np_addr6(&np->pool6, s->slot, 1, h6)) < 0 || (r = np_addr6(&np->pool6, s->slot, 2, p6)) < 0)
 		goto out;
 	step = "add veth";
-	if ((r = veth_add(nl, s->ifname, "eth0", s->netns_fd)) < 0)
+	char tag[96];
+	snprintf(tag, sizeof(tag), "postern:%s", np->table);
+	if ((r = veth_add(nl, s->ifname, "eth0", s->netns_fd, tag)) < 0)
 		goto out;
 	s->has_veth = true;
 	step = "host address";
@@ -404,6 +438,9 @@ static void sb_down(struct netpolicy *np, struct np_sb *s)
 		close(s->netns_fd);
 	s->netns_fd = -1;
 	netns_remove(s->mount);
+	if (s->alias[0])
+		netns_remove(s->alias);
+	s->alias[0] = 0;
 }
 
 static struct np_sb *find(struct netpolicy *np, const char *name)
@@ -489,24 +526,90 @@ static int mkdirs(const char *dir)
 
 /* ---- public ------------------------------------------------------------------------- */
 
+struct owned {
+	const char *prefix, *tag;
+	char names[256][IFNAMSIZ];
+	size_t n;
+};
+
+static int owned_attr(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+	if (type == IFLA_IFNAME || type == IFLA_IFALIAS)
+		tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int owned_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct owned *ow = data;
+	const struct nlattr *tb[IFLA_MAX + 1] = { 0 };
+	mnl_attr_parse(nlh, sizeof(struct ifinfomsg), owned_attr, tb);
+	if (!tb[IFLA_IFNAME] || !tb[IFLA_IFALIAS] || ow->n >= 256)
+		return MNL_CB_OK;
+	const char *name = mnl_attr_get_str(tb[IFLA_IFNAME]);
+	if (!strncmp(name, ow->prefix, strlen(ow->prefix)) &&
+	    !strcmp(mnl_attr_get_str(tb[IFLA_IFALIAS]), ow->tag))
+		snprintf(ow->names[ow->n++], IFNAMSIZ, "%s", name);
+	return MNL_CB_OK;
+}
+
+static void links_owned(struct mnl_socket *nl, struct owned *ow)
+{
+	static char buf[32768];
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = RTM_GETLINK;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	nlh->nlmsg_seq = (uint32_t)time(NULL);
+	struct rtgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->rtgen_family = AF_PACKET;
+	uint32_t seq = nlh->nlmsg_seq, portid = mnl_socket_get_portid(nl);
+	if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0)
+		return;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof(buf));
+		if (n <= 0)
+			return;
+		int r = mnl_cb_run(buf, (size_t)n, seq, portid, owned_cb, ow);
+		if (r <= MNL_CB_STOP)
+			return;
+	}
+}
+
 int netpolicy_cleanup(const char *table, const char *ifprefix, const char *state_dir,
 		      struct netpolicy_error *err)
 {
 	int r = np_rules_commit(table, NULL, 0, true, err);
-	/* links with our prefix that are veths we made earlier */
+	/* veths an earlier instance of this table made: named with our prefix
+	 * and tagged "postern:TABLE" in their alias (read over netlink: sysfs
+	 * may belong to another network namespace) */
+	char tag[96];
+	snprintf(tag, sizeof(tag), "postern:%s", table);
 	struct mnl_socket *nl = nl_open();
 	if (nl) {
-		struct if_nameindex *ifs = if_nameindex();
-		for (struct if_nameindex *i = ifs; i && i->if_index; i++)
-			if (!strncmp(i->if_name, ifprefix, strlen(ifprefix)))
-				link_del(nl, i->if_name);
-		if (ifs)
-			if_freenameindex(ifs);
+		struct owned ow = { .prefix = ifprefix, .tag = tag };
+		links_owned(nl, &ow);
+		for (size_t i = 0; i < ow.n; i++)
+			link_del(nl, ow.names[i]);
 		mnl_socket_close(nl);
 	}
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], pfx[80];
+	snprintf(pfx, sizeof(pfx), "%s-", table);
+	DIR *d = opendir(IP_NETNS_DIR);
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			if (strncmp(e->d_name, pfx, strlen(pfx)))
+				continue;
+			char p[PATH_MAX];
+			snprintf(p, sizeof(p), "%s/%s", IP_NETNS_DIR, e->d_name);
+			netns_remove(p);
+		}
+		closedir(d);
+	}
 	snprintf(dir, sizeof(dir), "%s/netns", state_dir);
-	DIR *d = opendir(dir);
+	d = opendir(dir);
 	if (d) {
 		struct dirent *e;
 		while ((e = readdir(d))) {

@@ -24,6 +24,8 @@ LOADGEN="$BUILD/tests/bench/loadgen"
 UID_BASE=$((300000 + ($$ % 1000) * 64))
 
 in_lab() { ip netns exec "$LAB" "$@"; }
+# ip netns aliases of this run's broker, also after a failure
+on_exit 'for n in /run/netns/"$TABLE"-*; do [ -e "$n" ] && { umount -l "$n"; rm -f "$n"; }; done 2>/dev/null; true'
 # cgroups of this run's broker (named after its table), also after a failure
 on_exit 'for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
 	find "$cg" -maxdepth 5 -depth -type d -path "*/$TABLE*" -exec rmdir {} + 2>/dev/null; done; true'
@@ -83,6 +85,7 @@ assert_clean_lab() {
 	local l; l=$(in_lab ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep '^pst' || true)
 	[ -z "$l" ] || fail "veths left behind: $l"
 	if grep -qF "$STATE/netns" /proc/self/mountinfo; then fail "netns mounts left behind"; fi
+	if ls /run/netns 2>/dev/null | grep -q "^$TABLE-"; then fail "ip netns aliases left behind"; fi
 	local cg
 	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/unified; do
 		if find "$cg" -maxdepth 4 -type d -name "$TABLE*" 2>/dev/null | grep -q .; then

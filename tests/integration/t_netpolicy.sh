@@ -61,6 +61,10 @@ after=$(rx); rej1=$(sb_stat db .egress.denied_packets)
 assert_eq "$((after - before))" 1 "exactly the allowed datagram reached the db host"
 [ "$rej1" -gt "$rej0" ] || fail "UDP denial not counted ($rej0 -> $rej1)"
 
+# operators can enter it the usual way
+ip netns list | grep -q "^$TABLE-db" || fail "no ip netns alias $TABLE-db"
+assert_contains "$(ip netns exec "$TABLE-db" ip -o addr)" "100.127.0.2/30" "ip netns exec into the sandbox"
+
 # the no-egress sandbox has only lo
 links=$(nsenter --net="$STATE/netns/none" ip -o link | awk -F': ' '{print $2}' | tr '\n' ' ')
 assert_eq "$links" "lo " "no-egress namespace"
@@ -90,12 +94,16 @@ worst=$(sed 's/.*worst=//' "$T/loop")
 [ "$worst" -le 1 ] || fail "the allowed target failed $worst times in a row"
 grep -q 'ok=[1-9]' "$T/loop" || fail "no allowed connection during reloads"
 
-# SIGKILL: leftovers stay; the next start removes them
+# SIGKILL: leftovers stay; the next start removes them, and only them (a
+# link named like ours that belongs to someone else stays)
+in_lab ip link add pstforeign type dummy || fail "dummy link"
 kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
 in_lab nft list table inet "$TABLE" >/dev/null 2>&1 || fail "expected a leftover table after SIGKILL"
 : >"$BROKER_LOG"
 broker_start "$T/policy.json"
 assert_contains "$(in_sb bash -c "$(declare -f tcp); tcp 10.152.163.10 5432")" "db4 from=10.152.163.1" "after restart"
+in_lab ip link show pstforeign >/dev/null 2>&1 || fail "start-up clean-up removed a link it does not own"
+in_lab ip link del pstforeign
 broker_stop
 assert_clean_lab
 echo "netpolicy: ok"
