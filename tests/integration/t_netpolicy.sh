@@ -96,7 +96,7 @@ grep -q 'ok=[1-9]' "$T/loop" || fail "no allowed connection during reloads"
 
 # SIGKILL: leftovers stay; the next start removes them, and only them (a
 # link named like ours that belongs to someone else stays)
-in_lab ip link add pstforeign type dummy || fail "dummy link"
+in_lab ip link add pstforeign type veth peer name pstforeign2 || fail "foreign veth"
 kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
 in_lab nft list table inet "$TABLE" >/dev/null 2>&1 || fail "expected a leftover table after SIGKILL"
 : >"$BROKER_LOG"
