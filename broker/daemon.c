@@ -451,7 +451,14 @@ static int prepare_sandbox(const struct pst_policy *p, const struct pst_sandbox 
 			.memory = sc->limits.memory,
 			.pids = sc->limits.pids,
 			.nofile = sc->limits.nofile,
-			.nproc = sc->limits.pids,
+			/* all handlers of a sandbox share one uid; before Linux
+			 * 5.14 RLIMIT_NPROC counted every process of that uid,
+			 * since then per user namespace (one per handler). The
+			 * per-handler cap is the pids cgroup; this bound is safe
+			 * with either accounting */
+			.nproc = (uint32_t)((uint64_t)sc->limits.pids * sc->limits.handlers > UINT32_MAX
+						    ? UINT32_MAX
+						    : (uint64_t)sc->limits.pids * sc->limits.handlers),
 			.cpu = sc->limits.cpu,
 		},
 		.seccomp_action = sc->seccomp.action == PST_SECCOMP_KILL ? SANDBOX_SECCOMP_KILL

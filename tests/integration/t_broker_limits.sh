@@ -17,7 +17,8 @@ broker_json "{
  $(sbx tmo 7104 '["/bin/sh", "-c", "sleep 60 & sleep 60; echo never"]' '{ "timeout": "500ms" }'),
  $(sbx crash 7105 '["/opt/helpers/crash"]' '{ "handlers": 4 }'),
  $(sbx broken 7106 '["/opt/postern/no-such-handler"]' '{ "handlers": 4 }'),
- $(sbx echo 7107 '["/opt/postern/echo"]' '{ "handlers": 4 }')
+ $(sbx echo 7107 '["/opt/postern/echo"]' '{ "handlers": 4 }'),
+ $(sbx many 7108 '["/bin/sh", "-c", "sleep 1; echo done"]' '{ "handlers": 8, "pids": 3 }')
 }" >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
 broker_start "$T/policy.json"
@@ -73,6 +74,12 @@ wait_for 5 grep -q 'event=spawn_failed .*sandbox=broken .*no-such-handler' "$BRO
 assert_eq "$(sb_stat broken .refused.spawn_failed)" 1 "spawn failures"
 out=$(in_lab "$CLIENT" 127.0.0.1:7107 still-here)
 assert_eq "$out" "still-here" "broker serves after crash and spawn failure"
+
+# 7. more concurrent handlers than one handler's pids limit: all served (the
+# per-uid process limit covers the sandbox, the pids cgroup each handler)
+for i in 1 2 3 4 5 6; do in_lab "$CLIENT" -t 20000 127.0.0.1:7108 >"$T/many.$i" 2>&1 & done
+wait_for 15 sh -c "[ \$(cat $T/many.* | grep -c done) = 6 ]" || fail "many: $(cat $T/many.*)"
+assert_eq "$(sb_stat many .refused.spawn_failed)" 0 "spawn failures with many handlers"
 
 broker_stop
 assert_clean_lab
