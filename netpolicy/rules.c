@@ -160,18 +160,20 @@ static uint32_t set_msg(struct batch *b, const char *name, bool vmap)
 	return id;
 }
 
-static void elem_msg(struct batch *b, const char *set, uint32_t set_id, const char *ifname,
-		     const char *jump)
+/* One element of a set or verdict map: KEY (len bytes), optionally an
+ * interval end, or with a jump verdict to a chain. */
+static void elem_msg(struct batch *b, const char *set, uint32_t set_id, const void *key,
+		     size_t len, bool interval_end, const char *jump)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-	char key[IFNAMSIZ] = { 0 };
-	snprintf(key, sizeof(key), "%s", ifname);
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
 	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
 	nftnl_set_set_u32(s, NFTNL_SET_ID, set_id);
 	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, sizeof(key));
+	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)len);
+	if (interval_end)
+		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
 	if (jump) {
 		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, NFT_JUMP);
 		nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, jump);
@@ -181,7 +183,15 @@ static void elem_msg(struct batch *b, const char *set, uint32_t set_id, const ch
 	nftnl_set_elems_nlmsg_build_payload(n, s);
 	nftnl_set_free(s);
 	mnl_nlmsg_batch_next(b->b);
-	what(b, "add element %s", ifname);
+	what(b, "add element to set %s", set);
+}
+
+static void ifname_elem(struct batch *b, const char *set, uint32_t set_id, const char *ifname,
+			const char *jump)
+{
+	char key[IFNAMSIZ] = { 0 };
+	snprintf(key, sizeof(key), "%s", ifname);
+	elem_msg(b, set, set_id, key, sizeof(key), false, jump);
 }
 
 /* ---- expressions ---------------------------------------------------------- */
@@ -370,26 +380,6 @@ static bool same_kind(const struct netpolicy_rule *a, const struct netpolicy_rul
 	return !a->n_ports || !memcmp(a->ports, b->ports, a->n_ports * sizeof(a->ports[0]));
 }
 
-static void interval_elem(struct batch *b, const char *set, uint32_t id, const uint8_t *key,
-			  size_t len, bool end)
-{
-	struct nftnl_set *s = nftnl_set_alloc();
-	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, set);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)len);
-	if (end)
-		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-	nftnl_set_elem_add(s, e);
-	struct nlmsghdr *n = hdr(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
-	nftnl_set_elems_nlmsg_build_payload(n, s);
-	nftnl_set_free(s);
-	mnl_nlmsg_batch_next(b->b);
-	what(b, "add element to set %s", set);
-}
-
 /* An interval set holding the CIDRs of rules[idx...] of the same kind
  * (overlaps merged). Returns its id. */
 static uint32_t interval_set(struct batch *b, const char *name, const struct netpolicy_rule *rules,
@@ -444,13 +434,13 @@ static uint32_t interval_set(struct batch *b, const char *name, const struct net
 	/* as nft does: an interval end at zero when the first range starts above it */
 	static const uint8_t zero[16];
 	if (m && memcmp(r[0].lo, zero, len))
-		interval_elem(b, name, id, zero, len, true);
+		elem_msg(b, name, id, zero, len, true, NULL);
 	for (size_t i = 0; i < m; i++) {
-		interval_elem(b, name, id, r[i].lo, len, false);
+		elem_msg(b, name, id, r[i].lo, len, false, NULL);
 		uint8_t end[16];
 		memcpy(end, r[i].hi, 16);
 		if (addr_inc(end, len))
-			interval_elem(b, name, id, end, len, true);
+			elem_msg(b, name, id, end, len, true, NULL);
 	}
 	free(r);
 	return id;
@@ -542,8 +532,8 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 			char chain[48];
 			snprintf(chain, sizeof(chain), "sb_%s", sbs[i].cfg->name);
 			chain_msg(&b, chain, NULL, 0, 0);
-			elem_msg(&b, "sbx_ifs", ifs_id, sbs[i].ifname, NULL);
-			elem_msg(&b, "sbx_in", in_id, sbs[i].ifname, chain);
+			ifname_elem(&b, "sbx_ifs", ifs_id, sbs[i].ifname, NULL);
+			ifname_elem(&b, "sbx_in", in_id, sbs[i].ifname, chain);
 		}
 		struct nftnl_rule *r;
 		/* forward: dispatch by input interface; nothing new toward sandboxes */
