@@ -96,13 +96,28 @@ struct sandbox_spawn_args {
 	int listen_fds;		/* startup sockets: number of fds from 3 (LISTEN_FDS) */
 };
 
+/* Where a spawn's time went, in order (sandbox_handler.phase_ns). */
+enum sandbox_phase {
+	SANDBOX_PHASE_PREPARE,	/* parent: env, pipes, the handler's cgroup */
+	SANDBOX_PHASE_CLONE,	/* clone until the child runs */
+	SANDBOX_PHASE_NAMESPACES,	/* netns, cgroup, cgroupns, fds, hostname */
+	SANDBOX_PHASE_ROOT,	/* tmpfs root, declared mounts, /dev, pivot_root */
+	SANDBOX_PHASE_IDENTITY,	/* rlimits, uid/gid, user namespace, capabilities */
+	SANDBOX_PHASE_SECCOMP,	/* loading the filter */
+	SANDBOX_PHASE_EXEC,	/* execve until the caller resumes */
+	SANDBOX_PHASE_COUNT
+};
+extern const char *const sandbox_phase_names[SANDBOX_PHASE_COUNT];
+
 struct sandbox_handler {
 	pid_t pid;		/* host pid; pid 1 of its own pid namespace */
 	int pidfd;		/* CLOEXEC; readable when the handler exits */
 	int stderr_fd;		/* read end of the handler's stderr (and stdout when
 				 * stdout is not the socket); CLOEXEC|NONBLOCK */
-	char cgroup[256];	/* the handler's cgroup path(s) for cleanup, or "" */
+	char cgroup[1024];	/* the handler's cgroup directories, '\n'-separated
+				 * (one per v1 hierarchy), for cleanup; or "" */
 	uint64_t spawn_ns;	/* time sandbox_spawn took, CLOCK_MONOTONIC */
+	uint32_t phase_ns[SANDBOX_PHASE_COUNT];	/* its breakdown */
 };
 
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
