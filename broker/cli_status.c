@@ -23,7 +23,10 @@ static const char status_usage[] =
 	"    reason (per_source, rate, spawn_failed), spawn latency p50/p99 over the\n"
 	"    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
 	"    denials (packets rejected by the sandbox's nftables chain) and each\n"
-	"    running handler with its pid, peer and age.\n"
+	"    running handler with its pid, peer and age. Sandboxes with prewarm\n"
+	"    show their pre-warmed handlers (ready, starting, used, failed); the\n"
+	"    mean time of each phase of a fresh spawn (prepare, clone, namespaces,\n"
+	"    root, identity, seccomp, exec) follows.\n"
 	"\n"
 	"OPTIONS\n"
 	"    -s, --socket PATH  control socket (default " PST_DEFAULT_CONTROL ")\n"
@@ -98,6 +101,25 @@ int pst_status_render(FILE *out, const char *json, bool top)
 			snprintf(den, sizeof(den), "-");
 		fprintf(out, "%-12s %-8s %11s %9.0f %-22s %-15s %-24s %8s\n", str(s, "name"),
 			str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
+		const cJSON *pw = cJSON_GetObjectItemCaseSensitive(s, "prewarm");
+		if (num(pw, "target") > 0)
+			fprintf(out, "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f failed\n",
+				num(pw, "ready"), num(pw, "starting"), num(pw, "target"), num(pw, "used"),
+				num(pw, "failed"));
+		const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
+		if (!top && num(ph, "samples") > 0) {
+			fprintf(out, "    spawn phases (mean):");
+			const cJSON *x;
+			cJSON_ArrayForEach(x, ph)
+			{
+				if (strcmp(x->string, "samples") != 0) {
+					char b[16];
+					fmt_us(b, sizeof(b), x->valuedouble);
+					fprintf(out, " %s %s", x->string, b);
+				}
+			}
+			fputc('\n', out);
+		}
 		const cJSON *h;
 		int shown = 0;
 		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(s, "handlers"))

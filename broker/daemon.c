@@ -106,8 +106,15 @@ struct sbx {
 	/* startup */
 	uint64_t restart_at_ns;	/* 0: none pending */
 	uint64_t restart_backoff_ms;
+	/* pre-warmed handlers: n_warm started and not yet released, of which
+	 * the `ready` stack holds n_ready */
+	struct handler *ready;
+	uint32_t n_warm, n_ready;
+	uint64_t warm_used, warm_failed;
+	uint64_t warm_retry_ns, warm_backoff_ms;	/* after a failed set-up */
 	/* statistics */
 	uint64_t started, exit_ok, exit_failed, exit_signaled, exit_timeout;
+	uint64_t phase_sum_ns[SANDBOX_PHASE_COUNT], phase_n;	/* fresh spawns */
 	uint64_t refused[REFUSE__N];
 	uint64_t refuse_log_ns[REFUSE__N], refuse_suppressed[REFUSE__N];
 	struct pst_latring lat;
@@ -127,7 +134,13 @@ struct handler {
 	uv_poll_t exit_poll;
 	uv_poll_t err_poll;
 	uv_timer_t timer;
+	uv_poll_t ctl_poll;	/* pre-warmed handlers only */
 	int handles_open;
+	bool has_ctl;
+	bool warm;		/* pre-warmed and not (yet) released */
+	bool ready;		/* warm and on its sandbox's ready stack */
+	bool discarded;		/* warm, and killed on purpose */
+	struct handler *ready_next;
 	bool err_polling;
 	bool exited;
 	bool timed_out;
@@ -558,6 +571,29 @@ static void np_config_free(struct netpolicy_config *cfg)
 
 static void handler_exit(struct handler *h);
 static void schedule_restart(struct daemon *d, struct sbx *s, bool failed, uint64_t ran_ns);
+static void warm_gone(struct daemon *d, struct handler *h, int reap_r, int wstatus);
+static void prewarm_fill(struct daemon *d, struct sbx *s);
+
+static void handler_link(struct daemon *d, struct handler *h)
+{
+	h->next = d->handlers;
+	if (d->handlers)
+		d->handlers->prev = h;
+	d->handlers = h;
+	d->n_handlers++;
+	h->sbx->gen->refs++;
+}
+
+static void handler_unlink(struct daemon *d, struct handler *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		d->handlers = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	d->n_handlers--;
+}
 
 static void stderr_emit(struct handler *h, const char *s, size_t n, bool partial)
 {
@@ -654,6 +690,11 @@ static void handler_free_cb(uv_handle_t *uvh)
 	int r = sandbox_reap(&h->h, &wstatus);
 	uint64_t ran = pst_now_ns() - h->start_ns;
 
+	if (h->warm) {
+		warm_gone(d, h, r, wstatus);
+		return;
+	}
+
 	struct pst_logline l;
 	pst_ll_begin(&l, "info", "exit");
 	pst_ll_str(&l, "sandbox", s->conf->name);
@@ -689,13 +730,7 @@ static void handler_free_cb(uv_handle_t *uvh)
 	pst_ll_end(&l);
 
 	/* unlink and account */
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		d->handlers = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	d->n_handlers--;
+	handler_unlink(d, h);
 	bool was_full = sbx_at_capacity(s);
 	s->active--;
 	if (h->has_src)
@@ -727,6 +762,8 @@ static void handler_exit(struct handler *h)
 	uv_close((uv_handle_t *)&h->exit_poll, handler_free_cb);
 	uv_close((uv_handle_t *)&h->err_poll, handler_free_cb);
 	uv_close((uv_handle_t *)&h->timer, handler_free_cb);
+	if (h->has_ctl)
+		uv_close((uv_handle_t *)&h->ctl_poll, handler_free_cb);
 }
 
 static void format_peer(const struct sockaddr_storage *ss, char *addr, size_t alen, int *port)
@@ -777,68 +814,9 @@ static void build_env(struct req_env *e, const struct sbx *s, int fd, bool inet)
 	e->envp[n] = NULL;
 }
 
-/* Spawn one handler of s. sock_fd / stdin_fd are the caller's; it closes them.
- * Returns 0 or a negative errno (already logged). */
-static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, const char *peer,
-		 const uint8_t *src)
+/* libuv handles of a started handler: pidfd, stderr, timeout. */
+static void handler_watch(struct daemon *d, struct handler *h)
 {
-	struct handler *h = calloc(1, sizeof(*h));
-	if (!h) {
-		log_errno("spawn", s->conf->name, "allocate handler", ENOMEM);
-		return -ENOMEM;
-	}
-	struct req_env env;
-	bool inet = false;
-	if (sock_fd >= 0 && peer && peer[0])
-		inet = true;
-	build_env(&env, s, sock_fd, inet);
-
-	struct sandbox_spawn_args args = {
-		.sock_fd = sock_fd,
-		.stdin_fd = stdin_fd,
-		.netns_fd = s->netns_fd,
-		.extra_env = env.envp,
-		.fds = s->send_fds,
-		.n_fds = s->n_send + s->n_socket_fds,
-		.listen_fds = (int)s->n_socket_fds,
-	};
-	struct sandbox_error err = { 0 };
-	uint64_t t0 = pst_now_ns();
-	int r = sandbox_spawn(s->sb, &args, &h->h, &err);
-	if (r < 0) {
-		struct pst_logline l;
-		pst_ll_begin(&l, "error", "spawn_failed");
-		pst_ll_str(&l, "sandbox", s->conf->name);
-		if (peer && peer[0])
-			pst_ll_str(&l, "peer", peer);
-		pst_ll_str(&l, "error", err.msg[0] ? err.msg : strerror(-r));
-		pst_ll_end(&l);
-		s->refused[REFUSE_SPAWN_FAILED]++;
-		free(h);
-		return r;
-	}
-	uint64_t spawn_ns = h->h.spawn_ns ? h->h.spawn_ns : pst_now_ns() - t0;
-
-	h->d = d;
-	h->sbx = s;
-	h->start_ns = t0;
-	if (peer)
-		snprintf(h->peer, sizeof(h->peer), "%s", peer);
-	if (src) {
-		memcpy(h->src, src, PST_SRCKEY_LEN);
-		/* without memory for the entry the handler just goes uncounted */
-		h->has_src = pst_srctab_inc(&s->sources, src) == 0;
-	}
-	s->gen->refs++;
-	s->active++;
-	s->started++;
-	pst_latring_add(&s->lat, (uint32_t)(spawn_ns / 1000));
-	h->next = d->handlers;
-	if (d->handlers)
-		d->handlers->prev = h;
-	d->handlers = h;
-	d->n_handlers++;
-
 	uv_poll_init(d->loop, &h->exit_poll, h->h.pidfd);
 	uv_poll_init(d->loop, &h->err_poll, h->h.stderr_fd);
 	uv_timer_init(d->loop, &h->timer);
@@ -847,6 +825,248 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 	uv_poll_start(&h->exit_poll, UV_READABLE, on_handler_exit);
 	if (uv_poll_start(&h->err_poll, UV_READABLE, on_handler_stderr) == 0)
 		h->err_polling = true;
+}
+
+static void log_spawn_failed(struct sbx *s, const char *peer, const struct sandbox_error *err, int r,
+			     bool warm)
+{
+	struct pst_logline l;
+	pst_ll_begin(&l, "error", "spawn_failed");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	if (peer && peer[0])
+		pst_ll_str(&l, "peer", peer);
+	if (warm)
+		pst_ll_int(&l, "prewarm", 1);
+	pst_ll_str(&l, "error", err->msg[0] ? err->msg : strerror(-r));
+	pst_ll_end(&l);
+}
+
+/* ---- pre-warmed handlers ------------------------------------------------- */
+
+static void warm_backoff(struct sbx *s)
+{
+	/* 100 ms doubling to 10 s while set-up keeps failing */
+	s->warm_failed++;
+	s->warm_backoff_ms = s->warm_backoff_ms ? s->warm_backoff_ms * 2 : 100;
+	if (s->warm_backoff_ms > 10000)
+		s->warm_backoff_ms = 10000;
+	s->warm_retry_ns = pst_now_ns() + s->warm_backoff_ms * 1000000ull;
+}
+
+static void ready_remove(struct sbx *s, struct handler *h)
+{
+	for (struct handler **p = &s->ready; *p; p = &(*p)->ready_next)
+		if (*p == h) {
+			*p = h->ready_next;
+			s->n_ready--;
+			break;
+		}
+	h->ready = false;
+	h->ready_next = NULL;
+}
+
+/* Kill an unreleased handler on purpose (reload, shutdown). */
+static void warm_discard(struct handler *h)
+{
+	if (h->ready)
+		ready_remove(h->sbx, h);
+	h->discarded = true;
+	sandbox_kill(&h->h);
+}
+
+static void on_warm_ctl(uv_poll_t *p, int status, int events)
+{
+	struct handler *h = p->data;
+	struct sbx *s = h->sbx;
+	struct sandbox_error err = { 0 };
+	(void)events;
+
+	int r = status < 0 ? status : sandbox_warm_ready(s->sb, &h->h, &err);
+	if (r == -EAGAIN)
+		return;
+	uv_poll_stop(p);
+	if (r == 0) {
+		h->ready = true;
+		h->ready_next = s->ready;
+		s->ready = h;
+		s->n_ready++;
+		s->warm_backoff_ms = 0;
+		if (pst_log_debug) {
+			struct pst_logline l;
+			pst_ll_begin(&l, "debug", "prewarm_ready");
+			pst_ll_str(&l, "sandbox", s->conf->name);
+			pst_ll_int(&l, "pid", h->h.pid);
+			pst_ll_ms(&l, "setup_ms", pst_now_ns() - h->start_ns);
+			pst_ll_end(&l);
+		}
+		return;
+	}
+	log_spawn_failed(s, NULL, &err, r, true);
+	warm_backoff(s);
+	h->discarded = true;	/* already accounted as a failure */
+	sandbox_kill(&h->h);
+}
+
+static int warm_start(struct daemon *d, struct sbx *s)
+{
+	struct handler *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	struct sandbox_spawn_args args = {
+		.sock_fd = -1,
+		.stdin_fd = -1,
+		.netns_fd = s->netns_fd,
+		.fds = s->send_fds,
+		.n_fds = s->n_send + s->n_socket_fds,
+		.listen_fds = (int)s->n_socket_fds,
+	};
+	struct sandbox_error err = { 0 };
+	int r = sandbox_prewarm(s->sb, &args, &h->h, &err);
+	if (r < 0) {
+		log_spawn_failed(s, NULL, &err, r, true);
+		warm_backoff(s);
+		free(h);
+		return r;
+	}
+	h->d = d;
+	h->sbx = s;
+	h->warm = true;
+	h->start_ns = pst_now_ns();
+	handler_link(d, h);
+	s->n_warm++;
+	handler_watch(d, h);
+	uv_poll_init(d->loop, &h->ctl_poll, h->h.ctl_fd);
+	h->ctl_poll.data = h;
+	h->has_ctl = true;
+	h->handles_open++;
+	uv_poll_start(&h->ctl_poll, UV_READABLE, on_warm_ctl);
+	return 0;
+}
+
+/* Start pre-warmed handlers up to the sandbox's `prewarm`. */
+static void prewarm_fill(struct daemon *d, struct sbx *s)
+{
+	if (d->stopping || s->gen != d->cur || s->conf->trigger == PST_TRIGGER_STARTUP ||
+	    pst_now_ns() < s->warm_retry_ns)
+		return;
+	while (s->n_warm < s->conf->prewarm)
+		if (warm_start(d, s) < 0)
+			return;
+}
+
+/* A pre-warmed handler that was never released has been reaped. */
+static void warm_gone(struct daemon *d, struct handler *h, int reap_r, int wstatus)
+{
+	struct sbx *s = h->sbx;
+	if (h->ready)
+		ready_remove(s, h);
+	if (!h->discarded) {
+		/* it died while waiting: count it, and do not refill in a loop */
+		char st[32];
+		if (reap_r < 0)
+			snprintf(st, sizeof(st), "unknown");
+		else if (WIFSIGNALED(wstatus))
+			snprintf(st, sizeof(st), "signal %d", WTERMSIG(wstatus));
+		else
+			snprintf(st, sizeof(st), "status %d", WEXITSTATUS(wstatus));
+		pst_log("warn", "prewarm_exit", "sandbox", s->conf->name, "status", st, NULL);
+		warm_backoff(s);
+	}
+	handler_unlink(d, h);
+	s->n_warm--;
+	struct gen *g = s->gen;
+	free(h);
+	if (!d->stopping && g == d->cur)
+		prewarm_fill(d, s);
+	gen_unref(g);
+	if (d->stopping && !d->n_handlers)
+		daemon_finish(d);
+}
+
+/* A ready pre-warmed handler takes the request, or NULL (none ready, or
+ * every ready one refused it: each such one is discarded). */
+static struct handler *warm_take(struct sbx *s, int sock_fd, int stdin_fd, const char *const *env)
+{
+	while (s->ready) {
+		struct handler *h = s->ready;
+		ready_remove(s, h);
+		struct sandbox_error err = { 0 };
+		if (sandbox_release(s->sb, &h->h, sock_fd, stdin_fd, env, &err) == 0) {
+			h->warm = false;
+			s->n_warm--;
+			s->warm_used++;
+			return h;
+		}
+		log_spawn_failed(s, NULL, &err, -EPIPE, true);
+		warm_backoff(s);
+		h->discarded = true;
+		sandbox_kill(&h->h);
+	}
+	return NULL;
+}
+
+/* Spawn one handler of s, or hand the request to a pre-warmed one. sock_fd /
+ * stdin_fd are the caller's; it closes them. Returns 0 or a negative errno
+ * (already logged). */
+static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, const char *peer,
+		 const uint8_t *src)
+{
+	struct req_env env;
+	bool inet = false;
+	if (sock_fd >= 0 && peer && peer[0])
+		inet = true;
+	build_env(&env, s, sock_fd, inet);
+
+	uint64_t t0 = pst_now_ns(), spawn_ns;
+	struct handler *h = NULL;
+	bool warm = false;
+	if (s->ready && (sock_fd >= 0 || stdin_fd >= 0) &&
+	    (h = warm_take(s, sock_fd, stdin_fd, (const char *const *)env.envp))) {
+		warm = true;
+		spawn_ns = pst_now_ns() - t0;
+	} else {
+		if (!(h = calloc(1, sizeof(*h)))) {
+			log_errno("spawn", s->conf->name, "allocate handler", ENOMEM);
+			return -ENOMEM;
+		}
+		struct sandbox_spawn_args args = {
+			.sock_fd = sock_fd,
+			.stdin_fd = stdin_fd,
+			.netns_fd = s->netns_fd,
+			.extra_env = env.envp,
+			.fds = s->send_fds,
+			.n_fds = s->n_send + s->n_socket_fds,
+			.listen_fds = (int)s->n_socket_fds,
+		};
+		struct sandbox_error err = { 0 };
+		int r = sandbox_spawn(s->sb, &args, &h->h, &err);
+		if (r < 0) {
+			log_spawn_failed(s, peer, &err, r, false);
+			s->refused[REFUSE_SPAWN_FAILED]++;
+			free(h);
+			return r;
+		}
+		spawn_ns = h->h.spawn_ns ? h->h.spawn_ns : pst_now_ns() - t0;
+		for (int i = 0; i < SANDBOX_PHASE_COUNT; i++)
+			s->phase_sum_ns[i] += h->h.phase_ns[i];
+		s->phase_n++;
+		h->d = d;
+		h->sbx = s;
+		handler_link(d, h);
+		handler_watch(d, h);
+	}
+
+	h->start_ns = t0;
+	if (peer)
+		snprintf(h->peer, sizeof(h->peer), "%s", peer);
+	if (src) {
+		memcpy(h->src, src, PST_SRCKEY_LEN);
+		/* without memory for the entry the handler just goes uncounted */
+		h->has_src = pst_srctab_inc(&s->sources, src) == 0;
+	}
+	s->active++;
+	s->started++;
+	pst_latring_add(&s->lat, (uint32_t)(spawn_ns / 1000));
 	if (s->conf->limits.timeout_ms)
 		uv_timer_start(&h->timer, on_handler_timeout, s->conf->limits.timeout_ms, 0);
 
@@ -857,8 +1077,12 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 	if (peer && peer[0])
 		pst_ll_str(&l, "peer", peer);
 	pst_ll_ms(&l, "spawn_ms", spawn_ns);
+	if (warm)
+		pst_ll_int(&l, "prewarmed", 1);
 	pst_ll_uint(&l, "active", s->active);
 	pst_ll_end(&l);
+	if (warm)
+		prewarm_fill(d, s);
 	return 0;
 }
 
@@ -1208,6 +1432,8 @@ static void on_tick(uv_timer_t *t)
 			struct sbx *s = &d->cur->sbx[i];
 			if (s->restart_at_ns && now >= s->restart_at_ns)
 				start_startup(d, s);
+			if (s->n_warm < s->conf->prewarm)
+				prewarm_fill(d, s);
 		}
 }
 
@@ -1414,7 +1640,7 @@ static void handlers_move(struct daemon *d, struct gen *ng)
 {
 	for (struct handler *h = d->handlers; h; h = h->next) {
 		struct sbx *os = h->sbx, *ns = gen_find(ng, os->conf->name);
-		if (!ns || os->gen == ng)
+		if (!ns || os->gen == ng || h->warm)
 			continue;
 		os->active--;
 		ns->active++;
@@ -1443,9 +1669,17 @@ static void gen_activate(struct daemon *d, struct gen *g, struct gen *old)
 			s->exit_timeout = o->exit_timeout;
 			memcpy(s->refused, o->refused, sizeof(s->refused));
 			s->lat = o->lat;
+			memcpy(s->phase_sum_ns, o->phase_sum_ns, sizeof(s->phase_sum_ns));
+			s->phase_n = o->phase_n;
+			s->warm_used = o->warm_used;
+			s->warm_failed = o->warm_failed;
 		}
 	d->cur = g;
 	if (old) {
+		/* pre-warmed handlers were set up by the old policy: discard */
+		for (struct handler *h = d->handlers; h; h = h->next)
+			if (h->warm && !h->discarded && h->sbx->gen == old)
+				warm_discard(h);
 		handlers_move(d, g);
 		gen_unref(old);
 	}
@@ -1454,8 +1688,10 @@ static void gen_activate(struct daemon *d, struct gen *g, struct gen *old)
 		if (s->conf->trigger == PST_TRIGGER_STARTUP) {
 			if (!s->active)
 				start_startup(d, s);
-		} else if (!sbx_at_capacity(s)) {
-			sbx_set_polling(d, s, true);
+		} else {
+			prewarm_fill(d, s);
+			if (!sbx_at_capacity(s))
+				sbx_set_polling(d, s, true);
 		}
 	}
 }
@@ -1500,6 +1736,22 @@ static char *status_json(struct daemon *d)
 		cJSON_AddNumberToObject(lat, "p50", pst_latring_pct(&s->lat, 50));
 		cJSON_AddNumberToObject(lat, "p99", pst_latring_pct(&s->lat, 99));
 		cJSON_AddNumberToObject(lat, "samples", (double)s->lat.n);
+		/* where a fresh spawn's time goes, mean per phase */
+		cJSON *ph = cJSON_AddObjectToObject(o, "spawn_phases_us");
+		for (int k = 0; k < SANDBOX_PHASE_COUNT; k++)
+			cJSON_AddNumberToObject(ph, sandbox_phase_names[k],
+						s->phase_n ? (double)(s->phase_sum_ns[k] / s->phase_n / 1000) : 0);
+		cJSON_AddNumberToObject(ph, "samples", (double)s->phase_n);
+		cJSON *pw = cJSON_AddObjectToObject(o, "prewarm");
+		cJSON_AddNumberToObject(pw, "target", sc->prewarm);
+		cJSON_AddNumberToObject(pw, "ready", s->n_ready);
+		cJSON_AddNumberToObject(pw, "starting", s->n_warm - s->n_ready);
+		cJSON_AddNumberToObject(pw, "used", (double)s->warm_used);
+		cJSON_AddNumberToObject(pw, "failed", (double)s->warm_failed);
+		cJSON *pp = cJSON_AddArrayToObject(pw, "pids");
+		for (struct handler *h = d->handlers; h; h = h->next)
+			if (h->sbx == s && h->warm && !h->discarded)
+				cJSON_AddItemToArray(pp, cJSON_CreateNumber(h->h.pid));
 		cJSON *ex = cJSON_AddObjectToObject(o, "exits");
 		cJSON_AddNumberToObject(ex, "ok", (double)s->exit_ok);
 		cJSON_AddNumberToObject(ex, "failed", (double)s->exit_failed);
@@ -1523,7 +1775,7 @@ static char *status_json(struct daemon *d)
 		}
 		cJSON *hs = cJSON_AddArrayToObject(o, "handlers");
 		for (struct handler *h = d->handlers; h; h = h->next) {
-			if (h->sbx != s)
+			if (h->sbx != s || h->warm)
 				continue;
 			cJSON *ho = cJSON_CreateObject();
 			cJSON_AddItemToArray(hs, ho);
@@ -1848,6 +2100,9 @@ static void begin_stop(struct daemon *d, const char *sig)
 			c->polling = false;
 		}
 	uv_timer_stop(&d->tick);
+	for (struct handler *h = d->handlers; h; h = h->next)
+		if (h->warm && !h->discarded)
+			warm_discard(h);
 	if (!d->n_handlers) {
 		daemon_finish(d);
 		return;
@@ -1988,9 +2243,6 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 		pst_ll_uint(&l, "egress_rules", sc->n_egress);
 		pst_ll_uint(&l, "handlers_max", sc->limits.handlers);
 		pst_ll_end(&l);
-		if (sc->prewarm)
-			pst_log("warn", "sandbox", "name", sc->name, "error",
-				"prewarm is not implemented yet; handlers start on demand", NULL);
 	}
 	char nsb[32];
 	snprintf(nsb, sizeof(nsb), "%zu", d->cur->n_sbx);

@@ -29,6 +29,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -512,6 +513,7 @@ struct child_args {
 	int err_fd;		/* write end, CLOEXEC */
 	int errw;		/* write end of the handler's stderr pipe */
 	int procs[CG_CONTROLLERS];	/* cgroup.procs to enter, or -1 */
+	bool warm;		/* pre-warmed: wait on err_fd for the request */
 	uint64_t t[SANDBOX_PHASE_COUNT];	/* when each phase ended (the child
 						 * writes them: memory is shared) */
 };
@@ -724,6 +726,122 @@ static int write_at(int dirfd, const char *file, const char *data)
 	return -1;
 }
 
+/* The handler's environment: the sandbox's, the request's, then LISTEN_*
+ * (nlisten fds from 3: listeners of a startup handler, or the connection). */
+struct env_bufs {
+	char lfds[32], lnames[64];
+};
+
+static void make_envp(const struct sandbox *sb, const char *const *extra, int nlisten,
+		      bool listeners, char **envp, struct env_bufs *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sb->n_env && n < ENV_MAX; i++)
+		envp[n++] = sb->env[i];
+	for (size_t i = 0; extra && extra[i] && n < ENV_MAX; i++)
+		envp[n++] = (char *)extra[i];
+	if (nlisten) {
+		snprintf(b->lfds, sizeof(b->lfds), "LISTEN_FDS=%d", nlisten);
+		snprintf(b->lnames, sizeof(b->lnames), "LISTEN_FDNAMES=%s", listeners ? "listener" : "connection");
+		envp[n++] = b->lfds;
+		envp[n++] = (char *)"LISTEN_PID=1";
+		envp[n++] = b->lnames;
+	}
+	envp[n] = NULL;
+}
+
+static int listen_count(const struct sandbox *sb, const struct sandbox_spawn_args *a, bool has_sock)
+{
+	return a->listen_fds > 0 ? a->listen_fds
+	       : (sb->socket_mode == SANDBOX_SOCKET_LISTEN_FDS && has_sock) ? 1 : 0;
+}
+
+/* What sandbox_release() sends a pre-warmed handler: this header and the
+ * request's environment ("K=V\0..."), with the socket and/or stdin fd
+ * attached (SCM_RIGHTS, in that order). */
+struct warm_req {
+	uint32_t magic;
+	uint8_t has_sock, has_stdin;
+	uint16_t n_env;
+};
+#define WARM_MAGIC 0x7073746eu	/* "pstn" */
+#define WARM_MSG_MAX 8192
+
+/* fd at number target, open across exec (a received fd may already sit
+ * there, CLOEXEC, where dup2() would change nothing). */
+static int place_fd(int fd, int target)
+{
+	if (fd == target)
+		return fcntl(fd, F_SETFD, 0);
+	return dup2(fd, target);
+}
+
+/* A pre-warmed handler, fully confined, says it is ready and waits for its
+ * request; then it places the fds as arrange_fds() would have and execs.
+ * The broker closing the socket instead discards it. */
+static __attribute__((noreturn)) void warm_wait(struct child_args *c, int efd)
+{
+	struct sandbox *sb = c->sb;
+	char ready = 'R';
+	if (send(efd, &ready, 1, MSG_NOSIGNAL) != 1)
+		_exit(0);
+	char buf[WARM_MSG_MAX + 1];
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	struct iovec iov = { buf, WARM_MSG_MAX };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+			     .msg_controllen = sizeof(cm.b) };
+	ssize_t n;
+	do
+		n = recvmsg(efd, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	struct warm_req rq;
+	if (n < (ssize_t)sizeof(rq))
+		_exit(0);	/* discarded */
+	memcpy(&rq, buf, sizeof(rq));
+	int fds[2] = { -1, -1 }, nfd = 0;
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+	if (ch && ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS) {
+		nfd = (int)((ch->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		memcpy(fds, CMSG_DATA(ch), (size_t)(nfd > 2 ? 2 : nfd) * sizeof(int));
+	}
+	if (rq.magic != WARM_MAGIC || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
+	    nfd != rq.has_sock + rq.has_stdin || rq.n_env > ENV_MAX)
+		_exit(126);
+	int sock = rq.has_sock ? fds[0] : -1, in = rq.has_stdin ? fds[rq.has_sock] : -1;
+	/* the same places arrange_fds() gives a spawned handler */
+	if (sb->socket_mode == SANDBOX_SOCKET_STDIO && sock >= 0) {
+		if (place_fd(in >= 0 ? in : sock, 0) < 0 || place_fd(sock, 1) < 0)
+			_exit(126);
+	} else {
+		if ((in >= 0 && place_fd(in, 0) < 0) || (sock >= 0 && place_fd(sock, 3) < 0))
+			_exit(126);
+	}
+	/* the request's environment, in the message */
+	const char *extra[ENV_MAX + 1];
+	size_t k = 0, off = sizeof(rq);
+	buf[n] = 0;
+	while (k < rq.n_env && off < (size_t)n) {
+		extra[k++] = buf + off;
+		off += strlen(buf + off) + 1;
+	}
+	extra[k] = NULL;
+	char *envp[ENV_MAX + 8];
+	struct env_bufs eb;
+	make_envp(sb, extra, listen_count(sb, c->a, sock >= 0), c->a->listen_fds > 0, envp, &eb);
+	execve(sb->argv[0], sb->argv, envp);
+	/* nobody waits on the error socket now: say it on stderr */
+	char msg[600];
+	int e = errno;
+	int len = snprintf(msg, sizeof(msg), "postern: sandbox \"%s\": exec %s: %s\n", sb->name,
+			   sb->argv[0], strerror(e));
+	if (len > 0 && write(2, msg, (size_t)len) < 0)
+		_exit(127);
+	_exit(127);
+}
+
 /*
  * The child runs on a stack in sandbox_spawn()'s frame and shares the
  * broker's memory (CLONE_VM) while the broker's thread is suspended
@@ -873,50 +991,57 @@ static int child_main(void *arg)
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sb->prog) < 0)
 		child_fail(efd, errno, "seccomp", "load filter");
 	c->t[SANDBOX_PHASE_SECCOMP] = now_ns();
+	if (c->warm)
+		warm_wait(c, efd);
 	execve(sb->argv[0], sb->argv, c->envp);
 	child_fail(efd, errno, "exec", "%s", sb->argv[0]);
 }
 
 /* ---- spawn ------------------------------------------------------------------------------ */
 
-int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *a,
-		  struct sandbox_handler *h, struct sandbox_error *err)
+/* The message of a child's failure record. */
+static int child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err)
+{
+	ce->step[sizeof(ce->step) - 1] = 0;
+	ce->object[sizeof(ce->object) - 1] = 0;
+	int e = ce->err ? ce->err : EIO;
+	if (ce->object[0])
+		sb_error(err, e, ce->step, "sandbox \"%s\": %s %s: %s", sb->name, ce->step, ce->object,
+			 strerror(e));
+	else
+		sb_error(err, e, ce->step, "sandbox \"%s\": %s: %s", sb->name, ce->step, strerror(e));
+	return -e;
+}
+
+/* Start a child: for a spawn, vfork-style, returning once it has exec'd;
+ * for a pre-warmed handler, fork-style, returning at once with h->ctl_fd. */
+static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct sandbox_handler *h,
+		  bool warm, struct sandbox_error *err)
 {
 	uint64_t t0 = now_ns();
 	int ep[2] = { -1, -1 }, se[2] = { -1, -1 };
 	int pidfd = -1, r;
 	char why[600];
 	pid_t pid = -1;
-	/* the child's stack: this thread is suspended while the child uses it */
+	/* the child's stack: for a spawn this thread is suspended while the
+	 * child uses it; a pre-warmed child has its own copy */
 	char stack[CHILD_STACK] __attribute__((aligned(64)));
 
 	memset(h, 0, sizeof(*h));
-	h->pidfd = h->stderr_fd = -1;
+	h->pidfd = h->stderr_fd = h->ctl_fd = -1;
 	h->pid = -1;
 
-	/* the environment: base + per request + LISTEN_* */
 	char *envp[ENV_MAX + 8];
-	char lfds[32], lpid[32] = "LISTEN_PID=1", lnames[64];
-	size_t n = 0;
-	for (size_t i = 0; i < sb->n_env && n < ENV_MAX; i++)
-		envp[n++] = sb->env[i];
-	for (size_t i = 0; a->extra_env && a->extra_env[i] && n < ENV_MAX; i++)
-		envp[n++] = (char *)a->extra_env[i];
-	int nlisten = a->listen_fds > 0 ? a->listen_fds
-		      : (sb->socket_mode == SANDBOX_SOCKET_LISTEN_FDS && a->sock_fd >= 0) ? 1 : 0;
-	if (nlisten) {
-		snprintf(lfds, sizeof(lfds), "LISTEN_FDS=%d", nlisten);
-		snprintf(lnames, sizeof(lnames), "LISTEN_FDNAMES=%s", a->listen_fds ? "listener" : "connection");
-		envp[n++] = lfds;
-		envp[n++] = lpid;
-		envp[n++] = lnames;
-	}
-	envp[n] = NULL;
+	struct env_bufs eb;
+	make_envp(sb, a->extra_env, listen_count(sb, a, a->sock_fd >= 0), a->listen_fds > 0, envp, &eb);
 
-	struct child_args ca = { .sb = sb, .a = a, .envp = envp };
+	struct child_args ca = { .sb = sb, .a = a, .envp = envp, .warm = warm };
 	for (int i = 0; i < CG_CONTROLLERS; i++)
 		ca.procs[i] = -1;
-	if (pipe2(ep, O_CLOEXEC) < 0 || pipe2(se, O_CLOEXEC) < 0) {
+	/* the error report: a pipe, or for a pre-warmed handler a socket that
+	 * also carries "ready" and then the request */
+	int er = warm ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ep) : pipe2(ep, O_CLOEXEC);
+	if (er < 0 || pipe2(se, O_CLOEXEC) < 0) {
 		r = -errno;
 		sb_error(err, errno, "pipe", "sandbox \"%s\": pipe: %s", sb->name, strerror(errno));
 		goto fail;
@@ -933,8 +1058,10 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *a,
 	 * above while this thread is suspended until it execs or exits. No
 	 * page tables to copy, no copy-on-write faults. Every signal is blocked
 	 * around it, so no handler of ours can run on the child's stack. */
-	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID |
-		    CLONE_NEWIPC | CLONE_NEWUTS | (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+	int flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+		    (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+	if (!warm)
+		flags |= CLONE_VM | CLONE_VFORK;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -958,6 +1085,17 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *a,
 			close(ca.procs[i]);
 			ca.procs[i] = -1;
 		}
+	if (warm) {
+		/* set-up runs on; sandbox_warm_ready() reads how it ended */
+		fcntl(ep[0], F_SETFL, fcntl(ep[0], F_GETFL) | O_NONBLOCK);
+		fcntl(se[0], F_SETFL, fcntl(se[0], F_GETFL) | O_NONBLOCK);
+		h->pid = pid;
+		h->pidfd = pidfd;
+		h->stderr_fd = se[0];
+		h->ctl_fd = ep[0];
+		h->spawn_ns = now_ns() - t0;
+		return 0;
+	}
 
 	/* EOF on the error pipe: exec happened; a record: a step failed */
 	struct child_err ce;
@@ -968,15 +1106,7 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *a,
 	close(ep[0]);
 	ep[0] = -1;
 	if (got > 0) {
-		ce.step[sizeof(ce.step) - 1] = 0;
-		ce.object[sizeof(ce.object) - 1] = 0;
-		r = -(ce.err ? ce.err : EIO);
-		if (ce.object[0])
-			sb_error(err, -r, ce.step, "sandbox \"%s\": %s %s: %s", sb->name, ce.step,
-				 ce.object, strerror(-r));
-		else
-			sb_error(err, -r, ce.step, "sandbox \"%s\": %s: %s", sb->name, ce.step,
-				 strerror(-r));
+		r = child_error(sb, &ce, err);
 		goto fail_child;
 	}
 
@@ -1020,6 +1150,94 @@ fail:
 	return r;
 }
 
+int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *a,
+		  struct sandbox_handler *h, struct sandbox_error *err)
+{
+	return launch(sb, a, h, false, err);
+}
+
+int sandbox_prewarm(struct sandbox *sb, const struct sandbox_spawn_args *a,
+		    struct sandbox_handler *h, struct sandbox_error *err)
+{
+	if (a->sock_fd >= 0 || a->stdin_fd >= 0) {
+		sb_error(err, EINVAL, "prewarm", "sandbox \"%s\": prewarm: the request's fds come with sandbox_release()",
+			 sb->name);
+		return -EINVAL;
+	}
+	return launch(sb, a, h, true, err);
+}
+
+int sandbox_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err)
+{
+	struct child_err ce;
+	ssize_t n;
+	do
+		n = recv(h->ctl_fd, &ce, sizeof(ce), 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return -EAGAIN;
+	if (n == 1 && ((char *)&ce)[0] == 'R')
+		return 0;
+	if (n == (ssize_t)sizeof(ce))
+		return child_error(sb, &ce, err);
+	int e = n < 0 ? errno : EPIPE;
+	sb_error(err, e, "prewarm", "sandbox \"%s\": pre-warmed handler %d: %s", sb->name, (int)h->pid,
+		 n == 0 ? "exited during set-up" : strerror(e));
+	return -e;
+}
+
+int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,
+		    const char *const *extra_env, struct sandbox_error *err)
+{
+	char buf[WARM_MSG_MAX];
+	struct warm_req rq = { .magic = WARM_MAGIC, .has_sock = sock_fd >= 0, .has_stdin = stdin_fd >= 0 };
+	size_t off = sizeof(rq);
+	for (size_t i = 0; extra_env && extra_env[i]; i++) {
+		size_t l = strlen(extra_env[i]) + 1;
+		if (off + l > sizeof(buf) || rq.n_env >= ENV_MAX) {
+			sb_error(err, E2BIG, "release", "sandbox \"%s\": release: environment too large",
+				 sb->name);
+			return -E2BIG;
+		}
+		memcpy(buf + off, extra_env[i], l);
+		off += l;
+		rq.n_env++;
+	}
+	memcpy(buf, &rq, sizeof(rq));
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	int fds[2], nfd = 0;
+	if (sock_fd >= 0)
+		fds[nfd++] = sock_fd;
+	if (stdin_fd >= 0)
+		fds[nfd++] = stdin_fd;
+	struct iovec iov = { buf, off };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfd) {
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+		struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+		ch->cmsg_level = SOL_SOCKET;
+		ch->cmsg_type = SCM_RIGHTS;
+		ch->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+		memcpy(CMSG_DATA(ch), fds, (size_t)nfd * sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(h->ctl_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)off) {
+		int e = n < 0 ? errno : EIO;
+		sb_error(err, e, "release", "sandbox \"%s\": release pre-warmed handler %d: %s", sb->name,
+			 (int)h->pid, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
 int sandbox_kill(struct sandbox_handler *h)
 {
 	if (h->pidfd < 0)
@@ -1054,6 +1272,8 @@ int sandbox_reap(struct sandbox_handler *h, int *wstatus)
 		close(h->pidfd);
 	if (h->stderr_fd >= 0)
 		close(h->stderr_fd);
-	h->pidfd = h->stderr_fd = -1;
+	if (h->ctl_fd >= 0)
+		close(h->ctl_fd);
+	h->pidfd = h->stderr_fd = h->ctl_fd = -1;
 	return r;
 }

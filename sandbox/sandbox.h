@@ -5,9 +5,15 @@
  * Two phases. sandbox_prepare() runs once per sandbox at policy load: it
  * copies the config, compiles seccomp to BPF, builds the mount plan, argv and
  * envp, and sets up the cgroup parent. sandbox_spawn() runs once per request
- * and only executes that plan: clone3(CLONE_PIDFD | namespaces), join the
- * given network namespace, build the root, drop identity and capabilities,
- * load seccomp, exec.
+ * and only executes that plan: a vfork-style clone (CLONE_VM | CLONE_VFORK
+ * | CLONE_PIDFD | namespaces), join the given network namespace and the
+ * handler's cgroups, build the root, take the handler's uid/gid, create the
+ * user namespace, drop capabilities, load seccomp, exec.
+ *
+ * Calling rules: the caller is root in the initial user namespace.
+ * sandbox_spawn() suspends the calling thread until the handler has exec'd
+ * (or failed) and uses about 70 KiB of its stack. Reap with the pidfd, not
+ * waitpid(-1).
  *
  * Knows nothing of JSON or libuv. Library code does not log: every fallible
  * function returns a negative errno and fills a struct sandbox_error whose
@@ -114,6 +120,8 @@ struct sandbox_handler {
 	int pidfd;		/* CLOEXEC; readable when the handler exits */
 	int stderr_fd;		/* read end of the handler's stderr (and stdout when
 				 * stdout is not the socket); CLOEXEC|NONBLOCK */
+	int ctl_fd;		/* pre-warmed handlers: readiness and the request
+				 * (CLOEXEC|NONBLOCK); else -1 */
 	char cgroup[1024];	/* the handler's cgroup directories, '\n'-separated
 				 * (one per v1 hierarchy), for cleanup; or "" */
 	uint64_t spawn_ns;	/* time sandbox_spawn took, CLOCK_MONOTONIC */
@@ -129,6 +137,30 @@ void sandbox_free(struct sandbox *sb);
  * here, with step and errno, never as a silent exit). */
 int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
 		  struct sandbox_handler *h, struct sandbox_error *err);
+
+/*
+ * Pre-warmed handlers. sandbox_prewarm() starts a handler that does the
+ * whole set-up of sandbox_spawn() (namespaces, root, cgroups, identity,
+ * capabilities, seccomp) and then waits, before execve, for its request.
+ * It returns at once; the set-up runs on in the child while the caller goes
+ * on. args is as for sandbox_spawn() without sock_fd and stdin_fd (-1).
+ *
+ * When h->ctl_fd becomes readable, sandbox_warm_ready() says how the set-up
+ * ended: 0 ready, -EAGAIN not yet, else a negative errno with err naming
+ * the failed step (the child is gone or going; reap it).
+ *
+ * sandbox_release() hands a ready handler its request: the socket and/or
+ * stdin fd (the caller keeps and closes its own) and the per-request
+ * environment. The handler places them where sandbox_spawn() would and
+ * execs at once; an exec failure is written to its stderr (exit 127).
+ * A handler is released at most once. Closing h->ctl_fd (or
+ * sandbox_kill()) discards an unreleased one.
+ */
+int sandbox_prewarm(struct sandbox *sb, const struct sandbox_spawn_args *args,
+		    struct sandbox_handler *h, struct sandbox_error *err);
+int sandbox_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err);
+int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,
+		    const char *const *extra_env, struct sandbox_error *err);
 
 /* Kill every process of the handler's pid namespace (SIGKILL via pidfd). */
 int sandbox_kill(struct sandbox_handler *h);

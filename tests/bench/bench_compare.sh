@@ -25,8 +25,15 @@ T=$(mktemp -d /tmp/pst-bench.XXXXXX)
 chmod 755 "$T"
 PIDS=()
 cleanup() {
+	# TERM, up to 3 s to finish, then KILL: never an unbounded wait
+	local p i
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	for i in $(seq 1 30); do
+		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
+		[ -z "$p" ] && break
+		sleep 0.1
+	done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	ip netns del "$NS" 2>/dev/null
 	grep -F " $T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$T"
@@ -54,9 +61,9 @@ cat >"$T/policy.json" <<JSON
 JSON
 nsenter --net=/run/netns/"$NS" "$B/postern" run "$T/policy.json" 2>"$T/broker.log" &
 PIDS+=($!)
-in_ns tcpserver -HRl0 -c 200 127.0.0.1 7401 /usr/bin/cat 2>/dev/null &
+ip netns exec "$NS" tcpserver -HRl0 -c 200 127.0.0.1 7401 /usr/bin/cat 2>/dev/null &
 PIDS+=($!)
-in_ns "$B/tests/bench/echo_server" 127.0.0.1:7402 &
+ip netns exec "$NS" "$B/tests/bench/echo_server" 127.0.0.1:7402 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
 	in_ns ss -ltn | grep -q 127.0.0.1:7400 && in_ns ss -ltn | grep -q 127.0.0.1:7401 &&

@@ -12,7 +12,7 @@ done
 
 LAB=$(uname_ lab)
 netns_new "$LAB"
-T=$(tmpdir_new)
+tmpdir_new T
 chmod 755 "$T"
 TABLE="pt$$"
 STATE="$T/state"

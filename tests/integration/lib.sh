@@ -16,6 +16,8 @@ skip() { echo "$*"; exit 77; }
 note() { echo "# $*"; }
 assert_eq() { [ "$1" = "$2" ] || fail "${3:-values differ}: got '$1', want '$2'"; }
 assert_contains() { grep -qF -- "$2" <<<"$1" || fail "${3:-missing text}: '$2' not in: $1"; }
+# assert_line TEXT LINE [WHAT]: TEXT has a line that is exactly LINE.
+assert_line() { grep -qxF -- "$2" <<<"$1" || fail "${3:-missing line}: '$2' not a line of: $1"; }
 assert_not_contains() { ! grep -qF -- "$2" <<<"$1" || fail "${3:-unexpected text}: '$2' in: $1"; }
 
 # A unique name for this run: uname SUFFIX -> pst-<pid>-<rand>-SUFFIX
@@ -25,8 +27,15 @@ uname_() { echo "pst-$RUN_ID-$1"; }
 netns_new() { ip netns add "$1" || fail "ip netns add $1"; _pst_netns+=("$1"); ip -n "$1" link set lo up; }
 # bg_pid PID: a process to kill (by PID) at exit.
 bg_pid() { _pst_pids+=("$1"); }
-# tmpdir_new: a temp dir removed at exit (after unmounting anything in it).
-tmpdir_new() { local d; d=$(mktemp -d /tmp/pst-test.XXXXXX); _pst_dirs+=("$d"); echo "$d"; }
+# tmpdir_new VAR: make a temp dir, removed at exit (after unmounting anything
+# in it), and set VAR to it. Not "$(tmpdir_new)": a command substitution is a
+# subshell, and the registration would be lost with it.
+tmpdir_new() {
+	local d
+	d=$(mktemp -d /tmp/pst-test.XXXXXX) || fail "mktemp"
+	_pst_dirs+=("$d")
+	printf -v "$1" '%s' "$d"
+}
 # on_exit CMD: run CMD (eval) at exit, last registered first.
 on_exit() { _pst_cleanups=("$1" "${_pst_cleanups[@]}"); }
 

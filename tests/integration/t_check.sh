@@ -3,7 +3,7 @@
 # the precise message; usage errors exit 2; --help reads like a man page.
 . "$(dirname "$0")/lib.sh"
 [ -x "$POSTERN" ] || fail "missing $POSTERN: run make first"
-T=$(tmpdir_new)
+tmpdir_new T
 
 for p in "$ROOT"/policies/*.json; do
 	out=$("$POSTERN" check "$p") || fail "shipped policy $p does not pass: $out"

@@ -43,13 +43,13 @@ assert_contains "$out" "write /usr: refused (Read-only file system)" "read-only 
 for what in "mount tmpfs" "unshare(CLONE_NEWNS)" "unshare(CLONE_NEWUSER)" "ptrace(TRACEME)" "raw socket" "packet socket" "netlink socket"; do
 	assert_contains "$out" "$what: refused (Operation not permitted)" "$what"
 done
-assert_contains "$out" "open fds: 0 1 2"$'\n' "no fd beyond the socket and stderr"
+assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
 uid=$((UID_BASE + 0))
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
 
 # systemd style: the socket on fd 3, stdin /dev/null, LISTEN_FDS set
 out=$(in_lab "$CLIENT" 127.0.0.1:7002 "")
-assert_contains "$out" "open fds: 0 1 2 3"$'\n' "listen_fds: socket on fd 3"
+assert_line "$out" "open fds: 0 1 2 3" "listen_fds: socket on fd 3"
 
 # from outside: the handler runs as the sandbox's host uid, in its own cgroups
 in_lab "$CLIENT" -t 10000 127.0.0.1:7005 >"$T/sleeper" 2>&1 &

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Pre-warmed handlers: kept ready (confined before any request), released
+# with the socket (stdio and listen_fds), the request's environment and
+# stdin (pipe trigger); refilled; one request each; discarded on reload and
+# at stop; a set-up that fails backs off instead of looping.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+
+FS_PROC='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
+	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "proc": "/proc" },
+	   { "tmpfs": "/tmp", "size": "4M" } ]'
+broker_json '{
+  "probe": { "trigger": { "listen": ["127.0.0.1:7101"] }, "exec": ["/opt/postern/confine"],
+	     "filesystem": '"$FS_PROC"', "prewarm": 2 },
+  "sysd": { "trigger": { "listen": ["127.0.0.1:7102"] }, "exec": ["/opt/postern/confine"], "socket": "listen_fds",
+	    "filesystem": '"$FS_PROC"', "prewarm": 1 },
+  "envy": { "trigger": { "listen": ["127.0.0.1:7103"] },
+	    "exec": ["/bin/sh", "-c", "echo \"addr=$REMOTE_ADDR proto=$PROTO fds=${LISTEN_FDS:-none}\""],
+	    "filesystem": '"$FS_JSON"', "prewarm": 1 },
+  "front": { "trigger": { "listen": ["127.0.0.1:7104"] }, "exec": ["/opt/postern/pipe-sender"],
+	     "send": ["jobs"], "filesystem": '"$FS_JSON"' },
+  "worker": { "trigger": { "pipe": "jobs" }, "exec": ["/opt/postern/pipe-receiver"],
+	      "filesystem": '"$FS_JSON"', "prewarm": 1 },
+  "broken": { "trigger": { "listen": ["127.0.0.1:7105"] }, "exec": ["/opt/postern/echo"], "prewarm": 2,
+	      "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
+}' >"$T/policy.json"
+"$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
+broker_start "$T/policy.json"
+
+ready() { sb_stat "$1" .prewarm.ready; }
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"probe\") | .prewarm.ready')\" = 2 ]" ||
+	fail "probe: 2 pre-warmed handlers expected, status: $(sb_stat probe .prewarm)"
+assert_eq "$(sb_stat probe .started)" 0 "pre-warmed handlers are not started requests"
+assert_eq "$(sb_stat probe .active)" 0 "pre-warmed handlers are not active"
+
+# waiting, and already confined: seccomp, no_new_privs, no capabilities,
+# the sandbox's host uid, in a pid namespace of its own
+wpid=$(sb_stat probe '.prewarm.pids[0]')
+[ -n "$wpid" ] && [ "$wpid" != null ] || fail "no pre-warmed pid in status"
+st=$(cat /proc/"$wpid"/status)
+assert_contains "$st" "$(printf 'Seccomp:\t2')" "waiting handler: seccomp"
+assert_contains "$st" "$(printf 'NoNewPrivs:\t1')" "waiting handler: no_new_privs"
+assert_contains "$st" "$(printf 'CapEff:\t0000000000000000')" "waiting handler: capabilities"
+assert_contains "$st" "$(printf 'Uid:\t%s' $UID_BASE)" "waiting handler: host uid"
+assert_contains "$st" "$(printf 'NSpid:\t%s\t1' "$wpid")" "waiting handler: pid 1 of its namespace"
+
+# a request takes one of them, and it is as confined as a fresh handler
+out=$(in_lab "$CLIENT" 127.0.0.1:7101 "")
+for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
+	assert_contains "$out" "$(printf '%s:\t0000000000000000' $cap)" "$cap"
+done
+assert_contains "$out" "$(printf 'Seccomp:\t2')" "seccomp"
+assert_contains "$out" "pid: 1, hostname: probe" "pid 1 and hostname"
+assert_contains "$out" "root: bin dev lib lib64 opt proc tmp usr" "root"
+assert_line "$out" "open fds: 0 1 2" "socket on 0 and 1, stderr, nothing else"
+grep -q 'event=spawn sandbox=probe .*prewarmed=1' "$BROKER_LOG" || fail "spawn line does not say prewarmed"
+assert_eq "$(sb_stat probe .prewarm.used)" 1 "used"
+# refilled, and a second request gets another process
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"probe\") | .prewarm.ready')\" = 2 ]" ||
+	fail "probe not refilled: $(sb_stat probe .prewarm)"
+in_lab "$CLIENT" 127.0.0.1:7101 "" >/dev/null
+wait_for 5 sh -c "[ \$(grep -c 'event=exit sandbox=probe ' '$BROKER_LOG') -ge 2 ]" || fail "2 probe exits expected"
+pids=$(grep 'event=spawn sandbox=probe ' "$BROKER_LOG" | sed 's/.* pid=\([0-9]*\).*/\1/' | sort -u | wc -l)
+assert_eq "$pids" 2 "one request per pre-warmed process"
+assert_eq "$(sb_stat probe .exits.ok)" 2 "probe exits ok"
+
+# listen_fds mode: the socket on fd 3
+out=$(in_lab "$CLIENT" 127.0.0.1:7102 "")
+assert_line "$out" "open fds: 0 1 2 3" "listen_fds: socket on fd 3"
+assert_eq "$(sb_stat sysd .prewarm.used)" 1 "sysd used"
+wait_for 5 sh -c "grep -q 'event=exit sandbox=sysd ' '$BROKER_LOG'" || fail "no sysd exit"
+assert_eq "$(sb_stat sysd .exits.ok)" 1 "sysd handler exited 0"
+
+# the request's environment arrives with the socket
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"envy\") | .prewarm.ready')\" = 1 ]" ||
+	fail "envy not ready"
+out=$(in_lab "$CLIENT" 127.0.0.1:7103 "")
+assert_eq "$out" "addr=127.0.0.1 proto=TCP fds=none" "request environment"
+
+# pipe trigger: the message on stdin of a pre-warmed worker
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"worker\") | .prewarm.ready')\" = 1 ]" ||
+	fail "worker not ready"
+out=$(in_lab "$CLIENT" 127.0.0.1:7104 "job-warm")
+assert_contains "$out" "queued" "pipe-sender answer"
+wait_for 5 grep -q 'event=stderr sandbox=worker .*received: job-warm' "$BROKER_LOG" || fail "worker did not receive the message"
+assert_eq "$(sb_stat worker .prewarm.used)" 1 "worker used"
+
+# a set-up that fails is reported with its step and backs off
+wait_for 5 grep -q 'event=spawn_failed sandbox=broken prewarm=1 .*bind /srv/postern-no-such-dir -> /data: No such file or directory' "$BROKER_LOG" ||
+	fail "no spawn_failed line for the broken pre-warm"
+sleep 1
+failed=$(sb_stat broken .prewarm.failed)
+[ "$failed" -ge 1 ] && [ "$failed" -le 12 ] || fail "broken pre-warm failed $failed times in about a second: no back-off"
+
+# reload: pre-warmed handlers of the old policy are replaced
+old=$(sb_stat probe '.prewarm.pids | sort | join(" ")')
+kill -HUP "$BROKER_PID"
+wait_for 5 grep -q 'event=reloaded' "$BROKER_LOG" || fail "no reload"
+for p in $old; do
+	wait_for 5 sh -c "[ ! -e /proc/$p ]" || fail "pre-warmed $p of the old policy still alive"
+done
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"probe\") | .prewarm.ready')\" = 2 ]" ||
+	fail "probe not refilled after reload"
+new=$(sb_stat probe '.prewarm.pids | sort | join(" ")')
+[ "$new" != "$old" ] || fail "same pre-warmed pids after reload"
+human=$("$POSTERN" status -s "$CONTROL")
+assert_contains "$human" "prewarm: 2 ready, 0 starting (of 2)" "status table shows prewarm"
+assert_contains "$human" "spawn phases (mean):" "status shows the spawn breakdown"
+
+# stop: waiting handlers do not hold the broker for the grace period
+t0=$(date +%s%N)
+broker_stop TERM
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 2500 ] || fail "stop took ${ms} ms with only pre-warmed handlers (grace 3 s)"
+for p in $new; do [ ! -e /proc/"$p" ] || fail "pre-warmed $p survived the broker"; done
+assert_clean_lab
+echo "prewarm: confined while waiting, stdio/listen_fds/env/stdin on release, refill, reload, back-off, stop: ok"
