@@ -34,7 +34,8 @@ DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	clang libclang-rt-14-dev ucspi-tcp jq
 
 LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/warm_blob.o
+WARM_BIN  := $(BUILD)/postern-warm
 LIB       := $(BUILD)/libpostern.a
 POSTERN   := $(BUILD)/postern
 
@@ -56,6 +57,18 @@ all: $(POSTERN) $(EXAMPLES) $(HELPERS) $(BENCHES)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# What pre-warmed handlers wait in: static and tiny, embedded in the library
+# (sandbox.c loads it into a sealed memfd). Never sanitized: it runs inside
+# the sandbox, with /usr alone or nothing at all.
+$(WARM_BIN): sandbox/waiter/postern-warm.c sandbox/warm.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Os -static $(WARN) -D_GNU_SOURCE -I. $< -o $@
+
+$(BUILD)/obj/warm_blob.o: $(WARM_BIN)
+	@mkdir -p $(@D)
+	printf '.section .rodata\n.global pst_warm_blob, pst_warm_blob_end\n.balign 16\npst_warm_blob:\n.incbin "%s"\npst_warm_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
+		"$(abspath $(WARM_BIN))" | $(CC) -c -x assembler - -o $@
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)

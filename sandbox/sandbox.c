@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -42,11 +43,13 @@
 #include <linux/seccomp.h>
 
 #include "sandbox/internal.h"
+#include "sandbox/warm.h"
 
 #define ROOT_DIR "/tmp/.postern-root"	/* empty mount point for the new root */
 #define HIGH_FD 900			/* scratch fds while arranging 0..n */
 #define ERR_FD 1000			/* the error pipe while arranging */
 #define ENV_MAX 128
+#define ARGV_MAX 256			/* handler argv entries postern-warm passes on */
 #define CG_CONTROLLERS 3
 #define CHILD_STACK (64 * 1024)		/* on the caller's stack during a spawn */
 
@@ -513,7 +516,9 @@ struct child_args {
 	int err_fd;		/* write end, CLOEXEC */
 	int errw;		/* write end of the handler's stderr pipe */
 	int procs[CG_CONTROLLERS];	/* cgroup.procs to enter, or -1 */
-	bool warm;		/* pre-warmed: wait on err_fd for the request */
+	bool warm;		/* pre-warmed: exec postern-warm, which waits on
+				 * err_fd for the request */
+	int warm_fd;		/* postern-warm (memfd), or -1 */
 	uint64_t t[SANDBOX_PHASE_COUNT];	/* when each phase ended (the child
 						 * writes them: memory is shared) */
 };
@@ -660,10 +665,10 @@ static void setup_dev(int efd, bool has_proc)
 }
 
 /* Put the fds where the handler expects them; close every other one except
- * the error pipe and the two returned above the targets: host /dev/null is
- * used and closed here, *procfd (the host's /proc/<pid>, O_PATH) is kept
- * for the user namespace's maps. Both CLOEXEC. */
-static void arrange_fds(int efd, const struct child_args *c, int *procfd)
+ * the error pipe and those returned right above the targets: *procfd (the
+ * host's /proc/<pid>, O_PATH) for the user namespace's maps, and *warm_fd
+ * (postern-warm) when there is one. All CLOEXEC. */
+static void arrange_fds(int efd, const struct child_args *c, int *procfd, int *warm_fd)
 {
 	const struct sandbox_spawn_args *a = c->a;
 	int errw = c->errw;
@@ -689,7 +694,12 @@ static void arrange_fds(int efd, const struct child_args *c, int *procfd)
 		map[n].src = a->fds[i].fd, map[n++].dst = a->fds[i].target;
 
 	int maxdst = 2;
-	/* first copy every source above the target range, then place them */
+	/* first copy every source and the kept fds above the target range,
+	 * then place them */
+	if ((*procfd = fcntl(*procfd, F_DUPFD_CLOEXEC, HIGH_FD)) < 0)
+		child_fail(efd, errno, "fds", "keep /proc/self");
+	if (*warm_fd >= 0 && (*warm_fd = fcntl(*warm_fd, F_DUPFD_CLOEXEC, HIGH_FD)) < 0)
+		child_fail(efd, errno, "fds", "keep postern-warm");
 	int tmp[sizeof(map) / sizeof(map[0])];
 	for (size_t i = 0; i < n; i++) {
 		tmp[i] = fcntl(map[i].src, F_DUPFD_CLOEXEC, HIGH_FD);
@@ -706,8 +716,14 @@ static void arrange_fds(int efd, const struct child_args *c, int *procfd)
 	if (dup3(*procfd, maxdst + 1, O_CLOEXEC) < 0)
 		child_fail(efd, errno, "fds", "keep /proc/self");
 	*procfd = maxdst + 1;
-	if (efd > maxdst + 2)
-		syscall(SYS_close_range, maxdst + 2, efd - 1, 0);
+	if (*warm_fd >= 0) {
+		if (dup3(*warm_fd, maxdst + 2, O_CLOEXEC) < 0)
+			child_fail(efd, errno, "fds", "keep postern-warm");
+		*warm_fd = maxdst + 2;
+	}
+	int first = *warm_fd >= 0 ? maxdst + 3 : maxdst + 2;
+	if (efd > first)
+		syscall(SYS_close_range, first, efd - 1, 0);
 	syscall(SYS_close_range, efd + 1, ~0U, 0);
 }
 
@@ -754,92 +770,6 @@ static int listen_count(const struct sandbox *sb, const struct sandbox_spawn_arg
 {
 	return a->listen_fds > 0 ? a->listen_fds
 	       : (sb->socket_mode == SANDBOX_SOCKET_LISTEN_FDS && has_sock) ? 1 : 0;
-}
-
-/* What sandbox_release() sends a pre-warmed handler: this header and the
- * request's environment ("K=V\0..."), with the socket and/or stdin fd
- * attached (SCM_RIGHTS, in that order). */
-struct warm_req {
-	uint32_t magic;
-	uint8_t has_sock, has_stdin;
-	uint16_t n_env;
-};
-#define WARM_MAGIC 0x7073746eu	/* "pstn" */
-#define WARM_MSG_MAX 8192
-
-/* fd at number target, open across exec (a received fd may already sit
- * there, CLOEXEC, where dup2() would change nothing). */
-static int place_fd(int fd, int target)
-{
-	if (fd == target)
-		return fcntl(fd, F_SETFD, 0);
-	return dup2(fd, target);
-}
-
-/* A pre-warmed handler, fully confined, says it is ready and waits for its
- * request; then it places the fds as arrange_fds() would have and execs.
- * The broker closing the socket instead discards it. */
-static __attribute__((noreturn)) void warm_wait(struct child_args *c, int efd)
-{
-	struct sandbox *sb = c->sb;
-	char ready = 'R';
-	if (send(efd, &ready, 1, MSG_NOSIGNAL) != 1)
-		_exit(0);
-	char buf[WARM_MSG_MAX + 1];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	struct iovec iov = { buf, WARM_MSG_MAX };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
-	ssize_t n;
-	do
-		n = recvmsg(efd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	struct warm_req rq;
-	if (n < (ssize_t)sizeof(rq))
-		_exit(0);	/* discarded */
-	memcpy(&rq, buf, sizeof(rq));
-	int fds[2] = { -1, -1 }, nfd = 0;
-	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
-	if (ch && ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS) {
-		nfd = (int)((ch->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		memcpy(fds, CMSG_DATA(ch), (size_t)(nfd > 2 ? 2 : nfd) * sizeof(int));
-	}
-	if (rq.magic != WARM_MAGIC || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
-	    nfd != rq.has_sock + rq.has_stdin || rq.n_env > ENV_MAX)
-		_exit(126);
-	int sock = rq.has_sock ? fds[0] : -1, in = rq.has_stdin ? fds[rq.has_sock] : -1;
-	/* the same places arrange_fds() gives a spawned handler */
-	if (sb->socket_mode == SANDBOX_SOCKET_STDIO && sock >= 0) {
-		if (place_fd(in >= 0 ? in : sock, 0) < 0 || place_fd(sock, 1) < 0)
-			_exit(126);
-	} else {
-		if ((in >= 0 && place_fd(in, 0) < 0) || (sock >= 0 && place_fd(sock, 3) < 0))
-			_exit(126);
-	}
-	/* the request's environment, in the message */
-	const char *extra[ENV_MAX + 1];
-	size_t k = 0, off = sizeof(rq);
-	buf[n] = 0;
-	while (k < rq.n_env && off < (size_t)n) {
-		extra[k++] = buf + off;
-		off += strlen(buf + off) + 1;
-	}
-	extra[k] = NULL;
-	char *envp[ENV_MAX + 8];
-	struct env_bufs eb;
-	make_envp(sb, extra, listen_count(sb, c->a, sock >= 0), c->a->listen_fds > 0, envp, &eb);
-	execve(sb->argv[0], sb->argv, envp);
-	/* nobody waits on the error socket now: say it on stderr */
-	char msg[600];
-	int e = errno;
-	int len = snprintf(msg, sizeof(msg), "postern: sandbox \"%s\": exec %s: %s\n", sb->name,
-			   sb->argv[0], strerror(e));
-	if (len > 0 && write(2, msg, (size_t)len) < 0)
-		_exit(127);
-	_exit(127);
 }
 
 /*
@@ -899,7 +829,8 @@ static int child_main(void *arg)
 	if (procfd < 0)
 		child_fail(efd, errno, "fds", "/proc/self");
 	/* fds before the root changes: /dev/null is opened from the host */
-	arrange_fds(efd, c, &procfd);
+	int warm_fd = c->warm_fd;
+	arrange_fds(efd, c, &procfd, &warm_fd);
 	c->t[SANDBOX_PHASE_NAMESPACES] = now_ns();
 
 	/* nothing we mount may propagate back to the host */
@@ -991,13 +922,66 @@ static int child_main(void *arg)
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sb->prog) < 0)
 		child_fail(efd, errno, "seccomp", "load filter");
 	c->t[SANDBOX_PHASE_SECCOMP] = now_ns();
-	if (c->warm)
-		warm_wait(c, efd);
+	if (c->warm) {
+		/* wait in postern-warm, which inherits the error socket */
+		char fdnum[16], nl[16];
+		char *wargv[5 + ARGV_MAX + 1];
+		size_t k = 0;
+		snprintf(fdnum, sizeof(fdnum), "%d", efd);
+		snprintf(nl, sizeof(nl), "%d", c->a->listen_fds > 0 ? c->a->listen_fds : 0);
+		wargv[k++] = (char *)"postern-warm";
+		wargv[k++] = fdnum;
+		wargv[k++] = (char *)(sb->socket_mode == SANDBOX_SOCKET_STDIO ? "stdio" : "listen_fds");
+		wargv[k++] = nl;
+		wargv[k++] = (char *)"--";
+		for (size_t i = 0; sb->argv[i] && i < ARGV_MAX; i++)
+			wargv[k++] = sb->argv[i];
+		wargv[k] = NULL;
+		if (fcntl(efd, F_SETFD, 0) < 0)
+			child_fail(efd, errno, "prewarm", "keep the request socket");
+		syscall(SYS_execveat, warm_fd, "", wargv, c->envp, AT_EMPTY_PATH);
+		child_fail(efd, errno, "prewarm", "exec postern-warm");
+	}
 	execve(sb->argv[0], sb->argv, c->envp);
 	child_fail(efd, errno, "exec", "%s", sb->argv[0]);
 }
 
 /* ---- spawn ------------------------------------------------------------------------------ */
+
+/* postern-warm, embedded at build time (Makefile), in a sealed memfd made
+ * once per process: exec'd by fd, it needs no path inside any root. */
+extern const char pst_warm_blob[], pst_warm_blob_end[];
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+static int waiter_fd(const struct sandbox *sb, struct sandbox_error *err)
+{
+	static int fd = -1;
+	if (fd >= 0)
+		return fd;
+	int m = memfd_create("postern-warm", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+	if (m < 0 && errno == EINVAL)	/* before Linux 6.3: executable anyway */
+		m = memfd_create("postern-warm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t len = (size_t)(pst_warm_blob_end - pst_warm_blob), off = 0;
+	while (m >= 0 && off < len) {
+		ssize_t w = write(m, pst_warm_blob + off, len - off);
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	if (m < 0 || off != len ||
+	    fcntl(m, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+		int e = errno ? errno : EIO;
+		sb_error(err, e, "prewarm", "sandbox \"%s\": load postern-warm into a memfd: %s", sb->name,
+			 strerror(e));
+		if (m >= 0)
+			close(m);
+		return -e;
+	}
+	fd = m;
+	return fd;
+}
 
 /* The message of a child's failure record. */
 static int child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err)
@@ -1013,8 +997,8 @@ static int child_error(const struct sandbox *sb, struct child_err *ce, struct sa
 	return -e;
 }
 
-/* Start a child: for a spawn, vfork-style, returning once it has exec'd;
- * for a pre-warmed handler, fork-style, returning at once with h->ctl_fd. */
+/* Start a child, vfork-style, returning once it has exec'd the handler, or
+ * for a pre-warmed handler postern-warm (with h->ctl_fd to it). */
 static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct sandbox_handler *h,
 		  bool warm, struct sandbox_error *err)
 {
@@ -1023,8 +1007,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	int pidfd = -1, r;
 	char why[600];
 	pid_t pid = -1;
-	/* the child's stack: for a spawn this thread is suspended while the
-	 * child uses it; a pre-warmed child has its own copy */
+	/* the child's stack: this thread is suspended while the child uses it */
 	char stack[CHILD_STACK] __attribute__((aligned(64)));
 
 	memset(h, 0, sizeof(*h));
@@ -1035,7 +1018,9 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	struct env_bufs eb;
 	make_envp(sb, a->extra_env, listen_count(sb, a, a->sock_fd >= 0), a->listen_fds > 0, envp, &eb);
 
-	struct child_args ca = { .sb = sb, .a = a, .envp = envp, .warm = warm };
+	struct child_args ca = { .sb = sb, .a = a, .envp = envp, .warm = warm, .warm_fd = -1 };
+	if (warm && (ca.warm_fd = waiter_fd(sb, err)) < 0)
+		return ca.warm_fd;
 	for (int i = 0; i < CG_CONTROLLERS; i++)
 		ca.procs[i] = -1;
 	/* the error report: a pipe, or for a pre-warmed handler a socket that
@@ -1058,10 +1043,8 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	 * above while this thread is suspended until it execs or exits. No
 	 * page tables to copy, no copy-on-write faults. Every signal is blocked
 	 * around it, so no handler of ours can run on the child's stack. */
-	int flags = CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
-		    (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
-	if (!warm)
-		flags |= CLONE_VM | CLONE_VFORK;
+	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID |
+		    CLONE_NEWIPC | CLONE_NEWUTS | (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -1086,7 +1069,8 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 			ca.procs[i] = -1;
 		}
 	if (warm) {
-		/* set-up runs on; sandbox_warm_ready() reads how it ended */
+		/* it runs postern-warm now (or failed: its record waits on the
+		 * socket); sandbox_warm_ready() reads which */
 		fcntl(ep[0], F_SETFL, fcntl(ep[0], F_GETFL) | O_NONBLOCK);
 		fcntl(se[0], F_SETFL, fcntl(se[0], F_GETFL) | O_NONBLOCK);
 		h->pid = pid;

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Side-by-side: postern (full isolation: sandbox network with egress rules,
-# seccomp, cgroup and rlimit limits) running /usr/bin/cat, tcpserver -HRl0
-# (fork+exec, no isolation) running the same cat, and an in-process epoll
-# echo server (the upper bound). Alternating rounds, at concurrency 1 and 16,
-# ROUNDS rounds each, all inside a throwaway network namespace on loopback.
-# Prints medians and postern/tcpserver ratios.
+# seccomp, cgroup and rlimit limits) running /usr/bin/cat, fresh per request
+# ("postern") and pre-warmed ("postern-pw", prewarm BENCH_PREWARM); tcpserver
+# -HRl0 (fork+exec, no isolation) running the same cat; and an in-process
+# epoll echo server (the upper bound). Alternating rounds, at concurrency 1
+# and 16, ROUNDS rounds each, all inside a throwaway network namespace on
+# loopback. Prints medians, the postern/tcpserver ratios and the broker's
+# own spawn breakdown.
 #
-#   BENCH_ROUNDS=3 BENCH_N=3000 BENCH_SECONDS=10 tests/bench/bench_compare.sh
+#   BENCH_ROUNDS=3 BENCH_N=3000 BENCH_SECONDS=10 BENCH_PREWARM=16 tests/bench/bench_compare.sh
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$ROOT/build
 ROUNDS=${BENCH_ROUNDS:-3}
 N=${BENCH_N:-3000}
 SECS=${BENCH_SECONDS:-10}
-PRE=${BENCH_PREWARM:-0}
+PRE=${BENCH_PREWARM:-16}
 [ "$(id -u)" = 0 ] || { echo "bench_compare: needs root"; exit 1; }
 for x in "$B/postern" "$B/tests/bench/loadgen" "$B/tests/bench/echo_server"; do
 	[ -x "$x" ] || { echo "bench_compare: missing $x (make)"; exit 1; }
@@ -53,6 +55,14 @@ cat >"$T/policy.json" <<JSON
       "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
 		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
       "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],
+      "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
+    },
+    "catpw": {
+      "trigger": { "listen": ["127.0.0.1:7403"] },
+      "exec": ["/usr/bin/cat"],
+      "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
+      "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],
       "prewarm": $PRE,
       "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
     }
@@ -66,8 +76,9 @@ PIDS+=($!)
 ip netns exec "$NS" "$B/tests/bench/echo_server" 127.0.0.1:7402 &
 PIDS+=($!)
 for _ in $(seq 1 100); do
-	in_ns ss -ltn | grep -q 127.0.0.1:7400 && in_ns ss -ltn | grep -q 127.0.0.1:7401 &&
-		in_ns ss -ltn | grep -q 127.0.0.1:7402 && break
+	l=$(in_ns ss -ltn)
+	grep -q 127.0.0.1:7400 <<<"$l" && grep -q 127.0.0.1:7401 <<<"$l" && grep -q 127.0.0.1:7402 <<<"$l" &&
+		grep -q 127.0.0.1:7403 <<<"$l" && break
 	sleep 0.1
 done
 
@@ -82,10 +93,11 @@ run() { # name port conc round
 }
 fail=0
 # warm-up: page cache, cgroup and netns set-up
-for p in 7400 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
+for p in 7400 7403 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
 for r in $(seq 1 "$ROUNDS"); do
 	for c in 1 16; do
 		run postern 7400 "$c" "$r" || fail=1
+		run postern-pw 7403 "$c" "$r" || fail=1
 		run tcpserver 7401 "$c" "$r" || fail=1
 		run inproc 7402 "$c" "$r" || fail=1
 	done
@@ -97,19 +109,25 @@ med() { # name conc field
 	for r in $(seq 1 "$ROUNDS"); do field "${RES["$1,$2,$r"]}" "$3"; done | median
 }
 echo
-printf '%-10s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
+printf '%-11s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
 for c in 1 16; do
-	for s in postern tcpserver inproc; do
+	for s in postern postern-pw tcpserver inproc; do
 		failed=0
 		for r in $(seq 1 "$ROUNDS"); do failed=$((failed + $(field "${RES["$s,$c,$r"]}" failed))); done
-		printf '%-10s %5s %12s %10s %10s %10s %8s\n' "$s" "$c" "$(med $s $c conns_per_s)" \
+		printf '%-11s %5s %12s %10s %10s %10s %8s\n' "$s" "$c" "$(med $s $c conns_per_s)" \
 			"$(med $s $c p50_us)" "$(med $s $c p99_us)" "$(med $s $c max_us)" "$failed"
 	done
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-echo "postern/tcpserver conns/s at c=16: $(ratio "$(med postern 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")  (target >= 1.0)"
-echo "postern/tcpserver p50 at c=1:      $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 1.2; <= 0.7 with prewarm)"
-echo "spawn latency (broker's own timing): $("$B/postern" status --json -s "$T/control.sock" | jq -c '.sandboxes[0].spawn_us')"
-echo "prewarm=$PRE rounds=$ROUNDS n=$N date=$(date -u +%F)"
+st=$("$B/postern" status --json -s "$T/control.sock")
+echo "postern/tcpserver conns/s at c=16:         $(ratio "$(med postern 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")  (target >= 1.0)"
+echo "postern-pw/tcpserver conns/s at c=16:      $(ratio "$(med postern-pw 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")"
+echo "postern/tcpserver p50 at c=1:              $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 1.2)"
+echo "postern-pw/tcpserver p50 at c=1 (prewarm): $(ratio "$(med postern-pw 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 0.7)"
+echo "spawn latency, broker's own timing (us):   fresh $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_us' <<<"$st")"
+echo "                                           pre-warmed (release) $(jq -c '.sandboxes[] | select(.name=="catpw") | .spawn_us' <<<"$st")"
+echo "fresh spawn breakdown, mean us:            $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_phases_us' <<<"$st")"
+echo "pre-warmed handlers:                       $(jq -c '.sandboxes[] | select(.name=="catpw") | .prewarm | del(.pids)' <<<"$st")"
+echo "prewarm=$PRE rounds=$ROUNDS n=$N date=$(date -u +%F) $(nproc) cpus $(uname -r)"
 exit $fail
