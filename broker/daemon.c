@@ -172,6 +172,7 @@ struct daemon {
 	struct channel *channels;
 	struct handler *handlers;
 	size_t n_handlers;
+	unsigned warm_jobs;	/* pre-warmed handlers being set up in the threadpool */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace_timer, tick;
 	uv_pipe_t control;
@@ -571,7 +572,14 @@ static void np_config_free(struct netpolicy_config *cfg)
 
 static void handler_exit(struct handler *h);
 static void schedule_restart(struct daemon *d, struct sbx *s, bool failed, uint64_t ran_ns);
-static void warm_gone(struct daemon *d, struct handler *h, int reap_r, int wstatus);
+static void warm_gone(struct daemon *d, struct handler *h);
+
+/* While stopping: finish once no handler and no pre-warm job is left. */
+static void maybe_finish(struct daemon *d)
+{
+	if (d->stopping && !d->n_handlers && !d->warm_jobs)
+		daemon_finish(d);
+}
 static void prewarm_fill(struct daemon *d, struct sbx *s);
 
 static void handler_link(struct daemon *d, struct handler *h)
@@ -686,14 +694,13 @@ static void handler_free_cb(uv_handle_t *uvh)
 
 	struct daemon *d = h->d;
 	struct sbx *s = h->sbx;
+	if (h->warm) {
+		warm_gone(d, h);
+		return;
+	}
 	int wstatus = 0;
 	int r = sandbox_reap(&h->h, &wstatus);
 	uint64_t ran = pst_now_ns() - h->start_ns;
-
-	if (h->warm) {
-		warm_gone(d, h, r, wstatus);
-		return;
-	}
 
 	struct pst_logline l;
 	pst_ll_begin(&l, "info", "exit");
@@ -742,8 +749,7 @@ static void handler_free_cb(uv_handle_t *uvh)
 	gen_unref(s->gen);
 	free(h);
 
-	if (d->stopping && !d->n_handlers)
-		daemon_finish(d);
+	maybe_finish(d);
 }
 
 static void handler_exit(struct handler *h)
@@ -907,11 +913,23 @@ static void on_warm_ctl(uv_poll_t *p, int status, int events)
 	sandbox_kill(&h->h);
 }
 
-static int warm_start(struct daemon *d, struct sbx *s)
+/* A pre-warmed handler is set up in libuv's threadpool: sandbox_prewarm()
+ * suspends its calling thread for the whole set-up (vfork-style), which must
+ * not be the loop's. The pool threads live as long as the process, so the
+ * handler's parent-death signal stays armed. */
+struct warm_job {
+	uv_work_t req;
+	struct daemon *d;
+	struct sbx *s;
+	struct handler *h;
+	int r;
+	struct sandbox_error err;
+};
+
+static void warm_work(uv_work_t *req)
 {
-	struct handler *h = calloc(1, sizeof(*h));
-	if (!h)
-		return -ENOMEM;
+	struct warm_job *j = req->data;
+	struct sbx *s = j->s;
 	struct sandbox_spawn_args args = {
 		.sock_fd = -1,
 		.stdin_fd = -1,
@@ -920,26 +938,70 @@ static int warm_start(struct daemon *d, struct sbx *s)
 		.n_fds = s->n_send + s->n_socket_fds,
 		.listen_fds = (int)s->n_socket_fds,
 	};
-	struct sandbox_error err = { 0 };
-	int r = sandbox_prewarm(s->sb, &args, &h->h, &err);
-	if (r < 0) {
-		log_spawn_failed(s, NULL, &err, r, true);
+	j->r = sandbox_prewarm(s->sb, &args, &j->h->h, &j->err);
+}
+
+static void warm_work_done(uv_work_t *req, int status)
+{
+	struct warm_job *j = req->data;
+	struct daemon *d = j->d;
+	struct sbx *s = j->s;
+	struct handler *h = j->h;
+	struct gen *g = s->gen;
+
+	d->warm_jobs--;
+	if (status < 0 && j->r == 0)
+		j->r = status;
+	if (j->r < 0) {
+		log_spawn_failed(s, NULL, &j->err, j->r, true);
 		warm_backoff(s);
+		s->n_warm--;
+		free(h);
+	} else {
+		h->d = d;
+		h->sbx = s;
+		h->warm = true;
+		h->start_ns = pst_now_ns();
+		handler_link(d, h);
+		handler_watch(d, h);
+		uv_poll_init(d->loop, &h->ctl_poll, h->h.ctl_fd);
+		h->ctl_poll.data = h;
+		h->has_ctl = true;
+		h->handles_open++;
+		uv_poll_start(&h->ctl_poll, UV_READABLE, on_warm_ctl);
+		/* set up for a policy that has gone meanwhile */
+		if (d->stopping || g != d->cur)
+			warm_discard(h);
+	}
+	free(j);
+	gen_unref(g);	/* the job's reference */
+	maybe_finish(d);
+}
+
+static int warm_start(struct daemon *d, struct sbx *s)
+{
+	struct warm_job *j = calloc(1, sizeof(*j));
+	struct handler *h = calloc(1, sizeof(*h));
+	if (!j || !h) {
+		free(j);
+		free(h);
+		return -ENOMEM;
+	}
+	j->d = d;
+	j->s = s;
+	j->h = h;
+	j->req.data = j;
+	int r = uv_queue_work(d->loop, &j->req, warm_work, warm_work_done);
+	if (r < 0) {
+		log_errno("prewarm", s->conf->name, "queue the set-up", -r);
+		warm_backoff(s);
+		free(j);
 		free(h);
 		return r;
 	}
-	h->d = d;
-	h->sbx = s;
-	h->warm = true;
-	h->start_ns = pst_now_ns();
-	handler_link(d, h);
+	s->gen->refs++;
 	s->n_warm++;
-	handler_watch(d, h);
-	uv_poll_init(d->loop, &h->ctl_poll, h->h.ctl_fd);
-	h->ctl_poll.data = h;
-	h->has_ctl = true;
-	h->handles_open++;
-	uv_poll_start(&h->ctl_poll, UV_READABLE, on_warm_ctl);
+	d->warm_jobs++;
 	return 0;
 }
 
@@ -954,13 +1016,22 @@ static void prewarm_fill(struct daemon *d, struct sbx *s)
 			return;
 }
 
-/* A pre-warmed handler that was never released has been reaped. */
-static void warm_gone(struct daemon *d, struct handler *h, int reap_r, int wstatus)
+/* A pre-warmed handler that was never released has exited: reap it. */
+static void warm_gone(struct daemon *d, struct handler *h)
 {
 	struct sbx *s = h->sbx;
+	struct sandbox_error err = { 0 };
+	/* a set-up failure whose report came with the exit */
+	bool reported = !h->ready && !h->discarded &&
+			sandbox_warm_ready(s->sb, &h->h, &err) < 0 && err.msg[0];
+	int wstatus = 0;
+	int reap_r = sandbox_reap(&h->h, &wstatus);
 	if (h->ready)
 		ready_remove(s, h);
-	if (!h->discarded) {
+	if (reported) {
+		log_spawn_failed(s, NULL, &err, -err.err, true);
+		warm_backoff(s);
+	} else if (!h->discarded) {
 		/* it died while waiting: count it, and do not refill in a loop */
 		char st[32];
 		if (reap_r < 0)
@@ -979,8 +1050,7 @@ static void warm_gone(struct daemon *d, struct handler *h, int reap_r, int wstat
 	if (!d->stopping && g == d->cur)
 		prewarm_fill(d, s);
 	gen_unref(g);
-	if (d->stopping && !d->n_handlers)
-		daemon_finish(d);
+	maybe_finish(d);
 }
 
 /* A ready pre-warmed handler takes the request, or NULL (none ready, or
@@ -2103,7 +2173,7 @@ static void begin_stop(struct daemon *d, const char *sig)
 	for (struct handler *h = d->handlers; h; h = h->next)
 		if (h->warm && !h->discarded)
 			warm_discard(h);
-	if (!d->n_handlers) {
+	if (!d->n_handlers && !d->warm_jobs) {
 		daemon_finish(d);
 		return;
 	}

@@ -247,7 +247,7 @@ static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, 
 			continue;
 		if (i == CG_CPU && !sb->limits.cpu)
 			continue;
-		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)++sb->seq);
+		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)__atomic_add_fetch(&sb->seq, 1, __ATOMIC_RELAXED));
 		/* the sandbox's directory may have been removed by an older
 		 * generation of the same sandbox (reload): make it again */
 		if (n < (int)sizeof(dir) && mkdir(dir, 0755) < 0 && errno == ENOENT) {
@@ -320,12 +320,15 @@ static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, 
 	return 0;
 }
 
-/* cgroups whose rmdir found them busy (processes still exiting), retried. */
+/* cgroups whose rmdir found them busy (processes still exiting), retried.
+ * Pre-warmed handlers may be set up on another thread: the list is locked. */
 static char *cg_pending[256];
 static size_t n_cg_pending;
+static pthread_mutex_t cg_pending_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void cg_retry_pending(void)
 {
+	pthread_mutex_lock(&cg_pending_lock);
 	size_t k = 0;
 	for (size_t i = 0; i < n_cg_pending; i++) {
 		if (rmdir(cg_pending[i]) == 0 || errno == ENOENT)
@@ -334,18 +337,24 @@ static void cg_retry_pending(void)
 			cg_pending[k++] = cg_pending[i];
 	}
 	n_cg_pending = k;
+	pthread_mutex_unlock(&cg_pending_lock);
 }
 
 static void cg_remove(char *list)
 {
+	char *save = NULL;
 	cg_retry_pending();
-	for (char *d = strtok(list, "\n"); d; d = strtok(NULL, "\n")) {
+	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save)) {
 		/* a just-killed pid namespace empties within a moment */
 		int tries = 20;
 		while (rmdir(d) < 0 && errno == EBUSY && tries--)
 			usleep(500);
-		if (access(d, F_OK) == 0 && n_cg_pending < 256)
-			cg_pending[n_cg_pending++] = strdup(d);
+		if (access(d, F_OK) == 0) {
+			pthread_mutex_lock(&cg_pending_lock);
+			if (n_cg_pending < 256)
+				cg_pending[n_cg_pending++] = strdup(d);
+			pthread_mutex_unlock(&cg_pending_lock);
+		}
 	}
 	list[0] = 0;
 }
@@ -727,9 +736,21 @@ static void arrange_fds(int efd, const struct child_args *c, int *procfd, int *w
 	syscall(SYS_close_range, efd + 1, ~0U, 0);
 }
 
+/* Write one of our own /proc files (uid_map, setgroups, gid_map) after
+ * taking the handler's uid. They are ours to open only while our memory
+ * (mm) is dumpable, and every vfork-style child shares the broker's mm:
+ * another child taking its own uid at the same moment makes it non-dumpable
+ * again. So: mark it dumpable and open, a bounded number of times. */
 static int write_at(int dirfd, const char *file, const char *data)
 {
-	int fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
+	int fd = -1;
+	for (int tries = 0; tries < 1000 && fd < 0; tries++) {
+		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+			return -1;
+		fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 && errno != EACCES)
+			return -1;
+	}
 	if (fd < 0)
 		return -1;
 	size_t len = strlen(data);
@@ -883,17 +904,16 @@ static int child_main(void *arg)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		child_fail(efd, errno, "pdeathsig", "");
 	/* the uid change made us non-dumpable, which leaves /proc/self owned
-	 * by root and the maps unwritable; execve decides this again */
-	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
-		child_fail(efd, errno, "userns", "dumpable");
+	 * by root and the maps unwritable until write_at() marks it dumpable
+	 * again; execve decides this anew */
 	if (unshare(CLONE_NEWUSER) < 0)
 		child_fail(efd, errno, "userns", "");
 	if (write_at(procfd, "uid_map", sb->uid_map) < 0)
-		child_fail(efd, errno, "idmap", "uid_map %s", sb->uid_map);
+		child_fail(efd, errno, "idmap", "uid_map %u", (unsigned)sb->uid);
 	if (write_at(procfd, "setgroups", "deny") < 0)
 		child_fail(efd, errno, "idmap", "setgroups deny");
 	if (write_at(procfd, "gid_map", sb->gid_map) < 0)
-		child_fail(efd, errno, "idmap", "gid_map %s", sb->gid_map);
+		child_fail(efd, errno, "idmap", "gid_map %u", (unsigned)sb->gid);
 	close(procfd);
 
 	/* capabilities: the new user namespace granted a full set; all go */
@@ -955,11 +975,11 @@ extern const char pst_warm_blob[], pst_warm_blob_end[];
 #define MFD_EXEC 0x0010U
 #endif
 
-static int waiter_fd(const struct sandbox *sb, struct sandbox_error *err)
+static int waiter_fd_locked(int *fd, const struct sandbox *sb, struct sandbox_error *err)
 {
-	static int fd = -1;
-	if (fd >= 0)
-		return fd;
+	if (*fd >= 0)
+		return *fd;
+	errno = 0;
 	int m = memfd_create("postern-warm", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
 	if (m < 0 && errno == EINVAL)	/* before Linux 6.3: executable anyway */
 		m = memfd_create("postern-warm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -979,8 +999,18 @@ static int waiter_fd(const struct sandbox *sb, struct sandbox_error *err)
 			close(m);
 		return -e;
 	}
-	fd = m;
-	return fd;
+	*fd = m;
+	return m;
+}
+
+static int waiter_fd(const struct sandbox *sb, struct sandbox_error *err)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static int fd = -1;
+	pthread_mutex_lock(&lock);
+	int r = waiter_fd_locked(&fd, sb, err);
+	pthread_mutex_unlock(&lock);
+	return r;
 }
 
 /* The message of a child's failure record. */

@@ -13,7 +13,11 @@
  * Calling rules: the caller is root in the initial user namespace.
  * sandbox_spawn() suspends the calling thread until the handler has exec'd
  * (or failed) and uses about 70 KiB of its stack. Reap with the pidfd, not
- * waitpid(-1).
+ * waitpid(-1). sandbox_spawn() and sandbox_prewarm() of one sandbox may run
+ * on different threads at once (the broker sets pre-warmed handlers up in
+ * a pool thread); everything else is for one thread. A handler's
+ * parent-death signal follows the thread that started it: that thread must
+ * live as long as the handler should.
  *
  * Knows nothing of JSON or libuv. Library code does not log: every fallible
  * function returns a negative errno and fills a struct sandbox_error whose
@@ -141,9 +145,11 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
 /*
  * Pre-warmed handlers. sandbox_prewarm() starts a handler that does the
  * whole set-up of sandbox_spawn() (namespaces, root, cgroups, identity,
- * capabilities, seccomp) and then waits, before execve, for its request.
- * It returns at once; the set-up runs on in the child while the caller goes
- * on. args is as for sandbox_spawn() without sock_fd and stdin_fd (-1).
+ * capabilities, seccomp) and then waits, before execve, for its request:
+ * it execs postern-warm (a static waiter embedded in the library, run from
+ * a sealed memfd), which blocks on h->ctl_fd. Like sandbox_spawn() it
+ * suspends the calling thread during the set-up. args is as for
+ * sandbox_spawn() without sock_fd and stdin_fd (-1).
  *
  * When h->ctl_fd becomes readable, sandbox_warm_ready() says how the set-up
  * ended: 0 ready, -EAGAIN not yet, else a negative errno with err naming

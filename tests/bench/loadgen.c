@@ -1,12 +1,14 @@
 /* loadgen: keeps C connections in flight to an echo service and checks
  * every echoed byte.
  *
- *   loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [--json] ADDR
+ *   loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [-g GAP_MS] [--json] ADDR
  *
  * Per connection: non-blocking connect, send PAYLOAD bytes of a fixed
  * pattern, shutdown(SHUT_WR), read until EOF, check that exactly the bytes
  * sent came back, close. Stops after COUNT connections or SECONDS, whichever
- * comes first. Prints one line:
+ * comes first. With -g, each of the C clients waits GAP_MS between its
+ * connections ("think time"): latency then shows a service that is not
+ * saturated, and conns_per_s is bounded by the clients. Prints one line:
  *   completed=N failed=N conns_per_s=X p50_us=N p90_us=N p99_us=N max_us=N
  * (plus failure reasons) and exits 1 if any failed. Targets must be loopback,
  * unless the program runs in a network namespace other than the initial one
@@ -33,6 +35,7 @@ struct conn {
 	int fd;
 	size_t sent, got;
 	uint64_t start;
+	uint64_t next_at;	/* -g: not before */
 	bool active;
 };
 
@@ -93,7 +96,7 @@ static bool target_allowed(const struct sockaddr_storage *ss)
 
 int main(int argc, char **argv)
 {
-	long conc = 16, count = 1000, payload = 64, timeout_ms = 10000;
+	long conc = 16, count = 1000, payload = 64, timeout_ms = 10000, gap_ms = 0;
 	double secs = 30;
 	bool json = false;
 	const char *target = NULL;
@@ -111,10 +114,12 @@ int main(int argc, char **argv)
 			payload = atol(v), i++;
 		else if (!strcmp(a, "-t") && v)
 			timeout_ms = atol(v), i++;
+		else if (!strcmp(a, "-g") && v)
+			gap_ms = atol(v), i++;
 		else if (!strcmp(a, "--json"))
 			json = true;
 		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			puts("usage: loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [--json] ADDR");
+			puts("usage: loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [-g GAP_MS] [--json] ADDR");
 			return 0;
 		} else if (a[0] != '-' && !target)
 			target = a;
@@ -124,7 +129,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!target || conc < 1 || conc > 4096 || count < 1 || payload < 1 || payload > (1 << 20) ||
-	    secs <= 0 || secs > 3600 || timeout_ms < 1) {
+	    secs <= 0 || secs > 3600 || timeout_ms < 1 || gap_ms < 0 || gap_ms > 60000) {
 		fprintf(stderr, "loadgen: bad arguments (see -h)\n");
 		return 2;
 	}
@@ -155,7 +160,7 @@ int main(int argc, char **argv)
 		/* start connections up to the concurrency, while allowed */
 		for (long i = 0; i < conc && now < deadline; i++) {
 			struct conn *c = &cs[i];
-			if (c->active || started >= count)
+			if (c->active || started >= count || now < c->next_at)
 				continue;
 			c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 			c->sent = c->got = 0;
@@ -178,7 +183,11 @@ int main(int argc, char **argv)
 		if (!active && (started >= count || now >= deadline))
 			break;
 		struct epoll_event evs[256];
-		int n = epoll_wait(ep, evs, 256, 50);
+		int wait_ms = 50;
+		for (long i = 0; gap_ms && i < conc; i++)
+			if (!cs[i].active && cs[i].next_at > now && (int)((cs[i].next_at - now) / 1000) < wait_ms)
+				wait_ms = (int)((cs[i].next_at - now) / 1000);
+		int n = epoll_wait(ep, evs, 256, wait_ms);
 		now = now_us();
 		for (int k = 0; k < n; k++) {
 			struct conn *c = &cs[evs[k].data.u64];
@@ -228,6 +237,7 @@ int main(int argc, char **argv)
 			}
 			close(c->fd);
 			c->active = false;
+			c->next_at = now + (uint64_t)gap_ms * 1000;
 		}
 		/* timeouts */
 		for (long i = 0; i < conc; i++) {

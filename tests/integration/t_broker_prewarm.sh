@@ -22,6 +22,9 @@ broker_json '{
 	     "send": ["jobs"], "filesystem": '"$FS_JSON"' },
   "worker": { "trigger": { "pipe": "jobs" }, "exec": ["/opt/postern/pipe-receiver"],
 	      "filesystem": '"$FS_JSON"', "prewarm": 1 },
+  "catpw": { "trigger": { "listen": ["127.0.0.1:7106"] }, "exec": ["/usr/bin/cat"], "filesystem": '"$FS_JSON"',
+	     "prewarm": 4 },
+  "cat": { "trigger": { "listen": ["127.0.0.1:7107"] }, "exec": ["/usr/bin/cat"], "filesystem": '"$FS_JSON"' },
   "broken": { "trigger": { "listen": ["127.0.0.1:7105"] }, "exec": ["/opt/postern/echo"], "prewarm": 2,
 	      "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
 }' >"$T/policy.json"
@@ -92,6 +95,18 @@ wait_for 5 grep -q 'event=spawn_failed sandbox=broken prewarm=1 .*bind /srv/post
 sleep 1
 failed=$(sb_stat broken .prewarm.failed)
 [ "$failed" -ge 1 ] && [ "$failed" -le 12 ] || fail "broken pre-warm failed $failed times in about a second: no back-off"
+
+# under load, pre-warmed and fresh handlers set up at the same time (they
+# share the broker's memory until exec): every byte echoed, no set-up fails
+in_lab "$LOADGEN" -c 8 -n 300 -d 60 -p 2000 127.0.0.1:7106 >"$T/load-pw" &
+lp=$!
+in_lab "$LOADGEN" -c 8 -n 300 -d 60 -p 2000 127.0.0.1:7107 >"$T/load-fresh" || fail "fresh load: $(cat "$T/load-fresh")"
+wait "$lp" || fail "pre-warmed load: $(cat "$T/load-pw")"
+note "pre-warmed: $(cat "$T/load-pw")"
+note "fresh: $(cat "$T/load-fresh")"
+assert_eq "$(count_log 'event=spawn_failed sandbox=cat')" 0 "no failed fresh spawn under load"
+assert_eq "$(sb_stat catpw .prewarm.failed)" 0 "no failed pre-warm set-up under load"
+[ "$(sb_stat catpw .prewarm.used)" -ge 4 ] || fail "pre-warmed handlers not used: $(sb_stat catpw .prewarm)"
 
 # reload: pre-warmed handlers of the old policy are replaced
 old=$(sb_stat probe '.prewarm.pids | sort | join(" ")')

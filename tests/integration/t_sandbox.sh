@@ -3,7 +3,8 @@
 # capabilities zero, no_new_privs, seccomp filter, root = declared entries,
 # host files invisible, read-only binds, refused syscalls, pid 1, non-root
 # host uid, no stray fds; memory and pids limits; listen_fds mode; setup
-# errors with step and errno; per-handler cgroups removed.
+# errors with step and errno; per-handler cgroups removed; concurrent
+# spawns and pre-warm set-ups.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -88,4 +89,9 @@ wait_for 5 grep -q 'sandbox \\"badbind\\": bind /srv/postern-no-such-dir -> /dat
 
 broker_stop
 assert_clean_lab
+
+# spawns and pre-warm set-ups of one sandbox on two threads at once (they
+# share the caller's memory until exec): none may fail
+out=$(unshare -n "$BUILD/tests/helpers/spawn-stress" 300 2>&1) || fail "concurrent set-ups: $out"
+assert_contains "$out" "spawned=300 prewarmed=300 failed=0" "concurrent set-ups"
 echo "sandbox isolation: ok"
