@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -639,24 +640,22 @@ static void setup_mount(int efd, const struct sandbox_mount *m)
 
 static void setup_dev(int efd, bool has_proc)
 {
-	static const char *const nodes[] = { "null", "zero", "full", "random", "urandom" };
+	/* made in place (the child is still host root): one mknod each, where
+	 * binding the host's nodes costs a create, a bind and a remount */
+	static const struct {
+		const char *name;
+		unsigned minor;
+	} nodes[] = { { "null", 3 }, { "zero", 5 }, { "full", 7 }, { "random", 8 }, { "urandom", 9 } };
 	char p[PATH_MAX];
 	snprintf(p, sizeof(p), "%s/dev", ROOT_DIR);
 	if (mkdir(p, 0755) < 0 && errno != EEXIST)
 		child_fail(efd, errno, "dev", "/dev (mkdir)");
 	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755") < 0)
 		child_fail(efd, errno, "dev", "/dev (tmpfs)");
-	for (size_t i = 0; i < 5; i++) {
-		char host[64];
-		snprintf(p, sizeof(p), "%s/dev/%s", ROOT_DIR, nodes[i]);
-		snprintf(host, sizeof(host), "/dev/%s", nodes[i]);
-		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
-		if (fd < 0)
-			child_fail(efd, errno, "dev", "%s (create)", host);
-		close(fd);
-		if (mount(host, p, NULL, MS_BIND, NULL) < 0)
-			child_fail(efd, errno, "dev", "%s", host);
-		mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NOEXEC, NULL);
+	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
+		snprintf(p, sizeof(p), "%s/dev/%s", ROOT_DIR, nodes[i].name);
+		if (mknod(p, S_IFCHR | 0666, makedev(1, nodes[i].minor)) < 0)
+			child_fail(efd, errno, "dev", "/dev/%s", nodes[i].name);
 	}
 	if (has_proc) {
 		static const char *const links[][2] = { { "fd", "/proc/self/fd" },
@@ -854,6 +853,8 @@ static int child_main(void *arg)
 	arrange_fds(efd, c, &procfd, &warm_fd);
 	c->t[SANDBOX_PHASE_NAMESPACES] = now_ns();
 
+	/* modes as given (0666 device nodes); the child has its own umask */
+	umask(0);
 	/* nothing we mount may propagate back to the host */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(efd, errno, "mount", "make / private");

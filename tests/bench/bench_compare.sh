@@ -5,8 +5,9 @@
 # -HRl0 (fork+exec, no isolation) running the same cat; and an in-process
 # epoll echo server (the upper bound). Alternating rounds, at concurrency 1
 # and 16, ROUNDS rounds each, all inside a throwaway network namespace on
-# loopback. Prints medians, the postern/tcpserver ratios and the broker's
-# own spawn breakdown.
+# loopback; plus one client with think time between connections ("1g").
+# Prints medians, the postern/tcpserver ratios and the broker's own spawn
+# breakdown.
 #
 #   BENCH_ROUNDS=3 BENCH_N=3000 BENCH_SECONDS=10 BENCH_PREWARM=16 tests/bench/bench_compare.sh
 set -u
@@ -83,9 +84,17 @@ for _ in $(seq 1 100); do
 done
 
 declare -A RES
+# conc "1g": one client with GAP ms of think time between connections (a
+# service that is not saturated); GAP_N connections
+GAP=${BENCH_GAP_MS:-20}
+GAP_N=${BENCH_GAP_N:-150}
 run() { # name port conc round
 	local out
-	out=$(in_ns "$B/tests/bench/loadgen" -c "$3" -n "$N" -d "$SECS" -p 64 "127.0.0.1:$2")
+	if [ "$3" = 1g ]; then
+		out=$(in_ns "$B/tests/bench/loadgen" -c 1 -g "$GAP" -n "$GAP_N" -d "$SECS" -p 64 "127.0.0.1:$2")
+	else
+		out=$(in_ns "$B/tests/bench/loadgen" -c "$3" -n "$N" -d "$SECS" -p 64 "127.0.0.1:$2")
+	fi
 	local rc=$?
 	echo "  round $4 $1 c=$3: $out"
 	RES["$1,$3,$4"]="$out"
@@ -95,7 +104,7 @@ fail=0
 # warm-up: page cache, cgroup and netns set-up
 for p in 7400 7403 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
 for r in $(seq 1 "$ROUNDS"); do
-	for c in 1 16; do
+	for c in 1 16 1g; do
 		run postern 7400 "$c" "$r" || fail=1
 		run postern-pw 7403 "$c" "$r" || fail=1
 		run tcpserver 7401 "$c" "$r" || fail=1
@@ -110,7 +119,7 @@ med() { # name conc field
 }
 echo
 printf '%-11s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
-for c in 1 16; do
+for c in 1 16 1g; do
 	for s in postern postern-pw tcpserver inproc; do
 		failed=0
 		for r in $(seq 1 "$ROUNDS"); do failed=$((failed + $(field "${RES["$s,$c,$r"]}" failed))); done
@@ -125,6 +134,7 @@ echo "postern/tcpserver conns/s at c=16:         $(ratio "$(med postern 16 conns
 echo "postern-pw/tcpserver conns/s at c=16:      $(ratio "$(med postern-pw 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")"
 echo "postern/tcpserver p50 at c=1:              $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 1.2)"
 echo "postern-pw/tcpserver p50 at c=1 (prewarm): $(ratio "$(med postern-pw 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 0.7)"
+echo "p50 at c=1 with ${GAP} ms think time:      postern $(ratio "$(med postern 1g p50_us)" "$(med tcpserver 1g p50_us)"), postern-pw $(ratio "$(med postern-pw 1g p50_us)" "$(med tcpserver 1g p50_us)") of tcpserver"
 echo "spawn latency, broker's own timing (us):   fresh $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_us' <<<"$st")"
 echo "                                           pre-warmed (release) $(jq -c '.sandboxes[] | select(.name=="catpw") | .spawn_us' <<<"$st")"
 echo "fresh spawn breakdown, mean us:            $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_phases_us' <<<"$st")"

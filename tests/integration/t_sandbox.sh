@@ -24,6 +24,9 @@ broker_json '{
 	    "filesystem": '"$FS_PROC"', "limits": { "pids": 10, "timeout": "20s" } },
   "sleeper": { "trigger": { "listen": ["127.0.0.1:7005"] }, "exec": ["/bin/sh", "-c", "echo up; sleep 30"],
 	       "filesystem": '"$FS_PROC"' },
+  "devs": { "trigger": { "listen": ["127.0.0.1:7007"] },
+	    "exec": ["/bin/sh", "-c", "echo hi >/dev/null && head -c 8 /dev/urandom | wc -c && head -c 3 /dev/zero | wc -c && ls -l /dev | tail -n +2 | cut -c1-10 | sort | uniq -c | tr -s \" \" && ls /dev | tr \"\\n\" \" \""],
+	    "filesystem": '"$FS_JSON"' },
   "badbind": { "trigger": { "listen": ["127.0.0.1:7006"] }, "exec": ["/opt/postern/echo"],
 	       "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
 }' >"$T/policy.json"
@@ -47,6 +50,14 @@ done
 assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
 uid=$((UID_BASE + 0))
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
+
+# the minimal /dev: usable character devices, nothing else
+out=$(in_lab "$CLIENT" 127.0.0.1:7007 "")
+note "$out"
+assert_line "$out" "8" "read /dev/urandom"
+assert_line "$out" "3" "read /dev/zero"
+assert_line "$out" " 5 crw-rw-rw-" "five character devices, mode 0666"
+assert_line "$out" "full null random urandom zero " "/dev holds exactly the five devices"
 
 # systemd style: the socket on fd 3, stdin /dev/null, LISTEN_FDS set
 out=$(in_lab "$CLIENT" 127.0.0.1:7002 "")
