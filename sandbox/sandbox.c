@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include <linux/capability.h>
+#include <linux/mount.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 
@@ -605,6 +606,15 @@ static void setup_mount(int efd, const struct sandbox_mount *m)
 		}
 		if (mount(m->src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 			child_fail(efd, errno, "bind", "%s -> %s", m->src, m->dst);
+		/* nosuid, nodev (and ro) on the whole bound tree, submounts too:
+		 * mount_setattr() only adds flags, so locked ones stay */
+		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+						       (m->rw ? 0 : MOUNT_ATTR_RDONLY) };
+		if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
+			break;
+		if (errno != ENOSYS)
+			child_fail(efd, errno, "bind", "%s -> %s (set %s)", m->src, m->dst, m->rw ? "nosuid,nodev" : "ro,nosuid,nodev");
+		/* before Linux 5.12: the top mount only */
 		unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(dst);
 		if (!m->rw)
 			fl |= MS_RDONLY;

@@ -12,6 +12,9 @@ FS_PROC='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
 	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
 	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "proc": "/proc" },
 	   { "tmpfs": "/tmp", "size": "4M" } ]'
+# a read-only bind whose source has a submount: read-only all the way down
+mkdir -p "$T/robind/sub"
+mount -t tmpfs -o size=1m pst-test "$T/robind/sub" || fail "tmpfs for the submount test"
 broker_json '{
   "probe": { "trigger": { "listen": ["127.0.0.1:7001"] }, "exec": ["/opt/postern/confine"], "filesystem": '"$FS_PROC"' },
   "sysd": { "trigger": { "listen": ["127.0.0.1:7002"] }, "exec": ["/opt/postern/confine"], "socket": "listen_fds",
@@ -28,7 +31,12 @@ broker_json '{
 	    "exec": ["/bin/sh", "-c", "echo hi >/dev/null && head -c 8 /dev/urandom | wc -c && head -c 3 /dev/zero | wc -c && ls -l /dev | tail -n +2 | cut -c1-10 | sort | uniq -c | tr -s \" \" && ls /dev | tr \"\\n\" \" \""],
 	    "filesystem": '"$FS_JSON"' },
   "badbind": { "trigger": { "listen": ["127.0.0.1:7006"] }, "exec": ["/opt/postern/echo"],
-	       "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
+	       "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] },
+  "rosub": { "trigger": { "listen": ["127.0.0.1:7008"] },
+	     "exec": ["/bin/sh", "-c", "touch /data/sub/x 2>&1 || echo refused; touch /data/y 2>&1 || echo refused"],
+	     "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+			     { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
+			     { "bind": "'"$T"'/robind", "to": "/data" } ] }
 }' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
 broker_start "$T/policy.json"
@@ -50,6 +58,11 @@ done
 assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
 uid=$((UID_BASE + 0))
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
+
+out=$(in_lab "$CLIENT" 127.0.0.1:7008 "")
+assert_contains "$out" "touch: cannot touch '/data/sub/x': Read-only file system" "submount of a read-only bind is read-only"
+assert_contains "$out" "touch: cannot touch '/data/y': Read-only file system" "read-only bind"
+[ ! -e "$T/robind/sub/x" ] || fail "a handler wrote into a submount of a read-only bind"
 
 # the minimal /dev: usable character devices, nothing else
 out=$(in_lab "$CLIENT" 127.0.0.1:7007 "")
