@@ -38,6 +38,12 @@ FS_JSON='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
 	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
 	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" },
 	   { "bind": "'"$BUILD"'/tests/helpers", "to": "/opt/helpers" }, { "tmpfs": "/tmp", "size": "4M" } ]'
+# With /proc (and without /opt/helpers), for handlers that report on
+# themselves (examples/confine).
+FS_PROC='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
+	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "proc": "/proc" },
+	   { "tmpfs": "/tmp", "size": "4M" } ]'
 
 # broker_json SANDBOXES_JSON [EXTRA_BROKER_KEYS]: a whole policy on stdout.
 broker_json() {

@@ -6,10 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
-FS_PROC='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
-	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
-	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "proc": "/proc" },
-	   { "tmpfs": "/tmp", "size": "4M" } ]'
 broker_json '{
   "probe": { "trigger": { "listen": ["127.0.0.1:7101"] }, "exec": ["/opt/postern/confine"],
 	     "filesystem": '"$FS_PROC"', "prewarm": 2 },

@@ -8,10 +8,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
-FS_PROC='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
-	   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
-	   { "bind": "'"$BUILD"'/examples", "to": "/opt/postern" }, { "proc": "/proc" },
-	   { "tmpfs": "/tmp", "size": "4M" } ]'
 # a read-only bind whose source has a submount: read-only all the way down
 mkdir -p "$T/robind/sub"
 mount -t tmpfs -o size=1m pst-test "$T/robind/sub" || fail "tmpfs for the submount test"
