@@ -1779,7 +1779,10 @@ static char *status_json(struct daemon *d)
 	cJSON_AddStringToObject(root, "policy", d->policy_path);
 	cJSON_AddNumberToObject(root, "uptime_s", (double)((now - d->started_ns) / 1000000000ull));
 	cJSON_AddBoolToObject(root, "stopping", d->stopping);
-	cJSON_AddNumberToObject(root, "handlers", (double)d->n_handlers);
+	size_t serving = 0;	/* pre-warmed ones wait; they are counted per sandbox */
+	for (struct handler *h = d->handlers; h; h = h->next)
+		serving += !h->warm;
+	cJSON_AddNumberToObject(root, "handlers", (double)serving);
 	cJSON_AddNumberToObject(root, "reloads", (double)d->reloads);
 	cJSON_AddNumberToObject(root, "reload_failures", (double)d->reload_failures);
 	cJSON *arr = cJSON_AddArrayToObject(root, "sandboxes");

@@ -32,6 +32,7 @@ wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] 
 	fail "probe: 2 pre-warmed handlers expected, status: $(sb_stat probe .prewarm)"
 assert_eq "$(sb_stat probe .started)" 0 "pre-warmed handlers are not started requests"
 assert_eq "$(sb_stat probe .active)" 0 "pre-warmed handlers are not active"
+assert_eq "$(status_json | jq .handlers)" 0 "pre-warmed handlers are not serving handlers"
 
 # waiting, and already confined: seccomp, no_new_privs, no capabilities,
 # the sandbox's host uid, in a pid namespace of its own
