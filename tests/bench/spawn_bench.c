@@ -1,9 +1,10 @@
-/* spawn_bench [N]: cost of starting a handler, three ways, same binary
- * (/usr/bin/true), same run: the full postern isolation path (namespaces,
- * root with binds, uid, caps, seccomp, rlimits, cgroups), plain fork+exec,
- * and posix_spawn (vfork+exec). Reports the p50 of the spawn call and the
- * round trip (spawn until reaped), and round trips per second. Run it in a
- * throwaway network namespace (bench_spawn.sh does). */
+/* spawn_bench [N]: cost of starting a handler, four ways, same binary
+ * (/usr/bin/true), same run, interleaved: the full postern isolation path
+ * (namespaces, root with binds, uid, caps, seccomp, rlimits, cgroups), a
+ * pre-warmed postern handler (from the request on), plain fork+exec, and
+ * posix_spawn (vfork+exec). Reports the p50 of the spawn call and the round
+ * trip (spawn until reaped), round trips per second, and the ratios to
+ * fork+exec. Run it in a throwaway network namespace (bench_spawn.sh does). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -45,7 +46,6 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? atoi(argv[1]) : 300;
 	if (n < 10 || n > 100000)
 		return 2;
-	uint64_t *sp = calloc((size_t)n, 8), *rt = calloc((size_t)n, 8);
 	char *const targv[] = { "/usr/bin/true", NULL };
 
 	struct sandbox_mount m[] = {
@@ -66,76 +66,92 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	/* the four modes in alternating blocks of BLOCK spawns: each block
+	 * pays for its own deferred kernel work (namespace and cgroup
+	 * teardown finishes after the reap), and the machine's drift during
+	 * the run weighs on each mode alike */
+	enum { FULL, WARM, FORK, VFORK, MODES };
+	static const char *const names[MODES] = { "postern full isolation", "postern pre-warmed",
+						   "fork+exec", "posix_spawn (vfork)" };
+	uint64_t *msp[MODES], *mrt[MODES], mtotal[MODES] = { 0 };
+	for (int md = 0; md < MODES; md++)
+		if (!(msp[md] = calloc((size_t)n, 8)) || !(mrt[md] = calloc((size_t)n, 8)))
+			return 1;
+	enum { BLOCK = 50 };
+	for (int b0 = 0; b0 < n; b0 += BLOCK) {
+		for (int k = 0; k < MODES * BLOCK; k++) {
+			int mode = k / BLOCK, i = b0 + k % BLOCK;
+			if (i >= n)
+				continue;
+			struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
+			struct sandbox_handler h;
+			int in = -1, st;
+			pid_t p;
+			uint64_t s = 0, spawned = 0;
+			switch (mode) {
+			case FULL:
+				s = now_ns();
+				if (sandbox_spawn(sb, &a, &h, &err) < 0) {
+					fprintf(stderr, "spawn_bench: %s\n", err.msg);
+					return 1;
+				}
+				spawned = now_ns();
+				sandbox_reap(&h, &st);
+				break;
+			case WARM: {
+				/* set up ahead (not timed), then request -> exit */
+				if (sandbox_prewarm(sb, &a, &h, &err) < 0) {
+					fprintf(stderr, "spawn_bench: %s\n", err.msg);
+					return 1;
+				}
+				struct pollfd pfd = { .fd = h.ctl_fd, .events = POLLIN };
+				int r = -EAGAIN;
+				while (r == -EAGAIN && poll(&pfd, 1, 5000) == 1)
+					r = sandbox_warm_ready(sb, &h, &err);
+				if (r < 0) {
+					fprintf(stderr, "spawn_bench: prewarm: %s\n", err.msg);
+					return 1;
+				}
+				in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+				s = now_ns();
+				if (sandbox_release(sb, &h, -1, in, NULL, &err) < 0) {
+					fprintf(stderr, "spawn_bench: release: %s\n", err.msg);
+					return 1;
+				}
+				spawned = now_ns();
+				sandbox_reap(&h, &st);
+				close(in);
+				break;
+			}
+			case FORK:
+				s = now_ns();
+				p = fork();
+				if (p == 0) {
+					execve(targv[0], targv, environ);
+					_exit(127);
+				}
+				spawned = now_ns();
+				waitpid(p, NULL, 0);
+				break;
+			case VFORK:
+				s = now_ns();
+				posix_spawn(&p, targv[0], NULL, NULL, targv, environ);
+				spawned = now_ns();
+				waitpid(p, NULL, 0);
+				break;
+			}
+			msp[mode][i] = spawned - s;
+			mrt[mode][i] = now_ns() - s;
+			mtotal[mode] += mrt[mode][i];
+		}
+	}
 	printf("%-22s %10s %10s %10s %12s\n", "mode (N=", "spawn_us", "rt_p50_us", "rt_p99_us", "spawns/s");
-	uint64_t t0 = now_ns();
-	for (int i = 0; i < n; i++) {
-		struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
-		struct sandbox_handler h;
-		uint64_t s = now_ns();
-		if (sandbox_spawn(sb, &a, &h, &err) < 0) {
-			fprintf(stderr, "spawn_bench: %s\n", err.msg);
-			return 1;
-		}
-		sp[i] = now_ns() - s;
-		int st;
-		sandbox_reap(&h, &st);
-		rt[i] = now_ns() - s;
-	}
-	report("postern full isolation", sp, rt, n, now_ns() - t0);
-	/* pre-warmed: set up ahead (not timed), then release -> exit */
-	uint64_t total = 0;
-	for (int i = 0; i < n; i++) {
-		struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
-		struct sandbox_handler h;
-		if (sandbox_prewarm(sb, &a, &h, &err) < 0) {
-			fprintf(stderr, "spawn_bench: %s\n", err.msg);
-			return 1;
-		}
-		struct pollfd pfd = { .fd = h.ctl_fd, .events = POLLIN };
-		int r = -EAGAIN;
-		while (r == -EAGAIN && poll(&pfd, 1, 5000) == 1)
-			r = sandbox_warm_ready(sb, &h, &err);
-		if (r < 0) {
-			fprintf(stderr, "spawn_bench: prewarm: %s\n", err.msg);
-			return 1;
-		}
-		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		uint64_t s = now_ns();
-		if (sandbox_release(sb, &h, -1, in, NULL, &err) < 0) {
-			fprintf(stderr, "spawn_bench: release: %s\n", err.msg);
-			return 1;
-		}
-		sp[i] = now_ns() - s;
-		int st;
-		sandbox_reap(&h, &st);
-		rt[i] = now_ns() - s;
-		total += rt[i];
-		close(in);
-	}
-	report("postern pre-warmed", sp, rt, n, total);
-	t0 = now_ns();
-	for (int i = 0; i < n; i++) {
-		uint64_t s = now_ns();
-		pid_t p = fork();
-		if (p == 0) {
-			execve(targv[0], targv, environ);
-			_exit(127);
-		}
-		sp[i] = now_ns() - s;
-		waitpid(p, NULL, 0);
-		rt[i] = now_ns() - s;
-	}
-	report("fork+exec", sp, rt, n, now_ns() - t0);
-	t0 = now_ns();
-	for (int i = 0; i < n; i++) {
-		uint64_t s = now_ns();
-		pid_t p;
-		posix_spawn(&p, targv[0], NULL, NULL, targv, environ);
-		sp[i] = now_ns() - s;
-		waitpid(p, NULL, 0);
-		rt[i] = now_ns() - s;
-	}
-	report("posix_spawn (vfork)", sp, rt, n, now_ns() - t0);
+	for (int md = 0; md < MODES; md++)
+		report(names[md], msp[md], mrt[md], n, mtotal[md]);	/* sorts them */
+	printf("full isolation / fork+exec, round trip p50: %.2f (target <= 1.3)\n",
+	       (double)mrt[FULL][n / 2] / (double)mrt[FORK][n / 2]);
+	printf("pre-warmed / fork+exec, round trip p50:     %.2f\n",
+	       (double)mrt[WARM][n / 2] / (double)mrt[FORK][n / 2]);
 	sandbox_free(sb);
 	return 0;
 }
