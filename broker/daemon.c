@@ -46,7 +46,8 @@
 #define STDERR_TOTAL_MAX (1024 * 1024)	/* per handler; beyond it output is dropped and counted */
 #define CHANNEL_MSG_MAX (PIPE_BUF - 1)	/* pipe messages are atomic up to PIPE_BUF */
 #define CONTROL_CLIENTS_MAX 16
-#define CONTROL_REQ_MAX 256
+#define CONTROL_REQ_MAX 4096		/* an HTTP request's headers fit */
+#define CONTROL_IDLE_MS 10000		/* a client must ask within this */
 #define REFUSAL_LOG_INTERVAL_NS 1000000000ull
 #define TICK_MS 100
 #define MAX_SEND 16		/* channels one sandbox may write to */
@@ -156,8 +157,17 @@ struct handler {
 };
 
 struct control_client {
-	uv_pipe_t pipe;
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_pipe_t pipe;	/* control socket */
+		uv_tcp_t tcp;	/* metrics */
+	} s;
+	uv_timer_t idle;
 	struct daemon *d;
+	struct control_client *next, **pprev;	/* d->clients */
+	int handles_open;
+	bool http;
 	size_t len;
 	char req[CONTROL_REQ_MAX];
 	bool answered;
@@ -177,8 +187,11 @@ struct daemon {
 	uv_timer_t grace_timer, tick;
 	uv_pipe_t control;
 	bool control_open;
+	uv_tcp_t metrics;
+	bool metrics_open;
 	char control_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	unsigned control_clients;
+	struct control_client *clients;
 	bool stopping, finished;
 	unsigned stop_signals;
 	bool paused_emfile;
@@ -1862,11 +1875,146 @@ static char *status_json(struct daemon *d)
 	return out;
 }
 
-static void on_control_closed(uv_handle_t *h)
+/* ---- metrics (broker.metrics): Prometheus text format over HTTP --------- */
+
+static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static char *metrics_text(struct daemon *d)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	struct gen *g = d->cur;
+	uint64_t now = pst_now_ns();
+	size_t serving = 0;
+	for (struct handler *h = d->handlers; h; h = h->next)
+		serving += !h->warm;
+	metric_head(f, "postern_uptime_seconds", "gauge", "Seconds since the broker started.");
+	fprintf(f, "postern_uptime_seconds %llu\n", (unsigned long long)((now - d->started_ns) / 1000000000ull));
+	metric_head(f, "postern_reloads_total", "counter", "Policy reloads that took effect.");
+	fprintf(f, "postern_reloads_total %llu\n", (unsigned long long)d->reloads);
+	metric_head(f, "postern_reload_failures_total", "counter", "Policy reloads refused or failed.");
+	fprintf(f, "postern_reload_failures_total %llu\n", (unsigned long long)d->reload_failures);
+	metric_head(f, "postern_handlers", "gauge", "Handlers serving a request, all sandboxes.");
+	fprintf(f, "postern_handlers %zu\n", serving);
+
+	static const struct {
+		const char *name, *type, *help;
+	} per[] = {
+		{ "postern_sandbox_active", "gauge", "Handlers of the sandbox serving a request." },
+		{ "postern_sandbox_limit", "gauge", "limits.handlers of the sandbox." },
+		{ "postern_sandbox_started_total", "counter", "Handlers started (spawned or pre-warmed and released)." },
+		{ "postern_sandbox_refused_total", "counter", "Requests refused, by reason." },
+		{ "postern_sandbox_exits_total", "counter", "Handler exits, by result." },
+		{ "postern_sandbox_spawn_seconds", "gauge", "Spawn latency over the last 1024 spawns, by quantile." },
+		{ "postern_sandbox_spawn_phase_seconds", "gauge", "Mean time of each phase of a fresh spawn." },
+		{ "postern_sandbox_prewarm_ready", "gauge", "Pre-warmed handlers ready." },
+		{ "postern_sandbox_prewarm_used_total", "counter", "Requests taken by pre-warmed handlers." },
+		{ "postern_sandbox_prewarm_failed_total", "counter", "Pre-warmed handlers whose set-up failed or that died waiting." },
+		{ "postern_sandbox_egress_denied_packets_total", "counter", "Packets the sandbox's egress rules rejected." },
+	};
+	enum { ACTIVE, LIMIT, STARTED, REFUSED, EXITS, SPAWN, PHASE, PW_READY, PW_USED, PW_FAILED, DENIED, NPER };
+	for (int k = 0; k < NPER; k++) {
+		metric_head(f, per[k].name, per[k].type, per[k].help);
+		for (size_t i = 0; g && i < g->n_sbx; i++) {
+			struct sbx *s = &g->sbx[i];
+			const char *n = s->conf->name;
+			switch (k) {
+			case ACTIVE:
+				fprintf(f, "%s{sandbox=\"%s\"} %u\n", per[k].name, n, s->active);
+				break;
+			case LIMIT:
+				fprintf(f, "%s{sandbox=\"%s\"} %u\n", per[k].name, n, s->conf->limits.handlers);
+				break;
+			case STARTED:
+				fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n, (unsigned long long)s->started);
+				break;
+			case REFUSED:
+				for (int r = 0; r < REFUSE__N; r++)
+					fprintf(f, "%s{sandbox=\"%s\",reason=\"%s\"} %llu\n", per[k].name, n,
+						refusal_names[r], (unsigned long long)s->refused[r]);
+				break;
+			case EXITS: {
+				const uint64_t v[] = { s->exit_ok, s->exit_failed, s->exit_signaled, s->exit_timeout };
+				static const char *const r[] = { "ok", "failed", "signaled", "timeout" };
+				for (int j = 0; j < 4; j++)
+					fprintf(f, "%s{sandbox=\"%s\",result=\"%s\"} %llu\n", per[k].name, n, r[j],
+						(unsigned long long)v[j]);
+				break;
+			}
+			case SPAWN:
+				if (s->lat.n) {
+					fprintf(f, "%s{sandbox=\"%s\",quantile=\"0.5\"} %.6f\n", per[k].name, n,
+						pst_latring_pct(&s->lat, 50) / 1e6);
+					fprintf(f, "%s{sandbox=\"%s\",quantile=\"0.99\"} %.6f\n", per[k].name, n,
+						pst_latring_pct(&s->lat, 99) / 1e6);
+				}
+				break;
+			case PHASE:
+				for (int j = 0; s->phase_n && j < SANDBOX_PHASE_COUNT; j++)
+					fprintf(f, "%s{sandbox=\"%s\",phase=\"%s\"} %.6f\n", per[k].name, n,
+						sandbox_phase_names[j], (double)s->phase_sum_ns[j] / (double)s->phase_n / 1e9);
+				break;
+			case PW_READY:
+				fprintf(f, "%s{sandbox=\"%s\"} %u\n", per[k].name, n, s->n_ready);
+				break;
+			case PW_USED:
+				fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n, (unsigned long long)s->warm_used);
+				break;
+			case PW_FAILED:
+				fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n, (unsigned long long)s->warm_failed);
+				break;
+			case DENIED: {
+				struct netpolicy_counters nc = { 0 };
+				struct netpolicy_error ne = { 0 };
+				if (d->np && s->conf->n_egress && netpolicy_counters(d->np, n, &nc, &ne) == 0)
+					fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n,
+						(unsigned long long)nc.denied_packets);
+				break;
+			}
+			}
+		}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* ---- control and metrics clients ---------------------------------------- */
+
+/* A client of the control socket (one line, "status") or of the metrics
+ * endpoint (one HTTP request). Either way one answer, then close; a client
+ * that sends nothing complete within CONTROL_IDLE_MS is closed. */
+static void on_client_closed(uv_handle_t *h)
 {
 	struct control_client *c = h->data;
+	if (--c->handles_open)
+		return;
+	*c->pprev = c->next;
+	if (c->next)
+		c->next->pprev = c->pprev;
 	c->d->control_clients--;
 	free(c);
+}
+
+static void client_close(struct control_client *c)
+{
+	if (uv_is_closing(&c->s.handle))
+		return;
+	uv_close(&c->s.handle, on_client_closed);
+	uv_close((uv_handle_t *)&c->idle, on_client_closed);
+}
+
+static void on_client_idle(uv_timer_t *t)
+{
+	client_close(t->data);
 }
 
 static void on_control_written(uv_write_t *w, int status)
@@ -1875,32 +2023,50 @@ static void on_control_written(uv_write_t *w, int status)
 	struct control_client *c = w->data;
 	free(((char **)(w + 1))[0]);
 	free(w);
-	uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+	client_close(c);
+}
+
+/* Write len bytes of data (ours to free), then close. */
+static void client_answer(struct control_client *c, char *data, size_t len)
+{
+	uv_write_t *w = malloc(sizeof(*w) + sizeof(char *));
+	if (!data || !w) {
+		free(data);
+		free(w);
+		client_close(c);
+		return;
+	}
+	((char **)(w + 1))[0] = data;
+	w->data = c;
+	uv_buf_t b = uv_buf_init(data, (unsigned)len);
+	c->answered = true;
+	uv_read_stop(&c->s.stream);
+	if (uv_write(w, &c->s.stream, &b, 1, on_control_written) < 0) {
+		free(data);
+		free(w);
+		client_close(c);
+	}
 }
 
 static void control_answer(struct control_client *c, const char *body)
 {
 	size_t n = strlen(body);
 	char *copy = malloc(n + 1);
-	uv_write_t *w = malloc(sizeof(*w) + sizeof(char *));
-	if (!copy || !w) {
-		free(copy);
-		free(w);
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
-		return;
+	if (copy) {
+		memcpy(copy, body, n);
+		copy[n] = '\n';
 	}
-	memcpy(copy, body, n);
-	copy[n] = '\n';
-	((char **)(w + 1))[0] = copy;
-	w->data = c;
-	uv_buf_t b = uv_buf_init(copy, (unsigned)n + 1);
-	c->answered = true;
-	uv_read_stop((uv_stream_t *)&c->pipe);
-	if (uv_write(w, (uv_stream_t *)&c->pipe, &b, 1, on_control_written) < 0) {
-		free(copy);
-		free(w);
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
-	}
+	client_answer(c, copy, n + 1);
+}
+
+static void http_answer(struct control_client *c, const char *status, const char *body)
+{
+	char *out = NULL;
+	int n = asprintf(&out,
+			 "HTTP/1.0 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 status, strlen(body), body);
+	client_answer(c, n < 0 ? NULL : out, n < 0 ? 0 : (size_t)n);
 }
 
 static void control_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -1910,6 +2076,30 @@ static void control_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	*buf = uv_buf_init(c->req + c->len, (unsigned)(sizeof(c->req) - 1 - c->len));
 }
 
+static void http_request(struct control_client *c)
+{
+	char *end = strstr(c->req, "\r\n\r\n");
+	if (!end)
+		end = strstr(c->req, "\n\n");
+	if (!end) {
+		if (c->len >= sizeof(c->req) - 1)
+			http_answer(c, "431 Request Header Fields Too Large", "request too long\n");
+		return;
+	}
+	char method[8] = "", path[64] = "";
+	if (sscanf(c->req, "%7s %63s", method, path) != 2) {
+		http_answer(c, "400 Bad Request", "bad request\n");
+	} else if (strcmp(method, "GET") != 0) {
+		http_answer(c, "405 Method Not Allowed", "only GET\n");
+	} else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0) {
+		http_answer(c, "404 Not Found", "try /metrics\n");
+	} else {
+		char *m = metrics_text(c->d);
+		http_answer(c, m ? "200 OK" : "500 Internal Server Error", m ? m : "out of memory\n");
+		free(m);
+	}
+}
+
 static void control_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
 	struct control_client *c = st->data;
@@ -1917,11 +2107,15 @@ static void control_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	if (c->answered)
 		return;
 	if (n < 0) {
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+		client_close(c);
 		return;
 	}
 	c->len += (size_t)n;
 	c->req[c->len] = 0;
+	if (c->http) {
+		http_request(c);
+		return;
+	}
 	char *nl = strchr(c->req, '\n');
 	if (!nl) {
 		if (c->len >= sizeof(c->req) - 1)
@@ -1938,24 +2132,60 @@ static void control_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
-static void on_control_conn(uv_stream_t *server, int status)
+static void client_accept(uv_stream_t *server, bool http)
 {
 	struct daemon *d = server->data;
-	if (status < 0)
-		return;
 	struct control_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
 	c->d = d;
-	uv_pipe_init(d->loop, &c->pipe, 0);
-	c->pipe.data = c;
+	c->http = http;
+	if (http)
+		uv_tcp_init(d->loop, &c->s.tcp);
+	else
+		uv_pipe_init(d->loop, &c->s.pipe, 0);
+	uv_timer_init(d->loop, &c->idle);
+	c->s.handle.data = c->idle.data = c;
+	c->handles_open = 2;
+	c->next = d->clients;
+	if (c->next)
+		c->next->pprev = &c->next;
+	c->pprev = &d->clients;
+	d->clients = c;
 	d->control_clients++;
-	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0 ||
-	    d->control_clients > CONTROL_CLIENTS_MAX) {
-		uv_close((uv_handle_t *)&c->pipe, on_control_closed);
+	if (uv_accept(server, &c->s.stream) < 0 || d->control_clients > CONTROL_CLIENTS_MAX) {
+		client_close(c);
 		return;
 	}
-	uv_read_start((uv_stream_t *)&c->pipe, control_alloc, control_read);
+	uv_timer_start(&c->idle, on_client_idle, CONTROL_IDLE_MS, 0);
+	uv_read_start(&c->s.stream, control_alloc, control_read);
+}
+
+static void on_control_conn(uv_stream_t *server, int status)
+{
+	if (status == 0)
+		client_accept(server, false);
+}
+
+static void on_metrics_conn(uv_stream_t *server, int status)
+{
+	if (status == 0)
+		client_accept(server, true);
+}
+
+static int metrics_open(struct daemon *d, const struct pst_sockaddr *a)
+{
+	uv_tcp_init(d->loop, &d->metrics);
+	d->metrics.data = d;
+	d->metrics_open = true;
+	int r = uv_tcp_bind(&d->metrics, (const struct sockaddr *)&a->ss, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)&d->metrics, 16, on_metrics_conn);
+	if (r < 0) {
+		pst_log("error", "metrics", "what", a->text, "error", uv_strerror(r), NULL);
+		return r;
+	}
+	return 0;
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -2039,11 +2269,13 @@ static void reload(struct daemon *d)
 		goto failed;
 	}
 	pst_diag_free(&diag);
-	if (strcmp(p->broker.table, d->cur->policy->broker.table) ||
-	    strcmp(p->broker.state_dir, d->cur->policy->broker.state_dir) ||
-	    strcmp(p->broker.control, d->cur->policy->broker.control)) {
+	const struct pst_broker_conf *ob = &d->cur->policy->broker;
+	if (strcmp(p->broker.table, ob->table) || strcmp(p->broker.state_dir, ob->state_dir) ||
+	    strcmp(p->broker.control, ob->control) || p->broker.has_metrics != ob->has_metrics ||
+	    (ob->has_metrics && strcmp(p->broker.metrics.text, ob->metrics.text))) {
 		pst_log("error", "reload_invalid", "error",
-			"broker.table, broker.state_dir and broker.control cannot change on reload; restart the broker",
+			"broker.table, broker.state_dir, broker.control and broker.metrics cannot change on "
+			"reload; restart the broker",
 			NULL);
 		pst_policy_free(p);
 		goto failed;
@@ -2127,6 +2359,8 @@ static void daemon_finish(struct daemon *d)
 	}
 	gen_unref(d->cur);
 	d->cur = NULL;
+	for (struct control_client *c = d->clients; c; c = c->next)
+		client_close(c);
 	pst_log("info", "stopped", NULL);
 	uv_walk(d->loop, on_walk_close, NULL);
 }
@@ -2272,6 +2506,8 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	np_config_free(&nc);
 	if (control_open(d, p->broker.control) < 0)
 		goto fail;
+	if (p->broker.has_metrics && metrics_open(d, &p->broker.metrics) < 0)
+		goto fail;
 	if (sockets_open(d, g) < 0 || channels_open(d, g) < 0)
 		goto fail;
 
@@ -2320,10 +2556,7 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	char nsb[32];
 	snprintf(nsb, sizeof(nsb), "%zu", d->cur->n_sbx);
 	pst_log("info", "start", "policy", opts->policy_path, "sandboxes", nsb, "control",
-		p->broker.control, NULL);
-	if (d->cur->policy->broker.has_metrics)
-		pst_log("warn", "start", "metrics", d->cur->policy->broker.metrics.text, "error",
-			"broker.metrics is not served yet; ignored", NULL);
+		p->broker.control, "metrics", p->broker.has_metrics ? p->broker.metrics.text : "off", NULL);
 	sd_notify_ready();
 
 	d->exit_code = 0;
@@ -2341,6 +2574,8 @@ fail:
 		unlink(p->broker.control);
 		uv_close((uv_handle_t *)&d->control, NULL);
 	}
+	if (d->metrics_open)
+		uv_close((uv_handle_t *)&d->metrics, NULL);
 	while (d->listeners) {
 		struct listener *ls = d->listeners;
 		d->listeners = ls->next;

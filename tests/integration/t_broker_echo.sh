@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Echo end to end over IPv4, IPv6 and a unix listener; half-close; the log
-# lines and `postern status`; SIGTERM leaves nothing behind.
+# lines, `postern status` and the metrics endpoint; idle clients closed;
+# SIGTERM leaves nothing behind.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -8,7 +9,7 @@ broker_json '{
   "echo": { "trigger": { "listen": ["127.0.0.1:7000", "[::1]:7000", "unix:'"$T"'/echo.sock"] },
 	    "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"',
 	    "limits": { "handlers": 8, "timeout": "10s" } }
-}' >"$T/policy.json"
+}' '"metrics": "127.0.0.1:9464"' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || fail "test policy invalid"
 broker_start "$T/policy.json"
 
@@ -40,6 +41,27 @@ assert_contains "$human" "echo" "status table"
 assert_contains "$human" "0/8" "status table active/max"
 top=$("$POSTERN" top -n 1 -s "$CONTROL")
 assert_contains "$top" "postern top" "top header"
+
+# the metrics endpoint: Prometheus text over HTTP, on loopback in the lab
+http() { in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 && printf "%s" "$1" >&3 && cat <&3' _ "$1"; }
+m=$(http $'GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n')
+assert_contains "$m" "HTTP/1.0 200 OK" "metrics status line"
+assert_contains "$m" "Content-Type: text/plain; version=0.0.4" "metrics content type"
+assert_contains "$m" "# TYPE postern_sandbox_started_total counter" "metrics TYPE line"
+assert_line "$(tr -d '\r' <<<"$m")" 'postern_sandbox_started_total{sandbox="echo"} 4' "started in metrics"
+assert_line "$(tr -d '\r' <<<"$m")" 'postern_sandbox_exits_total{sandbox="echo",result="ok"} 4' "exits in metrics"
+assert_contains "$m" 'postern_sandbox_spawn_phase_seconds{sandbox="echo",phase="root"}' "spawn phases in metrics"
+assert_contains "$(http $'GET /nope HTTP/1.0\r\n\r\n')" "404 Not Found" "unknown path"
+assert_contains "$(http $'POST /metrics HTTP/1.0\r\n\r\n')" "405 Method Not Allowed" "POST refused"
+# a client that never asks is closed after the idle timeout, not kept
+in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464; sleep 12; cat <&3' >/dev/null &
+idle=$!
+sleep 0.5
+ESTAB=$(in_lab ss -tn state established '( sport = :9464 )' | tail -n +2 | wc -l)
+assert_eq "$ESTAB" 1 "idle metrics client connected"
+wait_for 13 sh -c "[ \$(ip netns exec $LAB ss -tn state established '( sport = :9464 )' | tail -n +2 | wc -l) = 0 ]" ||
+	fail "idle metrics client not closed"
+wait "$idle"
 
 # the control socket is 0600
 mode=$(stat -c %a "$CONTROL")
