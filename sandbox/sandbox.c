@@ -43,6 +43,9 @@
 #include <linux/mount.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
 
 #include "sandbox/internal.h"
 #include "sandbox/warm.h"
@@ -1038,6 +1041,19 @@ static int child_error(const struct sandbox *sb, struct child_err *ce, struct sa
 	return -e;
 }
 
+/* Under AddressSanitizer the child's frames poison the shadow of the stack
+ * array and it execs without running their epilogues; left so, the next
+ * child (or whatever later lives at that address) trips over stale marks.
+ * Clear them around each clone. */
+static inline void asan_stack_clean(void *p, size_t n)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	__asan_unpoison_memory_region(p, n);
+#else
+	(void)p, (void)n;
+#endif
+}
+
 /* Start a child, vfork-style, returning once it has exec'd the handler, or
  * for a pre-warmed handler postern-warm (with h->ctl_fd to it). */
 static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct sandbox_handler *h,
@@ -1090,8 +1106,10 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	ca.t[SANDBOX_PHASE_PREPARE] = now_ns();
+	asan_stack_clean(stack, sizeof(stack));
 	pid = clone(child_main, stack + sizeof(stack), flags, &ca, &pidfd);
 	int clone_errno = errno;
+	asan_stack_clean(stack, sizeof(stack));
 	uint64_t t_back = now_ns();
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {

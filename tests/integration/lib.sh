@@ -7,7 +7,7 @@
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
-POSTERN=$BUILD/postern
+POSTERN=${PST_POSTERN:-$BUILD/postern}
 RUN_ID="$$-$RANDOM"
 _pst_netns=() _pst_pids=() _pst_dirs=() _pst_cleanups=()
 

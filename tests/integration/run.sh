@@ -3,11 +3,12 @@
 # named on the command line) as root, each bounded in time, and ends with
 # "N passed, N failed[, N skipped]". A test exits 0 (pass), 77 (skip) or
 # anything else (fail); its output goes to build/tests/integration/NAME.log
-# and is shown when it fails.
+# and is shown when it fails. PST_POSTERN runs the tests against another
+# postern binary (make integration-asan), PST_LOGDIR puts the logs elsewhere.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-logdir="$root/build/tests/integration"
+logdir=${PST_LOGDIR:-$root/build/tests/integration}
 mkdir -p "$logdir"
 per_test_timeout=${PST_TEST_TIMEOUT:-600}
 
