@@ -50,6 +50,7 @@
 #define CONTROL_IDLE_MS 10000		/* a client must ask within this */
 #define REFUSAL_LOG_INTERVAL_NS 1000000000ull
 #define TICK_MS 100
+#define PREWARM_IDLE_MS 5	/* refill once a sandbox has been idle this long */
 #define MAX_SEND 16		/* channels one sandbox may write to */
 #define MAX_SOCKETS 16		/* sockets of one startup sandbox */
 
@@ -111,6 +112,7 @@ struct sbx {
 	 * the `ready` stack holds n_ready */
 	struct handler *ready;
 	uint32_t n_warm, n_ready;
+	uint64_t idle_since_ns;	/* when active last fell to 0 */
 	uint64_t warm_used, warm_failed;
 	uint64_t warm_retry_ns, warm_backoff_ms;	/* after a failed set-up */
 	/* statistics */
@@ -184,7 +186,7 @@ struct daemon {
 	size_t n_handlers;
 	unsigned warm_jobs;	/* pre-warmed handlers being set up in the threadpool */
 	uv_signal_t sig_term, sig_int, sig_hup;
-	uv_timer_t grace_timer, tick;
+	uv_timer_t grace_timer, tick, refill_timer;
 	uv_pipe_t control;
 	bool control_open;
 	uv_tcp_t metrics;
@@ -593,7 +595,8 @@ static void maybe_finish(struct daemon *d)
 	if (d->stopping && !d->n_handlers && !d->warm_jobs)
 		daemon_finish(d);
 }
-static void prewarm_fill(struct daemon *d, struct sbx *s);
+static void prewarm_refill(struct daemon *d, struct sbx *s);
+static void on_refill_timer(uv_timer_t *t);
 
 static void handler_link(struct daemon *d, struct handler *h)
 {
@@ -753,6 +756,11 @@ static void handler_free_cb(uv_handle_t *uvh)
 	handler_unlink(d, h);
 	bool was_full = sbx_at_capacity(s);
 	s->active--;
+	if (!s->active) {
+		s->idle_since_ns = pst_now_ns();
+		if (s->n_warm < s->conf->prewarm && s->gen == d->cur)
+			uv_timer_start(&d->refill_timer, on_refill_timer, PREWARM_IDLE_MS, 0);
+	}
 	if (h->has_src)
 		pst_srctab_dec(&s->sources, h->src);
 	if (s->conf->trigger == PST_TRIGGER_STARTUP)
@@ -1018,15 +1026,41 @@ static int warm_start(struct daemon *d, struct sbx *s)
 	return 0;
 }
 
-/* Start pre-warmed handlers up to the sandbox's `prewarm`. */
-static void prewarm_fill(struct daemon *d, struct sbx *s)
+/* Start pre-warmed handlers towards the sandbox's `prewarm`. A set-up costs
+ * a few ms of CPU and takes kernel locks (mounts, cgroups), and beside a
+ * request in service it slows that request more than it would save the
+ * next one (measured on 2 CPUs: README, "Pre-warmed handlers"). So: all
+ * that are missing once the sandbox has had nothing in service for
+ * PREWARM_IDLE_MS, and while it is busy one at a time (the tick and each
+ * idle moment start the next). */
+static void prewarm_refill(struct daemon *d, struct sbx *s)
 {
+	uint64_t now = pst_now_ns();
 	if (d->stopping || s->gen != d->cur || s->conf->trigger == PST_TRIGGER_STARTUP ||
-	    pst_now_ns() < s->warm_retry_ns)
+	    now < s->warm_retry_ns || s->n_warm >= s->conf->prewarm)
 		return;
-	while (s->n_warm < s->conf->prewarm)
-		if (warm_start(d, s) < 0)
-			return;
+	/* (1 ms of slack: the loop's timers run on its cached clock) */
+	bool idle = !s->active && now - s->idle_since_ns + 1000000ull >= PREWARM_IDLE_MS * 1000000ull;
+	if (!idle && s->n_warm > s->n_ready)
+		return;	/* busy, and one is starting */
+	unsigned n = 0;
+	while (s->n_warm < s->conf->prewarm && warm_start(d, s) == 0 && (++n, idle))
+		;
+	if (n && pst_log_debug) {
+		struct pst_logline l;
+		pst_ll_begin(&l, "debug", "prewarm_refill");
+		pst_ll_str(&l, "sandbox", s->conf->name);
+		pst_ll_str(&l, "when", idle ? "idle" : "busy");
+		pst_ll_uint(&l, "started", n);
+		pst_ll_end(&l);
+	}
+}
+
+static void on_refill_timer(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	for (size_t i = 0; d->cur && i < d->cur->n_sbx; i++)
+		prewarm_refill(d, &d->cur->sbx[i]);
 }
 
 /* A pre-warmed handler that was never released has exited: reap it. */
@@ -1061,13 +1095,14 @@ static void warm_gone(struct daemon *d, struct handler *h)
 	struct gen *g = s->gen;
 	free(h);
 	if (!d->stopping && g == d->cur)
-		prewarm_fill(d, s);
+		prewarm_refill(d, s);
 	gen_unref(g);
 	maybe_finish(d);
 }
 
-/* A ready pre-warmed handler takes the request, or NULL (none ready, or
- * every ready one refused it: each such one is discarded). */
+/* A ready pre-warmed handler takes the request (and closes sock_fd and
+ * stdin_fd), or NULL (none ready, or every ready one refused it: each such
+ * one is discarded; the fds are still open). */
 static struct handler *warm_take(struct sbx *s, int sock_fd, int stdin_fd, const char *const *env)
 {
 	while (s->ready) {
@@ -1088,9 +1123,18 @@ static struct handler *warm_take(struct sbx *s, int sock_fd, int stdin_fd, const
 	return NULL;
 }
 
-/* Spawn one handler of s, or hand the request to a pre-warmed one. sock_fd /
- * stdin_fd are the caller's; it closes them. Returns 0 or a negative errno
- * (already logged). */
+static void close_fds(int a, int b)
+{
+	if (a >= 0)
+		close(a);
+	if (b >= 0)
+		close(b);
+}
+
+/* Spawn one handler of s, or hand the request to a pre-warmed one. sock_fd
+ * and stdin_fd (or -1) are closed here, as early as possible: the client
+ * sees EOF only once every copy of its socket is closed. Returns 0 or a
+ * negative errno (already logged). */
 static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, const char *peer,
 		 const uint8_t *src)
 {
@@ -1110,6 +1154,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 	} else {
 		if (!(h = calloc(1, sizeof(*h)))) {
 			log_errno("spawn", s->conf->name, "allocate handler", ENOMEM);
+			close_fds(sock_fd, stdin_fd);
 			return -ENOMEM;
 		}
 		struct sandbox_spawn_args args = {
@@ -1123,6 +1168,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		};
 		struct sandbox_error err = { 0 };
 		int r = sandbox_spawn(s->sb, &args, &h->h, &err);
+		close_fds(sock_fd, stdin_fd);
 		if (r < 0) {
 			log_spawn_failed(s, peer, &err, r, false);
 			s->refused[REFUSE_SPAWN_FAILED]++;
@@ -1164,8 +1210,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		pst_ll_int(&l, "prewarmed", 1);
 	pst_ll_uint(&l, "active", s->active);
 	pst_ll_end(&l);
-	if (warm)
-		prewarm_fill(d, s);
+	/* no refill here: prewarm_refill() waits for a quiet moment */
 	return 0;
 }
 
@@ -1251,7 +1296,6 @@ static void on_listener_readable(uv_poll_t *p, int status, int events)
 			pst_ll_end(&l);
 		}
 		spawn(d, s, fd, -1, ss.ss_family == AF_UNIX ? "" : peer, key);
-		close(fd);
 	}
 }
 
@@ -1292,7 +1336,6 @@ static void channel_message(struct channel *c, const char *msg, size_t n)
 		return;
 	}
 	spawn(c->d, s, -1, pfd[0], NULL, NULL);
-	close(pfd[0]);
 }
 
 static void channel_read_pipe(struct channel *c)
@@ -1397,7 +1440,6 @@ static void channel_read_fdpass(struct channel *c)
 		if (fl >= 0 && (fl & O_NONBLOCK))
 			fcntl(fds[0], F_SETFL, fl & ~O_NONBLOCK);
 		spawn(c->d, s, fds[0], -1, peer, NULL);
-		close(fds[0]);
 	}
 }
 
@@ -1515,8 +1557,7 @@ static void on_tick(uv_timer_t *t)
 			struct sbx *s = &d->cur->sbx[i];
 			if (s->restart_at_ns && now >= s->restart_at_ns)
 				start_startup(d, s);
-			if (s->n_warm < s->conf->prewarm)
-				prewarm_fill(d, s);
+			prewarm_refill(d, s);
 		}
 }
 
@@ -1772,7 +1813,7 @@ static void gen_activate(struct daemon *d, struct gen *g, struct gen *old)
 			if (!s->active)
 				start_startup(d, s);
 		} else {
-			prewarm_fill(d, s);
+			prewarm_refill(d, s);
 			if (!sbx_at_capacity(s))
 				sbx_set_polling(d, s, true);
 		}
@@ -2522,6 +2563,8 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	d->grace_timer.data = d;
 	uv_timer_init(d->loop, &d->tick);
 	d->tick.data = d;
+	uv_timer_init(d->loop, &d->refill_timer);
+	d->refill_timer.data = d;
 	uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
 
 	gen_attach(d, g);

@@ -1041,6 +1041,35 @@ static int child_error(const struct sandbox *sb, struct child_err *ce, struct sa
 	return -e;
 }
 
+/* One message on a SOCK_SEQPACKET socket with up to two fds attached.
+ * Returns 0 or a negative errno. */
+static int send_with_fds(int sock, const void *data, size_t len, const int *fds, int nfd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	struct iovec iov = { (void *)data, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	if (nfd > 0) {
+		mh.msg_control = cm.b;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
+		struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+		ch->cmsg_level = SOL_SOCKET;
+		ch->cmsg_type = SCM_RIGHTS;
+		ch->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
+		memcpy(CMSG_DATA(ch), fds, (size_t)nfd * sizeof(int));
+	}
+	ssize_t n;
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
 /* Under AddressSanitizer the child's frames poison the shadow of the stack
  * array and it execs without running their epilogues; left so, the next
  * child (or whatever later lives at that address) trips over stale marks.
@@ -1068,7 +1097,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	char stack[CHILD_STACK] __attribute__((aligned(64)));
 
 	memset(h, 0, sizeof(*h));
-	h->pidfd = h->stderr_fd = h->ctl_fd = -1;
+	h->pidfd = h->stderr_fd = h->ctl_fd = h->req_fd = -1;
 	h->pid = -1;
 
 	char *envp[ENV_MAX + 8];
@@ -1219,8 +1248,24 @@ int sandbox_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct san
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN)
 		return -EAGAIN;
-	if (n == 1 && ((char *)&ce)[0] == 'R')
+	if (n == 1 && ((char *)&ce)[0] == 'R') {
+		/* give it the far end of the request socket (sandbox/warm.h);
+		 * only now: were the child to die with it unread, the record
+		 * of a failed set-up would be lost to ECONNRESET */
+		int rq[2], r = 0;
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, rq) < 0)
+			r = -errno;
+		else if ((r = send_with_fds(h->ctl_fd, "Q", 1, &rq[1], 1)) < 0)
+			close(rq[0]);
+		if (r < 0) {
+			sb_error(err, -r, "prewarm", "sandbox \"%s\": pre-warmed handler %d: request socket: %s",
+				 sb->name, (int)h->pid, strerror(-r));
+			return r;
+		}
+		close(rq[1]);
+		h->req_fd = rq[0];
 		return 0;
+	}
 	if (n == (ssize_t)sizeof(ce))
 		return child_error(sb, &ce, err);
 	int e = n < 0 ? errno : EPIPE;
@@ -1247,37 +1292,24 @@ int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, 
 		rq.n_env++;
 	}
 	memcpy(buf, &rq, sizeof(rq));
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	memset(&cm, 0, sizeof(cm));
 	int fds[2], nfd = 0;
 	if (sock_fd >= 0)
 		fds[nfd++] = sock_fd;
 	if (stdin_fd >= 0)
 		fds[nfd++] = stdin_fd;
-	struct iovec iov = { buf, off };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	if (nfd) {
-		mh.msg_control = cm.b;
-		mh.msg_controllen = CMSG_SPACE((size_t)nfd * sizeof(int));
-		struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
-		ch->cmsg_level = SOL_SOCKET;
-		ch->cmsg_type = SCM_RIGHTS;
-		ch->cmsg_len = CMSG_LEN((size_t)nfd * sizeof(int));
-		memcpy(CMSG_DATA(ch), fds, (size_t)nfd * sizeof(int));
+	/* queue the request where the handler is not waiting, drop our
+	 * copies, then wake it (sandbox.h says why in this order) */
+	int r = send_with_fds(h->req_fd, buf, off, fds, nfd);
+	if (r < 0) {
+		sb_error(err, -r, "release", "sandbox \"%s\": release pre-warmed handler %d: %s", sb->name,
+			 (int)h->pid, strerror(-r));
+		return r;
 	}
-	ssize_t n;
-	do
-		n = sendmsg(h->ctl_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)off) {
-		int e = n < 0 ? errno : EIO;
-		sb_error(err, e, "release", "sandbox \"%s\": release pre-warmed handler %d: %s", sb->name,
-			 (int)h->pid, strerror(e));
-		return -e;
-	}
+	for (int i = 0; i < nfd; i++)
+		close(fds[i]);
+	/* a handler that died just now is seen exiting, like any other */
+	char wake = WARM_WAKE;
+	(void)send(h->ctl_fd, &wake, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	return 0;
 }
 
@@ -1317,6 +1349,8 @@ int sandbox_reap(struct sandbox_handler *h, int *wstatus)
 		close(h->stderr_fd);
 	if (h->ctl_fd >= 0)
 		close(h->ctl_fd);
-	h->pidfd = h->stderr_fd = h->ctl_fd = -1;
+	if (h->req_fd >= 0)
+		close(h->req_fd);
+	h->pidfd = h->stderr_fd = h->ctl_fd = h->req_fd = -1;
 	return r;
 }

@@ -124,8 +124,10 @@ struct sandbox_handler {
 	int pidfd;		/* CLOEXEC; readable when the handler exits */
 	int stderr_fd;		/* read end of the handler's stderr (and stdout when
 				 * stdout is not the socket); CLOEXEC|NONBLOCK */
-	int ctl_fd;		/* pre-warmed handlers: readiness and the request
+	int ctl_fd;		/* pre-warmed handlers: readiness, then the wake-up
 				 * (CLOEXEC|NONBLOCK); else -1 */
+	int req_fd;		/* pre-warmed handlers: where the request is
+				 * queued (CLOEXEC); else -1 */
 	char cgroup[1024];	/* the handler's cgroup directories, '\n'-separated
 				 * (one per v1 hierarchy), for cleanup; or "" */
 	uint64_t spawn_ns;	/* time sandbox_spawn took, CLOCK_MONOTONIC */
@@ -152,13 +154,19 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
  * sandbox_spawn() without sock_fd and stdin_fd (-1).
  *
  * When h->ctl_fd becomes readable, sandbox_warm_ready() says how the set-up
- * ended: 0 ready, -EAGAIN not yet, else a negative errno with err naming
- * the failed step (the child is gone or going; reap it).
+ * ended: 0 ready (it has then given the handler its request socket,
+ * h->req_fd), -EAGAIN not yet, else a negative errno with err naming the
+ * failed step (the child is gone or going; reap it).
  *
  * sandbox_release() hands a ready handler its request: the socket and/or
- * stdin fd (the caller keeps and closes its own) and the per-request
- * environment. The handler places them where sandbox_spawn() would and
- * execs at once; an exec failure is written to its stderr (exit 127).
+ * stdin fd and the per-request environment. The handler places them where
+ * sandbox_spawn() would and execs at once; an exec failure is written to
+ * its stderr (exit 127). On success sock_fd and stdin_fd are closed: the
+ * request is queued first, the caller's copies closed, and only then is
+ * the handler woken, so its copy of the socket is the last one and the
+ * client sees EOF the moment it exits (were the caller still holding a
+ * copy, a handler woken on the caller's CPU could run to its end before
+ * the caller got to close it). On failure they are left to the caller.
  * A handler is released at most once. Closing h->ctl_fd (or
  * sandbox_kill()) discards an unreleased one.
  */

@@ -8,11 +8,13 @@
  *
  *   postern-warm CTL_FD stdio|listen_fds LISTEN_FDS -- HANDLER ARGV...
  *
- * It says "R" on CTL_FD, waits for the request (sandbox/warm.h), puts the
- * socket and stdin where a spawned handler would have them (stdio: socket on
- * 0 and 1, or stdin on 0; listen_fds: socket on 3), adds the request's
- * environment and LISTEN_* to its own and execs the handler. EOF on CTL_FD
- * (the broker discarded it) exits 0. An exec failure goes to stderr.
+ * It says "R" on CTL_FD, takes the request socket from there, waits for
+ * the wake-up on CTL_FD, reads the request from the request socket
+ * (sandbox/warm.h), puts the socket and stdin where a spawned handler would
+ * have them (stdio: socket on 0 and 1, or stdin on 0; listen_fds: socket on
+ * 3), adds the request's environment and LISTEN_* to its own and execs the
+ * handler. EOF on CTL_FD (the broker discarded it) exits 0. An exec failure
+ * goes to stderr.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +37,32 @@ static int place_fd(int fd, int target)
 	return dup2(fd, target);
 }
 
+/* One message and up to two fds (CLOEXEC) from a SOCK_SEQPACKET socket.
+ * Returns its length, or -1 (EOF, error, or truncated). */
+static ssize_t recv_fds(int sock, char *buf, size_t size, int fds[2], int *nfd)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	struct iovec iov = { buf, size };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
+			     .msg_controllen = sizeof(cm.b) };
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	*nfd = 0;
+	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
+	if (n > 0 && ch && ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS) {
+		*nfd = (int)((ch->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		memcpy(fds, CMSG_DATA(ch), (size_t)(*nfd > 2 ? 2 : *nfd) * sizeof(int));
+	}
+	if (n <= 0 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)))
+		return -1;
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 6 || strcmp(argv[4], "--") != 0)
@@ -44,33 +72,29 @@ int main(int argc, char **argv)
 	int startup_fds = atoi(argv[3]);
 	char **hargv = argv + 5;
 
-	char ready = 'R';
-	if (send(ctl, &ready, 1, MSG_NOSIGNAL) != 1)
+	char c = 'R';
+	if (send(ctl, &c, 1, MSG_NOSIGNAL) != 1)
 		return 0;
 	static char buf[WARM_MSG_MAX + 1];
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(2 * sizeof(int))];
-	} cm;
-	struct iovec iov = { buf, WARM_MSG_MAX };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
-	ssize_t n;
-	do
-		n = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	struct warm_req rq;
-	if (n < (ssize_t)sizeof(rq))
+	int fds[2] = { -1, -1 }, nfd;
+	ssize_t n = recv_fds(ctl, buf, 1, fds, &nfd);
+	if (n < 0)
 		return 0;	/* discarded */
+	if (n != 1 || nfd != 1)
+		return 126;
+	int req = fds[0];
+	do
+		n = recv(ctl, &c, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != WARM_WAKE)
+		return 0;	/* discarded */
+	struct warm_req rq;
+	n = recv_fds(req, buf, WARM_MSG_MAX, fds, &nfd);
+	close(req);	/* before it could sit on a target fd */
+	if (n < (ssize_t)sizeof(rq))
+		return 126;
 	memcpy(&rq, buf, sizeof(rq));
-	int fds[2] = { -1, -1 }, nfd = 0;
-	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
-	if (ch && ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS) {
-		nfd = (int)((ch->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-		memcpy(fds, CMSG_DATA(ch), (size_t)(nfd > 2 ? 2 : nfd) * sizeof(int));
-	}
-	if (rq.magic != WARM_MAGIC || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
-	    nfd != rq.has_sock + rq.has_stdin || rq.n_env > WARM_ENV_MAX)
+	if (rq.magic != WARM_MAGIC || nfd != rq.has_sock + rq.has_stdin || rq.n_env > WARM_ENV_MAX)
 		return 126;
 	int sock = rq.has_sock ? fds[0] : -1, in = rq.has_stdin ? fds[rq.has_sock] : -1;
 	if (stdio && sock >= 0) {

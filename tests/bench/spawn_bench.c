@@ -119,8 +119,7 @@ int main(int argc, char **argv)
 					return 1;
 				}
 				spawned = now_ns();
-				sandbox_reap(&h, &st);
-				close(in);
+				sandbox_reap(&h, &st);	/* release closed in */
 				break;
 			}
 			case FORK:

@@ -57,10 +57,11 @@ broker_json() {
 JSON
 }
 
-# broker_start POLICY_FILE: run the broker in the lab; wait until it serves.
+# broker_start POLICY_FILE [OPTION...]: run the broker in the lab; wait until
+# it serves.
 broker_start() {
 	# nsenter, not "ip netns exec": that one also mounts a fresh /sys, without cgroups
-	nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$1" >>"$BROKER_LOG" 2>&1 &
+	nsenter --net=/run/netns/"$LAB" "$POSTERN" run "${@:2}" "$1" >>"$BROKER_LOG" 2>&1 &
 	BROKER_PID=$!
 	bg_pid "$BROKER_PID"
 	wait_for 10 grep -q 'event=start ' "$BROKER_LOG" || { cat "$BROKER_LOG" >&2; fail "broker did not start"; }

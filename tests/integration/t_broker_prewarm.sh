@@ -25,7 +25,7 @@ broker_json '{
 	      "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
 }' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
-broker_start "$T/policy.json"
+broker_start "$T/policy.json" -v
 
 ready() { sb_stat "$1" .prewarm.ready; }
 wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"probe\") | .prewarm.ready')\" = 2 ]" ||
@@ -104,6 +104,28 @@ note "fresh: $(cat "$T/load-fresh")"
 assert_eq "$(count_log 'event=spawn_failed sandbox=cat')" 0 "no failed fresh spawn under load"
 assert_eq "$(sb_stat catpw .prewarm.failed)" 0 "no failed pre-warm set-up under load"
 [ "$(sb_stat catpw .prewarm.used)" -ge 4 ] || fail "pre-warmed handlers not used: $(sb_stat catpw .prewarm)"
+
+# refill waits for a quiet moment: while catpw's four handlers are busy
+# (clients that hold their connection) one set-up at a time; once it is idle,
+# the rest at once
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 4 ]" ||
+	fail "catpw not refilled after the load: $(sb_stat catpw .prewarm)"
+mark=$(wc -l <"$BROKER_LOG")
+holders=()
+for i in 1 2 3 4; do
+	in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/7106 && sleep 1.5' &
+	holders+=($!)
+done
+wait_for 5 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .active')\" = 4 ]" ||
+	fail "catpw not busy: $(sb_stat catpw .)"
+for p in "${holders[@]}"; do wait "$p"; done
+wait_for 5 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 4 ]" ||
+	fail "catpw not refilled once idle: $(sb_stat catpw .prewarm)"
+refills=$(tail -n +"$((mark + 1))" "$BROKER_LOG" | grep 'event=prewarm_refill sandbox=catpw' || true)
+assert_contains "$refills" "when=busy started=1" "one-at-a-time refill while busy"
+if grep -q 'when=busy started=[^1]' <<<"$refills"; then fail "more than one set-up at a time while busy: $refills"; fi
+assert_eq "$(tail -n +"$((mark + 1))" "$BROKER_LOG" | grep -c 'event=spawn sandbox=catpw .*prewarmed=1')" 4 \
+	"the four held connections went to pre-warmed handlers"
 
 # reload: pre-warmed handlers of the old policy are replaced
 old=$(sb_stat probe '.prewarm.pids | sort | join(" ")')
