@@ -9,7 +9,8 @@
 # Prints medians, the postern/tcpserver ratios and the broker's own spawn
 # breakdown.
 #
-#   BENCH_ROUNDS=3 BENCH_N=3000 BENCH_SECONDS=10 BENCH_PREWARM=16 tests/bench/bench_compare.sh
+#   BENCH_ROUNDS=3 BENCH_N=3000 BENCH_SECONDS=10 BENCH_PREWARM=16 \
+#   BENCH_CONCS="1 16 1g" tests/bench/bench_compare.sh
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$ROOT/build
@@ -88,14 +89,18 @@ declare -A RES
 # service that is not saturated); GAP_N connections
 GAP=${BENCH_GAP_MS:-20}
 GAP_N=${BENCH_GAP_N:-150}
+warm_used() { "$B/postern" status --json -s "$T/control.sock" | jq '.sandboxes[] | select(.name=="catpw") | .prewarm.used'; }
 run() { # name port conc round
-	local out
+	local out u0=
+	[ "$1" = postern-pw ] && u0=$(warm_used)
 	if [ "$3" = 1g ]; then
 		out=$(in_ns "$B/tests/bench/loadgen" -c 1 -g "$GAP" -n "$GAP_N" -d "$SECS" -p 64 "127.0.0.1:$2")
 	else
 		out=$(in_ns "$B/tests/bench/loadgen" -c "$3" -n "$N" -d "$SECS" -p 64 "127.0.0.1:$2")
 	fi
 	local rc=$?
+	# how many of the connections found a pre-warmed handler ready
+	[ -n "$u0" ] && out="$out warm=$(($(warm_used) - u0))"
 	echo "  round $4 $1 c=$3: $out"
 	RES["$1,$3,$4"]="$out"
 	return $rc
@@ -103,8 +108,9 @@ run() { # name port conc round
 fail=0
 # warm-up: page cache, cgroup and netns set-up
 for p in 7400 7403 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
+CONCS=${BENCH_CONCS:-1 16 1g}
 for r in $(seq 1 "$ROUNDS"); do
-	for c in 1 16 1g; do
+	for c in $CONCS; do
 		run postern 7400 "$c" "$r" || fail=1
 		run postern-pw 7403 "$c" "$r" || fail=1
 		run tcpserver 7401 "$c" "$r" || fail=1
@@ -115,11 +121,11 @@ done
 field() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" <<<"$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 med() { # name conc field
-	for r in $(seq 1 "$ROUNDS"); do field "${RES["$1,$2,$r"]}" "$3"; done | median
+	for r in $(seq 1 "$ROUNDS"); do field "${RES["$1,$2,$r"]:-}" "$3"; done | median
 }
 echo
 printf '%-11s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
-for c in 1 16 1g; do
+for c in $CONCS; do
 	for s in postern postern-pw tcpserver inproc; do
 		failed=0
 		for r in $(seq 1 "$ROUNDS"); do failed=$((failed + $(field "${RES["$s,$c,$r"]}" failed))); done
