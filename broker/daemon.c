@@ -1044,8 +1044,11 @@ static void prewarm_refill(struct daemon *d, struct sbx *s)
 	if (!idle && s->n_warm > s->n_ready)
 		return;	/* busy, and one is starting */
 	unsigned n = 0;
-	while (s->n_warm < s->conf->prewarm && warm_start(d, s) == 0 && (++n, idle))
-		;
+	while (s->n_warm < s->conf->prewarm && warm_start(d, s) == 0) {
+		n++;
+		if (!idle)
+			break;	/* one at a time */
+	}
 	if (n && pst_log_debug) {
 		struct pst_logline l;
 		pst_ll_begin(&l, "debug", "prewarm_refill");
