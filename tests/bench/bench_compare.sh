@@ -46,28 +46,26 @@ trap cleanup EXIT
 ip netns add "$NS" && ip -n "$NS" link set lo up || exit 1
 in_ns() { ip netns exec "$NS" "$@"; }
 
+# cat_sandbox PORT [EXTRA_KEYS]: the benchmarked sandbox, full isolation
+cat_sandbox() {
+	cat <<JSON
+{
+      "trigger": { "listen": ["127.0.0.1:$1"] },
+      "exec": ["/usr/bin/cat"],
+      "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
+      "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],${2:+ $2,}
+      "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
+    }
+JSON
+}
 cat >"$T/policy.json" <<JSON
 {
   "postern": 1,
   "broker": { "table": "pstbench", "control": "$T/control.sock", "state_dir": "$T/state" },
   "sandboxes": {
-    "cat": {
-      "trigger": { "listen": ["127.0.0.1:7400"] },
-      "exec": ["/usr/bin/cat"],
-      "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
-		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
-      "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],
-      "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
-    },
-    "catpw": {
-      "trigger": { "listen": ["127.0.0.1:7403"] },
-      "exec": ["/usr/bin/cat"],
-      "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
-		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
-      "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],
-      "prewarm": $PRE,
-      "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
-    }
+    "cat": $(cat_sandbox 7400),
+    "catpw": $(cat_sandbox 7403 "\"prewarm\": $PRE")
   }
 }
 JSON
