@@ -36,8 +36,9 @@ DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	clang libclang-rt-14-dev ucspi-tcp jq
 
 LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/warm_blob.o
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/warm_blob.o $(BUILD)/obj/warm_so_blob.o
 WARM_BIN  := $(BUILD)/postern-warm
+WARM_SO   := $(BUILD)/postern-warm.so
 LIB       := $(BUILD)/libpostern.a
 POSTERN   := $(BUILD)/postern
 
@@ -45,6 +46,8 @@ EXLIB_SRCS := $(wildcard examples/lib/*.c)
 EXLIB_OBJS := $(EXLIB_SRCS:%.c=$(BUILD)/obj/%.o)
 EXLIB      := $(BUILD)/libpostern-handler.a
 EXAMPLES   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# for the tests: a handler postern-warm.so cannot be preloaded into
+STATIC_EXAMPLES := $(BUILD)/examples/confine-static
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 HELPERS    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
@@ -54,23 +57,39 @@ BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests
 
 .PHONY: all deps test unit unit-asan integration integration-asan demo bench fuzz install clean check-policies
 
-all: $(POSTERN) $(EXAMPLES) $(HELPERS) $(BENCHES)
+all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-# What pre-warmed handlers wait in: static and tiny, embedded in the library
-# (sandbox.c loads it into a sealed memfd). Never sanitized: it runs inside
-# the sandbox, with /usr alone or nothing at all.
-$(WARM_BIN): sandbox/waiter/postern-warm.c sandbox/warm.h
+# What pre-warmed handlers wait in, embedded in the library: postern-warm,
+# static and tiny (sandbox.c loads it into a sealed memfd), and
+# postern-warm.so, preloaded into the handler itself (written into its root):
+# no libc at link time, every symbol bound at load. Never sanitized: they
+# run inside the sandbox, with /usr alone or nothing at all.
+WARM_HDRS := sandbox/warm.h sandbox/waiter/warm_wait.h
+
+$(WARM_BIN): sandbox/waiter/postern-warm.c $(WARM_HDRS)
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -Os -static $(WARN) -D_GNU_SOURCE -I. $< -o $@
 
+$(WARM_SO): sandbox/waiter/postern-warm-preload.c $(WARM_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -Os -shared -fPIC -fvisibility=hidden -fno-stack-protector -nostdlib \
+		-Wl,-z,now -Wl,-z,noexecstack -s $(WARN) -D_GNU_SOURCE -I. $< -o $@
+
+# blob(SYMBOL,FILE): an object with FILE's bytes between SYMBOL and SYMBOL_end
+blob = printf '.section .rodata\n.global $(1), $(1)_end\n.balign 16\n$(1):\n.incbin "%s"\n$(1)_end:\n.section .note.GNU-stack,"",@progbits\n' \
+	"$(abspath $(2))" | $(CC) -c -x assembler - -o $@
+
 $(BUILD)/obj/warm_blob.o: $(WARM_BIN)
 	@mkdir -p $(@D)
-	printf '.section .rodata\n.global pst_warm_blob, pst_warm_blob_end\n.balign 16\npst_warm_blob:\n.incbin "%s"\npst_warm_blob_end:\n.section .note.GNU-stack,"",@progbits\n' \
-		"$(abspath $(WARM_BIN))" | $(CC) -c -x assembler - -o $@
+	$(call blob,pst_warm_blob,$<)
+
+$(BUILD)/obj/warm_so_blob.o: $(WARM_SO)
+	@mkdir -p $(@D)
+	$(call blob,pst_warm_so_blob,$<)
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -87,6 +106,10 @@ $(POSTERN): $(BUILD)/obj/broker/main.o $(LIB)
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(EXLIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ -o $@
+
+$(BUILD)/examples/%-static: $(BUILD)/obj/examples/%.o $(EXLIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -static $^ -o $@
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)

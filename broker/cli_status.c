@@ -24,7 +24,9 @@ static const char status_usage[] =
 	"    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
 	"    denials (packets rejected by the sandbox's nftables chain) and each\n"
 	"    running handler with its pid, peer and age. Sandboxes with prewarm\n"
-	"    show their pre-warmed handlers (ready, starting, used, failed); the\n"
+	"    show their pre-warmed handlers (ready, starting, used, failed, and how\n"
+	"    many of the ready wait inside the handler's own process, exec'd\n"
+	"    already: see postern run --help, PRE-WARMED HANDLERS); the\n"
 	"    mean time of each phase of a fresh spawn (prepare, clone, namespaces,\n"
 	"    root, identity, seccomp, exec) follows.\n"
 	"\n"
@@ -103,9 +105,10 @@ int pst_status_render(FILE *out, const char *json, bool top)
 			str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
 		const cJSON *pw = cJSON_GetObjectItemCaseSensitive(s, "prewarm");
 		if (num(pw, "target") > 0)
-			fprintf(out, "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f failed\n",
+			fprintf(out, "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f failed; "
+				"%.0f of the ready exec'd\n",
 				num(pw, "ready"), num(pw, "starting"), num(pw, "target"), num(pw, "used"),
-				num(pw, "failed"));
+				num(pw, "failed"), num(pw, "execd"));
 		const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
 		if (!top && num(ph, "samples") > 0) {
 			fprintf(out, "    spawn phases (mean):");

@@ -923,6 +923,7 @@ static void on_warm_ctl(uv_poll_t *p, int status, int events)
 			pst_ll_begin(&l, "debug", "prewarm_ready");
 			pst_ll_str(&l, "sandbox", s->conf->name);
 			pst_ll_int(&l, "pid", h->h.pid);
+			pst_ll_str(&l, "waits_in", h->h.preloaded ? "handler" : "postern-warm");
 			pst_ll_ms(&l, "setup_ms", pst_now_ns() - h->start_ns);
 			pst_ll_end(&l);
 		}
@@ -1879,9 +1880,13 @@ static char *status_json(struct daemon *d)
 		cJSON_AddNumberToObject(pw, "used", (double)s->warm_used);
 		cJSON_AddNumberToObject(pw, "failed", (double)s->warm_failed);
 		cJSON *pp = cJSON_AddArrayToObject(pw, "pids");
+		unsigned execd = 0;
 		for (struct handler *h = d->handlers; h; h = h->next)
-			if (h->sbx == s && h->warm && !h->discarded)
+			if (h->sbx == s && h->warm && !h->discarded) {
 				cJSON_AddItemToArray(pp, cJSON_CreateNumber(h->h.pid));
+				execd += h->ready && h->h.preloaded;
+			}
+		cJSON_AddNumberToObject(pw, "execd", execd);
 		cJSON *ex = cJSON_AddObjectToObject(o, "exits");
 		cJSON_AddNumberToObject(ex, "ok", (double)s->exit_ok);
 		cJSON_AddNumberToObject(ex, "failed", (double)s->exit_failed);

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <link.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -71,6 +72,9 @@ struct sandbox {
 	struct sandbox_mount *mounts;
 	size_t n_mounts;
 	bool has_proc;
+	const char *preload_interp;	/* pre-warmed handlers run under this loader
+					 * can wait in their own process
+					 * (postern-warm.so); NULL: never */
 	enum sandbox_socket_mode socket_mode;
 	struct sandbox_limits limits;
 	struct sock_fprog prog;
@@ -423,6 +427,31 @@ void sandbox_free(struct sandbox *sb)
 	free(sb);
 }
 
+/* The dynamic loader this program runs under (its PT_INTERP), which
+ * postern-warm.so was built for; NULL when static. */
+static int interp_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+	(void)size;
+	for (int i = 0; i < info->dlpi_phnum; i++)
+		if (info->dlpi_phdr[i].p_type == PT_INTERP)
+			*(const char **)data = (const char *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+	return 1;	/* the first object is the program itself */
+}
+
+static const char *own_interp_path;
+static pthread_once_t own_interp_once = PTHREAD_ONCE_INIT;
+
+static void own_interp_find(void)
+{
+	dl_iterate_phdr(interp_cb, &own_interp_path);
+}
+
+static const char *own_interp(void)
+{
+	pthread_once(&own_interp_once, own_interp_find);
+	return own_interp_path;
+}
+
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		    struct sandbox_error *err)
 {
@@ -454,6 +483,12 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		has_path |= !strncmp(sb->env[i], "PATH=", 5);
 	if (!has_path && !(sb->env[sb->n_env++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin")))
 		goto oom;
+	/* postern-warm.so is preloaded with LD_PRELOAD, so not where the
+	 * policy sets one of its own */
+	sb->preload_interp = own_interp();
+	for (size_t i = 0; i < sb->n_env; i++)
+		if (!strncmp(sb->env[i], "LD_PRELOAD=", 11))
+			sb->preload_interp = NULL;
 	sb->uid = cfg->uid;
 	sb->gid = cfg->gid;
 	sb->socket_mode = cfg->socket_mode;
@@ -530,8 +565,9 @@ struct child_args {
 	int err_fd;		/* write end, CLOEXEC */
 	int errw;		/* write end of the handler's stderr pipe */
 	int procs[CG_CONTROLLERS];	/* cgroup.procs to enter, or -1 */
-	bool warm;		/* pre-warmed: exec postern-warm, which waits on
-				 * err_fd for the request */
+	bool warm;		/* pre-warmed: wait on err_fd for the request */
+	bool preload;		/* set by the child: waits in the handler itself
+				 * (postern-warm.so), else in postern-warm */
 	int warm_fd;		/* postern-warm (memfd), or -1 */
 	uint64_t t[SANDBOX_PHASE_COUNT];	/* when each phase ended (the child
 						 * writes them: memory is shared) */
@@ -805,6 +841,67 @@ static int listen_count(const struct sandbox *sb, const struct sandbox_spawn_arg
 	       : (sb->socket_mode == SANDBOX_SOCKET_LISTEN_FDS && has_sock) ? 1 : 0;
 }
 
+/* postern-warm.so (sandbox/waiter/postern-warm-preload.c), embedded at
+ * build time (Makefile); a pre-warmed handler that can wait in its own
+ * process finds it here in its root. */
+extern const char pst_warm_so_blob[], pst_warm_so_blob_end[];
+#define WARM_SO_PATH "/.postern-warm.so"
+
+/* Whether the program at path (inside the new root) runs under the dynamic
+ * loader interp, so postern-warm.so can be preloaded into it: an ELF of our
+ * class with that PT_INTERP, or a "#!" script whose interpreter is one. */
+static bool preloadable(const char *path, const char *interp, int depth)
+{
+	union {
+		ElfW(Ehdr) eh;
+		char b[256];
+	} u;
+	ElfW(Phdr) ph[32];
+	char want[256];
+	bool ok = false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = pread(fd, u.b, sizeof(u.b) - 1, 0);
+	if (n > 2 && u.b[0] == '#' && u.b[1] == '!') {
+		close(fd);
+		u.b[n] = 0;
+		char *p = u.b + 2 + strspn(u.b + 2, " \t");
+		p[strcspn(p, " \t\n")] = 0;
+		return depth == 0 && p[0] == '/' && preloadable(p, interp, 1);
+	}
+	if (n >= (ssize_t)sizeof(u.eh) && !memcmp(u.eh.e_ident, ELFMAG, SELFMAG) &&
+	    u.eh.e_ident[EI_CLASS] == (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) &&
+	    u.eh.e_phentsize == sizeof(ph[0]) && u.eh.e_phnum > 0 && u.eh.e_phnum <= 32) {
+		size_t len = u.eh.e_phnum * sizeof(ph[0]);
+		if (pread(fd, ph, len, (off_t)u.eh.e_phoff) == (ssize_t)len)
+			for (int i = 0; i < u.eh.e_phnum; i++) {
+				if (ph[i].p_type != PT_INTERP || !ph[i].p_filesz || ph[i].p_filesz > sizeof(want))
+					continue;
+				ssize_t m = pread(fd, want, ph[i].p_filesz, (off_t)ph[i].p_offset);
+				ok = m == (ssize_t)ph[i].p_filesz && !want[m - 1] && !strcmp(want, interp);
+			}
+	}
+	close(fd);
+	return ok;
+}
+
+/* postern-warm.so into the new root (before it turns read-only) */
+static void write_warm_so(int efd)
+{
+	int fd = open(WARM_SO_PATH, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+	if (fd < 0)
+		child_fail(efd, errno, "prewarm", "create %s", WARM_SO_PATH);
+	size_t len = (size_t)(pst_warm_so_blob_end - pst_warm_so_blob), off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, pst_warm_so_blob + off, len - off);
+		if (w <= 0)
+			child_fail(efd, w < 0 ? errno : EIO, "prewarm", "write %s", WARM_SO_PATH);
+		off += (size_t)w;
+	}
+	close(fd);
+}
+
 /*
  * The child runs on a stack in sandbox_spawn()'s frame and shares the
  * broker's memory (CLONE_VM) while the broker's thread is suspended
@@ -884,6 +981,12 @@ static int child_main(void *arg)
 		child_fail(efd, errno, "pivot_root", "detach old root");
 	if (chdir("/") < 0)
 		child_fail(efd, errno, "pivot_root", "chdir /");
+	/* a pre-warmed handler waits in its own process, after its exec,
+	 * where postern-warm.so can be preloaded into it */
+	if (c->warm && sb->preload_interp && preloadable(sb->argv[0], sb->preload_interp, 0)) {
+		write_warm_so(efd);
+		c->preload = true;
+	}
 	/* the root itself is read-only: only declared paths can be written */
 	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		child_fail(efd, errno, "root", "remount / read-only");
@@ -956,16 +1059,33 @@ static int child_main(void *arg)
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &sb->prog) < 0)
 		child_fail(efd, errno, "seccomp", "load filter");
 	c->t[SANDBOX_PHASE_SECCOMP] = now_ns();
+	const char *mode = sb->socket_mode == SANDBOX_SOCKET_STDIO ? "stdio" : "listen_fds";
+	int startup_fds = c->a->listen_fds > 0 ? c->a->listen_fds : 0;
+	if (c->preload) {
+		/* exec the handler now; postern-warm.so waits before its main */
+		char *penv[ENV_MAX + 8 + 3], pw[64];
+		size_t k = 0;
+		for (char *const *e = c->envp; *e && k < ENV_MAX + 8; e++)
+			penv[k++] = *e;
+		snprintf(pw, sizeof(pw), "POSTERN_WARM=%d:%s:%d", efd, mode, startup_fds);
+		penv[k++] = (char *)"LD_PRELOAD=" WARM_SO_PATH;
+		penv[k++] = pw;
+		penv[k] = NULL;
+		if (fcntl(efd, F_SETFD, 0) < 0)
+			child_fail(efd, errno, "prewarm", "keep the request socket");
+		execve(sb->argv[0], sb->argv, penv);
+		child_fail(efd, errno, "exec", "%s", sb->argv[0]);
+	}
 	if (c->warm) {
 		/* wait in postern-warm, which inherits the error socket */
 		char fdnum[16], nl[16];
 		char *wargv[5 + ARGV_MAX + 1];
 		size_t k = 0;
 		snprintf(fdnum, sizeof(fdnum), "%d", efd);
-		snprintf(nl, sizeof(nl), "%d", c->a->listen_fds > 0 ? c->a->listen_fds : 0);
+		snprintf(nl, sizeof(nl), "%d", startup_fds);
 		wargv[k++] = (char *)"postern-warm";
 		wargv[k++] = fdnum;
-		wargv[k++] = (char *)(sb->socket_mode == SANDBOX_SOCKET_STDIO ? "stdio" : "listen_fds");
+		wargv[k++] = (char *)mode;
 		wargv[k++] = nl;
 		wargv[k++] = (char *)"--";
 		for (size_t i = 0; sb->argv[i] && i < ARGV_MAX; i++)
@@ -1165,6 +1285,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 		h->pidfd = pidfd;
 		h->stderr_fd = se[0];
 		h->ctl_fd = ep[0];
+		h->preloaded = ca.preload;
 		h->spawn_ns = now_ns() - t0;
 		return 0;
 	}

@@ -128,6 +128,9 @@ struct sandbox_handler {
 				 * (CLOEXEC|NONBLOCK); else -1 */
 	int req_fd;		/* pre-warmed handlers: where the request is
 				 * queued (CLOEXEC); else -1 */
+	bool preloaded;		/* pre-warmed handlers: the handler is exec'd and
+				 * waits before its main (postern-warm.so), not
+				 * in postern-warm */
 	char cgroup[1024];	/* the handler's cgroup directories, '\n'-separated
 				 * (one per v1 hierarchy), for cleanup; or "" */
 	uint64_t spawn_ns;	/* time sandbox_spawn took, CLOCK_MONOTONIC */
@@ -147,11 +150,18 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
 /*
  * Pre-warmed handlers. sandbox_prewarm() starts a handler that does the
  * whole set-up of sandbox_spawn() (namespaces, root, cgroups, identity,
- * capabilities, seccomp) and then waits, before execve, for its request:
- * it execs postern-warm (a static waiter embedded in the library, run from
- * a sealed memfd), which blocks on h->ctl_fd. Like sandbox_spawn() it
- * suspends the calling thread during the set-up. args is as for
- * sandbox_spawn() without sock_fd and stdin_fd (-1).
+ * capabilities, seccomp) and then waits for its request on h->ctl_fd.
+ * Where it can (h->preloaded), it waits inside the handler itself: a
+ * dynamically linked handler (or a script whose interpreter is one) that
+ * runs under the same dynamic loader as this program, with no LD_PRELOAD
+ * in the sandbox's env, is exec'd at once with postern-warm.so (embedded
+ * in the library, written into its root as /.postern-warm.so) preloaded,
+ * which blocks after the handler's libraries are loaded and initialized
+ * and before its main. Otherwise it execs postern-warm (a static waiter
+ * embedded in the library, run from a sealed memfd), which execs the
+ * handler once the request came. Like sandbox_spawn() it suspends the
+ * calling thread during the set-up. args is as for sandbox_spawn() without
+ * sock_fd and stdin_fd (-1).
  *
  * When h->ctl_fd becomes readable, sandbox_warm_ready() says how the set-up
  * ended: 0 ready (it has then given the handler its request socket,
@@ -160,8 +170,8 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
  *
  * sandbox_release() hands a ready handler its request: the socket and/or
  * stdin fd and the per-request environment. The handler places them where
- * sandbox_spawn() would and execs at once; an exec failure is written to
- * its stderr (exit 127). On success sock_fd and stdin_fd are closed: the
+ * sandbox_spawn() would and runs its main (preloaded) or execs at once (an
+ * exec failure is written to its stderr, exit 127). On success sock_fd and stdin_fd are closed: the
  * request is queued first, the caller's copies closed, and only then is
  * the handler woken, so its copy of the socket is the last one and the
  * client sees EOF the moment it exits (were the caller still holding a

@@ -2,7 +2,9 @@
 # Pre-warmed handlers: kept ready (confined before any request), released
 # with the socket (stdio and listen_fds), the request's environment and
 # stdin (pipe trigger); refilled; one request each; discarded on reload and
-# at stop; a set-up that fails backs off instead of looping.
+# at stop; a set-up that fails backs off instead of looping. Dynamically
+# linked handlers wait exec'd, before their main (postern-warm.so); static
+# ones, and sandboxes with LD_PRELOAD, in postern-warm.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -12,7 +14,7 @@ broker_json '{
   "sysd": { "trigger": { "listen": ["127.0.0.1:7102"] }, "exec": ["/opt/postern/confine"], "socket": "listen_fds",
 	    "filesystem": '"$FS_PROC"', "prewarm": 1 },
   "envy": { "trigger": { "listen": ["127.0.0.1:7103"] },
-	    "exec": ["/bin/sh", "-c", "echo \"addr=$REMOTE_ADDR proto=$PROTO fds=${LISTEN_FDS:-none}\""],
+	    "exec": ["/bin/sh", "-c", "echo envy-main >&2; echo \"addr=$REMOTE_ADDR proto=$PROTO fds=${LISTEN_FDS:-none} ld=${LD_PRELOAD-unset} pw=${POSTERN_WARM-unset}\""],
 	    "filesystem": '"$FS_JSON"', "prewarm": 1 },
   "front": { "trigger": { "listen": ["127.0.0.1:7104"] }, "exec": ["/opt/postern/pipe-sender"],
 	     "send": ["jobs"], "filesystem": '"$FS_JSON"' },
@@ -21,6 +23,10 @@ broker_json '{
   "catpw": { "trigger": { "listen": ["127.0.0.1:7106"] }, "exec": ["/usr/bin/cat"], "filesystem": '"$FS_JSON"',
 	     "prewarm": 4 },
   "cat": { "trigger": { "listen": ["127.0.0.1:7107"] }, "exec": ["/usr/bin/cat"], "filesystem": '"$FS_JSON"' },
+  "static": { "trigger": { "listen": ["127.0.0.1:7108"] }, "exec": ["/opt/postern/confine-static"],
+	      "filesystem": '"$FS_PROC"', "prewarm": 1 },
+  "ownpre": { "trigger": { "listen": ["127.0.0.1:7109"] }, "exec": ["/opt/postern/confine"],
+	      "env": { "LD_PRELOAD": "" }, "filesystem": '"$FS_PROC"', "prewarm": 1 },
   "broken": { "trigger": { "listen": ["127.0.0.1:7105"] }, "exec": ["/opt/postern/echo"], "prewarm": 2,
 	      "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
 }' >"$T/policy.json"
@@ -44,6 +50,10 @@ assert_contains "$st" "$(printf 'NoNewPrivs:\t1')" "waiting handler: no_new_priv
 assert_contains "$st" "$(printf 'CapEff:\t0000000000000000')" "waiting handler: capabilities"
 assert_contains "$st" "$(printf 'Uid:\t%s' $UID_BASE)" "waiting handler: host uid"
 assert_contains "$st" "$(printf 'NSpid:\t%s\t1' "$wpid")" "waiting handler: pid 1 of its namespace"
+# exec'd already, waiting in postern-warm.so before its main
+assert_eq "$(readlink /proc/"$wpid"/exe)" /opt/postern/confine "waiting handler: exec'd"
+grep -q '/\.postern-warm\.so$' /proc/"$wpid"/maps || fail "waiting handler: postern-warm.so not mapped"
+assert_eq "$(sb_stat probe .prewarm.execd)" 2 "status: both ready handlers exec'd"
 
 # a request takes one of them, and it is as confined as a fresh handler
 out=$(in_lab "$CLIENT" 127.0.0.1:7101 "")
@@ -75,8 +85,25 @@ assert_eq "$(sb_stat sysd .exits.ok)" 1 "sysd handler exited 0"
 # the request's environment arrives with the socket
 wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"envy\") | .prewarm.ready')\" = 1 ]" ||
 	fail "envy not ready"
+sleep 0.3
+if grep -q 'envy-main' "$BROKER_LOG"; then fail "the pre-warmed handler's main ran before its request"; fi
 out=$(in_lab "$CLIENT" 127.0.0.1:7103 "")
-assert_eq "$out" "addr=127.0.0.1 proto=TCP fds=none" "request environment"
+assert_eq "$out" "addr=127.0.0.1 proto=TCP fds=none ld=unset pw=unset" "request environment, and postern-warm.so's own gone"
+wait_for 5 grep -q 'event=stderr sandbox=envy .*envy-main' "$BROKER_LOG" || fail "envy's main did not run at the request"
+
+# a static handler, and one whose sandbox sets LD_PRELOAD, wait in postern-warm
+for sb in static ownpre; do
+	wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"$sb\") | .prewarm.ready')\" = 1 ]" ||
+		fail "$sb not ready: $(sb_stat $sb .prewarm)"
+	assert_eq "$(readlink /proc/"$(sb_stat $sb '.prewarm.pids[0]')"/exe)" "/memfd:postern-warm (deleted)" "$sb waits in postern-warm"
+	assert_eq "$(sb_stat $sb .prewarm.execd)" 0 "$sb: none exec'd"
+done
+out=$(in_lab "$CLIENT" 127.0.0.1:7108 "")
+assert_contains "$out" "root: bin dev lib lib64 opt proc tmp usr" "static handler: root"
+assert_line "$out" "open fds: 0 1 2" "static handler: socket on 0 and 1, stderr, nothing else"
+out=$(in_lab "$CLIENT" 127.0.0.1:7109 "")
+assert_line "$out" "open fds: 0 1 2" "LD_PRELOAD sandbox: socket on 0 and 1, stderr, nothing else"
+grep -q 'event=prewarm_ready sandbox=static .*waits_in=postern-warm' "$BROKER_LOG" || fail "prewarm_ready does not say waits_in"
 
 # pipe trigger: the message on stdin of a pre-warmed worker
 wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"worker\") | .prewarm.ready')\" = 1 ]" ||
@@ -140,6 +167,7 @@ new=$(sb_stat probe '.prewarm.pids | sort | join(" ")')
 [ "$new" != "$old" ] || fail "same pre-warmed pids after reload"
 human=$("$POSTERN" status -s "$CONTROL")
 assert_contains "$human" "prewarm: 2 ready, 0 starting (of 2)" "status table shows prewarm"
+assert_contains "$human" "2 of the ready exec'd" "status table shows exec'd handlers"
 assert_contains "$human" "spawn phases (mean):" "status shows the spawn breakdown"
 
 # stop: waiting handlers do not hold the broker for the grace period
