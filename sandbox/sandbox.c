@@ -1203,8 +1203,9 @@ static inline void asan_stack_clean(void *p, size_t n)
 #endif
 }
 
-/* Start a child, vfork-style, returning once it has exec'd the handler, or
- * for a pre-warmed handler postern-warm (with h->ctl_fd to it). */
+/* Start a child, vfork-style, returning once it has exec'd the handler (a
+ * pre-warmed one with postern-warm.so, h->preloaded) or postern-warm, with
+ * h->ctl_fd to a pre-warmed one. */
 static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct sandbox_handler *h,
 		  bool warm, struct sandbox_error *err)
 {
@@ -1277,8 +1278,9 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 			ca.procs[i] = -1;
 		}
 	if (warm) {
-		/* it runs postern-warm now (or failed: its record waits on the
-		 * socket); sandbox_warm_ready() reads which */
+		/* it waits in postern-warm.so or postern-warm now (or failed:
+		 * its record waits on the socket, or, in the handler's loader,
+		 * it exits); sandbox_warm_ready() reads which */
 		fcntl(ep[0], F_SETFL, fcntl(ep[0], F_GETFL) | O_NONBLOCK);
 		fcntl(se[0], F_SETFL, fcntl(se[0], F_GETFL) | O_NONBLOCK);
 		h->pid = pid;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* How a pre-warmed handler gets its request (sandbox_release() ->
- * postern-warm). Two sockets: CTL (the child's error socket) carries "R"
+ * postern-warm or postern-warm.so, sandbox/waiter/warm_wait.h). Two sockets: CTL (the child's error socket) carries "R"
  * from the handler when it is ready, then to it REQ's far end (SCM_RIGHTS,
  * sent by sandbox_warm_ready()) and at release one WARM_WAKE byte; REQ carries
  * the request: this header, then its environment ("K=V\0..."), with the

@@ -30,6 +30,8 @@ __attribute__((constructor)) static void postern_warm_wait(void)
 	const char *v = NULL;
 	size_t k = 0;
 
+	/* the last POSTERN_WARM is the sandbox child's (appended after the
+	 * sandbox's own environment) */
 	for (char **e = environ; e && *e; e++) {
 		if (!strncmp(*e, "POSTERN_WARM=", 13))
 			v = *e + 13;

@@ -8,6 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
+mkdir -p "$T/scripts"
+printf '#!/bin/sh -e\necho "script: addr=$REMOTE_ADDR"\n' >"$T/scripts/hello"
+chmod 755 "$T/scripts" "$T/scripts/hello"
+FS_SCRIPT=$(jq -c --arg d "$T/scripts" '. + [ { "bind": $d, "to": "/opt/scripts" } ]' <<<"$FS_JSON")
 broker_json '{
   "probe": { "trigger": { "listen": ["127.0.0.1:7101"] }, "exec": ["/opt/postern/confine"],
 	     "filesystem": '"$FS_PROC"', "prewarm": 2 },
@@ -27,6 +31,8 @@ broker_json '{
 	      "filesystem": '"$FS_PROC"', "prewarm": 1 },
   "ownpre": { "trigger": { "listen": ["127.0.0.1:7109"] }, "exec": ["/opt/postern/confine"],
 	      "env": { "LD_PRELOAD": "" }, "filesystem": '"$FS_PROC"', "prewarm": 1 },
+  "script": { "trigger": { "listen": ["127.0.0.1:7110"] }, "exec": ["/opt/scripts/hello"],
+	      "filesystem": '"$FS_SCRIPT"', "prewarm": 1 },
   "broken": { "trigger": { "listen": ["127.0.0.1:7105"] }, "exec": ["/opt/postern/echo"], "prewarm": 2,
 	      "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] }
 }' >"$T/policy.json"
@@ -104,6 +110,12 @@ assert_line "$out" "open fds: 0 1 2" "static handler: socket on 0 and 1, stderr,
 out=$(in_lab "$CLIENT" 127.0.0.1:7109 "")
 assert_line "$out" "open fds: 0 1 2" "LD_PRELOAD sandbox: socket on 0 and 1, stderr, nothing else"
 grep -q 'event=prewarm_ready sandbox=static .*waits_in=postern-warm' "$BROKER_LOG" || fail "prewarm_ready does not say waits_in"
+
+# a #! script waits exec'd in its interpreter
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"script\") | .prewarm.ready')\" = 1 ]" ||
+	fail "script not ready: $(sb_stat script .prewarm)"
+assert_eq "$(readlink /proc/"$(sb_stat script '.prewarm.pids[0]')"/exe)" "$(readlink -f /bin/sh)" "script waits in its interpreter"
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7110 "")" "script: addr=127.0.0.1" "script handler"
 
 # pipe trigger: the message on stdin of a pre-warmed worker
 wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"worker\") | .prewarm.ready')\" = 1 ]" ||
