@@ -72,6 +72,8 @@ struct sandbox {
 	struct sandbox_mount *mounts;
 	size_t n_mounts;
 	bool has_proc;
+	int tmpl_fd;		/* mount namespace holding the root, which each
+				 * handler copies; -1: each builds its own */
 	const char *preload_interp;	/* pre-warmed handlers run under this loader
 					 * can wait in their own process
 					 * (postern-warm.so); NULL: never */
@@ -424,6 +426,8 @@ void sandbox_free(struct sandbox *sb)
 	}
 	free(sb->mounts);
 	free(sb->prog.filter);
+	if (sb->tmpl_fd >= 0)
+		close(sb->tmpl_fd);
 	free(sb);
 }
 
@@ -452,6 +456,8 @@ static const char *own_interp(void)
 	return own_interp_path;
 }
 
+static void tmpl_build(struct sandbox *sb);
+
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		    struct sandbox_error *err)
 {
@@ -461,6 +467,7 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 	*out = NULL;
 	if (!sb)
 		goto oom;
+	sb->tmpl_fd = -1;
 	if (!cfg->name || !cfg->argv || !cfg->argv[0] || cfg->argv[0][0] != '/') {
 		sb_error(err, EINVAL, "config", "sandbox \"%s\": exec must be an absolute path",
 			 cfg->name ? cfg->name : "?");
@@ -536,6 +543,7 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		sandbox_free(sb);
 		return r;
 	}
+	tmpl_build(sb);
 	cg_setup(sb, cfg->cgroup_name);
 	/* declared limits that cannot be enforced are an error, not a warning */
 	if (cfg->cgroup_name && ((sb->limits.memory && !sb->cg_v2 && !sb->cg_dir[CG_MEMORY][0]) ||
@@ -622,10 +630,18 @@ static unsigned long locked_flags(const char *path)
 	return f;
 }
 
-static void setup_mount(int efd, const struct sandbox_mount *m)
+/* The entries made per handler even when the root is copied from the
+ * template: a tmpfs and a proc are the handler's own. */
+static bool per_handler(const struct sandbox_mount *m)
+{
+	return m->kind == SANDBOX_MOUNT_TMPFS || m->kind == SANDBOX_MOUNT_PROC;
+}
+
+/* One entry of the root, at root (ROOT_DIR while building, "" inside). */
+static void setup_mount(int efd, const struct sandbox_mount *m, const char *root)
 {
 	char dst[PATH_MAX];
-	snprintf(dst, sizeof(dst), "%s%s", ROOT_DIR, m->dst);
+	snprintf(dst, sizeof(dst), "%s%s", root, m->dst);
 	int r = mkparents(dst);
 	if (r < 0)
 		child_fail(efd, -r, "mkdir", "%s", m->dst);
@@ -903,6 +919,51 @@ static void write_warm_so(int efd)
 }
 
 /*
+ * Build the sandbox's root in the caller's own mount namespace and pivot
+ * into it: an empty tmpfs, the declared entries, /dev, read-only. tmpl: for
+ * the template (sandbox_prepare()), where the per-handler entries get only
+ * their mount points and postern-warm.so is written when *so. Else it is
+ * written when *so and the handler can wait exec'd; *so says whether.
+ */
+static void build_root(int efd, const struct sandbox *sb, bool tmpl, bool *so)
+{
+	/* modes as given (0666 device nodes); the child has its own umask */
+	umask(0);
+	/* nothing we mount may propagate back to the host */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(efd, errno, "mount", "make / private");
+	if (mount("tmpfs", ROOT_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
+		child_fail(efd, errno, "root", "tmpfs on %s", ROOT_DIR);
+	for (size_t i = 0; i < sb->n_mounts; i++) {
+		const struct sandbox_mount *m = &sb->mounts[i];
+		if (!tmpl || !per_handler(m)) {
+			setup_mount(efd, m, ROOT_DIR);
+			continue;
+		}
+		char dst[PATH_MAX];
+		snprintf(dst, sizeof(dst), "%s%s", ROOT_DIR, m->dst);
+		int r = mkdir_p(dst, m->kind == SANDBOX_MOUNT_PROC ? 0555 : 0755);
+		if (r < 0)
+			child_fail(efd, -r, "mkdir", "%s", m->dst);
+	}
+	setup_dev(efd, sb->has_proc);
+	if (chdir(ROOT_DIR) < 0)
+		child_fail(efd, errno, "pivot_root", "chdir %s", ROOT_DIR);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		child_fail(efd, errno, "pivot_root", "%s", ROOT_DIR);
+	if (umount2(".", MNT_DETACH) < 0)
+		child_fail(efd, errno, "pivot_root", "detach old root");
+	if (chdir("/") < 0)
+		child_fail(efd, errno, "pivot_root", "chdir /");
+	*so = *so && (tmpl || preloadable(sb->argv[0], sb->preload_interp, 0));
+	if (*so)
+		write_warm_so(efd);
+	/* the root itself is read-only: only declared paths can be written */
+	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		child_fail(efd, errno, "root", "remount / read-only");
+}
+
+/*
  * The child runs on a stack in sandbox_spawn()'s frame and shares the
  * broker's memory (CLONE_VM) while the broker's thread is suspended
  * (CLONE_VFORK) until exec or exit. So it allocates nothing, changes no
@@ -958,38 +1019,34 @@ static int child_main(void *arg)
 	int procfd = open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (procfd < 0)
 		child_fail(efd, errno, "fds", "/proc/self");
-	/* fds before the root changes: /dev/null is opened from the host */
+	/* into the root template before arranging fds closes its fd (its
+	 * /dev/null is a device node like the host's); copied below */
+	if (sb->tmpl_fd >= 0 && setns(sb->tmpl_fd, CLONE_NEWNS) < 0)
+		child_fail(efd, errno, "root", "enter the root template");
+	/* fds before the root is built: /dev/null is opened from the host */
 	int warm_fd = c->warm_fd;
 	arrange_fds(efd, c, &procfd, &warm_fd);
 	c->t[SANDBOX_PHASE_NAMESPACES] = now_ns();
 
-	/* modes as given (0666 device nodes); the child has its own umask */
-	umask(0);
-	/* nothing we mount may propagate back to the host */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		child_fail(efd, errno, "mount", "make / private");
-	if (mount("tmpfs", ROOT_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
-		child_fail(efd, errno, "root", "tmpfs on %s", ROOT_DIR);
-	for (size_t i = 0; i < sb->n_mounts; i++)
-		setup_mount(efd, &sb->mounts[i]);
-	setup_dev(efd, sb->has_proc);
-	if (chdir(ROOT_DIR) < 0)
-		child_fail(efd, errno, "pivot_root", "chdir %s", ROOT_DIR);
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		child_fail(efd, errno, "pivot_root", "%s", ROOT_DIR);
-	if (umount2(".", MNT_DETACH) < 0)
-		child_fail(efd, errno, "pivot_root", "detach old root");
-	if (chdir("/") < 0)
-		child_fail(efd, errno, "pivot_root", "chdir /");
-	/* a pre-warmed handler waits in its own process, after its exec,
-	 * where postern-warm.so can be preloaded into it */
-	if (c->warm && sb->preload_interp && preloadable(sb->argv[0], sb->preload_interp, 0)) {
-		write_warm_so(efd);
-		c->preload = true;
+	/* the root: a copy of the sandbox's template with the handler's own
+	 * tmpfs and proc mounts, or built here. A pre-warmed handler waits
+	 * in its own process, after its exec, where postern-warm.so can be
+	 * preloaded into it. */
+	if (sb->tmpl_fd >= 0) {
+		umask(0);
+		if (unshare(CLONE_NEWNS) < 0)
+			child_fail(efd, errno, "root", "copy the root template");
+		if (chdir("/") < 0)
+			child_fail(efd, errno, "root", "chdir /");
+		for (size_t i = 0; i < sb->n_mounts; i++)
+			if (per_handler(&sb->mounts[i]))
+				setup_mount(efd, &sb->mounts[i], "");
+		c->preload = c->warm && sb->preload_interp && preloadable(sb->argv[0], sb->preload_interp, 0);
+	} else {
+		bool so = c->warm && sb->preload_interp;
+		build_root(efd, sb, false, &so);
+		c->preload = so;
 	}
-	/* the root itself is read-only: only declared paths can be written */
-	if (mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		child_fail(efd, errno, "root", "remount / read-only");
 	c->t[SANDBOX_PHASE_ROOT] = now_ns();
 
 	/* rlimits (RLIMIT_NPROC below, once the user namespace exists) */
@@ -1203,6 +1260,75 @@ static inline void asan_stack_clean(void *p, size_t n)
 #endif
 }
 
+/*
+ * The root template: a mount namespace holding the sandbox's root, built
+ * once here. A handler enters it and copies it (unshare) instead of
+ * building its own: one copy of a few mounts where a spawn made a tmpfs, a
+ * bind and an attribute change per entry and /dev, and pivoted and detached
+ * the host's tree (whose copy it no longer makes either). Its tmpfs and
+ * proc entries are still its own. Not when an entry lies under a tmpfs or
+ * proc entry (it would be hidden by the handler's own), nor when the build
+ * fails (a bind source missing now): each handler then builds its root,
+ * and reports what fails, as before.
+ */
+struct tmpl_args {
+	struct sandbox *sb;
+	int err_fd;
+	int ns_fd;
+};
+
+static int tmpl_main(void *arg)
+{
+	struct tmpl_args *t = arg;
+	/* shares the caller's fds (CLONE_FILES): this one stays its */
+	t->ns_fd = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	if (t->ns_fd < 0)
+		child_fail(t->err_fd, errno, "root", "template: open its mount namespace");
+	bool so = t->sb->preload_interp != NULL;
+	build_root(t->err_fd, t->sb, true, &so);
+	_exit(0);
+}
+
+static bool path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && (path[n] == '/' || (n == 1 && dir[0] == '/'));
+}
+
+static void tmpl_build(struct sandbox *sb)
+{
+	for (size_t i = 0; i < sb->n_mounts; i++)
+		for (size_t j = 0; j < sb->n_mounts; j++)
+			if (i != j && per_handler(&sb->mounts[i]) &&
+			    path_under(sb->mounts[j].dst, sb->mounts[i].dst))
+				return;
+	int ep[2];
+	if (pipe2(ep, O_CLOEXEC) < 0)
+		return;
+	char stack[CHILD_STACK] __attribute__((aligned(64)));
+	struct tmpl_args ta = { .sb = sb, .err_fd = ep[1], .ns_fd = -1 };
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	asan_stack_clean(stack, sizeof(stack));
+	pid_t pid = clone(tmpl_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_NEWNS | SIGCHLD,
+			  &ta);
+	asan_stack_clean(stack, sizeof(stack));
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int st = -1;
+	if (pid > 0)
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	close(ep[1]);
+	struct child_err ce;
+	ssize_t got = read(ep[0], &ce, sizeof(ce));
+	close(ep[0]);
+	if (pid > 0 && got == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 && ta.ns_fd >= 0)
+		sb->tmpl_fd = ta.ns_fd;
+	else if (ta.ns_fd >= 0)
+		close(ta.ns_fd);
+}
+
 /* Start a child, vfork-style, returning once it has exec'd the handler (a
  * pre-warmed one with postern-warm.so, h->preloaded) or postern-warm, with
  * h->ctl_fd to a pre-warmed one. */
@@ -1250,8 +1376,9 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	 * above while this thread is suspended until it execs or exits. No
 	 * page tables to copy, no copy-on-write faults. Every signal is blocked
 	 * around it, so no handler of ours can run on the child's stack. */
-	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWNS | CLONE_NEWPID |
-		    CLONE_NEWIPC | CLONE_NEWUTS | (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC |
+		    CLONE_NEWUTS | (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) |
+		    (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -11,6 +11,9 @@
 # a read-only bind whose source has a submount: read-only all the way down
 mkdir -p "$T/robind/sub"
 mount -t tmpfs -o size=1m pst-test "$T/robind/sub" || fail "tmpfs for the submount test"
+# a bind under a tmpfs entry: no root template for that sandbox
+mkdir -p "$T/nest" && echo nested-file >"$T/nest/f" && chmod 755 "$T/nest" && chmod 644 "$T/nest/f"
+FS_NEST=$(jq -c --arg d "$T/nest" '. + [ { "tmpfs": "/work" }, { "bind": $d, "to": "/work/in" } ]' <<<"$FS_JSON")
 broker_json '{
   "probe": { "trigger": { "listen": ["127.0.0.1:7001"] }, "exec": ["/opt/postern/confine"], "filesystem": '"$FS_PROC"' },
   "sysd": { "trigger": { "listen": ["127.0.0.1:7002"] }, "exec": ["/opt/postern/confine"], "socket": "listen_fds",
@@ -28,6 +31,12 @@ broker_json '{
 	    "filesystem": '"$FS_JSON"' },
   "badbind": { "trigger": { "listen": ["127.0.0.1:7006"] }, "exec": ["/opt/postern/echo"],
 	       "filesystem": [ { "bind": "/srv/postern-no-such-dir", "to": "/data" } ] },
+  "tmpw": { "trigger": { "listen": ["127.0.0.1:7009"] },
+	    "exec": ["/bin/sh", "-c", "echo \"root=$(stat -c %d /) shared=$(grep -c shared: /proc/self/mountinfo) tmp=$(ls -A /tmp | wc -l)\"; echo x >/tmp/mark; sleep 0.5"],
+	    "filesystem": '"$FS_PROC"' },
+  "nested": { "trigger": { "listen": ["127.0.0.1:7010"] },
+	      "exec": ["/bin/sh", "-c", "echo \"root=$(stat -c %d /) in=$(cat /work/in/f)\"; touch /work/w && echo tmpfs-writable; sleep 0.5"],
+	      "filesystem": '"$FS_NEST"' },
   "rosub": { "trigger": { "listen": ["127.0.0.1:7008"] },
 	     "exec": ["/bin/sh", "-c", "touch /data/sub/x 2>&1 || echo refused; touch /data/y 2>&1 || echo refused"],
 	     "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
@@ -59,6 +68,29 @@ out=$(in_lab "$CLIENT" 127.0.0.1:7008 "")
 assert_contains "$out" "touch: cannot touch '/data/sub/x': Read-only file system" "submount of a read-only bind is read-only"
 assert_contains "$out" "touch: cannot touch '/data/y': Read-only file system" "read-only bind"
 [ ! -e "$T/robind/sub/x" ] || fail "a handler wrote into a submount of a read-only bind"
+
+# the root is copied from the sandbox's template (the same read-only
+# tmpfs, seen by two handlers alive at once), but /tmp is each handler's own
+two() { # two() PORT: two requests at once, their first lines
+	in_lab "$CLIENT" "127.0.0.1:$1" "" >"$T/two1" &
+	local p=$!
+	in_lab "$CLIENT" "127.0.0.1:$1" "" >"$T/two2"
+	wait "$p"
+	head -n 1 "$T/two1"; head -n 1 "$T/two2"
+}
+out=$(two 7009)
+note "tmpw: $out"
+assert_eq "$(grep -c ' tmp=0$' <<<"$out")" 2 "each handler starts with an empty /tmp of its own"
+assert_eq "$(grep -c ' shared=0 ' <<<"$out")" 2 "no mount of a handler propagates anywhere"
+assert_eq "$(cut -d' ' -f1 <<<"$out" | sort -u | wc -l)" 1 "handlers of one sandbox share the template's root"
+out=$(in_lab "$CLIENT" 127.0.0.1:7009 "")
+assert_contains "$out" " tmp=0" "a later handler: empty /tmp, not an earlier one's"
+# an entry under a tmpfs entry: each handler builds its root
+out=$(two 7010)
+note "nested: $out"
+assert_eq "$(grep -c ' in=nested-file$' <<<"$out")" 2 "bind under a tmpfs entry"
+assert_eq "$(cut -d' ' -f1 <<<"$out" | sort -u | wc -l)" 2 "a sandbox with a bind under its tmpfs: a root per handler"
+assert_contains "$(in_lab "$CLIENT" 127.0.0.1:7010 "")" "tmpfs-writable" "the tmpfs above that bind is writable"
 
 # the minimal /dev: usable character devices, nothing else
 out=$(in_lab "$CLIENT" 127.0.0.1:7007 "")
