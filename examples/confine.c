@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,8 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int cmp(const void *a, const void *b)
@@ -27,6 +31,21 @@ static const char *try(int r)
 		return "ALLOWED";
 	snprintf(b, sizeof(b), "refused (%s)", strerror(errno));
 	return b;
+}
+
+/* a child process made with clone(flags) (or clone3 with no flags): the
+ * child exits at once */
+static const char *try_clone(unsigned long flags, int use_clone3)
+{
+	uint64_t args[8] = { 0 };	/* struct clone_args, version 0 */
+	args[4] = SIGCHLD;		/* exit_signal */
+	long r = use_clone3 ? syscall(SYS_clone3, args, sizeof(args))
+			    : syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	if (r == 0)
+		_exit(0);
+	if (r > 0)
+		waitpid((pid_t)r, NULL, 0);
+	return try(r < 0 ? -1 : 0);
 }
 
 int main(void)
@@ -68,6 +87,10 @@ int main(void)
 	fprintf(out, "mount tmpfs: %s\n", try(mount("tmpfs", "/tmp", "tmpfs", 0, NULL)));
 	fprintf(out, "unshare(CLONE_NEWNS): %s\n", try(unshare(CLONE_NEWNS)));
 	fprintf(out, "unshare(CLONE_NEWUSER): %s\n", try(unshare(CLONE_NEWUSER)));
+	fprintf(out, "clone(CLONE_NEWUTS): %s\n", try_clone(CLONE_NEWUTS, 0));
+	fprintf(out, "clone(CLONE_NEWNET): %s\n", try_clone(CLONE_NEWNET, 0));
+	fprintf(out, "clone3: %s\n", try_clone(0, 1));
+	fprintf(out, "fork: %s\n", try_clone(0, 0));
 	fprintf(out, "ptrace(TRACEME): %s\n", try((int)ptrace(PTRACE_TRACEME, 0, NULL, NULL)));
 	fprintf(out, "raw socket: %s\n", try(socket(AF_INET, SOCK_RAW, 1)));
 	fprintf(out, "packet socket: %s\n", try(socket(AF_PACKET, SOCK_RAW, 0)));

