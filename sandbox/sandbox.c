@@ -892,7 +892,8 @@ static bool preloadable(const char *path, const char *interp, int depth)
 		size_t len = u.eh.e_phnum * sizeof(ph[0]);
 		if (pread(fd, ph, len, (off_t)u.eh.e_phoff) == (ssize_t)len)
 			for (int i = 0; i < u.eh.e_phnum; i++) {
-				if (ph[i].p_type != PT_INTERP || !ph[i].p_filesz || ph[i].p_filesz > sizeof(want))
+				if (ph[i].p_type != PT_INTERP || !ph[i].p_filesz ||
+				    ph[i].p_filesz > sizeof(want))
 					continue;
 				ssize_t m = pread(fd, want, ph[i].p_filesz, (off_t)ph[i].p_offset);
 				ok = m == (ssize_t)ph[i].p_filesz && !want[m - 1] && !strcmp(want, interp);
@@ -1311,8 +1312,8 @@ static void tmpl_build(struct sandbox *sb)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	asan_stack_clean(stack, sizeof(stack));
-	pid_t pid = clone(tmpl_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_NEWNS | SIGCHLD,
-			  &ta);
+	pid_t pid = clone(tmpl_main, stack + sizeof(stack),
+			  CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_NEWNS | SIGCHLD, &ta);
 	asan_stack_clean(stack, sizeof(stack));
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	int st = -1;
