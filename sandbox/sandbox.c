@@ -19,6 +19,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <link.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1523,6 +1524,25 @@ int sandbox_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct san
 	sb_error(err, e, "prewarm", "sandbox \"%s\": pre-warmed handler %d: %s", sb->name, (int)h->pid,
 		 n == 0 ? "exited during set-up" : strerror(e));
 	return -e;
+}
+
+int sandbox_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout_ms,
+		      struct sandbox_error *err)
+{
+	uint64_t until = now_ns() + (uint64_t)timeout_ms * 1000000u;
+	for (;;) {
+		int r = sandbox_warm_ready(sb, h, err);
+		if (r != -EAGAIN)
+			return r;
+		uint64_t now = now_ns();
+		struct pollfd p = { .fd = h->ctl_fd, .events = POLLIN };
+		if (now >= until || (poll(&p, 1, (int)((until - now) / 1000000u) + 1) < 0 && errno != EINTR)) {
+			int e = now >= until ? ETIMEDOUT : errno;
+			sb_error(err, e, "prewarm", "sandbox \"%s\": pre-warmed handler %d: wait: %s",
+				 sb->name, (int)h->pid, strerror(e));
+			return -e;
+		}
+	}
 }
 
 int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,

@@ -183,6 +183,10 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
 int sandbox_prewarm(struct sandbox *sb, const struct sandbox_spawn_args *args,
 		    struct sandbox_handler *h, struct sandbox_error *err);
 int sandbox_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err);
+/* sandbox_warm_ready() for callers without an event loop: waits up to
+ * timeout_ms for h->ctl_fd (-ETIMEDOUT after that). */
+int sandbox_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout_ms,
+		      struct sandbox_error *err);
 int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,
 		    const char *const *extra_env, struct sandbox_error *err);
 

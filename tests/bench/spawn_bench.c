@@ -7,7 +7,6 @@
  * fork+exec. Run it in a throwaway network namespace (bench_spawn.sh does). */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,11 +103,7 @@ int main(int argc, char **argv)
 					fprintf(stderr, "spawn_bench: %s\n", err.msg);
 					return 1;
 				}
-				struct pollfd pfd = { .fd = h.ctl_fd, .events = POLLIN };
-				int r = -EAGAIN;
-				while (r == -EAGAIN && poll(&pfd, 1, 5000) == 1)
-					r = sandbox_warm_ready(sb, &h, &err);
-				if (r < 0) {
+				if (sandbox_warm_wait(sb, &h, 5000, &err) < 0) {
 					fprintf(stderr, "spawn_bench: prewarm: %s\n", err.msg);
 					return 1;
 				}

@@ -6,7 +6,6 @@
  * as root in a throwaway network namespace. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,11 +29,7 @@ static void *prewarmer(void *arg)
 			__atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
 			continue;
 		}
-		struct pollfd p = { .fd = h.ctl_fd, .events = POLLIN };
-		int r = -EAGAIN;
-		while (r == -EAGAIN && poll(&p, 1, 5000) == 1)
-			r = sandbox_warm_ready(sb, &h, &err);
-		if (r < 0) {
+		if (sandbox_warm_wait(sb, &h, 5000, &err) < 0) {
 			fprintf(stderr, "spawn-stress: prewarm set-up: %s\n", err.msg);
 			__atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
 		} else {
