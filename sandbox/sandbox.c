@@ -119,13 +119,20 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* One write of data to path. EINTR is retried: cgroup v1 fails setting
+ * memory.limit_in_bytes with it whenever a signal is pending, before it
+ * even compares the limit with the usage. */
 static int write_file(const char *path, const char *data)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	size_t n = strlen(data);
-	ssize_t w = write(fd, data, n);
+	ssize_t w;
+	int tries = 100;
+	do
+		w = write(fd, data, n);
+	while (w < 0 && errno == EINTR && --tries);
 	int e = w < 0 ? errno : 0;
 	close(fd);
 	if (w < 0)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "tests/helpers/true_sandbox.h"
 
 extern char **environ;
 
@@ -47,17 +48,10 @@ int main(int argc, char **argv)
 		return 2;
 	char *const targv[] = { "/usr/bin/true", NULL };
 
-	struct sandbox_mount m[] = {
-		{ .kind = SANDBOX_MOUNT_BIND, .src = "/usr", .dst = "/usr" },
-		{ .kind = SANDBOX_MOUNT_SYMLINK, .dst = "/lib", .target = "usr/lib" },
-		{ .kind = SANDBOX_MOUNT_SYMLINK, .dst = "/lib64", .target = "usr/lib64" },
-		{ .kind = SANDBOX_MOUNT_SYMLINK, .dst = "/bin", .target = "usr/bin" },
-	};
-	const char *av[] = { "/usr/bin/true", NULL };
-	struct sandbox_config cfg = { .name = "bench", .argv = av, .uid = 299999, .gid = 299999,
-				      .mounts = m, .n_mounts = 4,
-				      .limits = { .memory = 64 << 20, .pids = 16, .nofile = 64 },
-				      .cgroup_name = "postern-bench" };
+	struct sandbox_config cfg = true_sandbox("bench", 299999);
+	cfg.limits.memory = 64 << 20;
+	cfg.limits.pids = 16;
+	cfg.cgroup_name = "postern-bench";
 	struct sandbox *sb;
 	struct sandbox_error err = { 0 };
 	if (sandbox_prepare(&cfg, &sb, &err) < 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sandbox/sandbox.h"
+#include "tests/helpers/true_sandbox.h"
 
 static struct sandbox *sb;
 static int netns, n_iter;
@@ -47,14 +48,7 @@ int main(int argc, char **argv)
 	n_iter = argc > 1 ? atoi(argv[1]) : 200;
 	if (n_iter < 1 || n_iter > 100000)
 		return 2;
-	struct sandbox_mount m[] = {
-		{ .kind = SANDBOX_MOUNT_BIND, .src = "/usr", .dst = "/usr" },
-		{ .kind = SANDBOX_MOUNT_SYMLINK, .dst = "/lib", .target = "usr/lib" },
-		{ .kind = SANDBOX_MOUNT_SYMLINK, .dst = "/lib64", .target = "usr/lib64" },
-	};
-	const char *av[] = { "/usr/bin/true", NULL };
-	struct sandbox_config cfg = { .name = "stress", .argv = av, .uid = 299998, .gid = 299998,
-				      .mounts = m, .n_mounts = 3, .limits = { .nofile = 64 } };
+	struct sandbox_config cfg = true_sandbox("stress", 299998);
 	struct sandbox_error err = { 0 };
 	if (sandbox_prepare(&cfg, &sb, &err) < 0) {
 		fprintf(stderr, "spawn-stress: %s\n", err.msg);

@@ -4,7 +4,8 @@
 # host files invisible, read-only binds, refused syscalls, pid 1, non-root
 # host uid, no stray fds; memory and pids limits; listen_fds mode; setup
 # errors with step and errno; per-handler cgroups removed; concurrent
-# spawns and pre-warm set-ups.
+# spawns and pre-warm set-ups; spawns with cgroup limits under a stream of
+# signals.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -148,4 +149,10 @@ assert_clean_lab
 # share the caller's memory until exec): none may fail
 out=$(unshare -n "$BUILD/tests/helpers/spawn-stress" 300 2>&1) || fail "concurrent set-ups: $out"
 assert_contains "$out" "spawned=300 prewarmed=300 failed=0" "concurrent set-ups"
+
+# spawns with cgroup limits while signals keep arriving (the broker's own
+# SIGHUP or SIGTERM may come at any moment): none may fail with EINTR
+out=$(unshare -n "$BUILD/tests/helpers/spawn-signals" 200 "$TABLE-signals" 2>&1) || fail "spawns under signals: $out"
+assert_contains "$out" "spawned=200 failed=0" "spawns under signals"
+note "$out"
 echo "sandbox isolation: ok"
