@@ -28,7 +28,7 @@ static const char run_usage[] =
 	"    reason), refuse (reason per_source or rate, rate-limited to one line\n"
 	"    per second and reason, with a count of suppressed lines), timeout,\n"
 	"    stderr (one line of a handler's stderr, prefixed by sandbox and pid),\n"
-	"    reload, stop, stopped, prewarm_exit, and errors.\n"
+	"    reload, stop, stopped, prewarm_exit, cgroup_stock, and errors.\n"
 	"\n"
 	"    Admission per sandbox: at limits.handlers running handlers the broker\n"
 	"    stops accepting on that sandbox's listeners (the kernel backlog holds\n"

@@ -115,6 +115,8 @@ struct sbx {
 	uint64_t idle_since_ns;	/* when active last fell to 0 */
 	uint64_t warm_used, warm_failed;
 	uint64_t warm_retry_ns, warm_backoff_ms;	/* after a failed set-up */
+	bool cg_job;		/* its handler cgroups are being made ahead */
+	bool cg_stock_off;	/* making them ahead failed: spawns make their own */
 	/* statistics */
 	uint64_t started, exit_ok, exit_failed, exit_signaled, exit_timeout;
 	uint64_t phase_sum_ns[SANDBOX_PHASE_COUNT], phase_n;	/* fresh spawns */
@@ -184,7 +186,7 @@ struct daemon {
 	struct channel *channels;
 	struct handler *handlers;
 	size_t n_handlers;
-	unsigned warm_jobs;	/* pre-warmed handlers being set up in the threadpool */
+	unsigned pool_jobs;	/* in the threadpool: pre-warm set-ups, cgroup stocking */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace_timer, tick, refill_timer;
 	uv_pipe_t control;
@@ -592,7 +594,7 @@ static void warm_gone(struct daemon *d, struct handler *h);
 /* While stopping: finish once no handler and no pre-warm job is left. */
 static void maybe_finish(struct daemon *d)
 {
-	if (d->stopping && !d->n_handlers && !d->warm_jobs)
+	if (d->stopping && !d->n_handlers && !d->pool_jobs)
 		daemon_finish(d);
 }
 static void prewarm_refill(struct daemon *d, struct sbx *s);
@@ -971,7 +973,7 @@ static void warm_work_done(uv_work_t *req, int status)
 	struct handler *h = j->h;
 	struct gen *g = s->gen;
 
-	d->warm_jobs--;
+	d->pool_jobs--;
 	if (status < 0 && j->r == 0)
 		j->r = status;
 	if (j->r < 0) {
@@ -1023,7 +1025,7 @@ static int warm_start(struct daemon *d, struct sbx *s)
 	}
 	s->gen->refs++;
 	s->n_warm++;
-	d->warm_jobs++;
+	d->pool_jobs++;
 	return 0;
 }
 
@@ -1127,6 +1129,66 @@ static struct handler *warm_take(struct sbx *s, int sock_fd, int stdin_fd, const
 	return NULL;
 }
 
+/* Handler cgroups made ahead in the threadpool (sandbox_cg_stock()), so a
+ * fresh spawn, which suspends the loop, only opens them: about 0.15 ms less
+ * of that. One job per sandbox at a time; started after fresh spawns. */
+struct cg_job {
+	uv_work_t req;
+	struct daemon *d;
+	struct sbx *s;
+	int r;
+	struct sandbox_error err;
+};
+
+static void cg_work(uv_work_t *req)
+{
+	struct cg_job *j = req->data;
+	j->r = sandbox_cg_stock(j->s->sb, &j->err);
+}
+
+static void cg_work_done(uv_work_t *req, int status)
+{
+	struct cg_job *j = req->data;
+	struct daemon *d = j->d;
+	struct sbx *s = j->s;
+	struct gen *g = s->gen;
+
+	d->pool_jobs--;
+	s->cg_job = false;
+	if (status < 0 && j->r == 0)
+		j->r = status;
+	if (j->r < 0) {
+		/* spawns still make their own, and report what fails there */
+		s->cg_stock_off = true;
+		pst_log("warn", "cgroup_stock", "sandbox", s->conf->name, "error",
+			j->err.msg[0] ? j->err.msg : strerror(-j->r), "effect",
+			"handler cgroups made at each spawn", NULL);
+	}
+	free(j);
+	gen_unref(g);	/* the job's reference */
+	maybe_finish(d);
+}
+
+static void cg_stock_start(struct daemon *d, struct sbx *s)
+{
+	if (s->cg_job || s->cg_stock_off || d->stopping || s->gen != d->cur ||
+	    !sandbox_cg_stock_missing(s->sb))
+		return;
+	struct cg_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->d = d;
+	j->s = s;
+	j->req.data = j;
+	if (uv_queue_work(d->loop, &j->req, cg_work, cg_work_done) < 0) {
+		free(j);
+		return;
+	}
+	s->cg_job = true;
+	s->gen->refs++;
+	d->pool_jobs++;
+}
+
 static void close_fds(int a, int b)
 {
 	if (a >= 0)
@@ -1187,6 +1249,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		h->sbx = s;
 		handler_link(d, h);
 		handler_watch(d, h);
+		cg_stock_start(d, s);
 	}
 
 	h->start_ns = t0;
@@ -2459,7 +2522,7 @@ static void begin_stop(struct daemon *d, const char *sig)
 	for (struct handler *h = d->handlers; h; h = h->next)
 		if (h->warm && !h->discarded)
 			warm_discard(h);
-	if (!d->n_handlers && !d->warm_jobs) {
+	if (!d->n_handlers && !d->pool_jobs) {
 		daemon_finish(d);
 		return;
 	}

@@ -59,6 +59,7 @@
 #define ARGV_MAX 256			/* handler argv entries postern-warm passes on */
 #define CG_CONTROLLERS 3
 #define CHILD_STACK (64 * 1024)		/* on the caller's stack during a spawn */
+#define CG_STOCK 4			/* handler cgroups made ahead per sandbox */
 
 enum { CG_MEMORY, CG_PIDS, CG_CPU };
 static const char *const cg_names[CG_CONTROLLERS] = { "memory", "pids", "cpu" };
@@ -86,6 +87,11 @@ struct sandbox {
 	bool cg_v2;
 	char cg_dir[CG_CONTROLLERS][PATH_MAX];	/* per-sandbox parents; "" if absent */
 	uint64_t seq;
+	/* handler cgroups made ahead (sandbox_cg_stock()), with their limits:
+	 * their directories, as in sandbox_handler.cgroup */
+	pthread_mutex_t cg_lock;
+	char cg_stock[CG_STOCK][1024];
+	unsigned n_cg_stock;
 };
 
 /* The report a child sends when a step fails. */
@@ -251,16 +257,15 @@ static void cg_setup(struct sandbox *sb, const char *group)
 	}
 }
 
-/* A handler's cgroups with their limits, made before the clone: the
- * directories, '\n'-separated, go to h->cgroup, and each cgroup.procs is
- * opened into procs[] (up to CG_CONTROLLERS, the rest -1) for the child to
- * enter by writing "0" before it can fork or exec. */
-static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, char *why,
-		     size_t whylen)
+static void cg_remove(char *list);
+
+/* A handler's cgroups with their limits: the directories, '\n'-separated,
+ * go to dirs (1024 bytes; on failure those made so far, for cg_remove()). */
+static int cg_make(struct sandbox *sb, char *dirs, char *why, size_t whylen)
 {
 	char dir[PATH_MAX], file[PATH_MAX], val[64];
-	int np = 0;
-	h->cgroup[0] = 0;
+	const size_t dirs_len = sizeof(((struct sandbox_handler *)0)->cgroup);
+	dirs[0] = 0;
 	for (int i = 0; i < CG_CONTROLLERS; i++) {
 		if (!sb->cg_dir[i][0])
 			continue;
@@ -283,8 +288,8 @@ static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, 
 			snprintf(why, whylen, "cgroup mkdir %s: %s", dir, strerror(errno));
 			return -errno;
 		}
-		size_t l = strlen(h->cgroup);
-		snprintf(h->cgroup + l, sizeof(h->cgroup) - l, "%s%s", l ? "\n" : "", dir);
+		size_t l = strlen(dirs);
+		snprintf(dirs + l, dirs_len - l, "%s%s", l ? "\n" : "", dir);
 		int r = 0;
 		if (sb->cg_v2) {
 			if (sb->limits.memory) {
@@ -326,15 +331,70 @@ static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, 
 			snprintf(why, whylen, "cgroup limit in %s: %s", dir, strerror(-r));
 			return r;
 		}
-		snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
+		if (sb->cg_v2)
+			break;	/* one directory holds every controller */
+	}
+	return 0;
+}
+
+/* A handler's cgroups, made before the clone: taken from the stock (when
+ * use_stock: fresh spawns, which suspend the broker's loop; pre-warm set-ups
+ * run beside it) or made now, into h->cgroup; each cgroup.procs is opened
+ * into procs[] (up to CG_CONTROLLERS, the rest -1) for the child to enter by
+ * writing "0" before it can fork or exec. */
+static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, bool use_stock,
+		     char *why, size_t whylen)
+{
+	pthread_mutex_lock(&sb->cg_lock);
+	bool stocked = use_stock && sb->n_cg_stock > 0;
+	if (stocked)
+		memcpy(h->cgroup, sb->cg_stock[--sb->n_cg_stock], sizeof(h->cgroup));
+	pthread_mutex_unlock(&sb->cg_lock);
+	int r;
+	if (!stocked && (r = cg_make(sb, h->cgroup, why, whylen)) < 0)
+		return r;
+	char list[sizeof(h->cgroup)], file[PATH_MAX], *save = NULL;
+	int np = 0;
+	memcpy(list, h->cgroup, sizeof(list));
+	for (char *d = strtok_r(list, "\n", &save); d && np < CG_CONTROLLERS; d = strtok_r(NULL, "\n", &save)) {
+		snprintf(file, sizeof(file), "%s/cgroup.procs", d);
 		if ((procs[np] = open(file, O_WRONLY | O_CLOEXEC)) < 0) {
 			r = -errno;
 			snprintf(why, whylen, "cgroup open %s: %s", file, strerror(-r));
 			return r;
 		}
 		np++;
-		if (sb->cg_v2)
-			break;	/* one directory holds every controller */
+	}
+	return 0;
+}
+
+unsigned sandbox_cg_stock_missing(struct sandbox *sb)
+{
+	if (!sb->cg_dir[0][0] && !sb->cg_dir[1][0] && !sb->cg_dir[2][0])
+		return 0;
+	pthread_mutex_lock(&sb->cg_lock);
+	unsigned n = CG_STOCK - sb->n_cg_stock;
+	pthread_mutex_unlock(&sb->cg_lock);
+	return n;
+}
+
+int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err)
+{
+	for (unsigned n = sandbox_cg_stock_missing(sb); n > 0; n--) {
+		char dirs[sizeof(((struct sandbox_handler *)0)->cgroup)], why[600];
+		int r = cg_make(sb, dirs, why, sizeof(why));
+		if (r < 0) {
+			cg_remove(dirs);
+			sb_error(err, -r, "cgroup", "sandbox \"%s\": %s", sb->name, why);
+			return r;
+		}
+		pthread_mutex_lock(&sb->cg_lock);
+		bool room = sb->n_cg_stock < CG_STOCK;
+		if (room)
+			memcpy(sb->cg_stock[sb->n_cg_stock++], dirs, sizeof(dirs));
+		pthread_mutex_unlock(&sb->cg_lock);
+		if (!room)
+			cg_remove(dirs);
 	}
 	return 0;
 }
@@ -412,6 +472,10 @@ void sandbox_free(struct sandbox *sb)
 	if (!sb)
 		return;
 	cg_retry_pending();
+	for (unsigned i = 0; i < sb->n_cg_stock; i++)
+		cg_remove(sb->cg_stock[i]);
+	sb->n_cg_stock = 0;
+	pthread_mutex_destroy(&sb->cg_lock);
 	for (int i = 0; i < CG_CONTROLLERS; i++) {
 		if (!sb->cg_dir[i][0])
 			continue;
@@ -476,6 +540,7 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 	if (!sb)
 		goto oom;
 	sb->tmpl_fd = -1;
+	pthread_mutex_init(&sb->cg_lock, NULL);
 	if (!cfg->name || !cfg->argv || !cfg->argv[0] || cfg->argv[0][0] != '/') {
 		sb_error(err, EINVAL, "config", "sandbox \"%s\": exec must be an absolute path",
 			 cfg->name ? cfg->name : "?");
@@ -1376,7 +1441,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	ca.err_fd = ep[1];
 	ca.errw = se[1];
 	why[0] = 0;
-	if ((r = cg_create(sb, h, ca.procs, why, sizeof(why))) < 0) {
+	if ((r = cg_create(sb, h, ca.procs, !warm, why, sizeof(why))) < 0) {
 		sb_error(err, -r, "cgroup", "sandbox \"%s\": %s", sb->name, why);
 		goto fail;
 	}

@@ -190,6 +190,18 @@ int sandbox_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout
 int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,
 		    const char *const *extra_env, struct sandbox_error *err);
 
+/*
+ * Handler cgroups made ahead. A spawn makes its handler's cgroups (mkdir
+ * and limits: about 0.15 ms) unless the sandbox has some in stock;
+ * sandbox_cg_stock() makes the missing ones (up to 4), off the caller's
+ * hot path (another thread may spawn meanwhile). It returns 0, or a
+ * negative errno with err saying why. sandbox_cg_stock_missing() says how
+ * many are missing (0 when the sandbox has no cgroups). sandbox_free()
+ * removes what is left.
+ */
+int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err);
+unsigned sandbox_cg_stock_missing(struct sandbox *sb);
+
 /* Kill every process of the handler's pid namespace (SIGKILL via pidfd). */
 int sandbox_kill(struct sandbox_handler *h);
 

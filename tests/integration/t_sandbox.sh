@@ -126,16 +126,22 @@ BROKER_PID=
 : >"$BROKER_LOG"
 broker_start "$T/policy.json"
 
-# memory: a 200 MB shell variable under a 32M limit does not survive
-out=$(in_lab "$CLIENT" -t 20000 127.0.0.1:7003 "" 2>&1)
-assert_not_contains "$out" "survived" "memory hog contained"
-wait_for 10 grep -q 'event=exit sandbox=hog .*signal=KILL' "$BROKER_LOG" || fail "hog not killed by the memory limit"
+# memory: a 200 MB shell variable under a 32M limit does not survive; the
+# second time in cgroups made ahead (after the first spawn)
+for i in 1 2; do
+	out=$(in_lab "$CLIENT" -t 20000 127.0.0.1:7003 "" 2>&1)
+	assert_not_contains "$out" "survived" "memory hog contained ($i)"
+	wait_for 10 sh -c "[ \$(grep -c 'event=exit sandbox=hog .*signal=KILL' '$BROKER_LOG') -ge $i ]" ||
+		fail "hog not killed by the memory limit ($i)"
+done
 
-# pids: a fork loop is stopped at the pids limit
-out=$(in_lab "$CLIENT" -t 20000 127.0.0.1:7004 "" 2>&1)
-n=$(sed -n 's/.*forked=\([0-9]*\).*/\1/p' <<<"$out" | tail -n 1)
-[ -n "$n" ] && [ "$n" -lt 10 ] || fail "pids limit 10 not enforced: last fork count '$n'"
-note "fork loop stopped after $n children"
+# pids: a fork loop is stopped at the pids limit (twice, as above)
+for i in 1 2; do
+	out=$(in_lab "$CLIENT" -t 20000 127.0.0.1:7004 "" 2>&1)
+	n=$(sed -n 's/.*forked=\([0-9]*\).*/\1/p' <<<"$out" | tail -n 1)
+	[ -n "$n" ] && [ "$n" -lt 10 ] || fail "pids limit 10 not enforced ($i): last fork count '$n'"
+	note "fork loop stopped after $n children ($i)"
+done
 
 # set-up errors reach the log with the step and errno
 in_lab "$CLIENT" -t 5000 127.0.0.1:7006 x >/dev/null 2>&1
