@@ -356,7 +356,8 @@ static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, 
 	char list[sizeof(h->cgroup)], file[PATH_MAX], *save = NULL;
 	int np = 0;
 	memcpy(list, h->cgroup, sizeof(list));
-	for (char *d = strtok_r(list, "\n", &save); d && np < CG_CONTROLLERS; d = strtok_r(NULL, "\n", &save)) {
+	for (char *d = strtok_r(list, "\n", &save); d && np < CG_CONTROLLERS;
+	     d = strtok_r(NULL, "\n", &save)) {
 		snprintf(file, sizeof(file), "%s/cgroup.procs", d);
 		if ((procs[np] = open(file, O_WRONLY | O_CLOEXEC)) < 0) {
 			r = -errno;
@@ -370,7 +371,9 @@ static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, 
 
 unsigned sandbox_cg_stock_missing(struct sandbox *sb)
 {
-	if (!sb->cg_dir[0][0] && !sb->cg_dir[1][0] && !sb->cg_dir[2][0])
+	/* none when cg_make() would make nothing */
+	if (!sb->cg_dir[CG_MEMORY][0] && !sb->cg_dir[CG_PIDS][0] &&
+	    !(sb->cg_dir[CG_CPU][0] && sb->limits.cpu))
 		return 0;
 	pthread_mutex_lock(&sb->cg_lock);
 	unsigned n = CG_STOCK - sb->n_cg_stock;
@@ -1334,6 +1337,25 @@ static inline void asan_stack_clean(void *p, size_t n)
 #endif
 }
 
+/* clone(CLONE_VM | CLONE_VFORK | flags) of fn on the stack given, which
+ * lives in the caller's frame: this thread is suspended until the child
+ * execs or exits, with every signal blocked so that no handler of ours runs
+ * on the child's stack. Returns the pid, or -1 with errno. */
+static pid_t vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, void *arg,
+			 int *pidfd)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	asan_stack_clean(stack, size);
+	pid_t pid = clone(fn, stack + size, CLONE_VM | CLONE_VFORK | flags, arg, pidfd);
+	int e = errno;
+	asan_stack_clean(stack, size);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return pid;
+}
+
 /*
  * The root template: a mount namespace holding the sandbox's root, built
  * once here. A handler enters it and copies it (unshare) instead of
@@ -1381,14 +1403,8 @@ static void tmpl_build(struct sandbox *sb)
 		return;
 	char stack[CHILD_STACK] __attribute__((aligned(64)));
 	struct tmpl_args ta = { .sb = sb, .err_fd = ep[1], .ns_fd = -1 };
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	asan_stack_clean(stack, sizeof(stack));
-	pid_t pid = clone(tmpl_main, stack + sizeof(stack),
-			  CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_NEWNS | SIGCHLD, &ta);
-	asan_stack_clean(stack, sizeof(stack));
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pid_t pid = vfork_clone(tmpl_main, stack, sizeof(stack), CLONE_FILES | CLONE_NEWNS | SIGCHLD,
+				&ta, NULL);
 	int st = -1;
 	if (pid > 0)
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
@@ -1448,21 +1464,13 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 
 	/* vfork-style: the child shares our memory and runs on the stack
 	 * above while this thread is suspended until it execs or exits. No
-	 * page tables to copy, no copy-on-write faults. Every signal is blocked
-	 * around it, so no handler of ours can run on the child's stack. */
-	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC |
-		    CLONE_NEWUTS | (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) |
-		    (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
+	 * page tables to copy, no copy-on-write faults. */
+	int flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+		    (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) | (a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
 	ca.t[SANDBOX_PHASE_PREPARE] = now_ns();
-	asan_stack_clean(stack, sizeof(stack));
-	pid = clone(child_main, stack + sizeof(stack), flags, &ca, &pidfd);
+	pid = vfork_clone(child_main, stack, sizeof(stack), flags, &ca, &pidfd);
 	int clone_errno = errno;
-	asan_stack_clean(stack, sizeof(stack));
 	uint64_t t_back = now_ns();
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0) {
 		r = -clone_errno;
 		sb_error(err, clone_errno, "clone", "sandbox \"%s\": clone: %s", sb->name,
