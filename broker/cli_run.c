@@ -13,7 +13,7 @@ static const char run_usage[] =
 	"    postern run - run the broker in the foreground\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    postern run [-v] POLICY\n"
+	"    postern run [-v] [--prewarm-refill=idle|busy] POLICY\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Loads and validates POLICY (as `postern check` does), creates one\n"
@@ -49,10 +49,12 @@ static const char run_usage[] =
 	"    in place (/proc/PID/environ keeps the exec-time environment, with\n"
 	"    LD_PRELOAD and POSTERN_WARM). Other handlers wait in postern-warm, a\n"
 	"    static waiter that execs them when the request comes. Handlers used\n"
-	"    are replaced from a worker thread once the sandbox has been idle for\n"
-	"    5 ms, one per 100 ms while it stays busy. Failed set-ups back off\n"
-	"    (100 ms to 10 s); waiting handlers are replaced on reload and killed\n"
-	"    at stop.\n"
+	"    are replaced from a worker thread: with --prewarm-refill=idle (the\n"
+	"    default) once the sandbox has been idle for 5 ms, and one per 100 ms\n"
+	"    while it stays busy; with busy, at once, with up to one set-up under\n"
+	"    way per sandbox for each CPU but one (at least one). Failed set-ups\n"
+	"    back off (100 ms to 10 s); waiting handlers are replaced on reload\n"
+	"    and killed at stop.\n"
 	"\n"
 	"SIGNALS\n"
 	"    SIGTERM, SIGINT  stop accepting, wait up to broker.grace for running\n"
@@ -65,6 +67,13 @@ static const char run_usage[] =
 	"    -v, --verbose    also log (level=debug) one `accept` line per connection\n"
 	"                     and the pre-warmed handlers' `prewarm_ready` and\n"
 	"                     `prewarm_refill` lines\n"
+	"    --prewarm-refill=idle|busy\n"
+	"                     when used pre-warmed handlers are replaced (see\n"
+	"                     PRE-WARMED HANDLERS). busy keeps more requests warm\n"
+	"                     under steady load where set-ups can run on idle\n"
+	"                     CPUs; where process creation does not scale with\n"
+	"                     CPUs (README, Performance) it costs the tail what\n"
+	"                     it gains the median. Default idle.\n"
 	"    -h, --help       this text\n"
 	"\n"
 	"METRICS\n"
@@ -82,10 +91,14 @@ static const char run_usage[] =
 	"    0 after a clean stop; 1 if the policy is invalid or set-up failed;\n"
 	"    2 on bad usage.\n";
 
+static const char run_short[] =
+	"usage: postern run [-v] [--prewarm-refill=idle|busy] POLICY (see postern run --help)\n";
+
 int pst_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "prewarm-refill", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -98,16 +111,24 @@ int pst_cmd_run(int argc, char **argv)
 		case 'v':
 			ro.debug = true;
 			break;
+		case 'R':
+			if (strcmp(optarg, "idle") != 0 && strcmp(optarg, "busy") != 0) {
+				fprintf(stderr, "postern run: --prewarm-refill: \"%s\": not idle or busy\n",
+					optarg);
+				return 2;
+			}
+			ro.refill_busy = strcmp(optarg, "busy") == 0;
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return 0;
 		default:
-			fputs("usage: postern run [-v] POLICY (see postern run --help)\n", stderr);
+			fputs(run_short, stderr);
 			return 2;
 		}
 	}
 	if (optind != argc - 1) {
-		fputs("usage: postern run [-v] POLICY (see postern run --help)\n", stderr);
+		fputs(run_short, stderr);
 		return 2;
 	}
 	if (geteuid() != 0) {

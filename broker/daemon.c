@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -187,6 +188,8 @@ struct daemon {
 	struct handler *handlers;
 	size_t n_handlers;
 	unsigned pool_jobs;	/* in the threadpool: pre-warm set-ups, cgroup stocking */
+	bool refill_busy;	/* --prewarm-refill=busy */
+	unsigned refill_slots;	/* with it, set-ups under way per sandbox */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace_timer, tick, refill_timer;
 	uv_pipe_t control;
@@ -929,6 +932,8 @@ static void on_warm_ctl(uv_poll_t *p, int status, int events)
 			pst_ll_ms(&l, "setup_ms", pst_now_ns() - h->start_ns);
 			pst_ll_end(&l);
 		}
+		if (h->d->refill_busy)
+			prewarm_refill(h->d, s);
 		return;
 	}
 	log_spawn_failed(s, NULL, &err, r, true);
@@ -1030,12 +1035,14 @@ static int warm_start(struct daemon *d, struct sbx *s)
 }
 
 /* Start pre-warmed handlers towards the sandbox's `prewarm`. A set-up costs
- * a few ms of CPU and takes kernel locks (mounts, cgroups), and beside a
- * request in service it slows that request more than it would save the
- * next one (measured on 2 CPUs: README, "Pre-warmed handlers"). So: all
- * that are missing once the sandbox has had nothing in service for
- * PREWARM_IDLE_MS, and while it is busy one at a time (the tick and each
- * idle moment start the next). */
+ * a few ms of CPU, and on a machine where process creation does not scale
+ * with CPUs, beside a request in service it slows that request about as
+ * much as it would save the next one (measured on 2 CPUs: README,
+ * "Performance"). So by default (--prewarm-refill=idle): all that are
+ * missing once the sandbox has had nothing in service for PREWARM_IDLE_MS,
+ * and while it is busy one at a time (the tick and each idle moment start
+ * the next). With busy: at once, up to refill_slots under way (each
+ * release and each set-up that is ready start the next). */
 static void prewarm_refill(struct daemon *d, struct sbx *s)
 {
 	uint64_t now = pst_now_ns();
@@ -1044,14 +1051,11 @@ static void prewarm_refill(struct daemon *d, struct sbx *s)
 		return;
 	/* (1 ms of slack: the loop's timers run on its cached clock) */
 	bool idle = !s->active && now - s->idle_since_ns + 1000000ull >= PREWARM_IDLE_MS * 1000000ull;
-	if (!idle && s->n_warm > s->n_ready)
-		return;	/* busy, and one is starting */
+	unsigned slots = idle ? UINT_MAX : d->refill_busy ? d->refill_slots : 1;
 	unsigned n = 0;
-	while (s->n_warm < s->conf->prewarm && warm_start(d, s) == 0) {
+	while (s->n_warm < s->conf->prewarm && s->n_warm - s->n_ready < slots &&
+	       warm_start(d, s) == 0)
 		n++;
-		if (!idle)
-			break;	/* one at a time */
-	}
 	if (n && pst_log_debug) {
 		struct pst_logline l;
 		pst_ll_begin(&l, "debug", "prewarm_refill");
@@ -1060,6 +1064,15 @@ static void prewarm_refill(struct daemon *d, struct sbx *s)
 		pst_ll_uint(&l, "started", n);
 		pst_ll_end(&l);
 	}
+}
+
+/* For --prewarm-refill=busy: a set-up for each CPU we may run on but one
+ * (the request in service needs one), at least 1. */
+static unsigned refill_slots(void)
+{
+	cpu_set_t set;
+	int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+	return n > 2 ? (unsigned)n - 1 : 1;
 }
 
 static void on_refill_timer(uv_timer_t *t)
@@ -1277,7 +1290,9 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		pst_ll_int(&l, "prewarmed", 1);
 	pst_ll_uint(&l, "active", s->active);
 	pst_ll_end(&l);
-	/* no refill here: prewarm_refill() waits for a quiet moment */
+	/* by default no refill here: prewarm_refill() waits for a quiet moment */
+	if (d->refill_busy && s->conf->prewarm)
+		prewarm_refill(d, s);
 	return 0;
 }
 
@@ -2585,6 +2600,8 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	int r;
 
 	d->policy_path = opts->policy_path;
+	d->refill_busy = opts->refill_busy;
+	d->refill_slots = refill_slots();
 	d->started_ns = pst_now_ns();
 	d->exit_code = 1;
 	signal(SIGPIPE, SIG_IGN);

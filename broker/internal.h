@@ -84,6 +84,7 @@ uint64_t pst_now_ns(void);	/* CLOCK_MONOTONIC */
 struct pst_run_opts {
 	const char *policy_path;
 	bool debug;
+	bool refill_busy;	/* --prewarm-refill=busy */
 };
 
 int pst_daemon_run(const struct pst_run_opts *opts);

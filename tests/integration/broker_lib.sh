@@ -61,10 +61,13 @@ JSON
 # it serves.
 broker_start() {
 	# nsenter, not "ip netns exec": that one also mounts a fresh /sys, without cgroups
+	local starts
+	starts=$(grep -c 'event=start ' "$BROKER_LOG" 2>/dev/null)
 	nsenter --net=/run/netns/"$LAB" "$POSTERN" run "${@:2}" "$1" >>"$BROKER_LOG" 2>&1 &
 	BROKER_PID=$!
 	bg_pid "$BROKER_PID"
-	wait_for 10 grep -q 'event=start ' "$BROKER_LOG" || { cat "$BROKER_LOG" >&2; fail "broker did not start"; }
+	wait_for 10 sh -c "[ \$(grep -c 'event=start ' '$BROKER_LOG') -gt ${starts:-0} ]" ||
+		{ cat "$BROKER_LOG" >&2; fail "broker did not start"; }
 }
 
 # broker_stop [SIGNAL]: stop it and check it exits 0 within the grace period.

@@ -188,5 +188,33 @@ broker_stop TERM
 ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$ms" -lt 2500 ] || fail "stop took ${ms} ms with only pre-warmed handlers (grace 3 s)"
 for p in $new; do [ ! -e /proc/"$p" ] || fail "pre-warmed $p survived the broker"; done
+
+# --prewarm-refill=busy: a used handler is replaced at once, in the same
+# turn of the loop as the release (not on the next 100 ms tick, nor at a
+# quiet moment), while the sandbox stays busy
+broker_json '{ "catpw": { "trigger": { "listen": ["127.0.0.1:7106"] }, "exec": ["/usr/bin/cat"],
+			   "filesystem": '"$FS_JSON"', "prewarm": 2 } }' >"$T/policy-busy.json"
+mark=$(wc -l <"$BROKER_LOG")
+broker_start "$T/policy-busy.json" -v --prewarm-refill=busy
+holders=()
+for i in 1 2 3; do
+	wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 2 ]" ||
+		fail "busy refill: catpw not refilled (holder $i): $(sb_stat catpw .prewarm)"
+	in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/7106 && sleep 4' &
+	holders+=($!)
+	wait_for 5 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .active')\" = $i ]" ||
+		fail "busy refill: catpw not busy with $i: $(sb_stat catpw .)"
+done
+wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 2 ]" ||
+	fail "busy refill: catpw not refilled while busy: $(sb_stat catpw .prewarm)"
+assert_eq "$(sb_stat catpw .active)" 3 "busy refill: the three holders are still served"
+# each release is followed at once (within 1 ms) by its replacement
+pairs=$(tail -n +"$((mark + 1))" "$BROKER_LOG" | grep -E 'event=(spawn|prewarm_refill) sandbox=catpw' |
+	awk '{ split($1, t, /[T:Z]/); ms = ((t[2] * 60 + t[3]) * 60 + t[4]) * 1000 }
+	     /event=spawn .*prewarmed=1/ { at = ms; next }
+	     at != "" { print (/when=busy started=1/ && ms - at <= 1) ? "ok" : "late: " $0; at = "" }')
+assert_eq "$(grep -c '^ok$' <<<"$pairs")" 3 "busy refill: each of 3 releases replaced at once ($pairs)"
+for p in "${holders[@]}"; do wait "$p"; done
+broker_stop TERM
 assert_clean_lab
-echo "prewarm: confined while waiting, stdio/listen_fds/env/stdin on release, refill, reload, back-off, stop: ok"
+echo "prewarm: confined while waiting, stdio/listen_fds/env/stdin on release, refill (idle and busy), reload, back-off, stop: ok"
