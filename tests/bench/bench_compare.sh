@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side: postern (full isolation: sandbox network with egress rules,
 # seccomp, cgroup and rlimit limits) running /usr/bin/cat, fresh per request
-# ("postern") and pre-warmed ("postern-pw", prewarm BENCH_PREWARM); tcpserver
+# ("postern") and pre-warmed ("postern-pw", prewarm BENCH_PREWARM; and
+# "postern-pwb", a second broker run with --prewarm-refill=busy); tcpserver
 # -HRl0 (fork+exec, no isolation) running the same cat; and an in-process
 # epoll echo server (the upper bound). Alternating rounds, at concurrency 1
 # and 16, ROUNDS rounds each, all inside a throwaway network namespace on
@@ -69,7 +70,17 @@ cat >"$T/policy.json" <<JSON
   }
 }
 JSON
+cat >"$T/policy-busy.json" <<JSON
+{
+  "postern": 1,
+  "broker": { "table": "pstbenchb", "control": "$T/control-b.sock", "state_dir": "$T/state-b" },
+  "sandboxes": { "catpwb": $(cat_sandbox 7404 "\"prewarm\": $PRE") }
+}
+JSON
 nsenter --net=/run/netns/"$NS" "$B/postern" run "$T/policy.json" 2>"$T/broker.log" &
+PIDS+=($!)
+nsenter --net=/run/netns/"$NS" "$B/postern" run --prewarm-refill=busy "$T/policy-busy.json" \
+	2>"$T/broker-b.log" &
 PIDS+=($!)
 ip netns exec "$NS" tcpserver -HRl0 -c 200 127.0.0.1 7401 /usr/bin/cat 2>/dev/null &
 PIDS+=($!)
@@ -78,7 +89,7 @@ PIDS+=($!)
 for _ in $(seq 1 100); do
 	l=$(in_ns ss -ltn)
 	grep -q 127.0.0.1:7400 <<<"$l" && grep -q 127.0.0.1:7401 <<<"$l" && grep -q 127.0.0.1:7402 <<<"$l" &&
-		grep -q 127.0.0.1:7403 <<<"$l" && break
+		grep -q 127.0.0.1:7403 <<<"$l" && grep -q 127.0.0.1:7404 <<<"$l" && break
 	sleep 0.1
 done
 
@@ -87,10 +98,16 @@ declare -A RES
 # service that is not saturated); GAP_N connections
 GAP=${BENCH_GAP_MS:-20}
 GAP_N=${BENCH_GAP_N:-150}
-warm_used() { "$B/postern" status --json -s "$T/control.sock" | jq '.sandboxes[] | select(.name=="catpw") | .prewarm.used'; }
+warm_used() { # control-socket sandbox
+	"$B/postern" status --json -s "$T/$1" | jq ".sandboxes[] | select(.name==\"$2\") | .prewarm.used"
+}
 run() { # name port conc round
-	local out u0=
-	[ "$1" = postern-pw ] && u0=$(warm_used)
+	local out u0= ws=
+	case $1 in
+	postern-pw) ws="control.sock catpw" ;;
+	postern-pwb) ws="control-b.sock catpwb" ;;
+	esac
+	[ -n "$ws" ] && u0=$(warm_used $ws)
 	if [ "$3" = 1g ]; then
 		out=$(in_ns "$B/tests/bench/loadgen" -c 1 -g "$GAP" -n "$GAP_N" -d "$SECS" -p 64 "127.0.0.1:$2")
 	else
@@ -98,19 +115,20 @@ run() { # name port conc round
 	fi
 	local rc=$?
 	# how many of the connections found a pre-warmed handler ready
-	[ -n "$u0" ] && out="$out warm=$(($(warm_used) - u0))"
+	[ -n "$u0" ] && out="$out warm=$(($(warm_used $ws) - u0))"
 	echo "  round $4 $1 c=$3: $out"
 	RES["$1,$3,$4"]="$out"
 	return $rc
 }
 fail=0
 # warm-up: page cache, cgroup and netns set-up
-for p in 7400 7403 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
+for p in 7400 7403 7404 7401 7402; do in_ns "$B/tests/bench/loadgen" -c 4 -n 200 -d 10 "127.0.0.1:$p" >/dev/null || fail=1; done
 CONCS=${BENCH_CONCS:-1 16 1g}
 for r in $(seq 1 "$ROUNDS"); do
 	for c in $CONCS; do
 		run postern 7400 "$c" "$r" || fail=1
 		run postern-pw 7403 "$c" "$r" || fail=1
+		run postern-pwb 7404 "$c" "$r" || fail=1
 		run tcpserver 7401 "$c" "$r" || fail=1
 		run inproc 7402 "$c" "$r" || fail=1
 	done
@@ -122,12 +140,12 @@ med() { # name conc field
 	for r in $(seq 1 "$ROUNDS"); do field "${RES["$1,$2,$r"]:-}" "$3"; done | median
 }
 echo
-printf '%-11s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
+printf '%-12s %5s %12s %10s %10s %10s %8s\n' server conc conns/s p50_us p99_us max_us failed
 for c in $CONCS; do
-	for s in postern postern-pw tcpserver inproc; do
+	for s in postern postern-pw postern-pwb tcpserver inproc; do
 		failed=0
 		for r in $(seq 1 "$ROUNDS"); do failed=$((failed + $(field "${RES["$s,$c,$r"]}" failed))); done
-		printf '%-11s %5s %12s %10s %10s %10s %8s\n' "$s" "$c" "$(med $s $c conns_per_s)" \
+		printf '%-12s %5s %12s %10s %10s %10s %8s\n' "$s" "$c" "$(med $s $c conns_per_s)" \
 			"$(med $s $c p50_us)" "$(med $s $c p99_us)" "$(med $s $c max_us)" "$failed"
 	done
 done
@@ -138,7 +156,8 @@ echo "postern/tcpserver conns/s at c=16:         $(ratio "$(med postern 16 conns
 echo "postern-pw/tcpserver conns/s at c=16:      $(ratio "$(med postern-pw 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")"
 echo "postern/tcpserver p50 at c=1:              $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 1.2)"
 echo "postern-pw/tcpserver p50 at c=1 (prewarm): $(ratio "$(med postern-pw 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 0.7)"
-echo "p50 at c=1 with ${GAP} ms think time:      postern $(ratio "$(med postern 1g p50_us)" "$(med tcpserver 1g p50_us)"), postern-pw $(ratio "$(med postern-pw 1g p50_us)" "$(med tcpserver 1g p50_us)") of tcpserver"
+echo "  with --prewarm-refill=busy:              p50 $(ratio "$(med postern-pwb 1 p50_us)" "$(med tcpserver 1 p50_us)"), p99 $(ratio "$(med postern-pwb 1 p99_us)" "$(med tcpserver 1 p99_us)") (fresh spawns' p99: $(ratio "$(med postern 1 p99_us)" "$(med tcpserver 1 p99_us)"))"
+echo "p50 at c=1 with ${GAP} ms think time:      postern $(ratio "$(med postern 1g p50_us)" "$(med tcpserver 1g p50_us)"), postern-pw $(ratio "$(med postern-pw 1g p50_us)" "$(med tcpserver 1g p50_us)"), postern-pwb $(ratio "$(med postern-pwb 1g p50_us)" "$(med tcpserver 1g p50_us)") of tcpserver"
 echo "spawn latency, broker's own timing (us):   fresh $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_us' <<<"$st")"
 echo "                                           pre-warmed (release) $(jq -c '.sandboxes[] | select(.name=="catpw") | .spawn_us' <<<"$st")"
 echo "fresh spawn breakdown, mean us:            $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_phases_us' <<<"$st")"

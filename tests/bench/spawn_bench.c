@@ -4,13 +4,19 @@
  * pre-warmed postern handler (from the request on), plain fork+exec, and
  * posix_spawn (vfork+exec). Reports the p50 of the spawn call and the round
  * trip (spawn until reaped), round trips per second, and the ratios to
- * fork+exec. Run it in a throwaway network namespace (bench_spawn.sh does). */
+ * fork+exec. Then whether process creation scales with CPUs on this
+ * machine: posix_spawn+wait loops, and for contrast page-fault loops, one
+ * alone and then two at once on two CPUs (pre-warming under steady load
+ * depends on it: README, "Performance"). Run it in a throwaway network
+ * namespace (bench_spawn.sh does). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +45,61 @@ static void report(const char *name, uint64_t *spawn, uint64_t *rt, int n, uint6
 	qsort(rt, (size_t)n, sizeof(*rt), cmp);
 	printf("%-22s %10.0f %10.0f %10.0f %12.0f\n", name, spawn[n / 2] / 1e3, rt[n / 2] / 1e3,
 	       rt[n * 99 / 100] / 1e3, n / (total / 1e9));
+}
+
+/* n rounds of: posix_spawn+wait of argv[0] (spawns), or map 1 MiB, touch
+ * each page, unmap (faults) */
+static void loop(bool spawns, int n, char *const *targv)
+{
+	for (int i = 0; i < n; i++) {
+		if (spawns) {
+			pid_t p;
+			if (posix_spawn(&p, targv[0], NULL, NULL, targv, environ) == 0)
+				waitpid(p, NULL, 0);
+			continue;
+		}
+		size_t sz = 1 << 20;
+		volatile char *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED)
+			_exit(1);
+		for (size_t o = 0; o < sz; o += 4096)
+			m[o] = 1;
+		munmap((void *)m, sz);
+	}
+}
+
+/* Throughput of `loops` processes running loop() at once, each on a CPU of
+ * its own, against one alone: 2.0 is perfect scaling, 1.0 none. */
+static double scaling(bool spawns, int n, char *const *targv)
+{
+	cpu_set_t avail;
+	if (sched_getaffinity(0, sizeof(avail), &avail) < 0 || CPU_COUNT(&avail) < 2)
+		return 0;
+	int cpus[2], k = 0;
+	for (int c = 0; c < CPU_SETSIZE && k < 2; c++)
+		if (CPU_ISSET(c, &avail))
+			cpus[k++] = c;
+	uint64_t took[2];
+	for (int loops = 1; loops <= 2; loops++) {
+		uint64_t s = now_ns();
+		pid_t kids[2];
+		for (int i = 0; i < loops; i++) {
+			kids[i] = fork();
+			if (kids[i] == 0) {
+				cpu_set_t one;
+				CPU_ZERO(&one);
+				CPU_SET(cpus[i], &one);
+				sched_setaffinity(0, sizeof(one), &one);
+				loop(spawns, n, targv);
+				_exit(0);
+			}
+		}
+		for (int i = 0; i < loops; i++)
+			if (kids[i] > 0)
+				waitpid(kids[i], NULL, 0);
+		took[loops - 1] = now_ns() - s;
+	}
+	return 2.0 * (double)took[0] / (double)took[1];
 }
 
 int main(int argc, char **argv)
@@ -133,7 +194,9 @@ int main(int argc, char **argv)
 			mtotal[mode] += mrt[mode][i];
 		}
 	}
-	printf("%-22s %10s %10s %10s %12s\n", "mode (N=", "spawn_us", "rt_p50_us", "rt_p99_us", "spawns/s");
+	char head[32];
+	snprintf(head, sizeof(head), "mode (N=%d)", n);
+	printf("%-22s %10s %10s %10s %12s\n", head, "spawn_us", "rt_p50_us", "rt_p99_us", "spawns/s");
 	for (int md = 0; md < MODES; md++)
 		report(names[md], msp[md], mrt[md], n, mtotal[md]);	/* sorts them */
 	printf("full isolation / fork+exec, round trip p50: %.2f (target <= 1.3)\n",
@@ -141,5 +204,9 @@ int main(int argc, char **argv)
 	printf("pre-warmed / fork+exec, round trip p50:     %.2f\n",
 	       (double)mrt[WARM][n / 2] / (double)mrt[FORK][n / 2]);
 	sandbox_free(sb);
+	double sp = scaling(true, n, targv), pf = scaling(false, n, targv);
+	if (sp > 0)
+		printf("2 CPUs / 1, throughput: posix_spawn+wait %.2f, page faults %.2f"
+		       " (2.00 scales; below 1.00, two at once do less than one)\n", sp, pf);
 	return 0;
 }
