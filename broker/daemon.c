@@ -600,7 +600,7 @@ static void maybe_finish(struct daemon *d)
 	if (d->stopping && !d->n_handlers && !d->pool_jobs)
 		daemon_finish(d);
 }
-static void prewarm_refill(struct daemon *d, struct sbx *s);
+static void prewarm_refill(struct daemon *d, struct sbx *s, const char *cause);
 static void on_refill_timer(uv_timer_t *t);
 
 static void handler_link(struct daemon *d, struct handler *h)
@@ -933,7 +933,7 @@ static void on_warm_ctl(uv_poll_t *p, int status, int events)
 			pst_ll_end(&l);
 		}
 		if (h->d->refill_busy)
-			prewarm_refill(h->d, s);
+			prewarm_refill(h->d, s, "ready");
 		return;
 	}
 	log_spawn_failed(s, NULL, &err, r, true);
@@ -1043,7 +1043,7 @@ static int warm_start(struct daemon *d, struct sbx *s)
  * and while it is busy one at a time (the tick and each idle moment start
  * the next). With busy: at once, up to refill_slots under way (each
  * release and each set-up that is ready start the next). */
-static void prewarm_refill(struct daemon *d, struct sbx *s)
+static void prewarm_refill(struct daemon *d, struct sbx *s, const char *cause)
 {
 	uint64_t now = pst_now_ns();
 	if (d->stopping || s->gen != d->cur || s->conf->trigger == PST_TRIGGER_STARTUP ||
@@ -1061,6 +1061,7 @@ static void prewarm_refill(struct daemon *d, struct sbx *s)
 		pst_ll_begin(&l, "debug", "prewarm_refill");
 		pst_ll_str(&l, "sandbox", s->conf->name);
 		pst_ll_str(&l, "when", idle ? "idle" : "busy");
+		pst_ll_str(&l, "cause", cause);
 		pst_ll_uint(&l, "started", n);
 		pst_ll_end(&l);
 	}
@@ -1079,7 +1080,7 @@ static void on_refill_timer(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
 	for (size_t i = 0; d->cur && i < d->cur->n_sbx; i++)
-		prewarm_refill(d, &d->cur->sbx[i]);
+		prewarm_refill(d, &d->cur->sbx[i], "idle");
 }
 
 /* A pre-warmed handler that was never released has exited: reap it. */
@@ -1114,7 +1115,7 @@ static void warm_gone(struct daemon *d, struct handler *h)
 	struct gen *g = s->gen;
 	free(h);
 	if (!d->stopping && g == d->cur)
-		prewarm_refill(d, s);
+		prewarm_refill(d, s, "exit");
 	gen_unref(g);
 	maybe_finish(d);
 }
@@ -1292,7 +1293,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 	pst_ll_end(&l);
 	/* by default no refill here: prewarm_refill() waits for a quiet moment */
 	if (d->refill_busy && s->conf->prewarm)
-		prewarm_refill(d, s);
+		prewarm_refill(d, s, warm ? "release" : "spawn");
 	return 0;
 }
 
@@ -1639,7 +1640,7 @@ static void on_tick(uv_timer_t *t)
 			struct sbx *s = &d->cur->sbx[i];
 			if (s->restart_at_ns && now >= s->restart_at_ns)
 				start_startup(d, s);
-			prewarm_refill(d, s);
+			prewarm_refill(d, s, "tick");
 		}
 }
 
@@ -1895,7 +1896,7 @@ static void gen_activate(struct daemon *d, struct gen *g, struct gen *old)
 			if (!s->active)
 				start_startup(d, s);
 		} else {
-			prewarm_refill(d, s);
+			prewarm_refill(d, s, "load");
 			if (!sbx_at_capacity(s))
 				sbx_set_polling(d, s, true);
 		}
