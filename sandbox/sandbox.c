@@ -86,7 +86,6 @@ struct sandbox {
 	char uid_map[32], gid_map[32];	/* "ID ID 1": the same id inside */
 	bool cg_v2;
 	char cg_dir[CG_CONTROLLERS][PATH_MAX];	/* per-sandbox parents; "" if absent */
-	uint64_t seq;
 	/* handler cgroups made ahead (sandbox_cg_stock()), with their limits:
 	 * their directories, as in sandbox_handler.cgroup */
 	pthread_mutex_t cg_lock;
@@ -259,9 +258,42 @@ static void cg_setup(struct sandbox *sb, const char *group)
 
 static void cg_remove(char *list);
 
+/* mkdir a handler's cgroup under the sandbox's directory, which may have
+ * been removed by an older generation of the same sandbox (reload): then
+ * make that again. 0 or a negative errno (-EEXIST: the name is taken). */
+static int cg_mkdir(const struct sandbox *sb, int i, const char *dir)
+{
+	if (mkdir(dir, 0755) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%s", sb->cg_dir[i]);
+	int r = mkdir_p(parent, 0755);
+	if (r < 0)
+		return r;
+	if (sb->cg_v2) {
+		/* v2: controllers enabled down the tree, from the group on */
+		char sub[PATH_MAX + 32], *slash = strrchr(parent, '/');
+		if (slash) {
+			*slash = 0;
+			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", parent);
+			write_file(sub, "+memory +pids +cpu");
+		}
+		snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", sb->cg_dir[i]);
+		write_file(sub, "+memory +pids +cpu");
+	}
+	return mkdir(dir, 0755) == 0 ? 0 : -errno;
+}
+
+/* Handler cgroup names, h<N>: one number per handler for all its
+ * controllers, counted per process, so that the generations of a sandbox,
+ * which share its directory across a reload, never share a handler's. */
+static uint64_t cg_seq;
+
 /* A handler's cgroups with their limits: the directories, '\n'-separated,
  * go to dirs (1024 bytes; on failure those made so far, for cg_remove()). */
-static int cg_make(struct sandbox *sb, char *dirs, char *why, size_t whylen)
+static int cg_make_n(struct sandbox *sb, uint64_t seq, char *dirs, char *why, size_t whylen)
 {
 	char dir[PATH_MAX], file[PATH_MAX], val[64];
 	const size_t dirs_len = sizeof(((struct sandbox_handler *)0)->cgroup);
@@ -271,26 +303,14 @@ static int cg_make(struct sandbox *sb, char *dirs, char *why, size_t whylen)
 			continue;
 		if (i == CG_CPU && !sb->limits.cpu)
 			continue;
-		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)__atomic_add_fetch(&sb->seq, 1, __ATOMIC_RELAXED));
-		/* the sandbox's directory may have been removed by an older
-		 * generation of the same sandbox (reload): make it again */
-		if (n < (int)sizeof(dir) && mkdir(dir, 0755) < 0 && errno == ENOENT) {
-			char parent[PATH_MAX];
-			snprintf(parent, sizeof(parent), "%s", sb->cg_dir[i]);
-			mkdir_p(parent, 0755);
-			if (sb->cg_v2) {
-				char sub[PATH_MAX];
-				snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", sb->cg_dir[i]);
-				write_file(sub, "+memory +pids +cpu");
-			}
-		}
-		if (n >= (int)sizeof(dir) || (mkdir(dir, 0755) < 0 && errno != EEXIST)) {
-			snprintf(why, whylen, "cgroup mkdir %s: %s", dir, strerror(errno));
-			return -errno;
+		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)seq);
+		int r = n < (int)sizeof(dir) ? cg_mkdir(sb, i, dir) : -ENAMETOOLONG;
+		if (r < 0) {
+			snprintf(why, whylen, "cgroup mkdir %s: %s", dir, strerror(-r));
+			return r;
 		}
 		size_t l = strlen(dirs);
 		snprintf(dirs + l, dirs_len - l, "%s%s", l ? "\n" : "", dir);
-		int r = 0;
 		if (sb->cg_v2) {
 			if (sb->limits.memory) {
 				snprintf(file, sizeof(file), "%s/memory.max", dir);
@@ -335,6 +355,19 @@ static int cg_make(struct sandbox *sb, char *dirs, char *why, size_t whylen)
 			break;	/* one directory holds every controller */
 	}
 	return 0;
+}
+
+/* cg_make_n() under the next number; one that is taken (left by an earlier
+ * broker of the same table, say) is skipped, never shared. */
+static int cg_make(struct sandbox *sb, char *dirs, char *why, size_t whylen)
+{
+	for (int tries = 0;; tries++) {
+		uint64_t n = __atomic_add_fetch(&cg_seq, 1, __ATOMIC_RELAXED);
+		int r = cg_make_n(sb, n, dirs, why, whylen);
+		if (r != -EEXIST || tries == 100)
+			return r;
+		cg_remove(dirs);
+	}
 }
 
 /* A handler's cgroups, made before the clone: taken from the stock (when
