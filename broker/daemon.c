@@ -419,8 +419,9 @@ static void gen_free(struct gen *g)
 		return;
 	for (size_t i = 0; i < g->n_sbx; i++) {
 		struct sbx *s = &g->sbx[i];
-		if (s->sb)
-			sandbox_free(s->sb);
+		struct sandbox_error err = { 0 };
+		if (s->sb && sandbox_destroy(s->sb, &err) < 0)
+			pst_log("warn", "cleanup", "sandbox", s->conf->name, "error", err.msg, NULL);
 		pst_srctab_free(&s->sources);
 	}
 	free(g->sbx);
@@ -2484,6 +2485,14 @@ static void daemon_finish(struct daemon *d)
 		struct channel *c = d->channels;
 		d->channels = c->next;
 		channel_close(c);
+	}
+	if (d->cur && d->cur->refs != 1) {
+		/* a handler or job not accounted for: its sandboxes and their
+		 * cgroups would stay */
+		char refs[16];
+		snprintf(refs, sizeof(refs), "%u", d->cur->refs);
+		pst_log("error", "teardown", "error", "the policy is still referenced", "refs", refs, NULL);
+		d->exit_code = 1;
 	}
 	gen_unref(d->cur);
 	d->cur = NULL;

@@ -503,20 +503,62 @@ static char **copy_strv(const char *const *v, size_t extra, size_t *n_out)
 	return c;
 }
 
-void sandbox_free(struct sandbox *sb)
+/* Of the cgroups whose removal is pending, those under a sandbox's
+ * directory dir: how many; the first goes to first. */
+static size_t cg_pending_under(const char *dir, char *first, size_t len)
 {
-	if (!sb)
-		return;
-	cg_retry_pending();
+	size_t n = 0, l = strlen(dir);
+	pthread_mutex_lock(&cg_pending_lock);
+	for (size_t i = 0; i < n_cg_pending; i++)
+		if (!strncmp(cg_pending[i], dir, l) && cg_pending[i][l] == '/' && !n++)
+			snprintf(first, len, "%s", cg_pending[i]);
+	pthread_mutex_unlock(&cg_pending_lock);
+	return n;
+}
+
+/* The sandbox's cgroups: its stock, its handlers' that were still busy when
+ * they were reaped (waited for, up to 1 s), then its own directory and the
+ * group's, which stay while a newer generation of the same sandbox, or
+ * another sandbox, has handlers in them. */
+static int cg_destroy(struct sandbox *sb, struct sandbox_error *err)
+{
 	for (unsigned i = 0; i < sb->n_cg_stock; i++)
 		cg_remove(sb->cg_stock[i]);
 	sb->n_cg_stock = 0;
-	pthread_mutex_destroy(&sb->cg_lock);
+
+	char busy[PATH_MAX] = "";
+	for (int tries = 0; tries < 200; tries++) {
+		cg_retry_pending();
+		size_t n = 0;
+		for (int i = 0; i < CG_CONTROLLERS; i++)
+			if (sb->cg_dir[i][0])
+				n += cg_pending_under(sb->cg_dir[i], busy, sizeof(busy));
+		if (!n) {
+			busy[0] = 0;
+			break;
+		}
+		usleep(5000);
+	}
+	int r = 0;
+	if (busy[0] && rmdir(busy) < 0 && errno != ENOENT) {
+		r = -errno;
+		char file[PATH_MAX + 16], procs[128] = "";
+		snprintf(file, sizeof(file), "%s/cgroup.procs", busy);
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t k = read(fd, procs, sizeof(procs) - 1);
+			procs[k > 0 ? k : 0] = 0;
+			close(fd);
+			for (char *c = procs; *c; c++)
+				if (*c == '\n')
+					*c = c[1] ? ' ' : 0;
+		}
+		sb_error(err, -r, "cgroup", "sandbox \"%s\": cgroup rmdir %s: %s (processes in it: %s)",
+			 sb->name, busy, strerror(-r), procs[0] ? procs : "none");
+	}
 	for (int i = 0; i < CG_CONTROLLERS; i++) {
 		if (!sb->cg_dir[i][0])
 			continue;
-		/* fails harmlessly while handlers run; the group directory goes
-		 * with the last sandbox */
 		rmdir(sb->cg_dir[i]);
 		char *slash = strrchr(sb->cg_dir[i], '/');
 		if (slash) {
@@ -524,6 +566,15 @@ void sandbox_free(struct sandbox *sb)
 			rmdir(sb->cg_dir[i]);
 		}
 	}
+	return r;
+}
+
+int sandbox_destroy(struct sandbox *sb, struct sandbox_error *err)
+{
+	if (!sb)
+		return 0;
+	int r = cg_destroy(sb, err);
+	pthread_mutex_destroy(&sb->cg_lock);
 	free(sb->name);
 	free_strv(sb->argv);
 	free_strv(sb->env);
@@ -537,6 +588,12 @@ void sandbox_free(struct sandbox *sb)
 	if (sb->tmpl_fd >= 0)
 		close(sb->tmpl_fd);
 	free(sb);
+	return r;
+}
+
+void sandbox_free(struct sandbox *sb)
+{
+	sandbox_destroy(sb, NULL);
 }
 
 /* The dynamic loader this program runs under (its PT_INTERP), which

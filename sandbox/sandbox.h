@@ -139,6 +139,12 @@ struct sandbox_handler {
 
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		    struct sandbox_error *err);
+/* Free a sandbox and remove its cgroups. Handler cgroups that were still
+ * busy when their handler was reaped are waited for, up to 1 s: the result
+ * is 0, or a negative errno with err naming a cgroup that could not be
+ * removed and the processes in it. The sandbox is freed either way.
+ * sandbox_free() is sandbox_destroy() without the report. */
+int sandbox_destroy(struct sandbox *sb, struct sandbox_error *err);
 void sandbox_free(struct sandbox *sb);
 
 /* Start one handler. Returns 0 with *h filled, or a negative errno with err

@@ -27,8 +27,14 @@ in_lab() { ip netns exec "$LAB" "$@"; }
 # ip netns aliases of this run's broker, also after a failure
 on_exit 'for n in /run/netns/"$TABLE"-*; do [ -e "$n" ] && { umount -l "$n"; rm -f "$n"; }; done 2>/dev/null; true'
 # cgroups of this run's broker (named after its table), also after a failure
-on_exit 'for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
-	find "$cg" -maxdepth 5 -depth -type d -path "*/$TABLE*" -exec rmdir {} + 2>/dev/null; done; true'
+cg_cleanup() {
+	local cg
+	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
+		find "$cg" -maxdepth 5 -depth -type d -path "*/$TABLE*" -exec rmdir {} + 2>/dev/null
+	done
+	true
+}
+on_exit cg_cleanup
 # the broker's log goes into the test's log (shown by the runner on failure)
 on_exit '[ -s "$BROKER_LOG" ] && { echo "--- broker log (last 60 lines)"; tail -n 60 "$BROKER_LOG"; } >&2' 
 

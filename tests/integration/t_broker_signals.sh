@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Shutdown: SIGTERM waits for running handlers up to broker.grace, a second
 # signal kills them at once. reuse_port lets two brokers share a port; a
-# second broker refuses to take over a live control socket.
+# second broker refuses to take over a live control socket. A handler
+# cgroup that a foreign process keeps busy is reported at the stop.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -26,6 +27,16 @@ sed "s|\"table\": \"$TABLE\"|\"table\": \"${TABLE}c\"|" "$T/policy.json" >"$T/po
 if nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$T/policy3.json" >"$T/broker3.log" 2>&1; then fail "third broker started"; fi
 assert_contains "$(cat "$T/broker3.log")" "another broker answers on this control socket" "control socket takeover"
 
+# a process from outside moved into the handler's memory cgroup outlives
+# the handler: its cgroup cannot go, and the stop says so
+hpid=$(grep 'event=spawn sandbox=slow ' "$BROKER_LOG" | head -1 | sed 's/.* pid=\([0-9]*\).*/\1/')
+hcg=$(sed -n 's/^[0-9]*:memory:\(.*\)/\1/p' "/proc/$hpid/cgroup")
+assert_contains "$hcg" "/$TABLE/slow/h" "handler's memory cgroup"
+sleep 30 &
+intruder=$!
+bg_pid "$intruder"
+echo "$intruder" >"/sys/fs/cgroup/memory$hcg/cgroup.procs" || fail "could not move a process into $hcg"
+
 start=$(date +%s%N)
 kill -TERM "$BROKER_PID"
 wait_for 5 grep -q 'event=stop signal=SIGTERM handlers=1 grace_ms=20000' "$BROKER_LOG" || fail "no stop line"
@@ -39,5 +50,11 @@ wait "$BROKER_PID"; rc=$?
 assert_eq "$rc" 0 "exit status after a shortened grace"
 BROKER_PID=
 grep -q 'event=exit sandbox=slow .*signal=KILL.*reason=shutdown' "$BROKER_LOG" || fail "no shutdown exit line"
+warn=$(grep 'event=cleanup ' "$BROKER_LOG") || fail "no cleanup warning for the busy cgroup"
+for k in level=warn sandbox=slow "cgroup rmdir /sys/fs/cgroup/memory$hcg: Device or resource busy" "processes in it: $intruder"; do
+	assert_contains "$warn" "$k" "cleanup warning"
+done
+kill "$intruder"; wait "$intruder" 2>/dev/null
+cg_cleanup
 assert_clean_lab
 echo "signals and reuse_port: ok"
