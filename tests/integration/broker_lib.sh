@@ -14,7 +14,7 @@ LAB=$(uname_ lab)
 netns_new "$LAB"
 tmpdir_new T
 chmod 755 "$T"
-TABLE="pt$$"
+TABLE="pt$$r$RANDOM"	# not the pid alone: pids come back (pid_max), leftovers may not go
 STATE="$T/state"
 CONTROL="$T/control.sock"
 BROKER_LOG="$T/broker.log"
@@ -102,10 +102,21 @@ assert_clean_lab() {
 	[ -z "$l" ] || fail "veths left behind: $l"
 	if grep -qF "$STATE/netns" /proc/self/mountinfo; then fail "netns mounts left behind"; fi
 	if ls /run/netns 2>/dev/null | grep -q "^$TABLE-"; then fail "ip netns aliases left behind"; fi
-	local cg
+	local cg left
 	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/unified; do
-		if find "$cg" -maxdepth 4 -type d -name "$TABLE*" 2>/dev/null | grep -q .; then
-			fail "cgroup left behind under $cg: $(find "$cg" -maxdepth 4 -type d -name "$TABLE*")"
-		fi
+		left=$(find "$cg" -maxdepth 4 -type d -name "$TABLE*" 2>/dev/null)
+		[ -z "$left" ] || fail "cgroup left behind under $cg: $(cg_tree "$left")"
+	done
+}
+
+# cg_tree DIR: each cgroup under DIR, with the processes in it (for a
+# failure message).
+cg_tree() {
+	local d p
+	find "$1" -type d | while read -r d; do
+		printf '\n  %s:' "$d"
+		for p in $(cat "$d/cgroup.procs" 2>/dev/null); do
+			printf ' %s(%s)' "$p" "$(tr -d '\n' </proc/"$p"/comm 2>/dev/null)"
+		done
 	done
 }
