@@ -27,10 +27,18 @@ in_lab() { ip netns exec "$LAB" "$@"; }
 # ip netns aliases of this run's broker, also after a failure
 on_exit 'for n in /run/netns/"$TABLE"-*; do [ -e "$n" ] && { umount -l "$n"; rm -f "$n"; }; done 2>/dev/null; true'
 # cgroups of this run's broker (named after its table), also after a failure
+# (retried for up to 5 s: the handlers of a broker that was killed die
+# after it)
 cg_cleanup() {
-	local cg
-	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
-		find "$cg" -maxdepth 5 -depth -type d -path "*/$TABLE*" -exec rmdir {} + 2>/dev/null
+	local cg left _
+	for _ in $(seq 1 50); do
+		left=
+		for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
+			find "$cg" -maxdepth 5 -depth -type d -path "*/$TABLE*" -exec rmdir {} + 2>/dev/null
+			[ -z "$(find "$cg" -maxdepth 5 -type d -path "*/$TABLE*" -print -quit 2>/dev/null)" ] || left=1
+		done
+		[ -n "$left" ] || break
+		sleep 0.1
 	done
 	true
 }

@@ -41,12 +41,16 @@ on_exit() { _pst_cleanups=("$1" "${_pst_cleanups[@]}"); }
 
 _pst_cleanup() {
 	local rc=$? c p n d
-	for c in "${_pst_cleanups[@]}"; do eval "$c"; done
+	# processes first, so that what they hold (cgroups, mounts) can go: a
+	# second SIGTERM makes a broker kill its handlers and finish at once
+	for p in "${_pst_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	[ ${#_pst_pids[@]} = 0 ] || sleep 0.1
 	for p in "${_pst_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${_pst_pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null
 	done
+	for c in "${_pst_cleanups[@]}"; do eval "$c"; done
 	for n in "${_pst_netns[@]}"; do ip netns del "$n" 2>/dev/null; done
 	for d in "${_pst_dirs[@]}"; do
 		grep -F " $d" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
