@@ -52,6 +52,7 @@
 #define REFUSAL_LOG_INTERVAL_NS 1000000000ull
 #define TICK_MS 100
 #define PREWARM_IDLE_MS 5	/* refill once a sandbox has been idle this long */
+#define HANDLER_SPARE_MAX 256	/* freed handlers kept for reuse */
 #define MAX_SEND 16		/* channels one sandbox may write to */
 #define MAX_SOCKETS 16		/* sockets of one startup sandbox */
 
@@ -91,6 +92,14 @@ struct channel {
 	struct channel *next;
 };
 
+/* A threadpool job of a sandbox or a handler, with what it reports. */
+struct pool_job {
+	uv_work_t req;
+	struct daemon *d;
+	int r;
+	struct sandbox_error err;
+};
+
 struct sbx {
 	struct gen *gen;
 	const struct pst_sandbox *conf;
@@ -116,7 +125,8 @@ struct sbx {
 	uint64_t idle_since_ns;	/* when active last fell to 0 */
 	uint64_t warm_used, warm_failed;
 	uint64_t warm_retry_ns, warm_backoff_ms;	/* after a failed set-up */
-	bool cg_job;		/* its handler cgroups are being made ahead */
+	struct pool_job cg_job;	/* its handler cgroups being made ahead */
+	bool cg_busy;		/* cg_job is queued */
 	bool cg_stock_off;	/* making them ahead failed: spawns make their own */
 	/* statistics */
 	uint64_t started, exit_ok, exit_failed, exit_signaled, exit_timeout;
@@ -158,7 +168,8 @@ struct handler {
 	uint64_t stderr_total, stderr_dropped;
 	size_t line_len;
 	char line[STDERR_LINE_MAX];
-	struct handler *prev, *next;
+	struct handler *prev, *next;	/* d->handlers; next: d->spare too */
+	struct pool_job setup;	/* pre-warmed handlers: the set-up */
 };
 
 struct control_client {
@@ -187,6 +198,8 @@ struct daemon {
 	struct channel *channels;
 	struct handler *handlers;
 	size_t n_handlers;
+	struct handler *spare;	/* freed, for the next (handler_new()) */
+	unsigned n_spare;
 	unsigned pool_jobs;	/* in the threadpool: pre-warm set-ups, cgroup stocking */
 	bool refill_busy;	/* --prewarm-refill=busy */
 	unsigned refill_slots;	/* with it, set-ups under way per sandbox */
@@ -625,6 +638,30 @@ static void handler_unlink(struct daemon *d, struct handler *h)
 	d->n_handlers--;
 }
 
+/* Freed handlers are kept for the next ones (up to HANDLER_SPARE_MAX): once
+ * the broker has served its peak concurrency, a request allocates nothing. */
+static struct handler *handler_new(struct daemon *d)
+{
+	struct handler *h = d->spare;
+	if (!h)
+		return calloc(1, sizeof(*h));
+	d->spare = h->next;
+	d->n_spare--;
+	memset(h, 0, sizeof(*h));
+	return h;
+}
+
+static void handler_put(struct daemon *d, struct handler *h)
+{
+	if (d->n_spare >= HANDLER_SPARE_MAX) {
+		free(h);
+		return;
+	}
+	h->next = d->spare;
+	d->spare = h;
+	d->n_spare++;
+}
+
 static void stderr_emit(struct handler *h, const char *s, size_t n, bool partial)
 {
 	if (h->stderr_total >= STDERR_TOTAL_MAX) {
@@ -774,7 +811,7 @@ static void handler_free_cb(uv_handle_t *uvh)
 	if (was_full && !sbx_at_capacity(s) && s->gen == d->cur)
 		sbx_set_polling(d, s, true);
 	gen_unref(s->gen);
-	free(h);
+	handler_put(d, h);
 
 	maybe_finish(d);
 }
@@ -947,19 +984,10 @@ static void on_warm_ctl(uv_poll_t *p, int status, int events)
  * suspends its calling thread for the whole set-up (vfork-style), which must
  * not be the loop's. The pool threads live as long as the process, so the
  * handler's parent-death signal stays armed. */
-struct warm_job {
-	uv_work_t req;
-	struct daemon *d;
-	struct sbx *s;
-	struct handler *h;
-	int r;
-	struct sandbox_error err;
-};
-
 static void warm_work(uv_work_t *req)
 {
-	struct warm_job *j = req->data;
-	struct sbx *s = j->s;
+	struct handler *h = req->data;
+	struct sbx *s = h->sbx;
 	struct sandbox_spawn_args args = {
 		.sock_fd = -1,
 		.stdin_fd = -1,
@@ -968,15 +996,15 @@ static void warm_work(uv_work_t *req)
 		.n_fds = s->n_send + s->n_socket_fds,
 		.listen_fds = (int)s->n_socket_fds,
 	};
-	j->r = sandbox_prewarm(s->sb, &args, &j->h->h, &j->err);
+	h->setup.r = sandbox_prewarm(s->sb, &args, &h->h, &h->setup.err);
 }
 
 static void warm_work_done(uv_work_t *req, int status)
 {
-	struct warm_job *j = req->data;
+	struct handler *h = req->data;
+	struct pool_job *j = &h->setup;
 	struct daemon *d = j->d;
-	struct sbx *s = j->s;
-	struct handler *h = j->h;
+	struct sbx *s = h->sbx;
 	struct gen *g = s->gen;
 
 	d->pool_jobs--;
@@ -986,10 +1014,8 @@ static void warm_work_done(uv_work_t *req, int status)
 		log_spawn_failed(s, NULL, &j->err, j->r, true);
 		warm_backoff(s);
 		s->n_warm--;
-		free(h);
+		handler_put(d, h);
 	} else {
-		h->d = d;
-		h->sbx = s;
 		h->warm = true;
 		h->start_ns = pst_now_ns();
 		handler_link(d, h);
@@ -1003,30 +1029,23 @@ static void warm_work_done(uv_work_t *req, int status)
 		if (d->stopping || g != d->cur)
 			warm_discard(h);
 	}
-	free(j);
 	gen_unref(g);	/* the job's reference */
 	maybe_finish(d);
 }
 
 static int warm_start(struct daemon *d, struct sbx *s)
 {
-	struct warm_job *j = calloc(1, sizeof(*j));
-	struct handler *h = calloc(1, sizeof(*h));
-	if (!j || !h) {
-		free(j);
-		free(h);
+	struct handler *h = handler_new(d);
+	if (!h)
 		return -ENOMEM;
-	}
-	j->d = d;
-	j->s = s;
-	j->h = h;
-	j->req.data = j;
-	int r = uv_queue_work(d->loop, &j->req, warm_work, warm_work_done);
+	h->d = h->setup.d = d;
+	h->sbx = s;
+	h->setup.req.data = h;
+	int r = uv_queue_work(d->loop, &h->setup.req, warm_work, warm_work_done);
 	if (r < 0) {
 		log_errno("prewarm", s->conf->name, "queue the set-up", -r);
 		warm_backoff(s);
-		free(j);
-		free(h);
+		handler_put(d, h);
 		return r;
 	}
 	s->gen->refs++;
@@ -1114,7 +1133,7 @@ static void warm_gone(struct daemon *d, struct handler *h)
 	handler_unlink(d, h);
 	s->n_warm--;
 	struct gen *g = s->gen;
-	free(h);
+	handler_put(d, h);
 	if (!d->stopping && g == d->cur)
 		prewarm_refill(d, s, "exit");
 	gen_unref(g);
@@ -1146,30 +1165,23 @@ static struct handler *warm_take(struct sbx *s, int sock_fd, int stdin_fd, const
 
 /* Handler cgroups made ahead in the threadpool (sandbox_cg_stock()), so a
  * fresh spawn, which suspends the loop, only opens them: about 0.15 ms less
- * of that. One job per sandbox at a time; started after fresh spawns. */
-struct cg_job {
-	uv_work_t req;
-	struct daemon *d;
-	struct sbx *s;
-	int r;
-	struct sandbox_error err;
-};
-
+ * of that. One job per sandbox at a time (sbx.cg_job); started after fresh
+ * spawns. */
 static void cg_work(uv_work_t *req)
 {
-	struct cg_job *j = req->data;
-	j->r = sandbox_cg_stock(j->s->sb, &j->err);
+	struct sbx *s = req->data;
+	s->cg_job.r = sandbox_cg_stock(s->sb, &s->cg_job.err);
 }
 
 static void cg_work_done(uv_work_t *req, int status)
 {
-	struct cg_job *j = req->data;
+	struct sbx *s = req->data;
+	struct pool_job *j = &s->cg_job;
 	struct daemon *d = j->d;
-	struct sbx *s = j->s;
 	struct gen *g = s->gen;
 
 	d->pool_jobs--;
-	s->cg_job = false;
+	s->cg_busy = false;
 	if (status < 0 && j->r == 0)
 		j->r = status;
 	if (j->r < 0) {
@@ -1179,27 +1191,22 @@ static void cg_work_done(uv_work_t *req, int status)
 			j->err.msg[0] ? j->err.msg : strerror(-j->r), "effect",
 			"handler cgroups made at each spawn", NULL);
 	}
-	free(j);
 	gen_unref(g);	/* the job's reference */
 	maybe_finish(d);
 }
 
 static void cg_stock_start(struct daemon *d, struct sbx *s)
 {
-	if (s->cg_job || s->cg_stock_off || d->stopping || s->gen != d->cur ||
+	if (s->cg_busy || s->cg_stock_off || d->stopping || s->gen != d->cur ||
 	    !sandbox_cg_stock_missing(s->sb))
 		return;
-	struct cg_job *j = calloc(1, sizeof(*j));
-	if (!j)
-		return;
+	struct pool_job *j = &s->cg_job;
+	memset(j, 0, sizeof(*j));
 	j->d = d;
-	j->s = s;
-	j->req.data = j;
-	if (uv_queue_work(d->loop, &j->req, cg_work, cg_work_done) < 0) {
-		free(j);
+	j->req.data = s;
+	if (uv_queue_work(d->loop, &j->req, cg_work, cg_work_done) < 0)
 		return;
-	}
-	s->cg_job = true;
+	s->cg_busy = true;
 	s->gen->refs++;
 	d->pool_jobs++;
 }
@@ -1233,7 +1240,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		warm = true;
 		spawn_ns = pst_now_ns() - t0;
 	} else {
-		if (!(h = calloc(1, sizeof(*h)))) {
+		if (!(h = handler_new(d))) {
 			log_errno("spawn", s->conf->name, "allocate handler", ENOMEM);
 			close_fds(sock_fd, stdin_fd);
 			return -ENOMEM;
@@ -1253,7 +1260,7 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		if (r < 0) {
 			log_spawn_failed(s, peer, &err, r, false);
 			s->refused[REFUSE_SPAWN_FAILED]++;
-			free(h);
+			handler_put(d, h);
 			return r;
 		}
 		spawn_ns = h->h.spawn_ns ? h->h.spawn_ns : pst_now_ns() - t0;
@@ -2703,6 +2710,11 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	d->exit_code = 0;
 	uv_run(d->loop, UV_RUN_DEFAULT);
 	uv_loop_close(d->loop);
+	while (d->spare) {
+		struct handler *h = d->spare;
+		d->spare = h->next;
+		free(h);
+	}
 	return d->exit_code;
 
 fail:
