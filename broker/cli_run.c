@@ -23,12 +23,21 @@ static const char run_usage[] =
 	"    starts one isolated handler. Must run as root (it creates namespaces,\n"
 	"    cgroups and nftables rules); handlers never run as root.\n"
 	"\n"
+	"    One broker per table on a host: before it touches anything it\n"
+	"    locks /run/postern/TABLE.lock, and a second broker of the table\n"
+	"    refuses to start and names the first one's pid (the table also\n"
+	"    names the broker's cgroups, which all network namespaces share).\n"
+	"    Then it removes what an earlier instance of the table that died\n"
+	"    left: rules, veths, namespaces and cgroups.\n"
+	"\n"
 	"    Logs go to stderr, one logfmt line per event: start, sandbox, spawn\n"
 	"    (with spawn_ms), exit (pid, peer, duration_ms, status or signal,\n"
 	"    reason), refuse (reason per_source or rate, rate-limited to one line\n"
 	"    per second and reason, with a count of suppressed lines), timeout,\n"
 	"    stderr (one line of a handler's stderr, prefixed by sandbox and pid),\n"
-	"    reload, stop, stopped, prewarm_exit, cgroup_stock, and errors.\n"
+	"    reload, stop, stopped, prewarm_exit, cgroup_stock, cleanup (cgroups\n"
+	"    an earlier instance left, removed at start; a cgroup of a sandbox\n"
+	"    that is gone that could not be removed), and errors.\n"
 	"\n"
 	"    Admission per sandbox: at limits.handlers running handlers the broker\n"
 	"    stops accepting on that sandbox's listeners (the kernel backlog holds\n"
@@ -88,8 +97,8 @@ static const char run_usage[] =
 	"    are bound to; READY=1 is sent to NOTIFY_SOCKET once serving.\n"
 	"\n"
 	"EXIT STATUS\n"
-	"    0 after a clean stop; 1 if the policy is invalid or set-up failed;\n"
-	"    2 on bad usage.\n";
+	"    0 after a clean stop; 1 if the policy is invalid, another broker\n"
+	"    holds the table or set-up failed; 2 on bad usage.\n";
 
 static const char run_short[] =
 	"usage: postern run [-v] [--prewarm-refill=idle|busy] POLICY (see postern run --help)\n";

@@ -210,6 +210,7 @@ struct daemon {
 	uv_tcp_t metrics;
 	bool metrics_open;
 	char control_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	struct pst_instance_lock lock;	/* of the table, from before anything of it is touched */
 	unsigned control_clients;
 	struct control_client *clients;
 	bool stopping, finished;
@@ -2634,9 +2635,26 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	}
 	pst_diag_free(&diag);
 
+	/* before anything named after the table is touched: starting removes
+	 * what an earlier instance left, which must not be a running one's */
+	char why[512];
+	if ((r = pst_instance_lock(PST_LOCK_DIR, p->broker.table, &d->lock, why, sizeof(why))) < 0) {
+		pst_log("error", "start", "error", why, NULL);
+		pst_policy_free(p);
+		return 1;
+	}
+	struct sandbox_error cerr = { 0 };
+	if ((r = sandbox_cg_clean(p->broker.table, &cerr)) < 0) {
+		pst_log("warn", "cleanup", "error", cerr.msg, NULL);
+	} else if (r > 0) {
+		char n[16];
+		snprintf(n, sizeof(n), "%d", r);
+		pst_log("info", "cleanup", "cgroups_removed", n, "what", "left by an earlier instance", NULL);
+	}
 	d->loop = uv_default_loop();
 	if (gen_build(d, p, &g) < 0) {
 		pst_policy_free(p);
+		pst_instance_unlock(&d->lock);
 		return 1;
 	}
 	r = mkdir_p(p->broker.state_dir, 0755);
@@ -2710,6 +2728,7 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	d->exit_code = 0;
 	uv_run(d->loop, UV_RUN_DEFAULT);
 	uv_loop_close(d->loop);
+	pst_instance_unlock(&d->lock);
 	while (d->spare) {
 		struct handler *h = d->spare;
 		d->spare = h->next;
@@ -2742,5 +2761,6 @@ fail:
 	uv_run(d->loop, UV_RUN_NOWAIT);
 	uv_loop_close(d->loop);
 	gen_free(g);
+	pst_instance_unlock(&d->lock);
 	return 1;
 }

@@ -89,6 +89,19 @@ struct pst_run_opts {
 
 int pst_daemon_run(const struct pst_run_opts *opts);
 
+/* ---- one broker per table (lock.c) --------------------------------------
+ * An flock on DIR/TABLE.lock, holding the owner's pid.
+ * 0, or a negative errno (-EBUSY: another broker holds it) with why saying
+ * what; pst_instance_unlock() removes the file and lets go. */
+#define PST_LOCK_DIR "/run/postern"
+struct pst_instance_lock {
+	int fd;
+	char path[320];
+};
+int pst_instance_lock(const char *dir, const char *table, struct pst_instance_lock *lk, char *why,
+		      size_t whylen);
+void pst_instance_unlock(struct pst_instance_lock *lk);
+
 /* ---- control socket client (control_client.c) -------------------------- */
 /* Connects to the control socket, sends REQUEST (e.g. "status\n"), reads the
  * whole answer into a malloc'd NUL-terminated buffer. 0 or negative errno. */

@@ -14,6 +14,7 @@
  *           root, then takes the handler's uid/gid and only then creates
  *           its own user namespace (see the comment above child_main()).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -503,6 +504,80 @@ static char **copy_strv(const char *const *v, size_t extra, size_t *n_out)
 	return c;
 }
 
+/* The first pids in a cgroup, space-separated, in buf; "none" if empty. */
+static const char *cg_procs(const char *dir, char *buf, size_t len)
+{
+	char file[PATH_MAX + 16];
+	snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
+	buf[0] = 0;
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t k = read(fd, buf, len - 1);
+		buf[k > 0 ? k : 0] = 0;
+		close(fd);
+		for (char *c = buf; *c; c++)
+			if (*c == '\n')
+				*c = c[1] ? ' ' : 0;
+	}
+	return buf[0] ? buf : "none";
+}
+
+/* rmdir a cgroup directory and those under it (to depth 3: sandbox,
+ * handler), counting what goes; the first that stays goes to c. */
+struct cg_clean {
+	unsigned removed;
+	int err;
+	char stays[PATH_MAX];
+};
+
+static void cg_rmtree(const char *dir, int depth, struct cg_clean *c)
+{
+	DIR *d = depth < 3 ? opendir(dir) : NULL;
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			char sub[PATH_MAX];
+			if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
+			    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) < (int)sizeof(sub))
+				cg_rmtree(sub, depth + 1, c);
+		}
+		closedir(d);
+	}
+	if (rmdir(dir) == 0)
+		c->removed++;
+	else if (errno != ENOENT && !c->err) {
+		c->err = errno;
+		snprintf(c->stays, sizeof(c->stays), "%s", dir);
+	}
+}
+
+int sandbox_cg_clean(const char *group, struct sandbox_error *err)
+{
+	struct cg_clean c = { 0 };
+	char own[PATH_MAX], dir[PATH_MAX + 64], probe[PATH_MAX + 96];
+	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	if (own_cgroup("", own, sizeof(own)) == 0)
+		for (size_t r = 0; r < 2; r++) {
+			snprintf(dir, sizeof(dir), "%s%s/%s", v2_roots[r], own, group);
+			snprintf(probe, sizeof(probe), "%s/cgroup.controllers", dir);
+			if (access(probe, F_OK) == 0)
+				cg_rmtree(dir, 0, &c);
+		}
+	for (int i = 0; i < CG_CONTROLLERS; i++) {
+		if (own_cgroup(cg_names[i], own, sizeof(own)) < 0)
+			continue;
+		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s/%s", cg_names[i], own, group);
+		cg_rmtree(dir, 0, &c);
+	}
+	if (c.err) {
+		char procs[128];
+		sb_error(err, c.err, "cgroup", "cgroup rmdir %s: %s (processes in it: %s)", c.stays,
+			 strerror(c.err), cg_procs(c.stays, procs, sizeof(procs)));
+		return -c.err;
+	}
+	return (int)c.removed;
+}
+
 /* Of the cgroups whose removal is pending, those under a sandbox's
  * directory dir: how many; the first goes to first. */
 static size_t cg_pending_under(const char *dir, char *first, size_t len)
@@ -542,19 +617,9 @@ static int cg_destroy(struct sandbox *sb, struct sandbox_error *err)
 	int r = 0;
 	if (busy[0] && rmdir(busy) < 0 && errno != ENOENT) {
 		r = -errno;
-		char file[PATH_MAX + 16], procs[128] = "";
-		snprintf(file, sizeof(file), "%s/cgroup.procs", busy);
-		int fd = open(file, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			ssize_t k = read(fd, procs, sizeof(procs) - 1);
-			procs[k > 0 ? k : 0] = 0;
-			close(fd);
-			for (char *c = procs; *c; c++)
-				if (*c == '\n')
-					*c = c[1] ? ' ' : 0;
-		}
+		char procs[128];
 		sb_error(err, -r, "cgroup", "sandbox \"%s\": cgroup rmdir %s: %s (processes in it: %s)",
-			 sb->name, busy, strerror(-r), procs[0] ? procs : "none");
+			 sb->name, busy, strerror(-r), cg_procs(busy, procs, sizeof(procs)));
 	}
 	for (int i = 0; i < CG_CONTROLLERS; i++) {
 		if (!sb->cg_dir[i][0])

@@ -139,6 +139,12 @@ struct sandbox_handler {
 
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		    struct sandbox_error *err);
+/* Remove the cgroups under GROUP (a broker's table name: GROUP/SANDBOX/hN
+ * in each hierarchy postern uses) that an earlier instance left, for a
+ * caller that owns GROUP. Returns how many went, or a negative errno with
+ * err naming one that stays (a process still in it) and its processes. */
+int sandbox_cg_clean(const char *group, struct sandbox_error *err);
+
 /* Free a sandbox and remove its cgroups. Handler cgroups that were still
  * busy when their handler was reaped are waited for, up to 1 s: the result
  * is 0, or a negative errno with err naming a cgroup that could not be

@@ -110,6 +110,7 @@ assert_clean_lab() {
 	[ -z "$l" ] || fail "veths left behind: $l"
 	if grep -qF "$STATE/netns" /proc/self/mountinfo; then fail "netns mounts left behind"; fi
 	if ls /run/netns 2>/dev/null | grep -q "^$TABLE-"; then fail "ip netns aliases left behind"; fi
+	[ ! -e "/run/postern/$TABLE.lock" ] || fail "lock file left behind: /run/postern/$TABLE.lock"
 	local cg left
 	for cg in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup/unified; do
 		left=$(find "$cg" -maxdepth 4 -type d -name "$TABLE*" 2>/dev/null)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Shutdown: SIGTERM waits for running handlers up to broker.grace, a second
 # signal kills them at once. reuse_port lets two brokers share a port; a
-# second broker refuses to take over a live control socket. A handler
+# second broker refuses to take over a live control socket, and one with
+# the same table refuses before it touches anything, also in another
+# network namespace. A handler
 # cgroup that a foreign process keeps busy is reported at the stop.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
@@ -22,6 +24,20 @@ B2=$!
 bg_pid "$B2"
 wait_for 10 grep -q 'event=start ' "$T/broker2.log" || fail "second broker with reuse_port: $(cat "$T/broker2.log")"
 kill -TERM "$B2"; wait "$B2" || fail "second broker exit status"
+# the same policy again: refused before anything of the table is touched
+nft_before=$(in_lab nft list table inet "$TABLE" | wc -l)
+links_before=$(in_lab ip -o link show | grep -c pst)
+if nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$T/policy.json" >"$T/broker-dup.log" 2>&1; then fail "a second broker of the table started"; fi
+assert_contains "$(cat "$T/broker-dup.log")" "table \\\"$TABLE\\\" is in use by another broker (pid $BROKER_PID;" "same table refused"
+assert_eq "$(in_lab nft list table inet "$TABLE" | wc -l)" "$nft_before" "the first broker's table after the refusal"
+assert_eq "$(in_lab ip -o link show | grep -c pst)" "$links_before" "the first broker's veths after the refusal"
+# also from another network namespace: the table names the broker's
+# cgroups, which are the host's
+LAB2=$(uname_ lab2)
+netns_new "$LAB2"
+sed -e "s|$CONTROL|$T/control4.sock|" -e "s|$STATE|$T/state4|" "$T/policy.json" >"$T/policy4.json"
+if nsenter --net=/run/netns/"$LAB2" "$POSTERN" run "$T/policy4.json" >"$T/broker4.log" 2>&1; then fail "a second broker of the table started in another namespace"; fi
+assert_contains "$(cat "$T/broker4.log")" "is in use by another broker (pid $BROKER_PID" "same table, other namespace"
 # a third one on the live control socket of the first refuses to start
 sed "s|\"table\": \"$TABLE\"|\"table\": \"${TABLE}c\"|" "$T/policy.json" >"$T/policy3.json"
 if nsenter --net=/run/netns/"$LAB" "$POSTERN" run "$T/policy3.json" >"$T/broker3.log" 2>&1; then fail "third broker started"; fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sandbox networks from inside a sandbox namespace: IPv6 and UDP rules; 100
 # atomic ruleset replacements while clients keep trying an allowed and a
-# denied target; a broker killed with SIGKILL leaves leftovers that the next
-# start removes; nothing left after a clean stop.
+# denied target; a broker killed with SIGKILL leaves leftovers (table,
+# veths, cgroups) that the next start removes; nothing left after a clean
+# stop.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 BANNER="$BUILD/tests/helpers/banner"
@@ -97,10 +98,19 @@ grep -q 'ok=[1-9]' "$T/loop" || fail "no allowed connection during reloads"
 # SIGKILL: leftovers stay; the next start removes them, and only them (a
 # link named like ours that belongs to someone else stays)
 in_lab ip link add pstforeign type veth peer name pstforeign2 || fail "foreign veth"
+# (and handler cgroups: a request's, and those made ahead after it)
+in_lab "$CLIENT" -t 2000 127.0.0.1:7100 x >/dev/null 2>&1
+hcgs() { find /sys/fs/cgroup -maxdepth 7 -type d -path "*/$TABLE/db/h*"; }
+wait_for 5 sh -c "$(declare -f hcgs); TABLE=$TABLE; [ \$(hcgs | wc -l) -ge 2 ]" || fail "no handler cgroups before the SIGKILL"
 kill -KILL "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null
 in_lab nft list table inet "$TABLE" >/dev/null 2>&1 || fail "expected a leftover table after SIGKILL"
+left=$(find /sys/fs/cgroup -maxdepth 7 -type d -path "*/$TABLE*" | wc -l)
+[ -n "$(hcgs)" ] || fail "expected leftover handler cgroups after SIGKILL"
 : >"$BROKER_LOG"
 broker_start "$T/policy.json"
+grep -q "event=cleanup cgroups_removed=$left " "$BROKER_LOG" ||
+	fail "start-up clean-up of $left leftover cgroups: $(grep 'event=cleanup' "$BROKER_LOG")"
+[ -z "$(hcgs)" ] || fail "leftover handler cgroups after the restart: $(hcgs)"
 assert_contains "$(in_sb bash -c "$(declare -f tcp); tcp 10.152.163.10 5432")" "db4 from=10.152.163.1" "after restart"
 in_lab ip link show pstforeign >/dev/null 2>&1 || fail "start-up clean-up removed a link it does not own"
 in_lab ip link del pstforeign
