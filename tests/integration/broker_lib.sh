@@ -118,11 +118,11 @@ assert_clean_lab() {
 	done
 }
 
-# cg_tree DIR: each cgroup under DIR, with the processes in it (for a
-# failure message).
+# cg_tree DIRS: each cgroup under DIRS (one per line), with the processes
+# in it (for a failure message).
 cg_tree() {
 	local d p
-	find "$1" -type d | while read -r d; do
+	while read -r d; do find "$d" -type d; done <<<"$1" | while read -r d; do
 		printf '\n  %s:' "$d"
 		for p in $(cat "$d/cgroup.procs" 2>/dev/null); do
 			printf ' %s(%s)' "$p" "$(tr -d '\n' </proc/"$p"/comm 2>/dev/null)"
