@@ -19,10 +19,12 @@ struct np_rules_sb {
 __attribute__((format(printf, 3, 4))) void np_error(struct netpolicy_error *e, int err,
 						       const char *fmt, ...);
 
-int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, void **out_buf,
-		   size_t *out_len, char (**out_what)[96], size_t *out_n, uint32_t *first_seq,
-		   bool remove_only);
-int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n, bool remove_only,
+/* The rules of sandboxes sbs[n] and of the handed-over listeners ls[n_ls]. */
+int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
+		   const struct netpolicy_listener *ls, size_t n_ls, void **out_buf, size_t *out_len,
+		   char (**out_what)[96], size_t *out_n, uint32_t *first_seq, bool remove_only);
+int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n,
+		    const struct netpolicy_listener *ls, size_t n_ls, bool remove_only,
 		    struct netpolicy_error *err);
 int np_counter_read(const char *table, const char *name, uint64_t *pkts);
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The nftables ruleset, built with libnftnl and committed in one netlink
- * batch. Layout (table inet T):
+ * batch. Layout (table inet T; C = NETPOLICY_MARK_CONN 0x70737463, L =
+ * NETPOLICY_MARK_LISTEN 0x7073746c; "SYN" = tcp flags & (syn|ack) == syn,
+ * a connection attempt, never part of an established flow):
  *
  *   set  sbx_ifs  { type ifname }                    host ends of sandbox veths
  *   map  sbx_in   { type ifname : verdict }          veth -> jump sb_NAME
@@ -14,6 +16,14 @@
  *       iifname @sbx_ifs icmpv6 type {nd-*} accept   neighbour discovery
  *       iifname @sbx_ifs meta l4proto tcp counter reject with tcp reset
  *       iifname @sbx_ifs counter reject with icmpx admin-prohibited
+ *   chain output   (filter output 0, policy accept)  what the broker host sends
+ *       oifname @sbx_ifs ct state new counter drop   not even the broker host opens toward a sandbox
+ *       socket mark C SYN counter reject with tcp reset   a handed-over socket connects nowhere
+ *       socket mark L SYN counter reject with tcp reset
+ *   chain handed_in (filter input 0, policy accept)  toward handed-over sockets
+ *       socket mark C SYN counter reject with tcp reset   a dissolved connection never listens
+ *       socket mark L [ip|ip6 daddr A] tcp dport P return one per startup `sockets` address
+ *       socket mark L SYN counter reject with tcp reset   nor, elsewhere, what a startup handler holds
  *   chain postrouting (nat postrouting 100)
  *       iifname @sbx_ifs masquerade
  *   chain sb_NAME
@@ -21,6 +31,16 @@
  *       [ip|ip6] daddr CIDR [meta l4proto P [th dport N]] counter name sb_NAME_acc accept
  *       meta l4proto tcp counter name sb_NAME_rej reject with tcp reset
  *       counter name sb_NAME_rej reject with icmpx admin-prohibited
+ *
+ * Every chain exists also when no sandbox has egress (the handed-over
+ * socket rules matter most then). `socket mark` (nft_socket) reads the
+ * sending or receiving socket's own mark, which no other ruleset can
+ * rewrite, where `meta mark` would read the packet's, which any earlier
+ * chain may have changed (kube-proxy ORs 0x4000 into it, for one). A
+ * dissolved connection loses its port and can bind or autobind another;
+ * a shut-down listener keeps its own. The connections a startup handler
+ * accepts inherit its listener's mark L: they may accept nowhere but on
+ * the listeners' addresses.
  *
  * The batch starts with add table / delete table / add table, so it replaces
  * whatever was there atomically (and a missing table is not an error).
@@ -291,6 +311,28 @@ static void e_reject(struct nftnl_rule *r, bool tcp_reset)
 	nftnl_rule_add_expr(r, e);
 }
 
+/* socket mark == MARK (the socket found for the packet: the sender's on
+ * output, the receiver's, listener or connection, on input) */
+static void e_socket_mark(struct nftnl_rule *r, uint32_t mark)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("socket");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_KEY, NFT_SOCKET_MARK);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_SOCKET_DREG, NFT_REG_1);
+	nftnl_rule_add_expr(r, e);
+	e_cmp(r, NFT_CMP_EQ, &mark, sizeof(mark));
+}
+
+/* meta l4proto tcp tcp flags & (syn | ack) == syn: a connection attempt */
+static void e_tcp_syn(struct nftnl_rule *r)
+{
+	uint8_t tcp = IPPROTO_TCP, mask = 0x12 /* syn|ack */, syn = 0x02;
+	e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+	e_cmp(r, NFT_CMP_EQ, &tcp, 1);
+	e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
+	e_bitwise(r, &mask, 1);
+	e_cmp(r, NFT_CMP_EQ, &syn, 1);
+}
+
 static struct nftnl_rule *rule_new(struct batch *b, const char *chain)
 {
 	struct nftnl_rule *r = nftnl_rule_alloc();
@@ -477,13 +519,66 @@ static void set_rule(struct batch *b, const char *chain, const char *acc, const 
 
 /* ---- the whole table -------------------------------------------------------- */
 
-int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, void **out_buf,
-		   size_t *out_len, char (**out_what)[96], size_t *out_n, uint32_t *first_seq,
-		   bool remove_only)
+/* The rules about the sockets handed to handlers (see the layout above). */
+static void handed_rules(struct batch *b, const struct netpolicy_listener *ls, size_t n_ls)
+{
+	static const struct {
+		uint32_t mark;
+		const char *name;
+	} marks[] = { { NETPOLICY_MARK_CONN, "connection" }, { NETPOLICY_MARK_LISTEN, "listener" } };
+	struct nftnl_rule *r;
+	char desc[96];
+	for (size_t k = 0; k < 2; k++) {
+		r = rule_new(b, "output");
+		e_socket_mark(r, marks[k].mark);
+		e_tcp_syn(r);
+		e_counter(r, NULL);
+		e_reject(r, true);
+		snprintf(desc, sizeof(desc), "add rule output: socket mark (handed-over %s) syn reject",
+			 marks[k].name);
+		rule_msg(b, r, desc);
+	}
+	r = rule_new(b, "handed_in");
+	e_socket_mark(r, NETPOLICY_MARK_CONN);
+	e_tcp_syn(r);
+	e_counter(r, NULL);
+	e_reject(r, true);
+	rule_msg(b, r, "add rule handed_in: socket mark (handed-over connection) syn reject");
+	for (size_t i = 0; i < n_ls; i++) {
+		static const uint8_t any[16];
+		bool v4 = ls[i].family == AF_INET;
+		uint8_t nfproto = v4 ? NFPROTO_IPV4 : NFPROTO_IPV6, tcp = IPPROTO_TCP;
+		uint16_t be = htons(ls[i].port);
+		r = rule_new(b, "handed_in");
+		e_socket_mark(r, NETPOLICY_MARK_LISTEN);
+		e_meta(r, NFT_META_NFPROTO, NFT_REG_1);
+		e_cmp(r, NFT_CMP_EQ, &nfproto, 1);
+		if (memcmp(ls[i].addr, any, v4 ? 4 : 16)) {
+			e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 16 : 24, v4 ? 4 : 16);
+			e_cmp(r, NFT_CMP_EQ, ls[i].addr, v4 ? 4 : 16);
+		}
+		e_meta(r, NFT_META_L4PROTO, NFT_REG_1);
+		e_cmp(r, NFT_CMP_EQ, &tcp, 1);
+		e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+		e_cmp(r, NFT_CMP_EQ, &be, 2);
+		e_verdict(r, NFT_RETURN);
+		rule_msg(b, r, "add rule handed_in: socket mark (handed-over listener) on its address");
+	}
+	r = rule_new(b, "handed_in");
+	e_socket_mark(r, NETPOLICY_MARK_LISTEN);
+	e_tcp_syn(r);
+	e_counter(r, NULL);
+	e_reject(r, true);
+	rule_msg(b, r, "add rule handed_in: socket mark (handed-over listener) syn reject");
+}
+
+int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
+		   const struct netpolicy_listener *ls, size_t n_ls, void **out_buf, size_t *out_len,
+		   char (**out_what)[96], size_t *out_n, uint32_t *first_seq, bool remove_only)
 {
 	struct batch b = { .table = table };
 	/* worst case per sandbox: chains, counters, elements, rules per port */
-	size_t msgs = 32;
+	size_t msgs = 48 + n_ls;
 	for (size_t i = 0; i < n; i++) {
 		msgs += 8;
 		for (size_t k = 0; k < sbs[i].cfg->n_rules; k++)
@@ -525,6 +620,8 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 		}
 		chain_msg(&b, "forward", "filter", NF_INET_FORWARD, 0);
 		chain_msg(&b, "input", "filter", NF_INET_LOCAL_IN, 0);
+		chain_msg(&b, "output", "filter", NF_INET_LOCAL_OUT, 0);
+		chain_msg(&b, "handed_in", "filter", NF_INET_LOCAL_IN, 0);
 		chain_msg(&b, "postrouting", "nat", NF_INET_POST_ROUTING, 100);
 		for (size_t i = 0; i < n; i++) {
 			if (!sbs[i].cfg->n_rules && !sbs[i].has_veth)
@@ -583,6 +680,17 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 			e_reject(r, tcp);
 			rule_msg(&b, r, "add rule input: reject");
 		}
+		/* output: the broker host itself opens nothing toward a sandbox
+		 * (replies, ICMP errors and rejects of ours are established or
+		 * related; neighbour discovery is untracked) */
+		r = rule_new(&b, "output");
+		ifname_load(r, true);
+		e_lookup(r, "sbx_ifs", ifs_id, false);
+		e_ct_state(r, CT_NEW);
+		e_counter(r, NULL);
+		e_verdict(r, NF_DROP);
+		rule_msg(&b, r, "add rule output: oifname @sbx_ifs ct state new drop");
+		handed_rules(&b, ls, n_ls);
 		/* masquerade what sandboxes send out */
 		r = rule_new(&b, "postrouting");
 		ifname_load(r, false);
@@ -677,14 +785,16 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n, v
 }
 
 /* Send a batch, collect the acks; on error say which message failed. */
-int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n, bool remove_only,
+int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n,
+		    const struct netpolicy_listener *ls, size_t n_ls, bool remove_only,
 		    struct netpolicy_error *err)
 {
 	void *buf = NULL;
 	size_t len = 0, n_what = 0;
 	char (*whats)[96] = NULL;
 	uint32_t first = 0;
-	int r = np_rules_build(table, sbs, n, &buf, &len, &whats, &n_what, &first, remove_only);
+	int r = np_rules_build(table, sbs, n, ls, n_ls, &buf, &len, &whats, &n_what, &first,
+			       remove_only);
 	if (r < 0) {
 		np_error(err, -r, "netpolicy: table \"%s\": build ruleset: %s", table, strerror(-r));
 		return r;
@@ -730,7 +840,10 @@ int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n, 
 				if (!strncmp(w, "sandbox", 7))
 					np_error(err, -r, "netpolicy: %s: %s", w, strerror(-r));
 				else
-					np_error(err, -r, "netpolicy: table \"%s\": %s: %s", table, w, strerror(-r));
+					np_error(err, -r, "netpolicy: table \"%s\": %s: %s%s", table, w, strerror(-r),
+						 strstr(w, "socket mark") && (r == -ENOENT || r == -EOPNOTSUPP)
+							 ? " (the kernel needs nft_socket, CONFIG_NFT_SOCKET, with the output hook)"
+							 : "");
 				/* the kernel aborted the batch: no more acks come */
 				goto out;
 			}

@@ -1,5 +1,6 @@
-/* Unit tests: netpolicy's address plan, interface names and batch building;
- * sandbox's configuration checks and seccomp compilation. */
+/* Unit tests: netpolicy's address plan, interface names and batch building
+ * (the chains and expressions in it, parsed back with libnftnl); sandbox's
+ * configuration checks and seccomp compilation. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -10,6 +11,15 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #include "netpolicy/internal.h"
 #include "sandbox/sandbox.h"
@@ -86,16 +96,17 @@ static void test_batch_build(void **state)
 	size_t len, n;
 	char(*what)[96];
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, &buf, &len, &what, &n, &first, false), 0);
-	/* 3 table msgs, 2 sets, 2 counters, 4 chains, 2 elements, base rules
-	 * (2 forward, 1+3+2 input, 1 postrouting), sandbox chain: 1 + 3 + 2 */
-	assert_int_equal(n, 3 + 2 + 2 + 4 + 2 + 9 + 6);
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false), 0);
+	/* 3 table msgs, 2 sets, 2 counters, 6 chains, 2 elements, base rules
+	 * (2 forward, 1+3+2 input, 1+2 output, 2 handed_in, 1 postrouting),
+	 * sandbox chain: 1 + 3 + 2 */
+	assert_int_equal(n, 3 + 2 + 2 + 6 + 2 + 14 + 6);
 	assert_string_equal(what[0], "add table t");
 	assert_string_equal(what[n - 1], "sandbox \"db\": add rule");
 	assert_true(len > 0);
 	free(buf);
 	free(what);
-	assert_int_equal(np_rules_build("t", NULL, 0, &buf, &len, &what, &n, &first, true), 0);
+	assert_int_equal(np_rules_build("t", NULL, 0, NULL, 0, &buf, &len, &what, &n, &first, true), 0);
 	assert_int_equal(n, 2);	/* add + delete: removes the table, tolerates its absence */
 	free(buf);
 	free(what);
@@ -114,7 +125,7 @@ static void test_batch_with_interval_set(void **state)
 	size_t len, n;
 	char(*what)[96];
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, &buf, &len, &what, &n, &first, false), 0);
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false), 0);
 	bool set = false;
 	size_t elems = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -124,6 +135,143 @@ static void test_batch_with_interval_set(void **state)
 	assert_true(set);
 	/* four equal /8s merge into one range: zero end, start, end */
 	assert_int_equal(elems, 3);
+	free(buf);
+	free(what);
+}
+
+static void hex(const void *p, size_t len, char *out)
+{
+	for (size_t i = 0; i < len; i++)
+		sprintf(out + 2 * i, "%02x", ((const uint8_t *)p)[i]);
+	out[2 * len] = 0;
+}
+
+/* Each rule of a batch as "CHAIN: EXPR EXPR ...", an expression being its
+ * name, with socket:mark, cmp==BYTES or cmp!=BYTES (in memory order),
+ * bitwise&MASK, lookup:SET, imm:VERDICT, payload:BASE/OFFSET/LEN. */
+static size_t rules_of(const void *buf, size_t len, char out[][512], size_t max)
+{
+	size_t k = 0;
+	const struct nlmsghdr *h = buf;
+	int left = (int)len;
+	for (; mnl_nlmsg_ok(h, left) && k < max; h = mnl_nlmsg_next(h, &left)) {
+		if (h->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE))
+			continue;
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		assert_int_equal(nftnl_rule_nlmsg_parse(h, r), 0);
+		char *o = out[k];
+		size_t room = 512;
+		int w = snprintf(o, room, "%s:", nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
+		struct nftnl_expr_iter *it = nftnl_expr_iter_create(r);
+		for (struct nftnl_expr *e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
+			const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
+			char x[64];
+			if (!strcmp(name, "socket")) {
+				snprintf(x, sizeof(x), "socket:%s",
+					 nftnl_expr_get_u32(e, NFTNL_EXPR_SOCKET_KEY) == NFT_SOCKET_MARK ? "mark" : "?");
+			} else if (!strcmp(name, "cmp") || !strcmp(name, "bitwise")) {
+				bool cmp = !strcmp(name, "cmp");
+				uint32_t dl = 0;
+				const void *d = nftnl_expr_get(e, cmp ? NFTNL_EXPR_CMP_DATA : NFTNL_EXPR_BITWISE_MASK, &dl);
+				char hx[40];
+				hex(d, dl < 16 ? dl : 16, hx);
+				snprintf(x, sizeof(x), "%s%s", !cmp ? "bitwise&"
+							   : nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP) == NFT_CMP_NEQ ? "cmp!="
+														       : "cmp==",
+					 hx);
+			} else if (!strcmp(name, "lookup")) {
+				snprintf(x, sizeof(x), "lookup:%s", nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
+			} else if (!strcmp(name, "immediate")) {
+				snprintf(x, sizeof(x), "imm:%d", (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT));
+			} else if (!strcmp(name, "payload")) {
+				snprintf(x, sizeof(x), "payload:%u/%u/%u", nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE),
+					 nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET),
+					 nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN));
+			} else {
+				snprintf(x, sizeof(x), "%s", name);
+			}
+			w += snprintf(o + w, room - (size_t)w, " %s", x);
+		}
+		nftnl_expr_iter_destroy(it);
+		nftnl_rule_free(r);
+		k++;
+	}
+	return k;
+}
+
+static bool has_rule(char rules[][512], size_t n, const char *want)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(rules[i], want))
+			return true;
+	for (size_t i = 0; i < n; i++)
+		print_message("  %s\n", rules[i]);
+	print_message("missing: %s\n", want);
+	return false;
+}
+
+/* The handed-over socket rules and the output chain: present also when no
+ * sandbox has egress, one exception per startup listener. */
+static void test_batch_handed_sockets(void **state)
+{
+	(void)state;
+	struct netpolicy_sandbox sb = { .name = "none" };
+	struct np_rules_sb rs = { .cfg = &sb, .ifname = "pstnone", .has_veth = false };
+	struct netpolicy_listener ls[2] = { { .family = AF_INET, .port = 7200 },
+					    { .family = AF_INET6, .port = 7201 } };
+	inet_pton(AF_INET, "127.0.0.1", ls[0].addr);	/* ls[1]: any address */
+	void *buf;
+	size_t len, n;
+	char(*what)[96];
+	uint32_t first;
+	assert_int_equal(np_rules_build("t", &rs, 1, ls, 2, &buf, &len, &what, &n, &first, false), 0);
+	bool out = false, in = false;
+	for (size_t i = 0; i < n; i++) {
+		out |= !strcmp(what[i], "add chain output");
+		in |= !strcmp(what[i], "add chain handed_in");
+	}
+	assert_true(out && in);
+	static char rules[64][512];
+	size_t nr = rules_of(buf, len, rules, 64);
+	assert_int_equal(NETPOLICY_MARK_CONN, 0x70737463);	/* "pstc" */
+	assert_int_equal(NETPOLICY_MARK_LISTEN, 0x7073746c);	/* "pstl" */
+	uint32_t m = NETPOLICY_MARK_CONN, newbit = 0x8;
+	char conn[16], lis[16], ctnew[16], want[512];
+	hex(&m, 4, conn);
+	m = NETPOLICY_MARK_LISTEN;
+	hex(&m, 4, lis);
+	hex(&newbit, 4, ctnew);
+	/* SYN: meta l4proto tcp, tcp flags & (syn|ack) == syn */
+	const char *syn = "meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
+	snprintf(want, sizeof(want), "output: meta lookup:sbx_ifs ct bitwise&%s cmp!=00000000 counter imm:%d",
+		 ctnew, NF_DROP);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "output: socket:mark cmp==%s %s counter reject", conn, syn);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "output: socket:mark cmp==%s %s counter reject", lis, syn);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "handed_in: socket:mark cmp==%s %s counter reject", conn, syn);
+	assert_true(has_rule(rules, nr, want));
+	/* 127.0.0.1:7200 (ip daddr at network offset 16), any [::]:7201 */
+	snprintf(want, sizeof(want),
+		 "handed_in: socket:mark cmp==%s meta cmp==02 payload:1/16/4 cmp==7f000001 meta cmp==06 payload:2/2/2 cmp==1c20 imm:%d",
+		 lis, NFT_RETURN);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want),
+		 "handed_in: socket:mark cmp==%s meta cmp==0a meta cmp==06 payload:2/2/2 cmp==1c21 imm:%d", lis,
+		 NFT_RETURN);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "handed_in: socket:mark cmp==%s %s counter reject", lis, syn);
+	assert_true(has_rule(rules, nr, want));
+	/* the exceptions come before the listener's reject */
+	size_t exc = nr, rej = nr;
+	for (size_t i = 0; i < nr; i++) {
+		if (strstr(rules[i], "handed_in:") && strstr(rules[i], lis) && strstr(rules[i], "imm:") && exc == nr)
+			exc = i;
+		if (strstr(rules[i], "handed_in:") && strstr(rules[i], lis) && strstr(rules[i], "reject"))
+			rej = i;
+	}
+	assert_true(exc < rej && rej < nr);
 	free(buf);
 	free(what);
 }
@@ -167,7 +315,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_addr4_plan),	cmocka_unit_test(test_addr6_plan),
 		cmocka_unit_test(test_ifnames),		cmocka_unit_test(test_batch_build),
-		cmocka_unit_test(test_batch_with_interval_set),
+		cmocka_unit_test(test_batch_with_interval_set), cmocka_unit_test(test_batch_handed_sockets),
 		cmocka_unit_test(test_sandbox_config_checks), cmocka_unit_test(test_sandbox_prepare_ok),
 	};
 	return cmocka_run_group_tests_name("netpolicy_sandbox", tests, NULL, NULL);
