@@ -29,6 +29,8 @@
 #define PST_DEFAULT_SANDBOX_NET "100.127.0.0/16"
 #define PST_DEFAULT_SANDBOX_NET6 "fd70:6f73::/48"
 #define PST_DEFAULT_UID_BASE 200000u
+#define PST_UID_RANGE 65536u	/* default uids: uid_base + FNV-1a(name) % this */
+#define PST_UID_MIN 1000u	/* an explicit "uid" */
 #define PST_DEFAULT_GRACE_MS 10000u
 #define PST_DEFAULT_HANDLERS 64u
 #define PST_DEFAULT_TIMEOUT_MS 60000u
@@ -108,7 +110,11 @@ struct pst_env {
 
 struct pst_sandbox {
 	char *name;
-	uint32_t index;		/* position in "sandboxes"; uid = uid_base + index */
+	uint32_t index;		/* position in "sandboxes" */
+	uint32_t uid;		/* host uid and gid of its handlers: "uid", or
+				 * pst_sandbox_default_uid(); unique in the policy */
+	bool uid_explicit;	/* "uid" was given */
+	bool allow_bind;	/* handlers may bind(), listen() (seccomp, Landlock) */
 	enum pst_trigger trigger;
 	struct pst_sockaddr *listen;	/* trigger listen */
 	size_t n_listen;
@@ -169,6 +175,11 @@ void pst_policy_free(struct pst_policy *p);
 void pst_diag_free(struct pst_diag *d);
 
 const struct pst_sandbox *pst_policy_find(const struct pst_policy *p, const char *name);
+
+/* The uid of a sandbox without "uid": uid_base + (32-bit FNV-1a of its name
+ * mod PST_UID_RANGE). Stable across reorders, inserts and removals; a
+ * collision of two sandboxes is refused by the loader. */
+uint32_t pst_sandbox_default_uid(uint32_t uid_base, const char *name);
 
 /* Small parsers shared by the loader and the CLI; 0 or -EINVAL. */
 int pst_parse_duration_ms(const char *s, uint64_t *out);	/* "250ms" "30s" "5m" "1h" */

@@ -91,7 +91,7 @@ static void summary(const struct pst_policy *p)
 		fmt_ms(tmo, sizeof(tmo), s->limits.timeout_ms);
 		fmt_size(mem, sizeof(mem), s->limits.memory);
 		printf("; limits handlers=%u timeout=%s memory=%s pids=%u uid=%u\n", s->limits.handlers,
-		       tmo, mem, s->limits.pids, p->broker.uid_base + s->index);
+		       tmo, mem, s->limits.pids, s->uid);
 	}
 }
 

@@ -13,7 +13,7 @@ static const char run_usage[] =
 	"    postern run - run the broker in the foreground\n"
 	"\n"
 	"SYNOPSIS\n"
-	"    postern run [-v] [--prewarm-refill=idle|busy] POLICY\n"
+	"    postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] POLICY\n"
 	"\n"
 	"DESCRIPTION\n"
 	"    Loads and validates POLICY (as `postern check` does), creates one\n"
@@ -32,10 +32,11 @@ static const char run_usage[] =
 	"\n"
 	"    Logs go to stderr, one logfmt line per event: start, sandbox, spawn\n"
 	"    (with spawn_ms), exit (pid, peer, duration_ms, status or signal,\n"
-	"    reason), refuse (reason per_source or rate, rate-limited to one line\n"
+	"    reason, cpu_ms, mem_peak, oom_kills), refuse (reason per_source or rate, rate-limited to one line\n"
 	"    per second and reason, with a count of suppressed lines), timeout,\n"
 	"    stderr (one line of a handler's stderr, prefixed by sandbox and pid),\n"
-	"    reload, stop, stopped, prewarm_exit, cgroup_stock, cleanup (cgroups\n"
+	"    reload, stop, stopped, prewarm_exit, cgroup (at start: mode, base,\n"
+	"    leaf, controllers), cgroup_stock, cleanup (cgroups\n"
 	"    an earlier instance left, removed at start; a cgroup of a sandbox\n"
 	"    that is gone that could not be removed), and errors.\n"
 	"\n"
@@ -43,6 +44,24 @@ static const char run_usage[] =
 	"    stops accepting on that sandbox's listeners (the kernel backlog holds\n"
 	"    new connections) and resumes as handlers exit; over limits.per_source\n"
 	"    or limits.rate a connection is closed at once and counted.\n"
+	"\n"
+	"CGROUPS\n"
+	"    Each handler gets cgroups of its own with its sandbox's limits\n"
+	"    (memory, pids, cpu). On cgroup v2 (every current distribution) the\n"
+	"    broker must be alone in its cgroup, as systemd leaves a service with\n"
+	"    Delegate=yes (examples/systemd/postern.service) or a scope made by\n"
+	"    `systemd-run --scope -p Delegate=yes postern run POLICY`: it moves\n"
+	"    itself into OWN/TABLE/_broker, enables memory, pids and cpu in OWN\n"
+	"    and OWN/TABLE, and makes handler cgroups OWN/TABLE/SANDBOX/hN (with\n"
+	"    memory.max, memory.swap.max=0, memory.oom.group=1, pids.max,\n"
+	"    cpu.max); at a timeout or at stop cgroup.kill ends every process of\n"
+	"    a handler. In the root cgroup it stays where it is. It refuses to\n"
+	"    start, saying why, when its cgroup holds other processes, when a\n"
+	"    declared limit's controller is not delegated, or when it cannot\n"
+	"    write its cgroups; at exit it undoes what it did. On cgroup v1 the\n"
+	"    handler cgroups are TABLE/SANDBOX/hN in the memory, pids, cpu and\n"
+	"    cpuacct hierarchies. The `cgroup` line at start says which; exit\n"
+	"    lines carry cpu_ms, mem_peak and oom_kills from the handler's cgroup.\n"
 	"\n"
 	"PRE-WARMED HANDLERS\n"
 	"    A sandbox with \"prewarm\": N keeps N handlers fully set up\n"
@@ -83,7 +102,19 @@ static const char run_usage[] =
 	"                     CPUs; where process creation does not scale with\n"
 	"                     CPUs (README, Performance) it costs the tail what\n"
 	"                     it gains the median. Default idle.\n"
+	"    --insecure-policy\n"
+	"                     use POLICY even where others could change it (for\n"
+	"                     development only; see POLICY FILE)\n"
 	"    -h, --help       this text\n"
+	"\n"
+	"POLICY FILE\n"
+	"    The policy says what root mounts, deletes and runs, so at start and at\n"
+	"    each reload it must be a regular file owned by root and writable by\n"
+	"    nobody else, and so must every directory on the way to it and to\n"
+	"    each symlink's target (a root-owned sticky directory such as /tmp\n"
+	"    excepted: nobody else can rename root's entries there); else the\n"
+	"    broker refuses it, naming the path and what is wrong, as sshd refuses\n"
+	"    keys others could write.\n"
 	"\n"
 	"METRICS\n"
 	"    With broker.metrics (a loopback addr:port) GET /metrics answers in the\n"
@@ -101,13 +132,15 @@ static const char run_usage[] =
 	"    holds the table or set-up failed; 2 on bad usage.\n";
 
 static const char run_short[] =
-	"usage: postern run [-v] [--prewarm-refill=idle|busy] POLICY (see postern run --help)\n";
+	"usage: postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] POLICY\n"
+	"       (see postern run --help)\n";
 
 int pst_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "prewarm-refill", required_argument, NULL, 'R' },
+		{ "insecure-policy", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -127,6 +160,9 @@ int pst_cmd_run(int argc, char **argv)
 				return 2;
 			}
 			ro.refill_busy = strcmp(optarg, "busy") == 0;
+			break;
+		case 'I':
+			ro.insecure_policy = true;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);

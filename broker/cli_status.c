@@ -22,8 +22,11 @@ static const char status_usage[] =
 	"    trigger, active handlers and the cap, handlers started, refusals by\n"
 	"    reason (per_source, rate, spawn_failed), spawn latency p50/p99 over the\n"
 	"    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
-	"    denials (packets rejected by the sandbox's nftables chain) and each\n"
-	"    running handler with its pid, peer and age. Sandboxes with prewarm\n"
+	"    denials (packets rejected by the sandbox's nftables chain), figures from\n"
+	"    its handlers' cgroups (memory in use now and the highest peak, CPU time\n"
+	"    of exited and running handlers, processes the OOM killer killed) and\n"
+	"    each running handler with its pid, peer, age, memory, CPU time and\n"
+	"    processes (from its own cgroup). Sandboxes with prewarm\n"
 	"    show their pre-warmed handlers (ready, starting, used, failed, and how\n"
 	"    many of the ready wait inside the handler's own process, exec'd\n"
 	"    already: see postern run --help, PRE-WARMED HANDLERS); the\n"
@@ -53,10 +56,22 @@ static const char *str(const cJSON *o, const char *k)
 
 static void fmt_us(char *b, size_t n, double us)
 {
-	if (us >= 1000)
+	if (us >= 1e6)
+		snprintf(b, n, "%.2fs", us / 1e6);
+	else if (us >= 1000)
 		snprintf(b, n, "%.1fms", us / 1000);
 	else
 		snprintf(b, n, "%.0fus", us);
+}
+
+static void fmt_bytes(char *b, size_t n, double v)
+{
+	if (v >= 1 << 30)
+		snprintf(b, n, "%.1fG", v / (1 << 30));
+	else if (v >= 1 << 20)
+		snprintf(b, n, "%.1fM", v / (1 << 20));
+	else
+		snprintf(b, n, "%.0fK", v / 1024);
 }
 
 int pst_status_render(FILE *out, const char *json, bool top)
@@ -123,6 +138,15 @@ int pst_status_render(FILE *out, const char *json, bool top)
 			}
 			fputc('\n', out);
 		}
+		const cJSON *cg = cJSON_GetObjectItemCaseSensitive(s, "cgroup");
+		if (cg) {
+			char mem[16], peak[16], cpu[16];
+			fmt_bytes(mem, sizeof(mem), num(cg, "memory_bytes"));
+			fmt_bytes(peak, sizeof(peak), num(cg, "memory_peak_bytes"));
+			fmt_us(cpu, sizeof(cpu), num(cg, "cpu_us"));
+			fprintf(out, "    cgroups: memory %s now, peak %s; cpu %s; OOM kills %.0f\n", mem, peak,
+				cpu, num(cg, "oom_kills"));
+		}
 		const cJSON *h;
 		int shown = 0;
 		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(s, "handlers"))
@@ -132,8 +156,14 @@ int pst_status_render(FILE *out, const char *json, bool top)
 				break;
 			}
 			const char *peer = str(h, "peer");
-			fprintf(out, "    pid %-8.0f peer %-40s age %.1fs\n", num(h, "pid"),
-				peer[0] ? peer : "-", num(h, "age_ms") / 1000);
+			char mem[16] = "-", cpu[16] = "-";
+			if (cJSON_GetObjectItemCaseSensitive(h, "memory_bytes"))
+				fmt_bytes(mem, sizeof(mem), num(h, "memory_bytes"));
+			if (cJSON_GetObjectItemCaseSensitive(h, "cpu_us"))
+				fmt_us(cpu, sizeof(cpu), num(h, "cpu_us"));
+			fprintf(out, "    pid %-8.0f peer %-40s age %6.1fs mem %7s cpu %8s pids %.0f\n",
+				num(h, "pid"), peer[0] ? peer : "-", num(h, "age_ms") / 1000, mem, cpu,
+				num(h, "pids"));
 		}
 	}
 	cJSON_Delete(root);

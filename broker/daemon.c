@@ -21,11 +21,13 @@
 #include <limits.h>
 #include <sched.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/uio.h>
@@ -45,14 +47,17 @@
 #define STDERR_LINE_MAX 1024	/* longer lines are logged in pieces */
 #define STDERR_READ_BUDGET (64 * 1024)	/* per wakeup, so a chatty handler cannot starve others */
 #define STDERR_TOTAL_MAX (1024 * 1024)	/* per handler; beyond it output is dropped and counted */
-#define CHANNEL_MSG_MAX (PIPE_BUF - 1)	/* pipe messages are atomic up to PIPE_BUF */
+_Static_assert(PST_LINE_MAX == PIPE_BUF - 1, "pipe messages are atomic up to PIPE_BUF");
 #define CONTROL_CLIENTS_MAX 16
 #define CONTROL_REQ_MAX 4096		/* an HTTP request's headers fit */
 #define CONTROL_IDLE_MS 10000		/* a client must ask within this */
-#define REFUSAL_LOG_INTERVAL_NS 1000000000ull
 #define TICK_MS 100
+#define FD_RESERVE 64		/* fds for the log, spawning, libuv, beside control clients */
+#define LOG_QUEUE_BYTES (256 * 1024)	/* log lines waiting for a slow sink */
+#define LOG_FLUSH_MS 2000	/* at exit, how long the sink gets for the rest */
 #define PREWARM_IDLE_MS 5	/* refill once a sandbox has been idle this long */
 #define HANDLER_SPARE_MAX 256	/* freed handlers kept for reuse */
+#define ENDPOINT_SPARE_MAX 256	/* closed channel endpoints kept for reuse */
 #define MAX_SEND 16		/* channels one sandbox may write to */
 #define MAX_SOCKETS 16		/* sockets of one startup sandbox */
 
@@ -75,20 +80,28 @@ struct listener {
 	struct listener *next;
 };
 
-struct channel {
+/* The broker's end of one sender handler's end of a channel. */
+struct endpoint {
 	uv_poll_t poll;
+	struct daemon *d;
+	struct channel *c;	/* NULL once off its channel (closing) */
+	int fd;			/* nonblocking */
+	bool polling;
+	struct endpoint *next, **pprev;	/* c->endpoints; next: d->spare_ep too */
+	struct pst_lines lines;	/* pipe: what is read and not yet a message */
+};
+
+struct channel {
 	struct daemon *d;
 	char name[PST_NAME_MAX + 1];
 	enum pst_trigger kind;	/* PIPE or FDPASS */
-	int rfd;		/* ours, nonblocking */
-	int wfd;		/* handed to senders */
-	bool polling;
+	bool polling;		/* its endpoints are read: the consumer has room */
 	bool keep;
-	bool discarding;	/* inside an over-long pipe message */
 	struct sbx *consumer;
-	size_t len;
-	char buf[CHANNEL_MSG_MAX + 1];
+	struct endpoint *endpoints;	/* one per sender handler still holding its end */
+	unsigned n_endpoints;
 	uint64_t messages, dropped;
+	struct pst_throttle log_drop;	/* channel_drop lines */
 	struct channel *next;
 };
 
@@ -109,12 +122,15 @@ struct sbx {
 	struct pst_srctab sources;
 	uint32_t active;
 	struct channel *consumes;
-	/* send channels: fds and env entries, built once per generation */
+	/* send channels: each handler gets ends of its own (sender_fds()) at
+	 * these numbers; env entries built once per generation */
 	size_t n_send;
-	struct sandbox_fd send_fds[MAX_SEND + MAX_SOCKETS];
+	struct channel *send_ch[MAX_SEND];
+	int send_target[MAX_SEND];
 	char send_env[MAX_SEND][PST_NAME_MAX + 32];
 	const char *send_envp[MAX_SEND + 1];
-	size_t n_socket_fds;	/* startup sockets follow send fds in send_fds */
+	struct sandbox_fd socket_fds[MAX_SOCKETS];	/* startup sockets, from fd 3 */
+	size_t n_socket_fds;
 	/* startup */
 	uint64_t restart_at_ns;	/* 0: none pending */
 	uint64_t restart_backoff_ms;
@@ -132,8 +148,18 @@ struct sbx {
 	uint64_t started, exit_ok, exit_failed, exit_signaled, exit_timeout;
 	uint64_t phase_sum_ns[SANDBOX_PHASE_COUNT], phase_n;	/* fresh spawns */
 	uint64_t refused[REFUSE__N];
-	uint64_t refuse_log_ns[REFUSE__N], refuse_suppressed[REFUSE__N];
 	struct pst_latring lat;
+	/* lines its clients and handlers can cause per request, throttled */
+	struct {
+		struct pst_throttle refuse[REFUSE__N], spawn_failed, timeout, prewarm_exit, channel,
+			accept;
+	} log;
+	struct {		/* of its exited handlers, from their cgroups */
+		uint64_t cpu_usec;	/* CPU time */
+		uint64_t oom_kills;	/* processes the OOM killer killed */
+		uint64_t oom_handlers;	/* handlers it killed a process of */
+		uint64_t mem_peak;	/* the highest peak */
+	} cg;
 };
 
 struct gen {
@@ -170,6 +196,13 @@ struct handler {
 	char line[STDERR_LINE_MAX];
 	struct handler *prev, *next;	/* d->handlers; next: d->spare too */
 	struct pool_job setup;	/* pre-warmed handlers: the set-up */
+	/* the fds it gets at fixed numbers (sender_fds()): its own ends of its
+	 * send channels (send_w, the broker's copies until it has them), then
+	 * the startup sockets */
+	struct sandbox_fd fds[MAX_SEND + MAX_SOCKETS];
+	size_t n_fds;
+	int send_w[MAX_SEND];
+	size_t n_send_w;
 };
 
 struct control_client {
@@ -200,8 +233,11 @@ struct daemon {
 	size_t n_handlers;
 	struct handler *spare;	/* freed, for the next (handler_new()) */
 	unsigned n_spare;
+	struct endpoint *spare_ep;	/* closed channel endpoints, for the next */
+	unsigned n_spare_ep;
 	unsigned pool_jobs;	/* in the threadpool: pre-warm set-ups, cgroup stocking */
 	bool refill_busy;	/* --prewarm-refill=busy */
+	bool insecure_policy;	/* --insecure-policy */
 	unsigned refill_slots;	/* with it, set-ups under way per sandbox */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace_timer, tick, refill_timer;
@@ -211,6 +247,9 @@ struct daemon {
 	bool metrics_open;
 	char control_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct pst_instance_lock lock;	/* of the table, from before anything of it is touched */
+	struct sandbox_cg_info cg;	/* where handler cgroups live (sandbox_cg_init()) */
+	uv_poll_t log_poll;	/* the log sink, while lines wait for it */
+	bool log_poll_inited;
 	unsigned control_clients;
 	struct control_client *clients;
 	bool stopping, finished;
@@ -237,31 +276,67 @@ static void log_errno(const char *event, const char *sandbox, const char *what, 
 	pst_ll_end(&l);
 }
 
+/* Begin a line that a client or a handler can cause once per request: false
+ * (and nothing begun) while t throttles it; else the line is begun, with
+ * how many were suppressed before it. */
+static bool ll_begin_throttled(struct pst_logline *l, struct pst_throttle *t, const char *level,
+			       const char *event, uint64_t *suppressed)
+{
+	if (!pst_throttle_pass(t, pst_now_ns(), suppressed))
+		return false;
+	pst_ll_begin(l, level, event);
+	return true;
+}
+
+/* ...and end it, saying how many were suppressed before it. */
+static void ll_end_throttled(struct pst_logline *l, uint64_t suppressed)
+{
+	if (suppressed)
+		pst_ll_uint(l, "suppressed", suppressed);
+	pst_ll_end(l);
+}
+
+/* log_errno() for errors a request can cause, throttled by t. */
+static void log_errno_throttled(struct pst_throttle *t, const char *event, const char *sandbox,
+				const char *what, int err)
+{
+	struct pst_logline l;
+	uint64_t sup;
+	if (!ll_begin_throttled(&l, t, "error", event, &sup))
+		return;
+	if (sandbox)
+		pst_ll_str(&l, "sandbox", sandbox);
+	pst_ll_str(&l, "what", what);
+	pst_ll_str(&l, "error", strerror(err));
+	ll_end_throttled(&l, sup);
+}
+
 static void refuse(struct sbx *s, enum refusal why, const char *peer)
 {
-	uint64_t now = pst_now_ns();
-
 	s->refused[why]++;
-	if (now - s->refuse_log_ns[why] < REFUSAL_LOG_INTERVAL_NS) {
-		s->refuse_suppressed[why]++;
-		return;
-	}
 	struct pst_logline l;
-	pst_ll_begin(&l, "warn", "refuse");
+	uint64_t sup;
+	if (!ll_begin_throttled(&l, &s->log.refuse[why], "warn", "refuse", &sup))
+		return;
 	pst_ll_str(&l, "sandbox", s->conf->name);
 	pst_ll_str(&l, "reason", refusal_names[why]);
 	if (peer)
 		pst_ll_str(&l, "peer", peer);
-	if (s->refuse_suppressed[why])
-		pst_ll_uint(&l, "suppressed", s->refuse_suppressed[why]);
-	pst_ll_end(&l);
-	s->refuse_log_ns[why] = now;
-	s->refuse_suppressed[why] = 0;
+	ll_end_throttled(&l, sup);
 }
 
 static void gen_unref(struct gen *g);
 static void channel_start(struct channel *c);
+static void channel_stop(struct channel *c);
+static int sender_fds(struct sbx *s, struct handler *h);
+static void sender_fds_close(struct handler *h);
 static void daemon_finish(struct daemon *d);
+
+static void close_pair(int p[2])
+{
+	close(p[0]);
+	close(p[1]);
+}
 
 /* ---- listeners ---------------------------------------------------------- */
 
@@ -413,12 +488,10 @@ static void sbx_set_polling(struct daemon *d, struct sbx *s, bool on)
 	}
 	if (s->consumes) {
 		struct channel *c = s->consumes;
-		if (on && !c->polling && !d->stopping) {
+		if (on && !c->polling && !d->stopping)
 			channel_start(c);
-		} else if (!on && c->polling) {
-			uv_poll_stop(&c->poll);
-			c->polling = false;
-		}
+		else if (!on && c->polling)
+			channel_stop(c);
 	}
 }
 
@@ -490,8 +563,8 @@ static int prepare_sandbox(const struct pst_policy *p, const struct pst_sandbox 
 		.name = sc->name,
 		.argv = (const char *const *)sc->exec,
 		.env = (const char *const *)env,
-		.uid = p->broker.uid_base + sc->index,
-		.gid = p->broker.uid_base + sc->index,
+		.uid = sc->uid,
+		.gid = sc->uid,
 		.mounts = mounts,
 		.n_mounts = sc->n_fs,
 		.socket_mode = sc->socket == PST_SOCKET_LISTEN_FDS ? SANDBOX_SOCKET_LISTEN_FDS
@@ -513,6 +586,7 @@ static int prepare_sandbox(const struct pst_policy *p, const struct pst_sandbox 
 		.seccomp_action = sc->seccomp.action == PST_SECCOMP_KILL ? SANDBOX_SECCOMP_KILL
 									 : SANDBOX_SECCOMP_ERRNO,
 		.cgroup_name = p->broker.table,
+		.allow_bind = sc->allow_bind,
 	};
 	const char **deny = calloc(sc->seccomp.n_deny + 1, sizeof(char *));
 	const char **allow = calloc(sc->seccomp.n_allow + 1, sizeof(char *));
@@ -590,11 +664,42 @@ static int np_config(const struct pst_policy *p, struct netpolicy_config *cfg)
 		sbs[i].rules = rules;
 		sbs[i].n_rules = sc->n_egress;
 	}
+	/* the `sockets` of startup sandboxes: handed over, and the only
+	 * addresses where a socket with their mark may accept connections */
+	size_t nl = 0;
+	for (size_t i = 0; i < p->n_sandboxes; i++)
+		nl += p->sandboxes[i].trigger == PST_TRIGGER_LISTEN ? 0 : p->sandboxes[i].n_sockets;
+	struct netpolicy_listener *nls = calloc(nl + 1, sizeof(*nls));
+	if (!nls)
+		return -ENOMEM;
+	cfg->listeners = nls;
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *sc = &p->sandboxes[i];
+		for (size_t j = 0; sc->trigger != PST_TRIGGER_LISTEN && j < sc->n_sockets; j++) {
+			const struct sockaddr_storage *ss = &sc->sockets[j].ss;
+			struct netpolicy_listener *l = &nls[cfg->n_listeners];
+			if (ss->ss_family == AF_INET) {
+				const struct sockaddr_in *in = (const void *)ss;
+				memcpy(l->addr, &in->sin_addr, 4);
+				l->port = ntohs(in->sin_port);
+			} else if (ss->ss_family == AF_INET6) {
+				const struct sockaddr_in6 *in6 = (const void *)ss;
+				memcpy(l->addr, &in6->sin6_addr, 16);
+				l->port = ntohs(in6->sin6_port);
+			} else {
+				continue;
+			}
+			l->family = ss->ss_family;
+			cfg->n_listeners++;
+		}
+	}
 	return 0;
 }
 
 static void np_config_free(struct netpolicy_config *cfg)
 {
+	free((void *)cfg->listeners);
+	cfg->listeners = NULL;
 	if (!cfg->sandboxes)
 		return;
 	for (size_t i = 0; i < cfg->n_sandboxes; i++)
@@ -738,11 +843,13 @@ static void on_handler_timeout(uv_timer_t *t)
 		return;
 	h->timed_out = true;
 	struct pst_logline l;
-	pst_ll_begin(&l, "warn", "timeout");
-	pst_ll_str(&l, "sandbox", h->sbx->conf->name);
-	pst_ll_int(&l, "pid", h->h.pid);
-	pst_ll_ms(&l, "after_ms", pst_now_ns() - h->start_ns);
-	pst_ll_end(&l);
+	uint64_t sup;
+	if (ll_begin_throttled(&l, &h->sbx->log.timeout, "warn", "timeout", &sup)) {
+		pst_ll_str(&l, "sandbox", h->sbx->conf->name);
+		pst_ll_int(&l, "pid", h->h.pid);
+		pst_ll_ms(&l, "after_ms", pst_now_ns() - h->start_ns);
+		ll_end_throttled(&l, sup);
+	}
 	sandbox_kill(&h->h);
 }
 
@@ -758,6 +865,9 @@ static void handler_free_cb(uv_handle_t *uvh)
 		warm_gone(d, h);
 		return;
 	}
+	/* its figures, from its cgroup, before the reap removes it */
+	struct sandbox_cg_stats cs;
+	sandbox_cg_stats(&h->h, &cs);
 	int wstatus = 0;
 	int r = sandbox_reap(&h->h, &wstatus);
 	uint64_t ran = pst_now_ns() - h->start_ns;
@@ -794,6 +904,20 @@ static void handler_free_cb(uv_handle_t *uvh)
 		pst_ll_str(&l, "reason", "shutdown");
 	if (h->stderr_dropped)
 		pst_ll_uint(&l, "stderr_dropped", h->stderr_dropped);
+	if (cs.has & SANDBOX_CG_HAS_CPU) {
+		pst_ll_ms(&l, "cpu_ms", cs.cpu_usec * 1000);
+		s->cg.cpu_usec += cs.cpu_usec;
+	}
+	if (cs.has & SANDBOX_CG_HAS_PEAK) {
+		pst_ll_uint(&l, "mem_peak", cs.mem_peak);
+		if (cs.mem_peak > s->cg.mem_peak)
+			s->cg.mem_peak = cs.mem_peak;
+	}
+	if (cs.oom_kills) {
+		pst_ll_uint(&l, "oom_kills", cs.oom_kills);
+		s->cg.oom_kills += cs.oom_kills;
+		s->cg.oom_handlers++;
+	}
 	pst_ll_end(&l);
 
 	/* unlink and account */
@@ -902,14 +1026,16 @@ static void log_spawn_failed(struct sbx *s, const char *peer, const struct sandb
 			     bool warm)
 {
 	struct pst_logline l;
-	pst_ll_begin(&l, "error", "spawn_failed");
+	uint64_t sup;
+	if (!ll_begin_throttled(&l, &s->log.spawn_failed, "error", "spawn_failed", &sup))
+		return;
 	pst_ll_str(&l, "sandbox", s->conf->name);
 	if (peer && peer[0])
 		pst_ll_str(&l, "peer", peer);
 	if (warm)
 		pst_ll_int(&l, "prewarm", 1);
 	pst_ll_str(&l, "error", err->msg[0] ? err->msg : strerror(-r));
-	pst_ll_end(&l);
+	ll_end_throttled(&l, sup);
 }
 
 /* ---- pre-warmed handlers ------------------------------------------------- */
@@ -993,8 +1119,8 @@ static void warm_work(uv_work_t *req)
 		.sock_fd = -1,
 		.stdin_fd = -1,
 		.netns_fd = s->netns_fd,
-		.fds = s->send_fds,
-		.n_fds = s->n_send + s->n_socket_fds,
+		.fds = h->fds,
+		.n_fds = h->n_fds,
 		.listen_fds = (int)s->n_socket_fds,
 	};
 	h->setup.r = sandbox_prewarm(s->sb, &args, &h->h, &h->setup.err);
@@ -1009,6 +1135,7 @@ static void warm_work_done(uv_work_t *req, int status)
 	struct gen *g = s->gen;
 
 	d->pool_jobs--;
+	sender_fds_close(h);	/* it has them, or failed */
 	if (status < 0 && j->r == 0)
 		j->r = status;
 	if (j->r < 0) {
@@ -1042,9 +1169,17 @@ static int warm_start(struct daemon *d, struct sbx *s)
 	h->d = h->setup.d = d;
 	h->sbx = s;
 	h->setup.req.data = h;
-	int r = uv_queue_work(d->loop, &h->setup.req, warm_work, warm_work_done);
+	/* made here, on the loop: the job reads only what is its own */
+	int r = sender_fds(s, h);
+	if (r < 0) {
+		warm_backoff(s);
+		handler_put(d, h);
+		return r;
+	}
+	r = uv_queue_work(d->loop, &h->setup.req, warm_work, warm_work_done);
 	if (r < 0) {
 		log_errno("prewarm", s->conf->name, "queue the set-up", -r);
+		sender_fds_close(h);
 		warm_backoff(s);
 		handler_put(d, h);
 		return r;
@@ -1128,7 +1263,13 @@ static void warm_gone(struct daemon *d, struct handler *h)
 			snprintf(st, sizeof(st), "signal %d", WTERMSIG(wstatus));
 		else
 			snprintf(st, sizeof(st), "status %d", WEXITSTATUS(wstatus));
-		pst_log("warn", "prewarm_exit", "sandbox", s->conf->name, "status", st, NULL);
+		struct pst_logline l;
+		uint64_t sup;
+		if (ll_begin_throttled(&l, &s->log.prewarm_exit, "warn", "prewarm_exit", &sup)) {
+			pst_ll_str(&l, "sandbox", s->conf->name);
+			pst_ll_str(&l, "status", st);
+			ll_end_throttled(&l, sup);
+		}
 		warm_backoff(s);
 	}
 	handler_unlink(d, h);
@@ -1242,24 +1383,34 @@ static int spawn(struct daemon *d, struct sbx *s, int sock_fd, int stdin_fd, con
 		spawn_ns = pst_now_ns() - t0;
 	} else {
 		if (!(h = handler_new(d))) {
-			log_errno("spawn", s->conf->name, "allocate handler", ENOMEM);
+			log_errno_throttled(&s->log.spawn_failed, "spawn", s->conf->name, "allocate handler",
+					    ENOMEM);
 			close_fds(sock_fd, stdin_fd);
 			return -ENOMEM;
+		}
+		int r = sender_fds(s, h);
+		if (r < 0) {
+			s->refused[REFUSE_SPAWN_FAILED]++;
+			close_fds(sock_fd, stdin_fd);
+			handler_put(d, h);
+			return r;
 		}
 		struct sandbox_spawn_args args = {
 			.sock_fd = sock_fd,
 			.stdin_fd = stdin_fd,
 			.netns_fd = s->netns_fd,
 			.extra_env = env.envp,
-			.fds = s->send_fds,
-			.n_fds = s->n_send + s->n_socket_fds,
+			.fds = h->fds,
+			.n_fds = h->n_fds,
 			.listen_fds = (int)s->n_socket_fds,
 		};
 		struct sandbox_error err = { 0 };
-		int r = sandbox_spawn(s->sb, &args, &h->h, &err);
+		r = sandbox_spawn(s->sb, &args, &h->h, &err);
+		sender_fds_close(h);
+		if (r < 0)	/* logged before the client sees its connection close */
+			log_spawn_failed(s, peer, &err, r, false);
 		close_fds(sock_fd, stdin_fd);
 		if (r < 0) {
-			log_spawn_failed(s, peer, &err, r, false);
 			s->refused[REFUSE_SPAWN_FAILED]++;
 			handler_put(d, h);
 			return r;
@@ -1330,18 +1481,30 @@ static void on_listener_readable(uv_poll_t *p, int status, int events)
 			if (errno == EAGAIN)
 				return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_errno("accept", s->conf->name, ls->addr.text, errno);
+				log_errno_throttled(&s->log.accept, "accept", s->conf->name, ls->addr.text,
+						    errno);
 				d->paused_emfile = true;
 				d->emfile_resume_ns = pst_now_ns() + 100000000ull;
 				for (struct listener *x = d->listeners; x; x = x->next)
 					listener_stop(x);
 				return;
 			}
-			log_errno("accept", s->conf->name, ls->addr.text, errno);
+			log_errno_throttled(&s->log.accept, "accept", s->conf->name, ls->addr.text, errno);
 			return;
 		}
 		/* the handler gets a blocking socket, as inetd programs expect */
 		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		/* marked: the table refuses any new connection from or to it, so
+		 * dissolving it (connect AF_UNSPEC) leads nowhere (netpolicy.h) */
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+			int mr = netpolicy_mark_socket(fd, false, NULL);
+			if (mr < 0) {
+				log_errno_throttled(&s->log.accept, "accept", s->conf->name,
+						    "mark the connection (SO_MARK)", -mr);
+				close(fd);
+				continue;
+			}
+		}
 
 		char peer[INET6_ADDRSTRLEN + 16] = "";
 		uint8_t key[PST_SRCKEY_LEN] = { 0 };
@@ -1393,19 +1556,165 @@ static void on_listener_readable(uv_poll_t *p, int status, int events)
 
 /* ---- channels (pipe / fdpass triggers) --------------------------------- */
 
-static void on_channel_readable(uv_poll_t *p, int status, int events);
+/*
+ * Channels. Every handler of a sandbox that sends on a channel gets an end
+ * of its own (a pipe for a pipe channel, a SOCK_SEQPACKET pair for an
+ * fdpass one), made when it is spawned or set up: what one sender writes
+ * is a message of its own, never the tail of another sender's unterminated
+ * line, and no sender can shut the channel down for the others. The
+ * broker's ends are the channel's endpoints; one goes when its sender and
+ * everything that inherited its end are gone (EOF), dropping an
+ * unterminated line. While the consumer is at its handlers cap no endpoint
+ * is read: the senders' pipes and socket buffers fill and block them.
+ */
+static void endpoint_read(struct endpoint *e);
+static void on_endpoint_readable(uv_poll_t *p, int status, int events);
 
-static void channel_read_pipe(struct channel *c);
+static void endpoint_poll(struct endpoint *e, bool on)
+{
+	if (on && !e->polling && uv_poll_start(&e->poll, UV_READABLE, on_endpoint_readable) == 0)
+		e->polling = true;
+	else if (!on && e->polling) {
+		uv_poll_stop(&e->poll);
+		e->polling = false;
+	}
+}
 
 static void channel_start(struct channel *c)
 {
 	if (c->polling || c->d->stopping)
 		return;
-	if (uv_poll_start(&c->poll, UV_READABLE, on_channel_readable) == 0)
-		c->polling = true;
-	/* lines read before the consumer hit its cap raise no new event */
-	if (c->kind == PST_TRIGGER_PIPE && c->consumer && memchr(c->buf, '\n', c->len))
-		channel_read_pipe(c);
+	c->polling = true;
+	for (struct endpoint *e = c->endpoints, *next; e; e = next) {
+		next = e->next;
+		endpoint_poll(e, true);
+		/* lines read before the consumer hit its cap raise no new event */
+		if (c->kind == PST_TRIGGER_PIPE && c->consumer && e->lines.len > e->lines.off)
+			endpoint_read(e);
+	}
+}
+
+static void channel_stop(struct channel *c)
+{
+	c->polling = false;
+	for (struct endpoint *e = c->endpoints; e; e = e->next)
+		endpoint_poll(e, false);
+}
+
+static void on_endpoint_closed(uv_handle_t *h)
+{
+	struct endpoint *e = h->data;
+	struct daemon *d = e->d;
+	close(e->fd);
+	if (d->n_spare_ep >= ENDPOINT_SPARE_MAX) {
+		free(e);
+		return;
+	}
+	e->next = d->spare_ep;
+	d->spare_ep = e;
+	d->n_spare_ep++;
+}
+
+static void endpoint_close(struct endpoint *e)
+{
+	if (e->c) {
+		*e->pprev = e->next;
+		if (e->next)
+			e->next->pprev = e->pprev;
+		e->c->n_endpoints--;
+		e->c = NULL;
+	}
+	endpoint_poll(e, false);
+	uv_close((uv_handle_t *)&e->poll, on_endpoint_closed);
+}
+
+/* A new endpoint of c reading fd (nonblocking; closed with it). */
+static int endpoint_open(struct channel *c, int fd)
+{
+	struct daemon *d = c->d;
+	struct endpoint *e = d->spare_ep;
+	if (e) {
+		d->spare_ep = e->next;
+		d->n_spare_ep--;
+	} else if (!(e = malloc(sizeof(*e)))) {
+		return -ENOMEM;
+	}
+	memset(e, 0, offsetof(struct endpoint, lines));
+	pst_lines_reset(&e->lines);
+	e->d = d;
+	e->fd = fd;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	int r = uv_poll_init(d->loop, &e->poll, fd);
+	if (r < 0) {
+		e->next = d->spare_ep;
+		d->spare_ep = e;
+		d->n_spare_ep++;
+		return r;
+	}
+	e->poll.data = e;
+	e->c = c;
+	e->next = c->endpoints;
+	if (e->next)
+		e->next->pprev = &e->next;
+	e->pprev = &c->endpoints;
+	c->endpoints = e;
+	c->n_endpoints++;
+	if (c->polling)
+		endpoint_poll(e, true);
+	return 0;
+}
+
+/* A handler's own ends of its sandbox's send channels at their fd numbers,
+ * then the startup sockets, into h->fds; the broker's ends become
+ * endpoints. The handler's ends are the broker's to close once the handler
+ * has them (sender_fds_close()). 0 or a negative errno (logged; nothing
+ * left open). */
+static int sender_fds(struct sbx *s, struct handler *h)
+{
+	h->n_fds = h->n_send_w = 0;
+	for (size_t i = 0; i < s->n_send; i++) {
+		struct channel *c = s->send_ch[i];
+		int p[2], r = 0;
+		if (c->kind == PST_TRIGGER_PIPE)
+			r = pipe2(p, O_CLOEXEC);
+		else if ((r = socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p)) == 0) {
+			shutdown(p[0], SHUT_WR);
+			shutdown(p[1], SHUT_RD);
+		}
+		r = r < 0 ? -errno : endpoint_open(c, p[0]);
+		if (r < 0) {
+			log_errno_throttled(&s->log.channel, "channel", s->conf->name, c->name, -r);
+			if (r != -EMFILE && r != -ENFILE)
+				close_pair(p);
+			sender_fds_close(h);
+			return r;
+		}
+		h->send_w[h->n_send_w++] = p[1];
+		h->fds[h->n_fds].fd = p[1];
+		h->fds[h->n_fds++].target = s->send_target[i];
+	}
+	for (size_t j = 0; j < s->n_socket_fds; j++)
+		h->fds[h->n_fds++] = s->socket_fds[j];
+	return 0;
+}
+
+static void sender_fds_close(struct handler *h)
+{
+	for (size_t i = 0; i < h->n_send_w; i++)
+		close(h->send_w[i]);
+	h->n_send_w = 0;
+}
+
+static void channel_drop(struct channel *c, const char *reason)
+{
+	c->dropped++;
+	struct pst_logline l;
+	uint64_t sup;
+	if (!ll_begin_throttled(&l, &c->log_drop, "warn", "channel_drop", &sup))
+		return;
+	pst_ll_str(&l, "channel", c->name);
+	pst_ll_str(&l, "reason", reason);
+	ll_end_throttled(&l, sup);
 }
 
 static void channel_message(struct channel *c, const char *msg, size_t n)
@@ -1415,7 +1724,7 @@ static void channel_message(struct channel *c, const char *msg, size_t n)
 
 	c->messages++;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		log_errno("channel", s->conf->name, "pipe", errno);
+		log_errno_throttled(&s->log.channel, "channel", s->conf->name, "pipe", errno);
 		return;
 	}
 	/* the message and its newline fit the pipe buffer: never blocks */
@@ -1423,63 +1732,69 @@ static void channel_message(struct channel *c, const char *msg, size_t n)
 	ssize_t w = writev(pfd[1], iov, 2);
 	close(pfd[1]);
 	if (w != (ssize_t)n + 1) {
-		log_errno("channel", s->conf->name, "write message", w < 0 ? errno : EIO);
+		log_errno_throttled(&s->log.channel, "channel", s->conf->name, "write message",
+				    w < 0 ? errno : EIO);
 		close(pfd[0]);
 		return;
 	}
 	spawn(c->d, s, -1, pfd[0], NULL, NULL);
 }
 
-static void channel_read_pipe(struct channel *c)
+/* Whether the consumer can take another request now; if not, the channel
+ * stops being read. */
+static bool channel_room(struct channel *c)
 {
+	if (c->consumer && !sbx_at_capacity(c->consumer))
+		return true;
+	channel_stop(c);
+	return false;
+}
+
+/* One sender's pipe: each line is a message (wire.c frames them). */
+static void endpoint_read_pipe(struct endpoint *e)
+{
+	struct channel *c = e->c;
 	struct sbx *s = c->consumer;
 	for (int budget = 0; budget < ACCEPT_BATCH; budget++) {
-		if (sbx_at_capacity(s)) {
-			uv_poll_stop(&c->poll);
-			c->polling = false;
+		if (!channel_room(c))
 			return;
-		}
-		/* find a complete line already buffered */
-		char *nl = memchr(c->buf, '\n', c->len);
-		if (nl) {
-			size_t n = (size_t)(nl - c->buf);
-			if (c->discarding) {
-				c->discarding = false;
-			} else if (!pst_bucket_take(&s->bucket, pst_now_ns())) {
+		const char *msg;
+		size_t n, room;
+		int ev = pst_lines_next(&e->lines, &msg, &n);
+		if (ev == PST_LINES_MSG) {
+			if (!pst_bucket_take(&s->bucket, pst_now_ns()))
 				refuse(s, REFUSE_RATE, c->name);
-			} else {
-				channel_message(c, c->buf, n);
-			}
-			memmove(c->buf, nl + 1, c->len - n - 1);
-			c->len -= n + 1;
+			else
+				channel_message(c, msg, n);
 			continue;
 		}
-		if (c->len == CHANNEL_MSG_MAX) {
-			/* over-long message: drop it up to its newline */
-			c->dropped++;
-			c->discarding = true;
-			c->len = 0;
-			pst_log("warn", "channel_drop", "channel", c->name, "reason",
-				"message longer than PIPE_BUF", NULL);
-		}
-		ssize_t r = read(c->rfd, c->buf + c->len, CHANNEL_MSG_MAX - c->len);
+		if (ev == PST_LINES_TOOLONG)
+			channel_drop(c, "message longer than PIPE_BUF");
+		char *tail = pst_lines_tail(&e->lines, &room);
+		ssize_t r = read(e->fd, tail, room);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			return;	/* EAGAIN; EOF cannot happen while we hold wfd */
-		c->len += (size_t)r;
+		if (r < 0)
+			return;	/* EAGAIN */
+		if (r == 0) {
+			/* the sender and all its copies are gone */
+			if (pst_lines_partial(&e->lines))
+				channel_drop(c, "unterminated message when its sender closed the channel");
+			endpoint_close(e);
+			return;
+		}
+		pst_lines_added(&e->lines, (size_t)r);
 	}
 }
 
-static void channel_read_fdpass(struct channel *c)
+/* One sender's socket: each message carries one fd. */
+static void endpoint_read_fdpass(struct endpoint *e)
 {
+	struct channel *c = e->c;
 	struct sbx *s = c->consumer;
 	for (int budget = 0; budget < ACCEPT_BATCH; budget++) {
-		if (sbx_at_capacity(s)) {
-			uv_poll_stop(&c->poll);
-			c->polling = false;
+		if (!channel_room(c))
 			return;
-		}
 		char data[64];
 		union {
 			struct cmsghdr h;
@@ -1488,27 +1803,27 @@ static void channel_read_fdpass(struct channel *c)
 		struct iovec iov = { data, sizeof(data) };
 		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
 				     .msg_controllen = sizeof(cm.buf) };
-		ssize_t r = recvmsg(c->rfd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+		ssize_t r = recvmsg(e->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return;
-		int fds[8], nfds = 0;
-		for (struct cmsghdr *ch = CMSG_FIRSTHDR(&mh); ch; ch = CMSG_NXTHDR(&mh, ch)) {
-			if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
-				continue;
-			size_t n = (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-			for (size_t i = 0; i < n && nfds < 8; i++)
-				memcpy(&fds[nfds++], CMSG_DATA(ch) + i * sizeof(int), sizeof(int));
+		int fds[8];
+		int nfds = pst_fdpass_fds(&mh, fds, 8);
+		if (r == 0 && !nfds) {
+			/* an empty message, or the end: the sender is gone */
+			struct pollfd pf = { .fd = e->fd, .events = POLLIN | POLLRDHUP };
+			if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLHUP | POLLRDHUP))) {
+				endpoint_close(e);
+				return;
+			}
 		}
 		c->messages++;
-		if (nfds != 1 || (mh.msg_flags & MSG_CTRUNC)) {
+		if (pst_fdpass_check(&mh, nfds) < 0) {
 			/* one fd per message: anything else is a sender's bug */
 			for (int i = 0; i < nfds; i++)
 				close(fds[i]);
-			c->dropped++;
-			pst_log("warn", "channel_drop", "channel", c->name, "reason",
-				"expected exactly one fd per message", NULL);
+			channel_drop(c, "expected exactly one fd per message");
 			continue;
 		}
 		if (!pst_bucket_take(&s->bucket, pst_now_ns())) {
@@ -1535,16 +1850,25 @@ static void channel_read_fdpass(struct channel *c)
 	}
 }
 
-static void on_channel_readable(uv_poll_t *p, int status, int events)
+static void endpoint_read(struct endpoint *e)
 {
-	struct channel *c = p->data;
-	(void)events;
-	if (status < 0 || !c->consumer)
+	if (!e->c)
 		return;
-	if (c->kind == PST_TRIGGER_PIPE)
-		channel_read_pipe(c);
+	if (e->c->kind == PST_TRIGGER_PIPE)
+		endpoint_read_pipe(e);
 	else
-		channel_read_fdpass(c);
+		endpoint_read_fdpass(e);
+}
+
+static void on_endpoint_readable(uv_poll_t *p, int status, int events)
+{
+	struct endpoint *e = p->data;
+	(void)events;
+	if (status < 0) {
+		endpoint_close(e);
+		return;
+	}
+	endpoint_read(e);
 }
 
 static struct channel *channel_find(struct daemon *d, const char *name)
@@ -1559,50 +1883,21 @@ static int channel_open(struct daemon *d, const char *name, enum pst_trigger kin
 			struct channel **out)
 {
 	struct channel *c = calloc(1, sizeof(*c));
-	int fds[2];
 	if (!c)
 		return -ENOMEM;
-	if (kind == PST_TRIGGER_PIPE) {
-		if (pipe2(fds, O_CLOEXEC) < 0)
-			goto fail;
-		c->rfd = fds[0];
-		c->wfd = fds[1];
-	} else {
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) < 0)
-			goto fail;
-		c->rfd = fds[0];
-		c->wfd = fds[1];
-		shutdown(c->rfd, SHUT_WR);
-		shutdown(c->wfd, SHUT_RD);
-	}
-	fcntl(c->rfd, F_SETFL, fcntl(c->rfd, F_GETFL) | O_NONBLOCK);
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	c->kind = kind;
 	c->d = d;
-	uv_poll_init(d->loop, &c->poll, c->rfd);
-	c->poll.data = c;
 	*out = c;
 	return 0;
-fail:;
-	int e = errno;
-	free(c);
-	return -e;
 }
 
-static void on_channel_closed(uv_handle_t *h)
-{
-	struct channel *c = h->data;
-	close(c->rfd);
-	close(c->wfd);
-	free(c);
-}
-
+/* Its endpoints go (their senders get EPIPE from then on), then it. */
 static void channel_close(struct channel *c)
 {
-	if (c->polling)
-		uv_poll_stop(&c->poll);
-	c->polling = false;
-	uv_close((uv_handle_t *)&c->poll, on_channel_closed);
+	while (c->endpoints)
+		endpoint_close(c->endpoints);
+	free(c);
 }
 
 /* ---- startup sandboxes --------------------------------------------------- */
@@ -1638,6 +1933,8 @@ static void on_tick(uv_timer_t *t)
 	struct daemon *d = t->data;
 	uint64_t now = pst_now_ns();
 
+	/* handler cgroups that were still busy at their reap */
+	sandbox_cg_collect();
 	if (d->paused_emfile && now >= d->emfile_resume_ns) {
 		d->paused_emfile = false;
 		for (struct listener *ls = d->listeners; ls; ls = ls->next)
@@ -1657,11 +1954,42 @@ static void on_tick(uv_timer_t *t)
 
 /* Build a generation for policy p: sandbox plans, sockets and channels (new
  * ones created but not yet attached). On failure nothing of it remains. */
+/* The fds the broker may hold for policy p with every sandbox at its caps:
+ * per handler its pidfd, its stderr pipe and its ends of its send channels,
+ * 2 more for a pre-warmed one; per sandbox its network namespace, its root
+ * template, listeners and startup sockets; the control clients and a
+ * reserve. One sandbox full of idle clients then cannot starve the others
+ * of fds (EMFILE): what does not fit RLIMIT_NOFILE is refused at load. */
+static uint64_t fd_budget(const struct pst_policy *p)
+{
+	uint64_t n = FD_RESERVE + CONTROL_CLIENTS_MAX;
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *sc = &p->sandboxes[i];
+		uint64_t per = 2 + sc->n_send;
+		n += (uint64_t)sc->limits.handlers * per + (uint64_t)sc->prewarm * (per + 2) + 2 +
+		     sc->n_listen + sc->n_sockets;
+	}
+	return n;
+}
+
 static int gen_build(struct daemon *d, struct pst_policy *p, struct gen **out)
 {
-	struct gen *g = calloc(1, sizeof(*g));
 	char why[600];
 	int r = -ENOMEM;
+	struct rlimit rl;
+	uint64_t need = fd_budget(p);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur) {
+		snprintf(why, sizeof(why),
+			 "the sandboxes' caps (limits.handlers, prewarm) need up to %llu file descriptors "
+			 "in the broker (2 per handler, 1 per send channel, 2 more per pre-warmed one, %d "
+			 "reserved), but RLIMIT_NOFILE is %llu: raise it (LimitNOFILE= in the unit, "
+			 "ulimit -n) or lower limits.handlers",
+			 (unsigned long long)need, FD_RESERVE + CONTROL_CLIENTS_MAX,
+			 (unsigned long long)rl.rlim_cur);
+		pst_log("error", "load", "what", "file descriptors", "error", why, NULL);
+		return -EMFILE;
+	}
+	struct gen *g = calloc(1, sizeof(*g));
 
 	if (!g || !(g->sbx = calloc(p->n_sandboxes, sizeof(*g->sbx)))) {
 		free(g);
@@ -1696,6 +2024,20 @@ fail:
 /* Sockets (listeners and startup sockets) of a policy: reuse the open ones by
  * address, open the rest. New ones are marked !keep and linked at the head;
  * on failure they are closed again and -errno returned. */
+/* A startup sandbox's `sockets` listener is handed to its handler: marked,
+ * so that the table refuses any connection it would make once shut down
+ * (netpolicy.h). Listeners of listen triggers are never handed over. */
+static int mark_handed_listener(int fd, const struct pst_sandbox *sc, const struct pst_sockaddr *a)
+{
+	struct netpolicy_error me = { 0 };
+	if (sc->trigger == PST_TRIGGER_LISTEN || (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6))
+		return 0;
+	int r = netpolicy_mark_socket(fd, true, &me);
+	if (r < 0)
+		pst_log("error", "listen", "sandbox", sc->name, "address", a->text, "error", me.msg, NULL);
+	return r;
+}
+
 static int sockets_open(struct daemon *d, struct gen *g)
 {
 	char why[256];
@@ -1709,6 +2051,9 @@ static int sockets_open(struct daemon *d, struct gen *g)
 			struct listener *ls = find_listener(d, addrs[j].text);
 			if (ls) {
 				ls->keep = true;
+				int mr = mark_handed_listener(ls->fd, sc, &addrs[j]);
+				if (mr < 0)
+					return mr;
 				continue;
 			}
 			ls = calloc(1, sizeof(*ls));
@@ -1722,6 +2067,12 @@ static int sockets_open(struct daemon *d, struct gen *g)
 					"error", why, NULL);
 				free(ls);
 				return e;
+			}
+			int mr = mark_handed_listener(ls->fd, sc, &addrs[j]);
+			if (mr < 0) {
+				close(ls->fd);
+				free(ls);
+				return mr;
 			}
 			ls->d = d;
 			ls->addr = addrs[j];
@@ -1822,8 +2173,8 @@ static void gen_attach(struct daemon *d, struct gen *g)
 			if (!c)
 				continue;
 			int target = base + (int)k;
-			s->send_fds[k].fd = c->wfd;
-			s->send_fds[k].target = target;
+			s->send_ch[k] = c;
+			s->send_target[k] = target;
 			char *e = s->send_env[k];
 			int n = snprintf(e, sizeof(s->send_env[k]), "POSTERN_SEND_%s=%d", sc->send[j], target);
 			for (int x = 13; x < n && e[x] != '='; x++)
@@ -1839,9 +2190,8 @@ static void gen_attach(struct daemon *d, struct gen *g)
 			if (!ls)
 				continue;
 			ls->sbx = s;
-			s->send_fds[k + j].fd = ls->fd;
-			s->send_fds[k + j].target = 3 + (int)j;
-			s->n_socket_fds++;
+			s->socket_fds[s->n_socket_fds].fd = ls->fd;
+			s->socket_fds[s->n_socket_fds++].target = 3 + (int)j;
 		}
 		for (size_t j = 0; j < sc->n_listen; j++) {
 			struct listener *ls = find_listener(d, sc->listen[j].text);
@@ -1889,6 +2239,8 @@ static void gen_activate(struct daemon *d, struct gen *g, struct gen *old)
 			s->phase_n = o->phase_n;
 			s->warm_used = o->warm_used;
 			s->warm_failed = o->warm_failed;
+			s->cg = o->cg;
+			s->log = o->log;
 		}
 	d->cur = g;
 	if (old) {
@@ -1931,6 +2283,7 @@ static char *status_json(struct daemon *d)
 	cJSON_AddNumberToObject(root, "handlers", (double)serving);
 	cJSON_AddNumberToObject(root, "reloads", (double)d->reloads);
 	cJSON_AddNumberToObject(root, "reload_failures", (double)d->reload_failures);
+	cJSON_AddNumberToObject(root, "log_dropped", (double)pst_log_dropped());
 	cJSON *arr = cJSON_AddArrayToObject(root, "sandboxes");
 	for (size_t i = 0; g && i < g->n_sbx; i++) {
 		struct sbx *s = &g->sbx[i];
@@ -1995,7 +2348,11 @@ static char *status_json(struct daemon *d)
 			cJSON *ch = cJSON_AddObjectToObject(o, "channel_stats");
 			cJSON_AddNumberToObject(ch, "messages", (double)s->consumes->messages);
 			cJSON_AddNumberToObject(ch, "dropped", (double)s->consumes->dropped);
+			cJSON_AddNumberToObject(ch, "senders", s->consumes->n_endpoints);
 		}
+		/* figures from the handlers' cgroups: the exited ones' and,
+		 * read now, the running ones' */
+		uint64_t mem = 0, cpu = s->cg.cpu_usec, oom = s->cg.oom_kills, peak = s->cg.mem_peak;
 		cJSON *hs = cJSON_AddArrayToObject(o, "handlers");
 		for (struct handler *h = d->handlers; h; h = h->next) {
 			if (h->sbx != s || h->warm)
@@ -2005,8 +2362,39 @@ static char *status_json(struct daemon *d)
 			cJSON_AddNumberToObject(ho, "pid", h->h.pid);
 			cJSON_AddStringToObject(ho, "peer", h->peer);
 			cJSON_AddNumberToObject(ho, "age_ms", (double)((now - h->start_ns) / 1000000ull));
+			struct sandbox_cg_stats cs;
+			if (sandbox_cg_stats(&h->h, &cs) < 0)
+				continue;
+			if (cs.has & SANDBOX_CG_HAS_MEMORY)
+				cJSON_AddNumberToObject(ho, "memory_bytes", (double)cs.mem_current);
+			if (cs.has & SANDBOX_CG_HAS_PEAK)
+				cJSON_AddNumberToObject(ho, "memory_peak_bytes", (double)cs.mem_peak);
+			if (cs.has & SANDBOX_CG_HAS_CPU)
+				cJSON_AddNumberToObject(ho, "cpu_us", (double)cs.cpu_usec);
+			if (cs.has & SANDBOX_CG_HAS_PIDS)
+				cJSON_AddNumberToObject(ho, "pids", cs.pids);
+			if (cs.has & SANDBOX_CG_HAS_OOM)
+				cJSON_AddNumberToObject(ho, "oom_kills", cs.oom_kills);
+			mem += cs.mem_current;
+			cpu += cs.cpu_usec;
+			oom += cs.oom_kills;
+			if (cs.mem_peak > peak)
+				peak = cs.mem_peak;
 		}
+		cJSON *cgo = cJSON_AddObjectToObject(o, "cgroup");
+		cJSON_AddNumberToObject(cgo, "memory_bytes", (double)mem);
+		cJSON_AddNumberToObject(cgo, "memory_peak_bytes", (double)peak);
+		cJSON_AddNumberToObject(cgo, "cpu_us", (double)cpu);
+		cJSON_AddNumberToObject(cgo, "oom_kills", (double)oom);
+		cJSON_AddNumberToObject(cgo, "oom_killed_handlers", (double)s->cg.oom_handlers);
 	}
+	static const char *const cg_modes[] = { "none", "v1", "v2" };
+	cJSON *cgi = cJSON_AddObjectToObject(root, "cgroup");
+	cJSON_AddStringToObject(cgi, "mode", cg_modes[d->cg.mode]);
+	cJSON_AddStringToObject(cgi, "base", d->cg.base);
+	cJSON_AddStringToObject(cgi, "leaf", d->cg.leaf);
+	cJSON_AddStringToObject(cgi, "controllers", d->cg.controllers);
+	cJSON_AddBoolToObject(cgi, "kill", d->cg.kill);
 	char *out = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	return out;
@@ -2039,6 +2427,9 @@ static char *metrics_text(struct daemon *d)
 	fprintf(f, "postern_reload_failures_total %llu\n", (unsigned long long)d->reload_failures);
 	metric_head(f, "postern_handlers", "gauge", "Handlers serving a request, all sandboxes.");
 	fprintf(f, "postern_handlers %zu\n", serving);
+	metric_head(f, "postern_log_dropped_lines_total", "counter",
+		    "Log lines dropped because the log sink was too slow.");
+	fprintf(f, "postern_log_dropped_lines_total %llu\n", (unsigned long long)pst_log_dropped());
 
 	static const struct {
 		const char *name, *type, *help;
@@ -2054,8 +2445,23 @@ static char *metrics_text(struct daemon *d)
 		{ "postern_sandbox_prewarm_used_total", "counter", "Requests taken by pre-warmed handlers." },
 		{ "postern_sandbox_prewarm_failed_total", "counter", "Pre-warmed handlers whose set-up failed or that died waiting." },
 		{ "postern_sandbox_egress_denied_packets_total", "counter", "Packets the sandbox's egress rules rejected." },
+		{ "postern_sandbox_cpu_seconds_total", "counter", "CPU time of the sandbox's handlers (their cgroups), exited and running." },
+		{ "postern_sandbox_memory_bytes", "gauge", "Memory its running handlers use now (their cgroups)." },
+		{ "postern_sandbox_oom_kills_total", "counter", "Processes of its handlers the OOM killer killed (memory limit)." },
 	};
-	enum { ACTIVE, LIMIT, STARTED, REFUSED, EXITS, SPAWN, PHASE, PW_READY, PW_USED, PW_FAILED, DENIED, NPER };
+	enum { ACTIVE, LIMIT, STARTED, REFUSED, EXITS, SPAWN, PHASE, PW_READY, PW_USED, PW_FAILED, DENIED,
+	       CG_CPU, CG_MEM, CG_OOM, NPER };
+	/* the running handlers' cgroup figures, per sandbox */
+	struct sandbox_cg_stats *live = g ? calloc(g->n_sbx ? g->n_sbx : 1, sizeof(*live)) : NULL;
+	for (size_t i = 0; live && i < g->n_sbx; i++)
+		for (struct handler *h = d->handlers; h; h = h->next) {
+			struct sandbox_cg_stats cs;
+			if (h->sbx != &g->sbx[i] || h->warm || sandbox_cg_stats(&h->h, &cs) < 0)
+				continue;
+			live[i].cpu_usec += cs.cpu_usec;
+			live[i].mem_current += cs.mem_current;
+			live[i].oom_kills += cs.oom_kills;
+		}
 	for (int k = 0; k < NPER; k++) {
 		metric_head(f, per[k].name, per[k].type, per[k].help);
 		for (size_t i = 0; g && i < g->n_sbx; i++) {
@@ -2114,9 +2520,22 @@ static char *metrics_text(struct daemon *d)
 						(unsigned long long)nc.denied_packets);
 				break;
 			}
+			case CG_CPU:
+				fprintf(f, "%s{sandbox=\"%s\"} %.6f\n", per[k].name, n,
+					(double)(s->cg.cpu_usec + (live ? live[i].cpu_usec : 0)) / 1e6);
+				break;
+			case CG_MEM:
+				fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n,
+					(unsigned long long)(live ? live[i].mem_current : 0));
+				break;
+			case CG_OOM:
+				fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n,
+					(unsigned long long)(s->cg.oom_kills + (live ? live[i].oom_kills : 0)));
+				break;
 			}
 		}
 	}
+	free(live);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -2215,22 +2634,19 @@ static void control_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void http_request(struct control_client *c)
 {
-	char *end = strstr(c->req, "\r\n\r\n");
-	if (!end)
-		end = strstr(c->req, "\n\n");
-	if (!end) {
-		if (c->len >= sizeof(c->req) - 1)
-			http_answer(c, "431 Request Header Fields Too Large", "request too long\n");
-		return;
-	}
-	char method[8] = "", path[64] = "";
-	if (sscanf(c->req, "%7s %63s", method, path) != 2) {
+	char path[64];
+	int st = pst_http_parse(c->req, c->len, sizeof(c->req), path, sizeof(path));
+	if (st == 0)
+		return;	/* more to come */
+	if (st == 431)
+		http_answer(c, "431 Request Header Fields Too Large", "request too long\n");
+	else if (st == 400)
 		http_answer(c, "400 Bad Request", "bad request\n");
-	} else if (strcmp(method, "GET") != 0) {
+	else if (st == 405)
 		http_answer(c, "405 Method Not Allowed", "only GET\n");
-	} else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0) {
+	else if (strcmp(path, "/metrics") != 0 && strcmp(path, "/") != 0)
 		http_answer(c, "404 Not Found", "try /metrics\n");
-	} else {
+	else {
 		char *m = metrics_text(c->d);
 		http_answer(c, m ? "200 OK" : "500 Internal Server Error", m ? m : "out of memory\n");
 		free(m);
@@ -2253,14 +2669,15 @@ static void control_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 		http_request(c);
 		return;
 	}
-	char *nl = strchr(c->req, '\n');
-	if (!nl) {
-		if (c->len >= sizeof(c->req) - 1)
-			control_answer(c, "{\"error\":\"request too long\"}");
+	struct pst_control_req rq;
+	int pr = pst_control_parse(c->req, c->len, sizeof(c->req), &rq);
+	if (pr == PST_CTL_MORE)
+		return;
+	if (pr == PST_CTL_TOOLONG) {
+		control_answer(c, "{\"error\":\"request too long\"}");
 		return;
 	}
-	*nl = 0;
-	if (!strcmp(c->req, "status")) {
+	if (pr == PST_CTL_OK && !strcmp(rq.verb, "status") && !rq.arg[0]) {
 		char *js = status_json(c->d);
 		control_answer(c, js ? js : "{\"error\":\"out of memory\"}");
 		free(js);
@@ -2389,6 +2806,51 @@ static void log_diag(const char *event, const struct pst_diag *diag)
 		pst_log("error", event, "error", diag->msgs[i], NULL);
 }
 
+/* A reload may not change the uid of a sandbox with running handlers, nor
+ * give their uid to a sandbox of another name: two sandboxes running at
+ * once would share a host uid, and one would own what the other wrote. */
+static bool reload_uids_ok(struct daemon *d, const struct pst_policy *p)
+{
+	for (struct handler *h = d->handlers; h; h = h->next) {
+		if (h->exited || h->warm)
+			continue;
+		const struct pst_sandbox *o = h->sbx->conf;
+		for (size_t i = 0; i < p->n_sandboxes; i++) {
+			const struct pst_sandbox *n = &p->sandboxes[i];
+			bool same = !strcmp(n->name, o->name);
+			if (same ? n->uid == o->uid : n->uid != o->uid)
+				continue;
+			char ou[16], nu[16];
+			snprintf(ou, sizeof(ou), "%u", o->uid);
+			snprintf(nu, sizeof(nu), "%u", n->uid);
+			pst_log("error", "reload_failed", "sandbox", n->name, "uid", same ? ou : "-", "new_uid", nu,
+				"running", o->name, "error",
+				same ? "the uid of a sandbox with running handlers cannot change; reload once they are gone"
+				     : "that uid is a running sandbox's; reload once its handlers are gone",
+				NULL);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Whether the policy file may be trusted (pst_policy_trust()), with the
+ * message to log when not. */
+static int policy_trusted(struct daemon *d, char *why, size_t whylen)
+{
+	if (d->insecure_policy)
+		return 0;
+	char what[400];
+	int r = pst_policy_trust(d->policy_path, what, sizeof(what));
+	if (r < 0)
+		snprintf(why, whylen,
+			 "policy %s: %s: root would take what to delete, mount and run from a file "
+			 "others can change; make it and its directories root's and not writable by "
+			 "others (or run with --insecure-policy, for development only)",
+			 d->policy_path, what);
+	return r;
+}
+
 static void reload(struct daemon *d)
 {
 	struct pst_policy *p = NULL;
@@ -2399,7 +2861,13 @@ static void reload(struct daemon *d)
 	char n[32];
 
 	pst_log("info", "reload", "policy", d->policy_path, NULL);
-	int r = pst_policy_load(d->policy_path, &p, &diag);
+	char why[512];
+	int r = policy_trusted(d, why, sizeof(why));
+	if (r < 0) {
+		pst_log("error", "reload_invalid", "error", why, NULL);
+		goto failed;
+	}
+	r = pst_policy_load(d->policy_path, &p, &diag);
 	if (r < 0) {
 		log_diag("reload_invalid", &diag);
 		pst_diag_free(&diag);
@@ -2414,6 +2882,10 @@ static void reload(struct daemon *d)
 			"broker.table, broker.state_dir, broker.control and broker.metrics cannot change on "
 			"reload; restart the broker",
 			NULL);
+		pst_policy_free(p);
+		goto failed;
+	}
+	if (!reload_uids_ok(d, p)) {
 		pst_policy_free(p);
 		goto failed;
 	}
@@ -2437,9 +2909,7 @@ static void reload(struct daemon *d)
 			ls->sbx = NULL;
 		}
 	for (struct channel *c = d->channels; c; c = c->next) {
-		if (c->polling)
-			uv_poll_stop(&c->poll);
-		c->polling = false;
+		channel_stop(c);
 		c->consumer = NULL;
 	}
 	gen_attach(d, g);
@@ -2543,14 +3013,17 @@ static void begin_stop(struct daemon *d, const char *sig)
 	snprintf(n, sizeof(n), "%zu", d->n_handlers);
 	snprintf(g, sizeof(g), "%llu", (unsigned long long)d->cur->policy->broker.grace_ms);
 	pst_log("info", "stop", "signal", sig, "handlers", n, "grace_ms", g, NULL);
-	/* stop accepting: close listeners so the kernel refuses new connections */
-	for (struct listener *ls = d->listeners; ls; ls = ls->next)
-		listener_stop(ls);
+	/* stop accepting: close the listeners at once, so that the kernel
+	 * refuses new connections (and, with reuse_port, steers them to the
+	 * brokers that still listen) instead of completing handshakes nobody
+	 * will serve; what waits in a backlog is reset */
+	while (d->listeners) {
+		struct listener *ls = d->listeners;
+		d->listeners = ls->next;
+		listener_close(ls);
+	}
 	for (struct channel *c = d->channels; c; c = c->next)
-		if (c->polling) {
-			uv_poll_stop(&c->poll);
-			c->polling = false;
-		}
+		channel_stop(c);
 	uv_timer_stop(&d->tick);
 	for (struct handler *h = d->handlers; h; h = h->next)
 		if (h->warm && !h->discarded)
@@ -2607,6 +3080,37 @@ static void sd_notify_ready(void)
 	close(fd);
 }
 
+/* Log lines wait for a slow sink (log.c): flush them when it takes more. */
+static void on_log_writable(uv_poll_t *p, int status, int events)
+{
+	(void)p, (void)status, (void)events;
+	pst_log_flush();
+}
+
+static void log_pending(bool on, int fd, void *ctx)
+{
+	struct daemon *d = ctx;
+	if (!d->log_poll_inited) {
+		if (!on || uv_poll_init(d->loop, &d->log_poll, fd) < 0)
+			return;
+		d->log_poll_inited = true;
+	}
+	if (uv_is_closing((uv_handle_t *)&d->log_poll))
+		return;
+	if (on)
+		uv_poll_start(&d->log_poll, UV_WRITABLE, on_log_writable);
+	else
+		uv_poll_stop(&d->log_poll);
+}
+
+/* The broker's cgroups as it found them, once every sandbox is gone. */
+static void cg_fini(struct daemon *d)
+{
+	struct sandbox_error err = { 0 };
+	if (sandbox_cg_fini(&err) < 0)
+		pst_log("warn", "cleanup", "step", err.step, "error", err.msg, NULL);
+}
+
 int pst_daemon_run(const struct pst_run_opts *opts)
 {
 	struct daemon dd = { 0 }, *d = &dd;
@@ -2619,12 +3123,27 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 
 	d->policy_path = opts->policy_path;
 	d->refill_busy = opts->refill_busy;
+	/* every fd the hard limit allows: fd_budget() says what the policy needs */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	d->insecure_policy = opts->insecure_policy;
 	d->refill_slots = refill_slots();
 	d->started_ns = pst_now_ns();
 	d->exit_code = 1;
 	signal(SIGPIPE, SIG_IGN);
 	collect_inherited(d);
 
+	char why[512];
+	if ((r = policy_trusted(d, why, sizeof(why))) < 0) {
+		pst_log("error", "policy", "error", why, NULL);
+		return 1;
+	}
+	if (d->insecure_policy)
+		pst_log("warn", "policy", "file", opts->policy_path, "trust",
+			"not checked (--insecure-policy)", NULL);
 	r = pst_policy_load(opts->policy_path, &p, &diag);
 	if (r < 0) {
 		log_diag("policy_invalid", &diag);
@@ -2637,13 +3156,31 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 
 	/* before anything named after the table is touched: starting removes
 	 * what an earlier instance left, which must not be a running one's */
-	char why[512];
 	if ((r = pst_instance_lock(PST_LOCK_DIR, p->broker.table, &d->lock, why, sizeof(why))) < 0) {
 		pst_log("error", "start", "error", why, NULL);
 		pst_policy_free(p);
 		return 1;
 	}
+	/* where handler cgroups go: cgroup v2 places the broker in a leaf of
+	 * its own first, or refuses to start saying what fixes it */
 	struct sandbox_error cerr = { 0 };
+	if ((r = sandbox_cg_init(p->broker.table, &d->cg, &cerr)) < 0) {
+		pst_log("error", "start", "step", cerr.step, "error", cerr.msg, NULL);
+		pst_policy_free(p);
+		pst_instance_unlock(&d->lock);
+		return 1;
+	}
+	static const char *const cg_modes[] = { "none", "v1", "v2" };
+	pst_log("info", "cgroup", "mode", cg_modes[d->cg.mode], "base", d->cg.base, "leaf",
+		d->cg.leaf[0] ? d->cg.leaf : "-", "controllers", d->cg.controllers[0] ? d->cg.controllers : "-",
+		"kill", d->cg.kill ? "yes" : "no", d->cg.missing[0] ? "missing" : NULL, d->cg.missing, NULL);
+	/* once: what an older kernel's Landlock leaves weaker (sandbox.h) */
+	int ll_abi = sandbox_landlock_abi();
+	if (sandbox_landlock_gaps(ll_abi)) {
+		char abi[16];
+		snprintf(abi, sizeof(abi), "%d", ll_abi);
+		pst_log("warn", "landlock", "abi", abi, "weaker", sandbox_landlock_gaps(ll_abi), NULL);
+	}
 	if ((r = sandbox_cg_clean(p->broker.table, &cerr)) < 0) {
 		pst_log("warn", "cleanup", "error", cerr.msg, NULL);
 	} else if (r > 0) {
@@ -2654,14 +3191,12 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	d->loop = uv_default_loop();
 	if (gen_build(d, p, &g) < 0) {
 		pst_policy_free(p);
+		cg_fini(d);
 		pst_instance_unlock(&d->lock);
 		return 1;
 	}
-	r = mkdir_p(p->broker.state_dir, 0755);
-	if (r < 0) {
-		log_errno("start", NULL, p->broker.state_dir, -r);
-		goto fail;
-	}
+	/* the state dir: netpolicy_create checks it (root's, no links, not
+	 * writable by others, postern's own, unlocked) and makes it 0700 */
 	if ((r = np_config(p, &nc)) < 0 || (r = netpolicy_create(&nc, &d->np, &ne)) < 0) {
 		pst_log("error", "start", "error", ne.msg[0] ? ne.msg : strerror(-r), NULL);
 		d->np = NULL;
@@ -2714,7 +3249,7 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 		if (sc->channel)
 			pst_ll_str(&l, "channel", sc->channel);
 		pst_ll_str(&l, "exec", sc->exec[0]);
-		pst_ll_uint(&l, "uid", d->cur->policy->broker.uid_base + sc->index);
+		pst_ll_uint(&l, "uid", sc->uid);
 		pst_ll_uint(&l, "egress_rules", sc->n_egress);
 		pst_ll_uint(&l, "handlers_max", sc->limits.handlers);
 		pst_ll_end(&l);
@@ -2726,13 +3261,23 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	sd_notify_ready();
 
 	d->exit_code = 0;
+	/* from here on a slow log sink cannot stall the loop */
+	if ((r = pst_log_nonblock_start(LOG_QUEUE_BYTES, log_pending, d)) < 0)
+		log_errno("start", NULL, "non-blocking log", -r);
 	uv_run(d->loop, UV_RUN_DEFAULT);
+	pst_log_nonblock_stop(LOG_FLUSH_MS);
 	uv_loop_close(d->loop);
+	cg_fini(d);
 	pst_instance_unlock(&d->lock);
 	while (d->spare) {
 		struct handler *h = d->spare;
 		d->spare = h->next;
 		free(h);
+	}
+	while (d->spare_ep) {
+		struct endpoint *e = d->spare_ep;
+		d->spare_ep = e->next;
+		free(e);
 	}
 	return d->exit_code;
 
@@ -2761,6 +3306,7 @@ fail:
 	uv_run(d->loop, UV_RUN_NOWAIT);
 	uv_loop_close(d->loop);
 	gen_free(g);
+	cg_fini(d);
 	pst_instance_unlock(&d->lock);
 	return 1;
 }

@@ -34,6 +34,19 @@ void pst_ll_end(struct pst_logline *l);	/* writes the line to pst_log_fd */
 /* One-call form for simple events: pst_log("info", "stop", "reason", "SIGTERM", NULL) */
 void pst_log(const char *level, const char *event, ...);
 
+/* From pst_log_nonblock_start() on, logging never blocks: lines the sink
+ * does not take at once wait in a buffer of cap bytes (what does not fit is
+ * dropped, counted in pst_log_dropped() and reported in a log_dropped
+ * line); pending(true, fd, ctx) asks the caller to call pst_log_flush()
+ * whenever fd is writable, pending(false, ...) that it can stop. Nothing is
+ * changed for a regular file (0 returned, writes stay direct).
+ * pst_log_nonblock_stop() gives what waits up to timeout_ms and goes back
+ * to direct writes. */
+int pst_log_nonblock_start(size_t cap, void (*pending)(bool on, int fd, void *ctx), void *ctx);
+void pst_log_flush(void);
+void pst_log_nonblock_stop(unsigned timeout_ms);
+uint64_t pst_log_dropped(void);
+
 /* ---- token bucket (util.c) --------------------------------------------- */
 struct pst_bucket {
 	double rate;		/* tokens per second; <= 0: unlimited */
@@ -44,6 +57,20 @@ struct pst_bucket {
 
 void pst_bucket_init(struct pst_bucket *b, double rate, uint64_t now_ns);
 bool pst_bucket_take(struct pst_bucket *b, uint64_t now_ns);
+
+/* ---- log throttle (util.c) -----------------------------------------------
+ * Lines a client or a handler can cause once per request (refusals, spawn
+ * failures, timeouts, dropped channel messages) are logged at most once per
+ * interval per kind; the next line says how many were suppressed. */
+struct pst_throttle {
+	uint64_t last_ns;
+	uint64_t suppressed;
+};
+#define PST_THROTTLE_NS 1000000000ull
+
+/* true: log now, with *suppressed (those skipped since the last line);
+ * false: skip it (counted). */
+bool pst_throttle_pass(struct pst_throttle *t, uint64_t now_ns, uint64_t *suppressed);
 
 /* ---- concurrent handlers per source address (util.c) -------------------
  * Open addressing, linear probing, backward-shift deletion. Keys are 17
@@ -80,11 +107,63 @@ uint32_t pst_latring_pct(const struct pst_latring *r, double pct);	/* 0 if empty
 
 uint64_t pst_now_ns(void);	/* CLOCK_MONOTONIC */
 
+/* ---- whether root may trust a policy file (policy_trust.c) --------------
+ * 0 when path, every directory on the way to it and every symlink's
+ * directory are root's and writable by nobody else (a sticky directory such
+ * as /tmp excepted); else -EPERM (or another negative errno) with why
+ * naming the path and what is wrong with it. */
+int pst_policy_trust(const char *path, char *why, size_t whylen);
+
+/* ---- parsers of what less trusted peers send (wire.c) -------------------
+ * Pure functions over buffers, unit-tested and fuzzed on their own. */
+
+/* A pipe channel's messages: one line each, at most PST_LINE_MAX bytes
+ * (an atomic pipe write); a longer one is dropped up to its newline. Read
+ * into pst_lines_tail() (room bytes), then pst_lines_added(); take
+ * messages with pst_lines_next() until it says PST_LINES_MORE. A message
+ * returned stays valid until the next call. At EOF pst_lines_partial()
+ * says whether an unterminated message is left (dropped). */
+#define PST_LINE_MAX 4095
+enum { PST_LINES_MORE = 0, PST_LINES_MSG, PST_LINES_TOOLONG };
+struct pst_lines {
+	size_t off, len;	/* bytes [off, len) of buf not yet taken */
+	bool discarding;	/* inside an over-long message */
+	char buf[PST_LINE_MAX + 1];
+};
+int pst_lines_next(struct pst_lines *b, const char **msg, size_t *n);
+char *pst_lines_tail(struct pst_lines *b, size_t *room);
+void pst_lines_added(struct pst_lines *b, size_t n);
+bool pst_lines_partial(const struct pst_lines *b);
+void pst_lines_reset(struct pst_lines *b);
+
+/* An fdpass message (struct msghdr as recvmsg() left it): the fds its
+ * SCM_RIGHTS control messages carry, bounded by the control buffer
+ * whatever their lengths say (up to max, into fds; the caller owns and
+ * closes them), and whether it is a valid message: exactly one fd, not
+ * truncated (0, -EBADMSG, -EMSGSIZE). */
+struct msghdr;
+int pst_fdpass_fds(const struct msghdr *mh, int *fds, int max);
+int pst_fdpass_check(const struct msghdr *mh, int nfds);
+
+/* A control-socket request: one line, "VERB[ ARG]", VERB in [a-z]. */
+enum { PST_CTL_MORE = 0, PST_CTL_OK, PST_CTL_BAD, PST_CTL_TOOLONG };
+struct pst_control_req {
+	char verb[16];
+	char arg[128];
+};
+int pst_control_parse(const char *buf, size_t len, size_t cap, struct pst_control_req *req);
+
+/* A metrics client's HTTP request (buf holds len of at most cap bytes):
+ * 0 while its headers are incomplete, else the status to answer: 200
+ * (a GET; its path in path), 400, 405 (not GET), 431 (too long). */
+int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t pathlen);
+
 /* ---- the daemon (daemon.c) --------------------------------------------- */
 struct pst_run_opts {
 	const char *policy_path;
 	bool debug;
 	bool refill_busy;	/* --prewarm-refill=busy */
+	bool insecure_policy;	/* --insecure-policy: no pst_policy_trust() */
 };
 
 int pst_daemon_run(const struct pst_run_opts *opts);

@@ -1,9 +1,27 @@
 /* SPDX-License-Identifier: MIT */
-/* logfmt event lines: `ts=... level=... event=... key=value ...` */
+/*
+ * logfmt event lines: `ts=... level=... event=... key=value ...`, and where
+ * they go. Until pst_log_nonblock_start() each line is one blocking
+ * write(2). After it the broker never waits for its log sink (a journal
+ * under pressure, a pipe nobody reads): lines are written at once while the
+ * sink takes them, through a description of the sink of the broker's own
+ * made non-blocking (a pipe, FIFO or terminal is opened again through
+ * /proc/self/fd, so the O_NONBLOCK is not the shell's; a socket gets
+ * MSG_DONTWAIT); what the sink does not take waits, in order, in a bounded
+ * buffer that the caller flushes when the sink is writable again. A line
+ * that does not fit is dropped and counted; once the buffer empties a
+ * log_dropped line says how many went.
+ */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -11,6 +29,193 @@
 
 int pst_log_fd = 2;
 bool pst_log_debug;
+
+static struct {
+	pthread_mutex_t lock;
+	bool on;
+	int fd;			/* the sink, non-blocking */
+	bool own_fd;		/* fd is ours to close */
+	bool sock;		/* a socket: send(MSG_DONTWAIT) */
+	char *buf;
+	size_t cap, head, len;	/* bytes [head, head + len) mod cap wait */
+	uint64_t dropped, unreported;
+	void (*pending)(bool on, int fd, void *ctx);
+	void *ctx;
+} q = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+
+static void write_all(const char *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n) {
+		ssize_t w = write(pst_log_fd, p + off, n - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;	/* a log sink that fails must not stop the broker */
+		off += (size_t)w;
+	}
+}
+
+/* One non-blocking write: bytes taken, 0 when the sink is full, -1 when it
+ * failed for good (the bytes are then lost, as with a blocking write). */
+static ssize_t try_write(const char *p, size_t n)
+{
+	ssize_t w;
+	do
+		w = q.sock ? send(q.fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(q.fd, p, n);
+	while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	return w;
+}
+
+static void queue_put(const char *p, size_t n)
+{
+	size_t tail = (q.head + q.len) % q.cap, first = q.cap - tail;
+	if (first > n)
+		first = n;
+	memcpy(q.buf + tail, p, first);
+	memcpy(q.buf, p + first, n - first);
+	q.len += n;
+}
+
+/* Write what waits, then the report of what was dropped; tell the caller
+ * whether it still needs to wait for the sink. Under q.lock. */
+static void flush_locked(void)
+{
+	bool was = q.len > 0;
+	for (;;) {
+		while (q.len) {
+			size_t n = q.cap - q.head < q.len ? q.cap - q.head : q.len;
+			ssize_t w = try_write(q.buf + q.head, n);
+			if (w == 0)
+				goto out;
+			if (w < 0)
+				w = (ssize_t)n;	/* the sink failed: let it go */
+			q.head = (q.head + (size_t)w) % q.cap;
+			q.len -= (size_t)w;
+		}
+		if (!q.unreported)
+			break;
+		struct pst_logline l;
+		pst_ll_begin(&l, "warn", "log_dropped");
+		pst_ll_uint(&l, "lines", q.unreported);
+		pst_ll_str(&l, "reason", "the log sink was too slow");
+		l.buf[l.len++] = '\n';
+		q.unreported = 0;
+		queue_put(l.buf, l.len);
+	}
+out:
+	if (q.pending && was != (q.len > 0))
+		q.pending(q.len > 0, q.fd, q.ctx);
+}
+
+static void emit(const char *p, size_t n)
+{
+	pthread_mutex_lock(&q.lock);
+	if (!q.on) {
+		pthread_mutex_unlock(&q.lock);
+		write_all(p, n);
+		return;
+	}
+	bool was = q.len > 0;
+	if (!q.len && !q.unreported) {
+		ssize_t w = try_write(p, n);
+		if (w < 0)
+			w = (ssize_t)n;
+		p += w;
+		n -= (size_t)w;
+	}
+	if (n && q.cap - q.len >= n)
+		queue_put(p, n);
+	else if (n) {
+		q.dropped++;
+		q.unreported++;
+	}
+	if (q.pending && !was && q.len)
+		q.pending(true, q.fd, q.ctx);
+	pthread_mutex_unlock(&q.lock);
+}
+
+int pst_log_nonblock_start(size_t cap, void (*pending)(bool on, int fd, void *ctx), void *ctx)
+{
+	struct stat st;
+	if (fstat(pst_log_fd, &st) < 0)
+		return -errno;
+	int fd = pst_log_fd;
+	bool own = false, sock = S_ISSOCK(st.st_mode);
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+		return 0;	/* a file: its writes do not wait for a reader */
+	if (!sock) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", pst_log_fd);
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return -errno;
+		own = true;
+	}
+	char *buf = malloc(cap);
+	if (!buf) {
+		if (own)
+			close(fd);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&q.lock);
+	q.fd = fd;
+	q.own_fd = own;
+	q.sock = sock;
+	q.buf = buf;
+	q.cap = cap;
+	q.head = q.len = 0;
+	q.pending = pending;
+	q.ctx = ctx;
+	q.on = true;
+	pthread_mutex_unlock(&q.lock);
+	return 0;
+}
+
+void pst_log_flush(void)
+{
+	pthread_mutex_lock(&q.lock);
+	if (q.on)
+		flush_locked();
+	pthread_mutex_unlock(&q.lock);
+}
+
+void pst_log_nonblock_stop(unsigned timeout_ms)
+{
+	pthread_mutex_lock(&q.lock);
+	if (!q.on) {
+		pthread_mutex_unlock(&q.lock);
+		return;
+	}
+	q.pending = NULL;
+	/* what waits gets up to timeout_ms */
+	for (unsigned waited = 0; (q.len || q.unreported) && waited < timeout_ms; waited += 10) {
+		flush_locked();
+		if (!q.len && !q.unreported)
+			break;
+		pthread_mutex_unlock(&q.lock);
+		struct timespec ts = { 0, 10000000 };
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&q.lock);
+	}
+	q.on = false;
+	if (q.own_fd)
+		close(q.fd);
+	q.fd = -1;
+	free(q.buf);
+	q.buf = NULL;
+	pthread_mutex_unlock(&q.lock);
+}
+
+uint64_t pst_log_dropped(void)
+{
+	pthread_mutex_lock(&q.lock);
+	uint64_t n = q.dropped;
+	pthread_mutex_unlock(&q.lock);
+	return n;
+}
 
 static void ll_putc(struct pst_logline *l, char c)
 {
@@ -143,15 +348,7 @@ void pst_ll_end(struct pst_logline *l)
 		l->len += sizeof(mark) - 1;
 	}
 	l->buf[l->len++] = '\n';
-	size_t off = 0;
-	while (off < l->len) {
-		ssize_t w = write(pst_log_fd, l->buf + off, l->len - off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;	/* a log sink that fails must not stop the broker */
-		off += (size_t)w;
-	}
+	emit(l->buf, l->len);
 }
 
 void pst_log(const char *level, const char *event, ...)

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -393,6 +394,58 @@ static bool get_abs_path(struct ctx *c, const char *path, const cJSON *v, bool a
 	return true;
 }
 
+/* path lies strictly below dir (both normalised: no trailing or doubled
+ * slashes). */
+static bool path_below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	if (n == 1 && dir[0] == '/')
+		return path[0] == '/' && path[1] != 0;
+	return !strncmp(path, dir, n) && path[n] == '/';
+}
+
+/* A symlink in a bind source, in any component, the last included, is
+ * refused: sandbox/ opens bind sources without following symlinks (one a
+ * handler planted in a directory it writes must not lead the bind to the
+ * host's /), so such a bind would fail at every spawn; and the operator
+ * should see in the policy what is bound. The message gives the real path
+ * to declare instead. Components that do not exist (yet), or that this
+ * process may not look at, are left to the spawn, which reports them. */
+static void check_bind_symlinks(struct ctx *c, const char *path, const cJSON *v, const char *src)
+{
+	char buf[4096];
+	size_t n = strlen(src);
+	if (n >= sizeof(buf))
+		return;
+	memcpy(buf, src, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != 0)
+			continue;
+		char save = buf[i];
+		buf[i] = 0;
+		struct stat st;
+		if (lstat(buf, &st) < 0)
+			return;
+		if (S_ISLNK(st.st_mode)) {
+			char target[1024], real[PATH_MAX];
+			ssize_t l = readlink(buf, target, sizeof(target) - 1);
+			target[l > 0 ? l : 0] = 0;
+			if (realpath(src, real))
+				err(c, path, v,
+				    "\"%s\" is a symlink (to \"%s\"): bind sources are not followed "
+				    "through symlinks; if that is what is meant, declare the real path \"%s\"",
+				    buf, target, real);
+			else
+				err(c, path, v,
+				    "\"%s\" is a symlink (to \"%s\"): bind sources are not followed "
+				    "through symlinks; use the real path (this one does not resolve)",
+				    buf, target);
+			return;
+		}
+		buf[i] = save;
+	}
+}
+
 static const cJSON *item(const cJSON *o, const char *k)
 {
 	return cJSON_GetObjectItemCaseSensitive(o, k);
@@ -577,6 +630,12 @@ static void parse_fs(struct ctx *c, const char *path, const cJSON *v, struct pst
 					ok = f->dst != NULL;
 				}
 			}
+			if (ok) {
+				join(q, p, "bind");
+				size_t before = c->errors;
+				check_bind_symlinks(c, q, item(e, "bind"), f->src);
+				ok = c->errors == before;
+			}
 			const cJSON *mode = item(e, "mode");
 			join(q, p, "mode");
 			if (mode) {
@@ -631,15 +690,27 @@ static void parse_fs(struct ctx *c, const char *path, const cJSON *v, struct pst
 			memset(f, 0, sizeof(*f));
 			continue;
 		}
-		for (size_t j = 0; j < s->n_fs; j++)
-			if (!strcmp(s->fs[j].dst, f->dst)) {
-				char d[PATH_MAX_LEN];
-				join(d, p, f->kind == PST_FS_BIND ? (item(e, "to") ? "to" : "bind")
-					   : f->kind == PST_FS_TMPFS ? "tmpfs"
-					   : f->kind == PST_FS_PROC  ? "proc"
-								     : "symlink");
+		for (size_t j = 0; j < s->n_fs; j++) {
+			char d[PATH_MAX_LEN];
+			join(d, p, f->kind == PST_FS_BIND ? (item(e, "to") ? "to" : "bind")
+				   : f->kind == PST_FS_TMPFS ? "tmpfs"
+				   : f->kind == PST_FS_PROC  ? "proc"
+							     : "symlink");
+			if (!strcmp(s->fs[j].dst, f->dst))
 				err(c, d, NULL, "\"%s\" is already a destination of entry %zu", f->dst, j);
-			}
+			/* the root is built without following symlinks, the
+			 * policy's own included */
+			else if (s->fs[j].kind == PST_FS_SYMLINK && path_below(f->dst, s->fs[j].dst))
+				err(c, d, NULL,
+				    "\"%s\" lies under the symlink of entry %zu (\"%s\"): mount points are not "
+				    "made through symlinks; use the path the symlink points to",
+				    f->dst, j, s->fs[j].dst);
+			else if (f->kind == PST_FS_SYMLINK && path_below(s->fs[j].dst, f->dst))
+				err(c, d, NULL,
+				    "\"%s\" would be a symlink above entry %zu (\"%s\"): mount points are not "
+				    "made through symlinks",
+				    f->dst, j, s->fs[j].dst);
+		}
 		s->n_fs++;
 	}
 }
@@ -933,7 +1004,7 @@ static void parse_sandbox(struct ctx *c, const char *path, const cJSON *v, struc
 {
 	static const char *const keys[] = { "trigger", "restart", "prewarm", "send", "sockets",
 					    "exec", "socket", "filesystem", "egress", "limits",
-					    "seccomp", "env", NULL };
+					    "seccomp", "env", "uid", "allow_bind", NULL };
 	char p[PATH_MAX_LEN];
 	const cJSON *x;
 
@@ -1000,6 +1071,17 @@ static void parse_sandbox(struct ctx *c, const char *path, const cJSON *v, struc
 		join(p, path, "seccomp"), parse_seccomp(c, p, x, &s->seccomp);
 	if ((x = item(v, "env")))
 		join(p, path, "env"), parse_env(c, p, x, s);
+	if ((x = item(v, "allow_bind")))
+		join(p, path, "allow_bind"), get_bool(c, p, x, &s->allow_bind);
+	if ((x = item(v, "uid"))) {
+		join(p, path, "uid");
+		if (get_u32(c, p, x, PST_UID_MIN, 4294967294u, &s->uid)) {
+			if (s->uid == 65534)
+				err(c, p, x, "65534 is \"nobody\", shared with other programs: give the sandbox a uid of its own");
+			else
+				s->uid_explicit = true;
+		}
+	}
 	if (s->limits.per_source > s->limits.handlers) {
 		join(p, path, "limits.per_source");
 		err(c, p, NULL, "%u is more than limits.handlers (%u)", s->limits.per_source,
@@ -1190,8 +1272,62 @@ static void cross_check(struct ctx *c, struct pst_policy *p)
 		err(c, "broker.sandbox_net6", NULL, "%s holds %llu sandboxes (a /64 each), the policy has %llu",
 		    n1, 1ull << (64 - p->broker.sandbox_net6.prefix), need);
 	}
-	if ((unsigned long long)p->broker.uid_base + p->n_sandboxes > 4294967294ull)
-		err(c, "broker.uid_base", NULL, "uid_base + number of sandboxes exceeds the uid range");
+	if ((unsigned long long)p->broker.uid_base + PST_UID_RANGE - 1 > 4294967294ull)
+		err(c, "broker.uid_base", NULL, "uid_base + %u exceeds the uid range", PST_UID_RANGE - 1);
+	/* uids: stable per name (a reorder or insert changes none), unique */
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		struct pst_sandbox *s = &p->sandboxes[i];
+		if (!s->uid_explicit)
+			s->uid = pst_sandbox_default_uid(p->broker.uid_base, s->name);
+		for (size_t j = 0; j < i; j++) {
+			const struct pst_sandbox *t = &p->sandboxes[j];
+			if (t->uid != s->uid)
+				continue;
+			snprintf(path, sizeof(path), "sandboxes.%s%s", s->name, s->uid_explicit ? ".uid" : "");
+			err(c, path, NULL,
+			    "uid %u (%s) is also the uid of sandbox \"%s\" (%s): two sandboxes would own "
+			    "each other's files; set \"uid\" on one of them to a uid of its own",
+			    s->uid, s->uid_explicit ? "its \"uid\"" : "derived from its name", t->name,
+			    t->uid_explicit ? "its \"uid\"" : "derived from its name");
+		}
+	}
+	/* bind sources inside what a sandbox's handlers can write on the
+	 * host (an rw bind, of any sandbox, this one included): a handler
+	 * could replace the source with a symlink, and the next root built
+	 * (a spawn, or a reload's root template) would bind what it points
+	 * to. tmpfs and proc entries are no host paths: nothing is bound from
+	 * them. The same path bound twice is fine: the directory entry of an
+	 * rw bind's own root is not the handlers' to replace. */
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *s = &p->sandboxes[i];
+		for (size_t k = 0; k < s->n_fs; k++) {
+			if (s->fs[k].kind != PST_FS_BIND)
+				continue;
+			for (size_t j = 0; j < p->n_sandboxes; j++) {
+				const struct pst_sandbox *t = &p->sandboxes[j];
+				for (size_t m = 0; m < t->n_fs; m++) {
+					if (t->fs[m].kind != PST_FS_BIND || !t->fs[m].rw ||
+					    !path_below(s->fs[k].src, t->fs[m].src))
+						continue;
+					snprintf(path, sizeof(path), "sandboxes.%s.filesystem[%zu].bind", s->name, k);
+					char owner[64];
+					if (j == i)
+						snprintf(owner, sizeof(owner), "this sandbox");
+					else
+						snprintf(owner, sizeof(owner), "sandbox \"%s\"", t->name);
+					cJSON *val = cJSON_CreateString(s->fs[k].src);
+					err(c, path, val,
+					    "lies inside \"%s\", an rw bind of %s (filesystem[%zu]): its handlers "
+					    "could replace it with a symlink to any host path; bind a path outside "
+					    "every rw bind",
+					    t->fs[m].src, owner, m);
+					cJSON_Delete(val);
+					goto next_bind;	/* one message per entry */
+				}
+			}
+		next_bind:;
+		}
+	}
 	for (size_t i = 0; i < p->n_sandboxes; i++) {
 		const struct pst_sandbox *s = &p->sandboxes[i];
 		for (size_t k = 0; k < s->n_egress; k++) {
@@ -1454,6 +1590,14 @@ void pst_policy_free(struct pst_policy *p)
 	free(p->broker.state_dir);
 	free(p->file);
 	free(p);
+}
+
+uint32_t pst_sandbox_default_uid(uint32_t uid_base, const char *name)
+{
+	uint32_t h = 2166136261u;	/* FNV-1a, 32 bits */
+	for (const unsigned char *q = (const unsigned char *)name; *q; q++)
+		h = (h ^ *q) * 16777619u;
+	return uid_base + h % PST_UID_RANGE;
 }
 
 const struct pst_sandbox *pst_policy_find(const struct pst_policy *p, const char *name)

@@ -183,3 +183,15 @@ uint32_t pst_latring_pct(const struct pst_latring *r, double pct)
 		rank = r->n;
 	return tmp[rank - 1];
 }
+
+bool pst_throttle_pass(struct pst_throttle *t, uint64_t now_ns, uint64_t *suppressed)
+{
+	if (t->last_ns && now_ns - t->last_ns < PST_THROTTLE_NS) {
+		t->suppressed++;
+		return false;
+	}
+	*suppressed = t->suppressed;
+	t->suppressed = 0;
+	t->last_ns = now_ns;
+	return true;
+}

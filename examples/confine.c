@@ -1,7 +1,9 @@
 /* confine: a handler that reports its own confinement to its client, in
  * plain words (one "key: value" per line): identity, capabilities,
  * no_new_privs and seccomp, pid and hostname, what its root contains, and
- * what happens when it tries things a handler should not be able to do. */
+ * what happens when it tries things a handler should not be able to do
+ * (mounts, namespaces, ptrace, sockets of other families, raw sockets,
+ * bind and listen). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <netinet/in.h>
 
 static int cmp(const void *a, const void *b)
 {
@@ -95,6 +99,15 @@ int main(void)
 	fprintf(out, "raw socket: %s\n", try(socket(AF_INET, SOCK_RAW, 1)));
 	fprintf(out, "packet socket: %s\n", try(socket(AF_PACKET, SOCK_RAW, 0)));
 	fprintf(out, "netlink socket: %s\n", try(socket(AF_NETLINK, SOCK_RAW, 0)));
+	fprintf(out, "vsock socket: %s\n", try(socket(40 /* AF_VSOCK */, SOCK_STREAM, 0)));
+	fprintf(out, "alg socket: %s\n", try(socket(AF_ALG, SOCK_SEQPACKET, 0)));
+	/* handlers of a sandbox share its network namespace: no listener
+	 * one could offer another (unless the policy says allow_bind) */
+	int s4 = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in any = { .sin_family = AF_INET };
+	fprintf(out, "bind: %s\n", try(bind(s4, (struct sockaddr *)&any, sizeof(any))));
+	fprintf(out, "listen: %s\n", try(listen(s4, 1)));
+	close(s4);
 	fprintf(out, "open fds:");
 	for (int fd = 0; fd < 1024; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)

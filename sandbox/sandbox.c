@@ -35,7 +35,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,6 +43,7 @@
 
 #include <linux/capability.h>
 #include <linux/mount.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #if defined(__SANITIZE_ADDRESS__)
@@ -58,12 +58,7 @@
 #define ERR_FD 1000			/* the error pipe while arranging */
 #define ENV_MAX 128
 #define ARGV_MAX 256			/* handler argv entries postern-warm passes on */
-#define CG_CONTROLLERS 3
 #define CHILD_STACK (64 * 1024)		/* on the caller's stack during a spawn */
-#define CG_STOCK 4			/* handler cgroups made ahead per sandbox */
-
-enum { CG_MEMORY, CG_PIDS, CG_CPU };
-static const char *const cg_names[CG_CONTROLLERS] = { "memory", "pids", "cpu" };
 
 struct sandbox {
 	char *name;
@@ -77,6 +72,8 @@ struct sandbox {
 	bool has_proc;
 	int tmpl_fd;		/* mount namespace holding the root, which each
 				 * handler copies; -1: each builds its own */
+	int ll_fd;		/* Landlock ruleset each handler restricts itself
+				 * with (landlock.c); -1: none on this kernel */
 	const char *preload_interp;	/* pre-warmed handlers run under this loader
 					 * can wait in their own process
 					 * (postern-warm.so); NULL: never */
@@ -85,13 +82,7 @@ struct sandbox {
 	struct sock_fprog prog;
 	int cap_last_cap;
 	char uid_map[32], gid_map[32];	/* "ID ID 1": the same id inside */
-	bool cg_v2;
-	char cg_dir[CG_CONTROLLERS][PATH_MAX];	/* per-sandbox parents; "" if absent */
-	/* handler cgroups made ahead (sandbox_cg_stock()), with their limits:
-	 * their directories, as in sandbox_handler.cgroup */
-	pthread_mutex_t cg_lock;
-	char cg_stock[CG_STOCK][1024];
-	unsigned n_cg_stock;
+	struct sb_cg cg;	/* its handlers' cgroups (cgroup.c) */
 };
 
 /* The report a child sends when a step fails. */
@@ -125,356 +116,6 @@ static char *xstrdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* One write of data to path. EINTR is retried: cgroup v1 fails setting
- * memory.limit_in_bytes with it whenever a signal is pending, before it
- * even compares the limit with the usage. */
-static int write_file(const char *path, const char *data)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	size_t n = strlen(data);
-	ssize_t w;
-	int tries = 100;
-	do
-		w = write(fd, data, n);
-	while (w < 0 && errno == EINTR && --tries);
-	int e = w < 0 ? errno : 0;
-	close(fd);
-	if (w < 0)
-		return -e;
-	return w == (ssize_t)n ? 0 : -EIO;
-}
-
-static int mkdir_p(char *path, mode_t mode)
-{
-	for (char *p = path + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		int r = mkdir(path, mode);
-		*p = '/';
-		if (r < 0 && errno != EEXIST)
-			return -errno;
-	}
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-/* ---- cgroups ------------------------------------------------------------------ */
-
-/* Our own cgroup path in the v1 hierarchy of `ctrl` (or v2 when ctrl is ""). */
-static int own_cgroup(const char *ctrl, char *out, size_t len)
-{
-	FILE *f = fopen("/proc/self/cgroup", "re");
-	char line[1024];
-	int r = -ENOENT;
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
-		if (!b)
-			continue;
-		*b = 0;
-		line[strcspn(line, "\n")] = 0;
-		char *path = b + 1;
-		path[strcspn(path, "\n")] = 0;
-		const char *ctrls = a + 1;
-		bool match = false;
-		if (!ctrl[0])
-			match = !strcmp(line, "0") && !ctrls[0];
-		else
-			for (char *t = strtok((char *)ctrls, ","); t; t = strtok(NULL, ","))
-				match |= !strcmp(t, ctrl);
-		if (match) {
-			snprintf(out, len, "%s", strcmp(path, "/") ? path : "");
-			r = 0;
-			break;
-		}
-	}
-	fclose(f);
-	return r;
-}
-
-static bool v2_has(const char *dir, const char *ctrl)
-{
-	char p[PATH_MAX], buf[512];
-	snprintf(p, sizeof(p), "%s/cgroup.controllers", dir);
-	FILE *f = fopen(p, "re");
-	if (!f)
-		return false;
-	bool ok = false;
-	if (fgets(buf, sizeof(buf), f))
-		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
-			ok |= !strcmp(t, ctrl);
-	fclose(f);
-	return ok;
-}
-
-/* Per-sandbox parent cgroups: v2 where memory and pids are available to us,
- * else the v1 hierarchies that exist. Missing controllers are skipped. */
-static void cg_setup(struct sandbox *sb, const char *group)
-{
-	char own[PATH_MAX];
-	for (int i = 0; i < CG_CONTROLLERS; i++)
-		sb->cg_dir[i][0] = 0;
-	if (!group)
-		return;
-	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
-	if (own_cgroup("", own, sizeof(own)) == 0) {
-		for (size_t r = 0; r < 2; r++) {
-			char base[PATH_MAX];
-			snprintf(base, sizeof(base), "%s%s", v2_roots[r], own);
-			if (!v2_has(base, "memory") || !v2_has(base, "pids"))
-				continue;
-			/* v2: controllers must be enabled down the tree */
-			char dir[PATH_MAX], sub[PATH_MAX];
-			snprintf(dir, sizeof(dir), "%s/%s", base, group);
-			if (mkdir_p(dir, 0755) < 0)
-				continue;
-			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", base);
-			write_file(sub, "+memory +pids +cpu");
-			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", dir);
-			write_file(sub, "+memory +pids +cpu");
-			snprintf(dir, sizeof(dir), "%s/%s/%s", base, group, sb->name);
-			if (mkdir_p(dir, 0755) < 0)
-				continue;
-			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", dir);
-			write_file(sub, "+memory +pids +cpu");
-			sb->cg_v2 = true;
-			snprintf(sb->cg_dir[0], sizeof(sb->cg_dir[0]), "%s", dir);
-			return;
-		}
-	}
-	for (int i = 0; i < CG_CONTROLLERS; i++) {
-		char dir[PATH_MAX];
-		if (own_cgroup(cg_names[i], own, sizeof(own)) < 0)
-			continue;
-		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s/%s/%s", cg_names[i], own, group, sb->name);
-		if (mkdir_p(dir, 0755) == 0)
-			snprintf(sb->cg_dir[i], sizeof(sb->cg_dir[i]), "%s", dir);
-	}
-}
-
-static void cg_remove(char *list);
-
-/* mkdir a handler's cgroup under the sandbox's directory, which may have
- * been removed by an older generation of the same sandbox (reload): then
- * make that again. 0 or a negative errno (-EEXIST: the name is taken). */
-static int cg_mkdir(const struct sandbox *sb, int i, const char *dir)
-{
-	if (mkdir(dir, 0755) == 0)
-		return 0;
-	if (errno != ENOENT)
-		return -errno;
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%s", sb->cg_dir[i]);
-	int r = mkdir_p(parent, 0755);
-	if (r < 0)
-		return r;
-	if (sb->cg_v2) {
-		/* v2: controllers enabled down the tree, from the group on */
-		char sub[PATH_MAX + 32], *slash = strrchr(parent, '/');
-		if (slash) {
-			*slash = 0;
-			snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", parent);
-			write_file(sub, "+memory +pids +cpu");
-		}
-		snprintf(sub, sizeof(sub), "%s/cgroup.subtree_control", sb->cg_dir[i]);
-		write_file(sub, "+memory +pids +cpu");
-	}
-	return mkdir(dir, 0755) == 0 ? 0 : -errno;
-}
-
-/* Handler cgroup names, h<N>: one number per handler for all its
- * controllers, counted per process, so that the generations of a sandbox,
- * which share its directory across a reload, never share a handler's. */
-static uint64_t cg_seq;
-
-/* A handler's cgroups with their limits: the directories, '\n'-separated,
- * go to dirs (1024 bytes; on failure those made so far, for cg_remove()). */
-static int cg_make_n(struct sandbox *sb, uint64_t seq, char *dirs, char *why, size_t whylen)
-{
-	char dir[PATH_MAX], file[PATH_MAX], val[64];
-	const size_t dirs_len = sizeof(((struct sandbox_handler *)0)->cgroup);
-	dirs[0] = 0;
-	for (int i = 0; i < CG_CONTROLLERS; i++) {
-		if (!sb->cg_dir[i][0])
-			continue;
-		if (i == CG_CPU && !sb->limits.cpu)
-			continue;
-		int n = snprintf(dir, sizeof(dir), "%s/h%llu", sb->cg_dir[i], (unsigned long long)seq);
-		int r = n < (int)sizeof(dir) ? cg_mkdir(sb, i, dir) : -ENAMETOOLONG;
-		if (r < 0) {
-			snprintf(why, whylen, "cgroup mkdir %s: %s", dir, strerror(-r));
-			return r;
-		}
-		size_t l = strlen(dirs);
-		snprintf(dirs + l, dirs_len - l, "%s%s", l ? "\n" : "", dir);
-		if (sb->cg_v2) {
-			if (sb->limits.memory) {
-				snprintf(file, sizeof(file), "%s/memory.max", dir);
-				snprintf(val, sizeof(val), "%llu", (unsigned long long)sb->limits.memory);
-				r = r ?: write_file(file, val);
-				snprintf(file, sizeof(file), "%s/memory.swap.max", dir);
-				write_file(file, "0");
-			}
-			if (sb->limits.pids) {
-				snprintf(file, sizeof(file), "%s/pids.max", dir);
-				snprintf(val, sizeof(val), "%u", sb->limits.pids);
-				r = r ?: write_file(file, val);
-			}
-			if (sb->limits.cpu) {
-				snprintf(file, sizeof(file), "%s/cpu.max", dir);
-				snprintf(val, sizeof(val), "%llu 100000",
-					 (unsigned long long)(sb->limits.cpu * 100000));
-				write_file(file, val);
-			}
-		} else if (i == CG_MEMORY && sb->limits.memory) {
-			snprintf(file, sizeof(file), "%s/memory.limit_in_bytes", dir);
-			snprintf(val, sizeof(val), "%llu", (unsigned long long)sb->limits.memory);
-			r = write_file(file, val);
-			snprintf(file, sizeof(file), "%s/memory.memsw.limit_in_bytes", dir);
-			write_file(file, val);	/* only where swap accounting exists */
-		} else if (i == CG_PIDS && sb->limits.pids) {
-			snprintf(file, sizeof(file), "%s/pids.max", dir);
-			snprintf(val, sizeof(val), "%u", sb->limits.pids);
-			r = write_file(file, val);
-		} else if (i == CG_CPU) {
-			snprintf(file, sizeof(file), "%s/cpu.cfs_period_us", dir);
-			write_file(file, "100000");
-			snprintf(file, sizeof(file), "%s/cpu.cfs_quota_us", dir);
-			snprintf(val, sizeof(val), "%llu", (unsigned long long)(sb->limits.cpu * 100000));
-			r = write_file(file, val);
-		}
-		if (r < 0) {
-			snprintf(why, whylen, "cgroup limit in %s: %s", dir, strerror(-r));
-			return r;
-		}
-		if (sb->cg_v2)
-			break;	/* one directory holds every controller */
-	}
-	return 0;
-}
-
-/* cg_make_n() under the next number; one that is taken (left by an earlier
- * broker of the same table, say) is skipped, never shared. */
-static int cg_make(struct sandbox *sb, char *dirs, char *why, size_t whylen)
-{
-	for (int tries = 0;; tries++) {
-		uint64_t n = __atomic_add_fetch(&cg_seq, 1, __ATOMIC_RELAXED);
-		int r = cg_make_n(sb, n, dirs, why, whylen);
-		if (r != -EEXIST || tries == 100)
-			return r;
-		cg_remove(dirs);
-	}
-}
-
-/* A handler's cgroups, made before the clone: taken from the stock (when
- * use_stock: fresh spawns, which suspend the broker's loop; pre-warm set-ups
- * run beside it) or made now, into h->cgroup; each cgroup.procs is opened
- * into procs[] (up to CG_CONTROLLERS, the rest -1) for the child to enter by
- * writing "0" before it can fork or exec. */
-static int cg_create(struct sandbox *sb, struct sandbox_handler *h, int *procs, bool use_stock,
-		     char *why, size_t whylen)
-{
-	pthread_mutex_lock(&sb->cg_lock);
-	bool stocked = use_stock && sb->n_cg_stock > 0;
-	if (stocked)
-		memcpy(h->cgroup, sb->cg_stock[--sb->n_cg_stock], sizeof(h->cgroup));
-	pthread_mutex_unlock(&sb->cg_lock);
-	int r;
-	if (!stocked && (r = cg_make(sb, h->cgroup, why, whylen)) < 0)
-		return r;
-	char list[sizeof(h->cgroup)], file[PATH_MAX], *save = NULL;
-	int np = 0;
-	memcpy(list, h->cgroup, sizeof(list));
-	for (char *d = strtok_r(list, "\n", &save); d && np < CG_CONTROLLERS;
-	     d = strtok_r(NULL, "\n", &save)) {
-		snprintf(file, sizeof(file), "%s/cgroup.procs", d);
-		if ((procs[np] = open(file, O_WRONLY | O_CLOEXEC)) < 0) {
-			r = -errno;
-			snprintf(why, whylen, "cgroup open %s: %s", file, strerror(-r));
-			return r;
-		}
-		np++;
-	}
-	return 0;
-}
-
-unsigned sandbox_cg_stock_missing(struct sandbox *sb)
-{
-	/* none when cg_make() would make nothing */
-	if (!sb->cg_dir[CG_MEMORY][0] && !sb->cg_dir[CG_PIDS][0] &&
-	    !(sb->cg_dir[CG_CPU][0] && sb->limits.cpu))
-		return 0;
-	pthread_mutex_lock(&sb->cg_lock);
-	unsigned n = CG_STOCK - sb->n_cg_stock;
-	pthread_mutex_unlock(&sb->cg_lock);
-	return n;
-}
-
-int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err)
-{
-	for (unsigned n = sandbox_cg_stock_missing(sb); n > 0; n--) {
-		char dirs[sizeof(((struct sandbox_handler *)0)->cgroup)], why[600];
-		int r = cg_make(sb, dirs, why, sizeof(why));
-		if (r < 0) {
-			cg_remove(dirs);
-			sb_error(err, -r, "cgroup", "sandbox \"%s\": %s", sb->name, why);
-			return r;
-		}
-		pthread_mutex_lock(&sb->cg_lock);
-		bool room = sb->n_cg_stock < CG_STOCK;
-		if (room)
-			memcpy(sb->cg_stock[sb->n_cg_stock++], dirs, sizeof(dirs));
-		pthread_mutex_unlock(&sb->cg_lock);
-		if (!room)
-			cg_remove(dirs);
-	}
-	return 0;
-}
-
-/* cgroups whose rmdir found them busy (processes still exiting), retried.
- * Pre-warmed handlers may be set up on another thread: the list is locked. */
-static char *cg_pending[256];
-static size_t n_cg_pending;
-static pthread_mutex_t cg_pending_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void cg_retry_pending(void)
-{
-	pthread_mutex_lock(&cg_pending_lock);
-	size_t k = 0;
-	for (size_t i = 0; i < n_cg_pending; i++) {
-		if (rmdir(cg_pending[i]) == 0 || errno == ENOENT)
-			free(cg_pending[i]);
-		else
-			cg_pending[k++] = cg_pending[i];
-	}
-	n_cg_pending = k;
-	pthread_mutex_unlock(&cg_pending_lock);
-}
-
-static void cg_remove(char *list)
-{
-	char *save = NULL;
-	cg_retry_pending();
-	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save)) {
-		/* a just-killed pid namespace empties within a moment */
-		int tries = 20;
-		while (rmdir(d) < 0 && errno == EBUSY && tries--)
-			usleep(500);
-		if (access(d, F_OK) == 0) {
-			pthread_mutex_lock(&cg_pending_lock);
-			if (n_cg_pending < 256)
-				cg_pending[n_cg_pending++] = strdup(d);
-			pthread_mutex_unlock(&cg_pending_lock);
-		}
-	}
-	list[0] = 0;
-}
-
 /* ---- prepare ---------------------------------------------------------------------- */
 
 static void free_strv(char **v)
@@ -504,142 +145,12 @@ static char **copy_strv(const char *const *v, size_t extra, size_t *n_out)
 	return c;
 }
 
-/* The first pids in a cgroup, space-separated, in buf; "none" if empty. */
-static const char *cg_procs(const char *dir, char *buf, size_t len)
-{
-	char file[PATH_MAX + 16];
-	snprintf(file, sizeof(file), "%s/cgroup.procs", dir);
-	buf[0] = 0;
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		ssize_t k = read(fd, buf, len - 1);
-		buf[k > 0 ? k : 0] = 0;
-		close(fd);
-		for (char *c = buf; *c; c++)
-			if (*c == '\n')
-				*c = c[1] ? ' ' : 0;
-	}
-	return buf[0] ? buf : "none";
-}
-
-/* rmdir a cgroup directory and those under it (to depth 3: sandbox,
- * handler), counting what goes; the first that stays goes to c. */
-struct cg_clean {
-	unsigned removed;
-	int err;
-	char stays[PATH_MAX];
-};
-
-static void cg_rmtree(const char *dir, int depth, struct cg_clean *c)
-{
-	DIR *d = depth < 3 ? opendir(dir) : NULL;
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			char sub[PATH_MAX];
-			if (e->d_type == DT_DIR && e->d_name[0] != '.' &&
-			    snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) < (int)sizeof(sub))
-				cg_rmtree(sub, depth + 1, c);
-		}
-		closedir(d);
-	}
-	if (rmdir(dir) == 0)
-		c->removed++;
-	else if (errno != ENOENT && !c->err) {
-		c->err = errno;
-		snprintf(c->stays, sizeof(c->stays), "%s", dir);
-	}
-}
-
-int sandbox_cg_clean(const char *group, struct sandbox_error *err)
-{
-	struct cg_clean c = { 0 };
-	char own[PATH_MAX], dir[PATH_MAX + 64], probe[PATH_MAX + 96];
-	static const char *const v2_roots[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
-	if (own_cgroup("", own, sizeof(own)) == 0)
-		for (size_t r = 0; r < 2; r++) {
-			snprintf(dir, sizeof(dir), "%s%s/%s", v2_roots[r], own, group);
-			snprintf(probe, sizeof(probe), "%s/cgroup.controllers", dir);
-			if (access(probe, F_OK) == 0)
-				cg_rmtree(dir, 0, &c);
-		}
-	for (int i = 0; i < CG_CONTROLLERS; i++) {
-		if (own_cgroup(cg_names[i], own, sizeof(own)) < 0)
-			continue;
-		snprintf(dir, sizeof(dir), "/sys/fs/cgroup/%s%s/%s", cg_names[i], own, group);
-		cg_rmtree(dir, 0, &c);
-	}
-	if (c.err) {
-		char procs[128];
-		sb_error(err, c.err, "cgroup", "cgroup rmdir %s: %s (processes in it: %s)", c.stays,
-			 strerror(c.err), cg_procs(c.stays, procs, sizeof(procs)));
-		return -c.err;
-	}
-	return (int)c.removed;
-}
-
-/* Of the cgroups whose removal is pending, those under a sandbox's
- * directory dir: how many; the first goes to first. */
-static size_t cg_pending_under(const char *dir, char *first, size_t len)
-{
-	size_t n = 0, l = strlen(dir);
-	pthread_mutex_lock(&cg_pending_lock);
-	for (size_t i = 0; i < n_cg_pending; i++)
-		if (!strncmp(cg_pending[i], dir, l) && cg_pending[i][l] == '/' && !n++)
-			snprintf(first, len, "%s", cg_pending[i]);
-	pthread_mutex_unlock(&cg_pending_lock);
-	return n;
-}
-
-/* The sandbox's cgroups: its stock, its handlers' that were still busy when
- * they were reaped (waited for, up to 1 s), then its own directory and the
- * group's, which stay while a newer generation of the same sandbox, or
- * another sandbox, has handlers in them. */
-static int cg_destroy(struct sandbox *sb, struct sandbox_error *err)
-{
-	for (unsigned i = 0; i < sb->n_cg_stock; i++)
-		cg_remove(sb->cg_stock[i]);
-	sb->n_cg_stock = 0;
-
-	char busy[PATH_MAX] = "";
-	for (int tries = 0; tries < 200; tries++) {
-		cg_retry_pending();
-		size_t n = 0;
-		for (int i = 0; i < CG_CONTROLLERS; i++)
-			if (sb->cg_dir[i][0])
-				n += cg_pending_under(sb->cg_dir[i], busy, sizeof(busy));
-		if (!n) {
-			busy[0] = 0;
-			break;
-		}
-		usleep(5000);
-	}
-	int r = 0;
-	if (busy[0] && rmdir(busy) < 0 && errno != ENOENT) {
-		r = -errno;
-		char procs[128];
-		sb_error(err, -r, "cgroup", "sandbox \"%s\": cgroup rmdir %s: %s (processes in it: %s)",
-			 sb->name, busy, strerror(-r), cg_procs(busy, procs, sizeof(procs)));
-	}
-	for (int i = 0; i < CG_CONTROLLERS; i++) {
-		if (!sb->cg_dir[i][0])
-			continue;
-		rmdir(sb->cg_dir[i]);
-		char *slash = strrchr(sb->cg_dir[i], '/');
-		if (slash) {
-			*slash = 0;
-			rmdir(sb->cg_dir[i]);
-		}
-	}
-	return r;
-}
-
 int sandbox_destroy(struct sandbox *sb, struct sandbox_error *err)
 {
 	if (!sb)
 		return 0;
-	int r = cg_destroy(sb, err);
-	pthread_mutex_destroy(&sb->cg_lock);
+	int r = sb_cg_destroy(&sb->cg, err);
+	pthread_mutex_destroy(&sb->cg.lock);
 	free(sb->name);
 	free_strv(sb->argv);
 	free_strv(sb->env);
@@ -652,6 +163,8 @@ int sandbox_destroy(struct sandbox *sb, struct sandbox_error *err)
 	free(sb->prog.filter);
 	if (sb->tmpl_fd >= 0)
 		close(sb->tmpl_fd);
+	if (sb->ll_fd >= 0)
+		close(sb->ll_fd);
 	free(sb);
 	return r;
 }
@@ -697,8 +210,8 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 	*out = NULL;
 	if (!sb)
 		goto oom;
-	sb->tmpl_fd = -1;
-	pthread_mutex_init(&sb->cg_lock, NULL);
+	sb->tmpl_fd = sb->ll_fd = -1;
+	pthread_mutex_init(&sb->cg.lock, NULL);
 	if (!cfg->name || !cfg->argv || !cfg->argv[0] || cfg->argv[0][0] != '/') {
 		sb_error(err, EINVAL, "config", "sandbox \"%s\": exec must be an absolute path",
 			 cfg->name ? cfg->name : "?");
@@ -753,7 +266,8 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 			sb->has_proc |= m->kind == SANDBOX_MOUNT_PROC;
 		}
 	}
-	if ((r = sb_seccomp_compile(cfg, &sb->prog, err)) < 0) {
+	if ((r = sb_seccomp_compile(cfg, &sb->prog, err)) < 0 ||
+	    (r = sb_landlock_ruleset(cfg, &sb->ll_fd, err)) < 0) {
 		sandbox_free(sb);
 		return r;
 	}
@@ -775,16 +289,9 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		return r;
 	}
 	tmpl_build(sb);
-	cg_setup(sb, cfg->cgroup_name);
-	/* declared limits that cannot be enforced are an error, not a warning */
-	if (cfg->cgroup_name && ((sb->limits.memory && !sb->cg_v2 && !sb->cg_dir[CG_MEMORY][0]) ||
-				 (sb->limits.pids && !sb->cg_v2 && !sb->cg_dir[CG_PIDS][0]))) {
-		sb_error(err, ENOENT, "cgroup",
-			 "sandbox \"%s\": cgroup: no usable %s controller (cgroup v2 with memory and "
-			 "pids, or v1 hierarchies under /sys/fs/cgroup): limits cannot be enforced",
-			 cfg->name, sb->limits.memory && !sb->cg_dir[CG_MEMORY][0] ? "memory" : "pids");
+	if ((r = sb_cg_prepare(&sb->cg, cfg->cgroup_name, sb->name, &sb->limits, err)) < 0) {
 		sandbox_free(sb);
-		return -ENOENT;
+		return r;
 	}
 	*out = sb;
 	return 0;
@@ -803,7 +310,7 @@ struct child_args {
 	char *const *envp;
 	int err_fd;		/* write end, CLOEXEC */
 	int errw;		/* write end of the handler's stderr pipe */
-	int procs[CG_CONTROLLERS];	/* cgroup.procs to enter, or -1 */
+	int procs[CG_N];	/* cgroup.procs to enter, or -1 */
 	bool warm;		/* pre-warmed: wait on err_fd for the request */
 	bool preload;		/* set by the child: waits in the handler itself
 				 * (postern-warm.so), else in postern-warm */
@@ -832,33 +339,84 @@ static __attribute__((noreturn)) void child_fail(int fd, int e, const char *step
 	_exit(127);
 }
 
-/* mkdir -p of the parents of path (inside the new root). */
-static int mkparents(const char *path)
+/* openat2() that never follows a symlink, nor a /proc magic link. */
+static int open_nofollow(int dirfd, const char *path, int flags)
 {
-	char tmp[PATH_MAX];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	char *slash = strrchr(tmp, '/');
-	if (!slash || slash == tmp)
-		return 0;
-	*slash = 0;
-	return mkdir_p(tmp, 0755);
+	struct open_how how = { .flags = (uint64_t)(unsigned)(flags | O_CLOEXEC),
+				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+	return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
 
-static unsigned long locked_flags(const char *path)
+/*
+ * Mount points inside the new root, found and made from the root's fd one
+ * component at a time, never through a symlink. Part of the root can be a
+ * host directory a handler writes (an rw bind, or an entry under one): had
+ * it replaced a directory there with a symlink, a path-based mkdir, create
+ * or mount (by a child that is still host root, in a copy of the host's
+ * tree) would have made files, or mounted, wherever the link points, up to
+ * the host's /. Here that component is ELOOP. The policy's own symlink
+ * entries are not followed either (the loader refuses an entry under one).
+ */
+
+/* The parent directory of dst (absolute) inside the root at rootfd,
+ * directories made as needed, as an O_PATH fd; *name: dst's last component
+ * (in buf). Returns the fd or -errno. */
+static int root_parent(int rootfd, const char *dst, char *buf, size_t len, const char **name)
 {
-	struct statvfs v;
-	unsigned long f = 0;
-	if (statvfs(path, &v) < 0)
-		return 0;
-	if (v.f_flag & ST_NOEXEC)
-		f |= MS_NOEXEC;
-	if (v.f_flag & ST_NOATIME)
-		f |= MS_NOATIME;
-	if (v.f_flag & ST_NODIRATIME)
-		f |= MS_NODIRATIME;
-	if (v.f_flag & ST_RELATIME)
-		f |= MS_RELATIME;
-	return f;
+	snprintf(buf, len, "%s", dst);
+	char *p = buf;
+	while (*p == '/')
+		p++;
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	for (char *slash; (slash = strchr(p, '/'));) {
+		*slash = 0;
+		if (mkdirat(fd, p, 0755) < 0 && errno != EEXIST) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		int next = open_nofollow(fd, p, O_PATH | O_DIRECTORY);
+		int e = errno;
+		close(fd);
+		if (next < 0)
+			return -e;
+		fd = next;
+		for (p = slash + 1; *p == '/'; p++)
+			;
+	}
+	*name = p;
+	return fd;
+}
+
+/* dst's mount point inside the root at rootfd, made as needed: a directory,
+ * or a file when !dir (made with O_EXCL: an existing one is never opened
+ * for writing, so a FIFO there cannot block). An O_PATH fd or -errno. */
+static int root_mountpoint(int rootfd, const char *dst, bool dir, mode_t mode)
+{
+	char buf[PATH_MAX];
+	const char *name;
+	int pfd = root_parent(rootfd, dst, buf, sizeof(buf), &name);
+	if (pfd < 0)
+		return pfd;
+	int r = 0;
+	if (dir) {
+		if (mkdirat(pfd, name, mode) < 0 && errno != EEXIST)
+			r = -errno;
+	} else {
+		int f = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+			       0644);
+		if (f >= 0)
+			close(f);
+		else if (errno != EEXIST)
+			r = -errno;
+	}
+	int fd = r < 0 ? -1 : open_nofollow(pfd, name, O_PATH | (dir ? O_DIRECTORY : 0));
+	if (r == 0 && fd < 0)
+		r = -errno;
+	close(pfd);
+	return fd >= 0 ? fd : r;
 }
 
 /* The entries made per handler even when the root is copied from the
@@ -868,69 +426,86 @@ static bool per_handler(const struct sandbox_mount *m)
 	return m->kind == SANDBOX_MOUNT_TMPFS || m->kind == SANDBOX_MOUNT_PROC;
 }
 
-/* One entry of the root, at root (ROOT_DIR while building, "" inside). */
-static void setup_mount(int efd, const struct sandbox_mount *m, const char *root)
+/* A bind: its source opened without following any symlink (a handler that
+ * writes a directory above the source could have replaced the source with
+ * one), the tree there cloned, made nosuid, nodev (and ro) on every
+ * submount while it is still detached, and moved onto its mount point. */
+static void bind_entry(int efd, const struct sandbox_mount *m, int rootfd)
 {
-	char dst[PATH_MAX];
-	snprintf(dst, sizeof(dst), "%s%s", root, m->dst);
-	int r = mkparents(dst);
-	if (r < 0)
-		child_fail(efd, -r, "mkdir", "%s", m->dst);
+	int sfd = open_nofollow(AT_FDCWD, m->src, O_PATH);
+	if (sfd < 0)
+		child_fail(efd, errno, "bind", "%s -> %s%s", m->src, m->dst,
+			   errno == ELOOP ? " (a symlink in the source path: bind sources are not followed)" : "");
+	struct stat st;
+	if (fstat(sfd, &st) < 0)
+		child_fail(efd, errno, "bind", "%s -> %s (stat)", m->src, m->dst);
+	int tfd = (int)syscall(SYS_open_tree, sfd, "",
+			       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+	if (tfd < 0)
+		child_fail(efd, errno, "bind", "%s -> %s (open_tree)", m->src, m->dst);
+	close(sfd);
+	/* mount_setattr() only adds flags, so flags locked on the source stay */
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+					       (m->rw ? 0 : MOUNT_ATTR_RDONLY) };
+	if (syscall(SYS_mount_setattr, tfd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		child_fail(efd, errno, "bind", "%s -> %s (set %s)", m->src, m->dst,
+			   m->rw ? "nosuid,nodev" : "ro,nosuid,nodev");
+	int dfd = root_mountpoint(rootfd, m->dst, S_ISDIR(st.st_mode), 0755);
+	if (dfd < 0)
+		child_fail(efd, -dfd, "bind", "%s -> %s (mount point%s)", m->src, m->dst,
+			   dfd == -ELOOP ? ": a symlink on the way, not followed" : "");
+	if (syscall(SYS_move_mount, tfd, "", dfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		child_fail(efd, errno, "bind", "%s -> %s", m->src, m->dst);
+	close(tfd);
+	close(dfd);
+}
+
+/* One entry of the root at rootfd (the new root while building, or "/"
+ * inside it). A tmpfs or proc is mounted on the mount point as the cwd
+ * (then the cwd is rootfd again). */
+static void setup_mount(int efd, const struct sandbox_mount *m, int rootfd)
+{
+	const char *step = m->kind == SANDBOX_MOUNT_BIND    ? "bind"
+			   : m->kind == SANDBOX_MOUNT_TMPFS ? "tmpfs"
+			   : m->kind == SANDBOX_MOUNT_PROC  ? "proc"
+							    : "symlink";
+	const char *loop = " (a symlink on the way, not followed)";
 	switch (m->kind) {
-	case SANDBOX_MOUNT_BIND: {
-		struct stat st;
-		if (stat(m->src, &st) < 0)
-			child_fail(efd, errno, "bind", "%s -> %s", m->src, m->dst);
-		if (S_ISDIR(st.st_mode)) {
-			if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-				child_fail(efd, errno, "bind", "%s -> %s (mkdir)", m->src, m->dst);
-		} else {
-			int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-			if (fd < 0)
-				child_fail(efd, errno, "bind", "%s -> %s (create)", m->src, m->dst);
-			close(fd);
-		}
-		if (mount(m->src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
-			child_fail(efd, errno, "bind", "%s -> %s", m->src, m->dst);
-		/* nosuid, nodev (and ro) on the whole bound tree, submounts too:
-		 * mount_setattr() only adds flags, so locked ones stay */
-		struct mount_attr attr = { .attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-						       (m->rw ? 0 : MOUNT_ATTR_RDONLY) };
-		if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) == 0)
-			break;
-		if (errno != ENOSYS)
-			child_fail(efd, errno, "bind", "%s -> %s (set %s)", m->src, m->dst, m->rw ? "nosuid,nodev" : "ro,nosuid,nodev");
-		/* before Linux 5.12: the top mount only */
-		unsigned long fl = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | locked_flags(dst);
-		if (!m->rw)
-			fl |= MS_RDONLY;
-		if (mount(NULL, dst, NULL, fl, NULL) < 0)
-			child_fail(efd, errno, "bind", "%s -> %s (remount %s)", m->src, m->dst,
-				   m->rw ? "rw" : "ro");
+	case SANDBOX_MOUNT_BIND:
+		bind_entry(efd, m, rootfd);
 		break;
-	}
-	case SANDBOX_MOUNT_TMPFS: {
+	case SANDBOX_MOUNT_TMPFS:
+	case SANDBOX_MOUNT_PROC: {
+		bool tmpfs = m->kind == SANDBOX_MOUNT_TMPFS;
+		int dfd = root_mountpoint(rootfd, m->dst, true, tmpfs ? 0755 : 0555);
+		if (dfd < 0)
+			child_fail(efd, -dfd, step, "%s (mkdir)%s", m->dst, dfd == -ELOOP ? loop : "");
+		if (fchdir(dfd) < 0)
+			child_fail(efd, errno, step, "%s (chdir)", m->dst);
+		close(dfd);
 		char opt[64];
-		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
-			child_fail(efd, errno, "tmpfs", "%s (mkdir)", m->dst);
-		if (m->size)
+		if (tmpfs && m->size)
 			snprintf(opt, sizeof(opt), "size=%llu,mode=1777", (unsigned long long)m->size);
 		else
 			snprintf(opt, sizeof(opt), "mode=1777");
-		if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0)
-			child_fail(efd, errno, "tmpfs", "%s", m->dst);
+		if (tmpfs ? mount("tmpfs", ".", "tmpfs", MS_NOSUID | MS_NODEV, opt) < 0
+			  : mount("proc", ".", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			child_fail(efd, errno, step, "%s", m->dst);
+		if (fchdir(rootfd) < 0)
+			child_fail(efd, errno, step, "%s (chdir back)", m->dst);
 		break;
 	}
-	case SANDBOX_MOUNT_PROC:
-		if (mkdir(dst, 0555) < 0 && errno != EEXIST)
-			child_fail(efd, errno, "proc", "%s (mkdir)", m->dst);
-		if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-			child_fail(efd, errno, "proc", "%s", m->dst);
+	case SANDBOX_MOUNT_SYMLINK: {
+		char buf[PATH_MAX];
+		const char *name;
+		int pfd = root_parent(rootfd, m->dst, buf, sizeof(buf), &name);
+		if (pfd < 0)
+			child_fail(efd, -pfd, step, "%s -> %s%s", m->dst, m->target, pfd == -ELOOP ? loop : "");
+		if (symlinkat(m->target, pfd, name) < 0)
+			child_fail(efd, errno, step, "%s -> %s", m->dst, m->target);
+		close(pfd);
 		break;
-	case SANDBOX_MOUNT_SYMLINK:
-		if (symlink(m->target, dst) < 0)
-			child_fail(efd, errno, "symlink", "%s -> %s", m->dst, m->target);
-		break;
+	}
 	}
 }
 
@@ -970,9 +545,10 @@ static void setup_dev(int efd, bool has_proc)
 
 /* Put the fds where the handler expects them; close every other one except
  * the error pipe and those returned right above the targets: *procfd (the
- * host's /proc/<pid>, O_PATH) for the user namespace's maps, and *warm_fd
- * (postern-warm) when there is one. All CLOEXEC. */
-static void arrange_fds(int efd, const struct child_args *c, int *procfd, int *warm_fd)
+ * host's /proc/<pid>, O_PATH) for the user namespace's maps, *warm_fd
+ * (postern-warm) and *ll_fd (the Landlock ruleset) when there are. All
+ * CLOEXEC. */
+static void arrange_fds(int efd, const struct child_args *c, int *procfd, int *warm_fd, int *ll_fd)
 {
 	const struct sandbox_spawn_args *a = c->a;
 	int errw = c->errw;
@@ -1000,10 +576,11 @@ static void arrange_fds(int efd, const struct child_args *c, int *procfd, int *w
 	int maxdst = 2;
 	/* first copy every source and the kept fds above the target range,
 	 * then place them */
-	if ((*procfd = fcntl(*procfd, F_DUPFD_CLOEXEC, HIGH_FD)) < 0)
-		child_fail(efd, errno, "fds", "keep /proc/self");
-	if (*warm_fd >= 0 && (*warm_fd = fcntl(*warm_fd, F_DUPFD_CLOEXEC, HIGH_FD)) < 0)
-		child_fail(efd, errno, "fds", "keep postern-warm");
+	int *keep[] = { procfd, warm_fd, ll_fd };
+	static const char *const kept[] = { "keep /proc/self", "keep postern-warm", "keep the Landlock ruleset" };
+	for (size_t i = 0; i < 3; i++)
+		if (*keep[i] >= 0 && (*keep[i] = fcntl(*keep[i], F_DUPFD_CLOEXEC, HIGH_FD)) < 0)
+			child_fail(efd, errno, "fds", "%s", kept[i]);
 	int tmp[sizeof(map) / sizeof(map[0])];
 	for (size_t i = 0; i < n; i++) {
 		tmp[i] = fcntl(map[i].src, F_DUPFD_CLOEXEC, HIGH_FD);
@@ -1017,15 +594,14 @@ static void arrange_fds(int efd, const struct child_args *c, int *procfd, int *w
 			maxdst = map[i].dst;
 	}
 	/* the kept fds right above the targets, then everything else goes */
-	if (dup3(*procfd, maxdst + 1, O_CLOEXEC) < 0)
-		child_fail(efd, errno, "fds", "keep /proc/self");
-	*procfd = maxdst + 1;
-	if (*warm_fd >= 0) {
-		if (dup3(*warm_fd, maxdst + 2, O_CLOEXEC) < 0)
-			child_fail(efd, errno, "fds", "keep postern-warm");
-		*warm_fd = maxdst + 2;
+	int first = maxdst + 1;
+	for (size_t i = 0; i < 3; i++) {
+		if (*keep[i] < 0)
+			continue;
+		if (dup3(*keep[i], first, O_CLOEXEC) < 0)
+			child_fail(efd, errno, "fds", "%s", kept[i]);
+		*keep[i] = first++;
 	}
-	int first = *warm_fd >= 0 ? maxdst + 3 : maxdst + 2;
 	if (efd > first)
 		syscall(SYS_close_range, first, efd - 1, 0);
 	syscall(SYS_close_range, efd + 1, ~0U, 0);
@@ -1106,9 +682,20 @@ static bool preloadable(const char *path, const char *interp, int depth)
 	ElfW(Phdr) ph[32];
 	char want[256];
 	bool ok = false;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* never a wait: the exec path may lie in an rw bind, where a handler
+	 * can have replaced the program with a FIFO (whose open would block
+	 * until a writer comes, holding the broker's thread in the vfork).
+	 * Symlinks are followed (/bin/sh -> dash is common): this runs inside
+	 * the handler's root, where a link reaches nothing but the root, and
+	 * whatever the path leads to must be a regular file. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return false;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return false;
+	}
 	ssize_t n = pread(fd, u.b, sizeof(u.b) - 1, 0);
 	if (n > 2 && u.b[0] == '#' && u.b[1] == '!') {
 		close(fd);
@@ -1166,18 +753,22 @@ static void build_root(int efd, const struct sandbox *sb, bool tmpl, bool *so)
 		child_fail(efd, errno, "mount", "make / private");
 	if (mount("tmpfs", ROOT_DIR, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755") < 0)
 		child_fail(efd, errno, "root", "tmpfs on %s", ROOT_DIR);
+	int rootfd = open(ROOT_DIR, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0)
+		child_fail(efd, errno, "root", "open %s", ROOT_DIR);
 	for (size_t i = 0; i < sb->n_mounts; i++) {
 		const struct sandbox_mount *m = &sb->mounts[i];
 		if (!tmpl || !per_handler(m)) {
-			setup_mount(efd, m, ROOT_DIR);
+			setup_mount(efd, m, rootfd);
 			continue;
 		}
-		char dst[PATH_MAX];
-		snprintf(dst, sizeof(dst), "%s%s", ROOT_DIR, m->dst);
-		int r = mkdir_p(dst, m->kind == SANDBOX_MOUNT_PROC ? 0555 : 0755);
-		if (r < 0)
-			child_fail(efd, -r, "mkdir", "%s", m->dst);
+		int fd = root_mountpoint(rootfd, m->dst, true, m->kind == SANDBOX_MOUNT_PROC ? 0555 : 0755);
+		if (fd < 0)
+			child_fail(efd, -fd, "mkdir", "%s%s", m->dst,
+				   fd == -ELOOP ? " (a symlink on the way, not followed)" : "");
+		close(fd);
 	}
+	close(rootfd);
 	setup_dev(efd, sb->has_proc);
 	if (chdir(ROOT_DIR) < 0)
 		child_fail(efd, errno, "pivot_root", "chdir %s", ROOT_DIR);
@@ -1238,7 +829,7 @@ static int child_main(void *arg)
 		child_fail(efd, errno, "netns", "join the sandbox network namespace");
 	/* enter the handler's cgroups before anything can fork, then root a
 	 * cgroup namespace there */
-	for (int i = 0; i < CG_CONTROLLERS; i++)
+	for (int i = 0; i < CG_N; i++)
 		if (c->procs[i] >= 0 && write(c->procs[i], "0", 1) != 1)
 			child_fail(efd, errno, "cgroup", "enter the handler's cgroup");
 	if (unshare(CLONE_NEWCGROUP) < 0)
@@ -1256,8 +847,8 @@ static int child_main(void *arg)
 	if (sb->tmpl_fd >= 0 && setns(sb->tmpl_fd, CLONE_NEWNS) < 0)
 		child_fail(efd, errno, "root", "enter the root template");
 	/* fds before the root is built: /dev/null is opened from the host */
-	int warm_fd = c->warm_fd;
-	arrange_fds(efd, c, &procfd, &warm_fd);
+	int warm_fd = c->warm_fd, ll_fd = sb->ll_fd;
+	arrange_fds(efd, c, &procfd, &warm_fd, &ll_fd);
 	c->t[SANDBOX_PHASE_NAMESPACES] = now_ns();
 
 	/* the root: a copy of the sandbox's template with the handler's own
@@ -1268,11 +859,13 @@ static int child_main(void *arg)
 		umask(0);
 		if (unshare(CLONE_NEWNS) < 0)
 			child_fail(efd, errno, "root", "copy the root template");
-		if (chdir("/") < 0)
+		int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (rootfd < 0 || fchdir(rootfd) < 0)
 			child_fail(efd, errno, "root", "chdir /");
 		for (size_t i = 0; i < sb->n_mounts; i++)
 			if (per_handler(&sb->mounts[i]))
-				setup_mount(efd, &sb->mounts[i], "");
+				setup_mount(efd, &sb->mounts[i], rootfd);
+		close(rootfd);
 		c->preload = c->warm && sb->preload_interp && preloadable(sb->argv[0], sb->preload_interp, 0);
 	} else {
 		bool so = c->warm && sb->preload_interp;
@@ -1334,6 +927,13 @@ static int child_main(void *arg)
 		child_fail(efd, errno, "caps", "capset");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(efd, errno, "no_new_privs", "");
+	/* a Landlock domain of its own (landlock.c): what it binds or signals
+	 * stays with it, apart from the sandbox's other handlers */
+	if (ll_fd >= 0) {
+		if (syscall(SYS_landlock_restrict_self, ll_fd, 0) < 0)
+			child_fail(efd, errno, "landlock", "restrict self");
+		close(ll_fd);
+	}
 	if (sb->limits.nproc) {
 		struct rlimit r = { sb->limits.nproc, sb->limits.nproc };
 		if (setrlimit(RLIMIT_NPROC, &r) < 0)
@@ -1599,7 +1199,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	struct child_args ca = { .sb = sb, .a = a, .envp = envp, .warm = warm, .warm_fd = -1 };
 	if (warm && (ca.warm_fd = waiter_fd(sb, err)) < 0)
 		return ca.warm_fd;
-	for (int i = 0; i < CG_CONTROLLERS; i++)
+	for (int i = 0; i < CG_N; i++)
 		ca.procs[i] = -1;
 	/* the error report: a pipe, or for a pre-warmed handler a socket that
 	 * also carries "ready" and then the request */
@@ -1612,7 +1212,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	ca.err_fd = ep[1];
 	ca.errw = se[1];
 	why[0] = 0;
-	if ((r = cg_create(sb, h, ca.procs, !warm, why, sizeof(why))) < 0) {
+	if ((r = sb_cg_create(&sb->cg, h->cgroup, ca.procs, !warm, why, sizeof(why))) < 0) {
 		sb_error(err, -r, "cgroup", "sandbox \"%s\": %s", sb->name, why);
 		goto fail;
 	}
@@ -1636,7 +1236,7 @@ static int launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct
 	ep[1] = -1;
 	close(se[1]);
 	se[1] = -1;
-	for (int i = 0; i < CG_CONTROLLERS; i++)
+	for (int i = 0; i < CG_N; i++)
 		if (ca.procs[i] >= 0) {
 			close(ca.procs[i]);
 			ca.procs[i] = -1;
@@ -1692,8 +1292,8 @@ fail_child:
 	waitpid(pid, NULL, __WALL);
 fail:
 	if (h->cgroup[0])
-		cg_remove(h->cgroup);
-	for (int i = 0; i < CG_CONTROLLERS; i++)
+		sb_cg_remove(h->cgroup);
+	for (int i = 0; i < CG_N; i++)
 		if (ca.procs[i] >= 0)
 			close(ca.procs[i]);
 	for (int i = 0; i < 2; i++) {
@@ -1823,9 +1423,23 @@ int sandbox_kill(struct sandbox_handler *h)
 {
 	if (h->pidfd < 0)
 		return -EBADF;
-	if (syscall(SYS_pidfd_send_signal, h->pidfd, SIGKILL, NULL, 0) < 0)
-		return errno == ESRCH ? 0 : -errno;
-	return 0;
+	int r = 0;
+	if (syscall(SYS_pidfd_send_signal, h->pidfd, SIGKILL, NULL, 0) < 0 && errno != ESRCH)
+		r = -errno;
+	/* cgroup v2: every process of its cgroup too, also one that got out
+	 * of its pid namespace's reach */
+	(void)sb_cg_kill(h->cgroup);
+	return r;
+}
+
+unsigned sandbox_cg_stock_missing(struct sandbox *sb)
+{
+	return sb_cg_stock_missing(&sb->cg);
+}
+
+int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err)
+{
+	return sb_cg_stock(&sb->cg, err);
 }
 
 int sandbox_reap(struct sandbox_handler *h, int *wstatus)
@@ -1848,7 +1462,7 @@ int sandbox_reap(struct sandbox_handler *h, int *wstatus)
 			*wstatus = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
 	}
 	if (h->cgroup[0])
-		cg_remove(h->cgroup);
+		sb_cg_remove(h->cgroup);
 	if (h->pidfd >= 0)
 		close(h->pidfd);
 	if (h->stderr_fd >= 0)

@@ -3,12 +3,16 @@
  * sandbox/ public header: freshly isolated handler processes.
  *
  * Two phases. sandbox_prepare() runs once per sandbox at policy load: it
- * copies the config, compiles seccomp to BPF, builds the mount plan, argv and
- * envp, and sets up the cgroup parent. sandbox_spawn() runs once per request
- * and only executes that plan: a vfork-style clone (CLONE_VM | CLONE_VFORK
- * | CLONE_PIDFD | namespaces), join the given network namespace and the
- * handler's cgroups, build the root, take the handler's uid/gid, create the
- * user namespace, drop capabilities, load seccomp, exec.
+ * copies the config, compiles seccomp to BPF, makes the Landlock ruleset,
+ * builds the mount plan, argv and envp, and sets up the cgroup parent.
+ * sandbox_spawn() runs once per request and only executes that plan: a
+ * vfork-style clone (CLONE_VM | CLONE_VFORK | CLONE_PIDFD | namespaces),
+ * join the given network namespace and the handler's cgroups, build the
+ * root (never following a symlink: bind sources and mount points may lie
+ * in directories a handler writes), take the handler's uid/gid, create the
+ * user namespace, drop capabilities, restrict itself to a Landlock domain
+ * of its own, load seccomp, exec. Needs Linux 5.12 (openat2, open_tree,
+ * move_mount, mount_setattr).
  *
  * Calling rules: the caller is root in the initial user namespace.
  * sandbox_spawn() suspends the calling thread until the handler has exec'd
@@ -85,6 +89,9 @@ struct sandbox_config {
 	const char *const *seccomp_deny;	/* NULL-terminated extra denies, or NULL */
 	const char *const *seccomp_allow;	/* NULL-terminated, removed from default */
 	const char *cgroup_name;	/* parent cgroup for handlers ("postern"); NULL: none */
+	bool allow_bind;	/* handlers may bind(), listen() and autobind unix
+				 * sockets (SO_PASSCRED); default: refused by
+				 * seccomp, and TCP binds by Landlock (ABI >= 4) */
 };
 
 struct sandbox;			/* prepared plan, opaque */
@@ -139,11 +146,77 @@ struct sandbox_handler {
 
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		    struct sandbox_error *err);
-/* Remove the cgroups under GROUP (a broker's table name: GROUP/SANDBOX/hN
- * in each hierarchy postern uses) that an earlier instance left, for a
- * caller that owns GROUP. Returns how many went, or a negative errno with
- * err naming one that stays (a process still in it) and its processes. */
+
+/*
+ * Landlock. Each handler gets a Landlock domain of its own (the ruleset is
+ * made once per sandbox by sandbox_prepare(); the child restricts itself
+ * after no_new_privs, before seccomp), so that handlers of one sandbox,
+ * which share its network namespace, stay apart: abstract unix sockets and
+ * signals are scoped to the handler (ABI >= 6), and TCP bind is refused
+ * unless allow_bind (ABI >= 4). sandbox_landlock_abi() is the best ABI the
+ * running kernel offers (0: none, or Landlock disabled); a kernel without
+ * some of it gets the rest. sandbox_landlock_gaps() says, for an ABI,
+ * which guarantee is weaker than on a current kernel (a sentence, ready to
+ * log), or NULL when none is.
+ */
+int sandbox_landlock_abi(void);
+const char *sandbox_landlock_gaps(int abi);
+
+/*
+ * cgroups. Handlers of sandbox S get GROUP/S/hN (GROUP: the config's
+ * cgroup_name, one per process), made with their limits before the clone.
+ *
+ * sandbox_cg_init() places the process, once, before anything else of
+ * GROUP is touched (sandbox_prepare() does it if nothing did):
+ *  - cgroup v2 (no v1 hierarchy holds memory or pids): its own cgroup OWN
+ *    must hold it alone, unless OWN is the root cgroup: it moves itself
+ *    into OWN/GROUP/_broker, enables memory, pids and cpu (one at a time,
+ *    those OWN's cgroup.controllers offers, each checked) in OWN and
+ *    OWN/GROUP, and handlers go to OWN/GROUP/S/hN. Refused (-EBUSY, err
+ *    saying why and what fixes it: Delegate=yes) when OWN holds other
+ *    processes, or when it cannot make or enter its cgroups.
+ *  - v1: GROUP in the memory, pids, cpu and cpuacct hierarchies.
+ * info (may be NULL) says what it found. sandbox_cg_fini() undoes it once
+ * every sandbox is freed: the controllers it enabled, its leaf, GROUP.
+ */
+enum sandbox_cg_mode { SANDBOX_CG_NONE = 0, SANDBOX_CG_V1, SANDBOX_CG_V2 };
+struct sandbox_cg_info {
+	enum sandbox_cg_mode mode;
+	char base[512];		/* GROUP's directory (v1: in the memory hierarchy) */
+	char leaf[512];		/* v2: where this process moved itself; "" (root cgroup, v1) */
+	char controllers[64];	/* handlers get these: "memory,pids,cpu" */
+	char missing[256];	/* the first of memory, pids, cpu they do not get, and why */
+	bool kill;		/* cgroup.kill */
+};
+int sandbox_cg_init(const char *group, struct sandbox_cg_info *info, struct sandbox_error *err);
+int sandbox_cg_fini(struct sandbox_error *err);
+/* Remove the cgroups under GROUP that an earlier instance left (but this
+ * process's leaf), for a caller that owns GROUP. Returns how many went, or
+ * a negative errno with err naming one that stays (a process still in it)
+ * and its processes. */
 int sandbox_cg_clean(const char *group, struct sandbox_error *err);
+/* Handler cgroups still busy when their handler was reaped are removed
+ * later, here (call it now and then, e.g. on a timer); returns how many
+ * are still pending. Nothing ever waits for them on the caller's thread
+ * but sandbox_destroy(). */
+unsigned sandbox_cg_collect(void);
+
+/* A handler's figures from its cgroup, read now (live or just exited). */
+enum {
+	SANDBOX_CG_HAS_MEMORY = 1,
+	SANDBOX_CG_HAS_PEAK = 2,
+	SANDBOX_CG_HAS_CPU = 4,
+	SANDBOX_CG_HAS_PIDS = 8,
+	SANDBOX_CG_HAS_OOM = 16,
+};
+struct sandbox_cg_stats {
+	unsigned has;		/* SANDBOX_CG_HAS_*: which were read */
+	uint64_t mem_current, mem_peak;	/* bytes */
+	uint64_t cpu_usec;	/* user + system */
+	uint32_t pids;
+	uint32_t oom_kills;	/* processes the OOM killer killed in it */
+};
+int sandbox_cg_stats(const struct sandbox_handler *h, struct sandbox_cg_stats *st);
 
 /* Free a sandbox and remove its cgroups. Handler cgroups that were still
  * busy when their handler was reaped are waited for, up to 1 s: the result
@@ -214,7 +287,8 @@ int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, 
 int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err);
 unsigned sandbox_cg_stock_missing(struct sandbox *sb);
 
-/* Kill every process of the handler's pid namespace (SIGKILL via pidfd). */
+/* Kill every process of the handler: SIGKILL through the pidfd (its pid
+ * namespace dies with it) and, on cgroup v2, cgroup.kill of its cgroup. */
 int sandbox_kill(struct sandbox_handler *h);
 
 /* After the pidfd became readable: reap, fill the wait status, release the

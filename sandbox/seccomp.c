@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -113,19 +114,76 @@ int sb_seccomp_compile(const struct sandbox_config *cfg, struct sock_fprog *out,
 			}
 		}
 	}
-	/* raw, packet and netlink sockets */
+	/* sockets: an allowlist. socket() makes AF_UNIX, AF_INET and AF_INET6
+	 * sockets only, of type stream, datagram or seqpacket, with protocol
+	 * 0, ICMP, TCP, UDP or ICMPv6: no netlink, packet, vsock, alg, xdp,
+	 * bluetooth, ..., no raw or SOCK_PACKET sockets (which turn into
+	 * packet ones), no SCTP, MPTCP, L2TP, SMC. libseccomp compares an
+	 * argument once per rule, so what is refused is written as ranges
+	 * (value & mask == val), each rule denying one; a value with any of
+	 * its upper 32 bits set (ignored by the kernel, for an int) is caught
+	 * by the last rule of family and protocol. */
+	struct range {
+		uint64_t mask, val;
+	};
+	static const struct range fam_deny[] = {
+		{ ~0ull, 0 }, { ~0ull, 3 }, { ~3ull, 4 }, { ~1ull, 8 },	/* 0, 3, 4-7, 8-9 */
+	};
+	/* the type's low 4 bits (SOCK_NONBLOCK and SOCK_CLOEXEC are above) */
+	static const struct range type_deny[] = {
+		{ 0xf, 0 }, { 0xf, SOCK_RAW }, { 0xf, SOCK_RDM }, { 0xe, 6 }, { 0x8, 8 },	/* 0, 3, 4, 6-7, 8-15 */
+	};
+	static const struct range proto_deny[] = {
+		{ ~1ull, 2 },  { ~1ull, 4 },  { ~0ull, 7 },  { ~7ull, 8 },  { ~0ull, 16 },
+		{ ~1ull, 18 }, { ~3ull, 20 }, { ~7ull, 24 }, { ~15ull, 32 }, { ~7ull, 48 },
+		{ ~1ull, 56 }, { ~0ull, 59 }, { ~3ull, 60 },	/* all of 2-63 but 6, 17, 58 */
+	};
+	r = 0;
 	if (!listed(cfg->seccomp_allow, "socket")) {
-		int fams[] = { AF_NETLINK, AF_PACKET };
-		for (size_t i = 0; i < 2; i++) {
+		for (size_t i = 0; i < sizeof(fam_deny) / sizeof(fam_deny[0]) && r >= 0; i++)
 			r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1,
-					     SCMP_A0(SCMP_CMP_EQ, (uint64_t)fams[i]));
+					     SCMP_A0(SCMP_CMP_MASKED_EQ, fam_deny[i].mask, fam_deny[i].val));
+		if (r >= 0)	/* 11 and up: only 10 (AF_INET6) is allowed above 2 */
+			r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_GE, 11));
+		for (size_t i = 0; i < sizeof(type_deny) / sizeof(type_deny[0]) && r >= 0; i++)
+			r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1,
+					     SCMP_A1(SCMP_CMP_MASKED_EQ, type_deny[i].mask, type_deny[i].val));
+		for (size_t i = 0; i < sizeof(proto_deny) / sizeof(proto_deny[0]) && r >= 0; i++)
+			r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1,
+					     SCMP_A2(SCMP_CMP_MASKED_EQ, proto_deny[i].mask, proto_deny[i].val));
+		if (r >= 0)
+			r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1, SCMP_A2(SCMP_CMP_GE, 64));
+		if (r < 0)
+			goto rule_err;
+	}
+	/* socketpair() creates its two sockets before it asks the family
+	 * whether it can pair them: AF_UNIX only */
+	if (!listed(cfg->seccomp_allow, "socketpair")) {
+		r = seccomp_rule_add(ctx, deny, SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+		if (r < 0)
+			goto rule_err;
+	}
+	/* binding, unless the sandbox allows it: handlers of a sandbox share
+	 * its network namespace, and what one binds (a TCP or UDP port on
+	 * 127.0.0.1, an abstract unix name) another could reach. The address
+	 * is in memory, out of seccomp's sight, so every bind() and listen()
+	 * is refused (listen() would autobind a port), and SO_PASSCRED and
+	 * SO_PASSPIDFD, with which the first connect() or send of a unix
+	 * socket autobinds an abstract name. */
+	if (!cfg->allow_bind) {
+		static const char *const bind_calls[] = { "bind", "listen" };
+		for (size_t i = 0; i < 2; i++)
+			if (!listed(cfg->seccomp_allow, bind_calls[i]) &&
+			    (r = add(ctx, deny, bind_calls[i], err, cfg->name)) < 0)
+				goto out;
+		static const int passopts[] = { SO_PASSCRED, 76 /* SO_PASSPIDFD, Linux 6.5 */ };
+		for (size_t i = 0; i < 2 && !listed(cfg->seccomp_allow, "setsockopt"); i++) {
+			r = seccomp_rule_add(ctx, deny, SCMP_SYS(setsockopt), 2,
+					     SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+					     SCMP_A2(SCMP_CMP_EQ, (uint64_t)passopts[i]));
 			if (r < 0)
 				goto rule_err;
 		}
-		r = seccomp_rule_add(ctx, deny, SCMP_SYS(socket), 1,
-				     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_RAW));
-		if (r < 0)
-			goto rule_err;
 	}
 
 	/* export to memory */
@@ -161,7 +219,7 @@ int sb_seccomp_compile(const struct sandbox_config *cfg, struct sock_fprog *out,
 	r = 0;
 	goto out;
 rule_err:
-	sb_error(err, -r, "seccomp", "sandbox \"%s\": seccomp: socket rule: %s", cfg->name,
+	sb_error(err, -r, "seccomp", "sandbox \"%s\": seccomp: socket rules: %s", cfg->name,
 		 strerror(-r));
 out:
 	if (memfd >= 0)

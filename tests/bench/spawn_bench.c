@@ -204,6 +204,7 @@ int main(int argc, char **argv)
 	printf("pre-warmed / fork+exec, round trip p50:     %.2f\n",
 	       (double)mrt[WARM][n / 2] / (double)mrt[FORK][n / 2]);
 	sandbox_free(sb);
+	sandbox_cg_fini(NULL);
 	double sp = scaling(true, n, targv), pf = scaling(false, n, targv);
 	if (sp > 0)
 		printf("2 CPUs / 1, throughput: posix_spawn+wait %.2f, page faults %.2f"

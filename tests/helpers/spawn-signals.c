@@ -68,6 +68,7 @@ int main(int argc, char **argv)
 	struct itimerval off = { { 0, 0 }, { 0, 0 } };
 	setitimer(ITIMER_REAL, &off, NULL);
 	sandbox_free(sb);
+	sandbox_cg_fini(NULL);
 	printf("spawned=%d failed=%d signals=%d\n", spawned, failed, (int)n_signals);
 	return failed ? 1 : 0;
 }
