@@ -2,9 +2,17 @@
 #
 #   make            build build/postern and build/examples/*
 #   make deps       install missing Debian packages (apt-get)
-#   make test       unit tests, sanitizer unit tests, integration tests, and
-#                   the broker's integration tests again with an ASan+UBSan
-#                   broker (make integration-asan)
+#   make test       unit tests, sanitizer unit tests, integration tests, the
+#                   broker's integration tests again with an ASan+UBSan
+#                   broker (make integration-asan), and last the cgroup v2
+#                   tier (make test-cgroup2)
+#   make test-cgroup2
+#                   the integration tests that touch cgroups, in a QEMU VM
+#                   booted on a cgroup v2-only kernel (Debian's, fetched with
+#                   apt-get into build/vm/, never installed), twice: the
+#                   brokers in the root cgroup, then each in a systemd-like
+#                   service cgroup. PST_VM_TESTS="t_check t_sandbox" runs a
+#                   subset; how it works: tests/vm/run.sh
 #   make demo       the echo demo, inside a throwaway network namespace
 #   make bench      benchmarks (tests/bench)
 #   make fuzz       libFuzzer on the policy loader, bounded in time
@@ -33,7 +41,8 @@ DEPFLAGS  = -MMD -MP
 # Debian packages the project needs to build, test, demo and bench.
 DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
-	clang libclang-rt-14-dev ucspi-tcp jq
+	clang libclang-rt-14-dev ucspi-tcp jq \
+	qemu-system-x86 busybox-static cpio kmod
 
 LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/warm_blob.o $(BUILD)/obj/warm_so_blob.o
@@ -55,7 +64,7 @@ BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests
 
 .SECONDARY:
 
-.PHONY: all deps test unit unit-asan integration integration-asan demo bench fuzz install clean check-policies
+.PHONY: all deps test unit unit-asan integration integration-asan test-cgroup2 demo bench fuzz install clean check-policies
 
 all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(BENCHES)
 
@@ -151,19 +160,26 @@ integration: all
 integration-asan: all
 	@$(ASAN_BUILD) build-asan/postern
 	@PST_POSTERN=$(CURDIR)/build-asan/postern PST_LOGDIR=$(CURDIR)/build/tests/integration-asan \
-		tests/integration/run.sh $(notdir $(wildcard tests/integration/t_broker_*.sh)) t_check.sh
+		tests/integration/run.sh $(notdir $(wildcard tests/integration/t_broker_*.sh \
+			tests/integration/t_hostile_*.sh)) t_policy_trust.sh t_check.sh
+
+# The cgroup v2 tier: the tests run in a VM (software emulation) on what
+# was built here; the guest kernel and initramfs are kept in build/vm/.
+test-cgroup2: all
+	@tests/vm/run.sh
 
 check-policies: $(POSTERN)
 	@for p in policies/*.json; do $(POSTERN) check $$p || exit 1; done
 
-# Order matters for CI: each runner prints its own summary; the integration
-# runner's "N passed, N failed" is the last line.
+# Order matters for CI: each runner prints its own summary; the cgroup v2
+# tier's "N passed, N failed" is the last line.
 test: deps
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory integration-asan
+	$(MAKE) --no-print-directory test-cgroup2
 
 demo: deps
 	$(MAKE) --no-print-directory all

@@ -11,10 +11,11 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 NS="pst-demo-$$"
 T=$(mktemp -d /tmp/pst-demo.XXXXXX)
 chmod 755 "$T"
-PID=
+PID= CG=
 cleanup() {
 	[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
+	[ -n "${CG:-}" ] && rmdir "$CG" 2>/dev/null
 	grep -F " $T" /proc/self/mountinfo | awk '{print $5}' | sort -r | xargs -r -n1 umount -l 2>/dev/null
 	rm -rf "$T"
 }
@@ -39,7 +40,24 @@ jq -C '.sandboxes.echo' "$T/echo.json" | sed 's/^/   /'
 "$B/postern" check "$T/echo.json" | sed 's/^/   /' || exit 1
 
 say "3. Starting the broker: postern run echo.json (log lines below are its stderr)"
-nsenter --net=/run/netns/"$NS" "$B/postern" run "$T/echo.json" 2> >(sed -u 's/^/   log| /' >&2) &
+# On cgroup v2 the broker must be alone in its cgroup (postern run --help,
+# CGROUPS). From a login shell it is not: it runs in a scope of its own
+# with its controllers delegated, as `systemd-run --scope -p Delegate=yes`
+# makes one, or, without systemd, in a cgroup made for it here.
+PLACE=()
+own=$(sed -n 's/^0:://p' /proc/self/cgroup)
+if [ -f /sys/fs/cgroup/cgroup.controllers ] && [ "$own" != / ]; then
+	if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then
+		echo "   (cgroup v2: in a scope of its own, systemd-run --scope -p Delegate=yes)"
+		PLACE=(systemd-run --scope --quiet --collect -p Delegate=yes --unit "postern-demo-$$")
+	else
+		CG=/sys/fs/cgroup/postern-demo-$$
+		echo "   (cgroup v2: in a cgroup of its own, $CG)"
+		mkdir "$CG" || exit 1
+		PLACE=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG")
+	fi
+fi
+"${PLACE[@]}" nsenter --net=/run/netns/"$NS" "$B/postern" run "$T/echo.json" 2> >(sed -u 's/^/   log| /' >&2) &
 PID=$!
 for _ in $(seq 1 100); do [ -S "$T/control.sock" ] && break; sleep 0.05; done
 [ -S "$T/control.sock" ] || { echo "the broker did not start"; exit 1; }

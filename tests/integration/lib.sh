@@ -9,6 +9,13 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 POSTERN=${PST_POSTERN:-$BUILD/postern}
 RUN_ID="$$-$RANDOM"
+# PST_TIME_SCALE (integer, default 1): every bounded wait here and in
+# broker_lib.sh (and run.sh's per-test timeout) is multiplied by it, for a
+# slow machine (tests/vm/run.sh sets it: the tests run emulated there).
+# What the tests assert is not scaled.
+PST_TIME_SCALE=${PST_TIME_SCALE:-1}
+[[ $PST_TIME_SCALE =~ ^[1-9][0-9]*$ ]] || { echo "FAIL: PST_TIME_SCALE must be a positive integer, got '$PST_TIME_SCALE'" >&2; exit 1; }
+export PST_TIME_SCALE
 _pst_netns=() _pst_pids=() _pst_dirs=() _pst_cleanups=()
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -47,7 +54,7 @@ _pst_cleanup() {
 	[ ${#_pst_pids[@]} = 0 ] || sleep 0.1
 	for p in "${_pst_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
 	for p in "${_pst_pids[@]}"; do
-		for _ in $(seq 1 30); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		for _ in $(seq 1 $((30 * PST_TIME_SCALE))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
 		kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null
 	done
 	for c in "${_pst_cleanups[@]}"; do eval "$c"; done
@@ -61,10 +68,11 @@ _pst_cleanup() {
 trap _pst_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS CMD...: poll CMD every 50ms until it succeeds (bounded).
+# wait_for SECONDS CMD...: poll CMD every 50ms until it succeeds (bounded:
+# SECONDS times PST_TIME_SCALE).
 wait_for() {
 	local t=$1; shift
-	local n=$((t * 20))
+	local n=$((t * 20 * PST_TIME_SCALE))
 	while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done
 	return 1
 }

@@ -10,7 +10,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 logdir=${PST_LOGDIR:-$root/build/tests/integration}
 mkdir -p "$logdir"
-per_test_timeout=${PST_TEST_TIMEOUT:-600}
+# PST_TEST_TIMEOUT seconds (600), times PST_TIME_SCALE (lib.sh) on a slow machine
+if ! [[ ${PST_TIME_SCALE:-1} =~ ^[1-9][0-9]*$ && ${PST_TEST_TIMEOUT:-600} =~ ^[1-9][0-9]*$ ]]; then
+	echo "PST_TIME_SCALE and PST_TEST_TIMEOUT must be positive integers" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+per_test_timeout=$(( ${PST_TEST_TIMEOUT:-600} * ${PST_TIME_SCALE:-1} ))
 
 if [ "$(id -u)" != 0 ]; then
 	echo "integration tests need root (network namespaces, nftables, cgroups)" >&2

@@ -30,15 +30,24 @@ for k in sandbox=echo pid= peer=127.0.0.1: spawn_ms= active=; do assert_contains
 exit_line=$(grep 'event=exit ' "$BROKER_LOG" | head -1)
 for k in sandbox=echo pid= duration_ms= status=0; do assert_contains "$exit_line" "$k" "exit line"; done
 grep -q 'event=exit .*peer=\[::1\]:' "$BROKER_LOG" || fail "exit line of the IPv6 request has no peer"
+# figures from the handler's cgroup (cgroup v1 here, v2 in make test-cgroup2)
+for k in cpu_ms= mem_peak=; do assert_contains "$exit_line" "$k" "exit line figures from the cgroup"; done
+peak=$(sed -n 's/.* mem_peak=\([0-9]*\).*/\1/p' <<<"$exit_line")
+[ "$peak" -gt 100000 ] || fail "an echo handler's memory peak of $peak bytes is not plausible"
 
 # status reflects it
 assert_eq "$(sb_stat echo .started)" 4 "status started"
 assert_eq "$(sb_stat echo .exits.ok)" 4 "status exits.ok"
 assert_eq "$(sb_stat echo .active)" 0 "status active"
 [ "$(sb_stat echo .spawn_us.p50)" -gt 0 ] || fail "no spawn latency in status"
+[ "$(sb_stat echo .cgroup.cpu_us)" -gt 0 ] || fail "no CPU time of the exited handlers in status: $(sb_stat echo .cgroup)"
+[ "$(sb_stat echo .cgroup.memory_peak_bytes)" -ge "$peak" ] || fail "status: memory peak below a handler's"
+assert_eq "$(sb_stat echo .cgroup.oom_kills)" 0 "no OOM kill"
+assert_contains "$(status_json | jq -r .cgroup.mode)" "v" "the cgroup hierarchy in use"
 human=$("$POSTERN" status -s "$CONTROL")
 assert_contains "$human" "echo" "status table"
 assert_contains "$human" "0/8" "status table active/max"
+assert_contains "$human" "cgroups: memory " "status: the sandbox's cgroup figures"
 top=$("$POSTERN" top -n 1 -s "$CONTROL")
 assert_contains "$top" "postern top" "top header"
 
@@ -51,6 +60,8 @@ assert_contains "$m" "# TYPE postern_sandbox_started_total counter" "metrics TYP
 assert_line "$(tr -d '\r' <<<"$m")" 'postern_sandbox_started_total{sandbox="echo"} 4' "started in metrics"
 assert_line "$(tr -d '\r' <<<"$m")" 'postern_sandbox_exits_total{sandbox="echo",result="ok"} 4' "exits in metrics"
 assert_contains "$m" 'postern_sandbox_spawn_phase_seconds{sandbox="echo",phase="root"}' "spawn phases in metrics"
+assert_line "$(tr -d '\r' <<<"$m")" 'postern_sandbox_oom_kills_total{sandbox="echo"} 0' "OOM kills in metrics"
+grep -q '^postern_sandbox_cpu_seconds_total{sandbox="echo"} 0\.0*[1-9]' <<<"$(tr -d '\r' <<<"$m")" || fail "CPU time in metrics: $(grep cpu_seconds <<<"$m")"
 assert_contains "$(http $'GET /nope HTTP/1.0\r\n\r\n')" "404 Not Found" "unknown path"
 assert_contains "$(http $'POST /metrics HTTP/1.0\r\n\r\n')" "405 Method Not Allowed" "POST refused"
 # a client that never asks is closed after the idle timeout, not kept

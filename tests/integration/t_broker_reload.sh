@@ -27,8 +27,8 @@ assert_eq "$(sb_stat slow .active)" 1 "running handler kept across reload"
 in_lab "$CLIENT" -t 10000 127.0.0.1:7002 >"$T/slow2.out" 2>&1 &
 wait_for 5 sh -c "[ \$(grep -c 'event=spawn sandbox=slow ' '$BROKER_LOG') = 2 ]" || fail "second slow handler not started"
 pids=$(grep 'event=spawn sandbox=slow ' "$BROKER_LOG" | sed 's/.* pid=\([0-9]*\).*/\1/')
-cg1=$(grep -E '^[0-9]+:(memory|pids):' "/proc/$(head -1 <<<"$pids")/cgroup") || fail "first slow handler gone too early"
-cg2=$(grep -E '^[0-9]+:(memory|pids):' "/proc/$(tail -1 <<<"$pids")/cgroup") || fail "second slow handler gone too early"
+cg1=$(pid_cgroups "$(head -1 <<<"$pids")" memory pids) || fail "first slow handler gone too early"
+cg2=$(pid_cgroups "$(tail -1 <<<"$pids")" memory pids) || fail "second slow handler gone too early"
 assert_contains "$cg1" "/$TABLE/slow/h" "first handler's cgroups"
 while read -r line; do
 	if grep -qxF -- "$line" <<<"$cg2"; then fail "a cgroup shared across the reload: $line"; fi

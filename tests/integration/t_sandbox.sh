@@ -64,7 +64,7 @@ for what in "mount tmpfs" "clone(CLONE_NEWUTS)" "clone(CLONE_NEWNET)" "unshare(C
 	assert_contains "$out" "$what: refused (Operation not permitted)" "$what"
 done
 assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
-uid=$((UID_BASE + 0))
+uid=$(sed -n "s/.* event=sandbox name=probe .* uid=\([0-9]*\) .*/\1/p" "$BROKER_LOG" | head -1)
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
 
 out=$(in_lab "$CLIENT" 127.0.0.1:7008 "")
@@ -113,14 +113,14 @@ wait_for 5 grep -q up "$T/sleeper" || fail "sleeper did not start"
 hpid=$(status_json | jq '.sandboxes[] | select(.name=="sleeper") | .handlers[0].pid')
 [ -n "$hpid" ] && [ "$hpid" != null ] || fail "no sleeper pid in status"
 huid=$(awk '/^Uid:/ {print $2}' /proc/"$hpid"/status)
-assert_eq "$huid" "$((UID_BASE + 4))" "host uid of the handler"
-cgs=$(cat /proc/"$hpid"/cgroup)
+assert_eq "$huid" "$(sed -n "s/.* event=sandbox name=sleeper .* uid=\([0-9]*\) .*/\1/p" "$BROKER_LOG" | head -1)" "host uid of the handler"
+cgs=$(pid_cgroups "$hpid") || fail "no cgroups of the handler"
 assert_contains "$cgs" "/$TABLE/sleeper/h" "handler cgroup"
-cgdir=$(awk -F: '$2 == "pids" {print $3}' /proc/"$hpid"/cgroup)
+cgdir=$(pid_cgroups "$hpid" pids) || fail "no pids cgroup of the handler"
 kill -TERM "$BROKER_PID"	# shutdown kills it after the grace period (3s)
 wait_for 10 sh -c "! kill -0 $hpid 2>/dev/null" || fail "handler survived shutdown"
 wait "$BROKER_PID" 2>/dev/null
-[ ! -d "/sys/fs/cgroup/pids$cgdir" ] || fail "handler cgroup left: $cgdir"
+[ ! -d "$cgdir" ] || fail "handler cgroup left: $cgdir"
 assert_clean_lab
 BROKER_PID=
 : >"$BROKER_LOG"
@@ -158,7 +158,7 @@ assert_contains "$out" "spawned=300 prewarmed=300 failed=0" "concurrent set-ups"
 
 # spawns with cgroup limits while signals keep arriving (the broker's own
 # SIGHUP or SIGTERM may come at any moment): none may fail with EINTR
-out=$(unshare -n "$BUILD/tests/helpers/spawn-signals" 200 "$TABLE-signals" 2>&1) || fail "spawns under signals: $out"
+out=$(run_placed unshare -n "$BUILD/tests/helpers/spawn-signals" 200 "$TABLE-signals" 2>&1) || fail "spawns under signals: $out"
 assert_contains "$out" "spawned=200 failed=0" "spawns under signals"
 note "$out"
 echo "sandbox isolation: ok"

@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Hostile handlers (tests/helpers/hostile-sandbox) against seccomp's socket
+# rules and what keeps the handlers of one sandbox, which share its network
+# namespace, apart:
+#  - socket() is an allowlist (AF_UNIX, AF_INET, AF_INET6; stream, datagram,
+#    seqpacket; no raw, SOCK_PACKET, SCTP, ...); socketpair() AF_UNIX only;
+#    the same with "default": "kill" kills;
+#  - by default no bind(), listen() or SO_PASSCRED: a handler cannot offer
+#    an abstract unix socket, a TCP or UDP port or an autobound name to a
+#    concurrent handler of its sandbox, which gets nothing across;
+#  - Landlock alone (seccomp's bind, listen and setsockopt lifted): the
+#    other handler cannot connect or send to the first one's abstract
+#    sockets (ABI >= 6), nor can it bind TCP (ABI >= 4);
+#  - "allow_bind": true: a TCP listener works and is reachable from a
+#    concurrent handler (the opt-in), abstract sockets stay scoped;
+#  - a pidfd of one handler passed to another (fdpass channel) cannot
+#    signal it.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+
+H=/opt/helpers/hostile-sandbox
+FS_H=$(jq -c '. + [ { "proc": "/proc" } ]' <<<"$FS_JSON")
+broker_json '{
+  "sock": { "trigger": { "listen": ["127.0.0.1:7201"] }, "exec": ["'$H'"], "filesystem": '"$FS_H"' },
+  "llk": { "trigger": { "listen": ["127.0.0.1:7202"] }, "exec": ["'$H'"], "filesystem": '"$FS_H"',
+	   "seccomp": { "allow": ["bind", "listen", "setsockopt"] } },
+  "binder": { "trigger": { "listen": ["127.0.0.1:7203"] }, "exec": ["'$H'"], "filesystem": '"$FS_H"',
+	      "allow_bind": true },
+  "siga": { "trigger": { "listen": ["127.0.0.1:7204"] }, "exec": ["'$H'", "pidfd-send", "sig", "2"],
+	    "send": ["sig"], "filesystem": '"$FS_JSON"' },
+  "sigb": { "trigger": { "fdpass": "sig" }, "exec": ["'$H'", "pidfd-kill"], "filesystem": '"$FS_JSON"' },
+  "sockkill": { "trigger": { "listen": ["127.0.0.1:7205"] }, "exec": ["'$H'", "sockets"],
+		"filesystem": '"$FS_JSON"', "seccomp": { "default": "kill" } }
+}' >"$T/policy.json"
+"$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
+broker_start "$T/policy.json"
+
+abi=$(in_lab "$CLIENT" 127.0.0.1:7201 "landlock" | sed -n 's/^landlock abi: //p')
+[ -n "$abi" ] || fail "no Landlock ABI from the probe"
+note "Landlock ABI $abi"
+if [ "$abi" -lt 6 ]; then
+	grep -q 'event=landlock .*abi='"$abi"' .*weaker=' "$BROKER_LOG" || fail "no landlock warning at start for ABI $abi"
+else
+	! grep -q 'event=landlock' "$BROKER_LOG" || fail "a landlock warning with ABI $abi: $(grep event=landlock "$BROKER_LOG")"
+fi
+assert_eq "$(grep -c 'event=landlock' "$BROKER_LOG")" "$([ "$abi" -lt 6 ] && echo 1 || echo 0)" "landlock logged once at most"
+
+# ---- item 3: socket families, types and protocols ----------------------------
+out=$(in_lab "$CLIENT" 127.0.0.1:7201 "sockets")
+note "$out"
+for ok in "AF_UNIX stream" "AF_UNIX dgram" "AF_UNIX seqpacket" "AF_INET stream" "AF_INET tcp" \
+	"AF_INET udp" "AF_INET6 stream" "AF_INET6 dgram"; do
+	assert_line "$out" "socket $ok: ALLOWED" "$ok"
+done
+assert_line "$out" "socketpair AF_UNIX: ALLOWED" "socketpair AF_UNIX"
+for no in "AF_INET raw" "AF_INET raw nonblock" "AF_INET6 raw" "AF_INET SOCK_PACKET" "AF_INET sctp" \
+	"AF_INET6 sctp seqpacket" "AF_INET mptcp" "AF_INET udplite" "AF_UNSPEC" "AF_VSOCK stream" \
+	"AF_VSOCK dgram" "AF_NETLINK" "AF_NETLINK dgram" "AF_PACKET" "AF_PACKET dgram" "AF_ALG" \
+	"AF_BLUETOOTH" "AF_XDP" "AF_KEY" "AF_TIPC" "AF_RDS" "AF_CAN" "AF_SMC" "AF_MCTP" "AF_APPLETALK" \
+	"AF_X25" "AF_LLC" "AF_PPPOX" "family 255" "AF_VSOCK in a 64-bit register" "AF_UNIX in a 64-bit register"; do
+	assert_line "$out" "socket $no: refused (Operation not permitted)" "$no"
+done
+for no in AF_INET AF_VSOCK AF_TIPC; do
+	assert_line "$out" "socketpair $no: refused (Operation not permitted)" "socketpair $no"
+done
+# with "default": "kill", the first refused socket() kills the handler
+out=$(in_lab "$CLIENT" 127.0.0.1:7205 "")
+assert_line "$out" "socket AF_INET6 dgram: ALLOWED" "kill: the allowed ones first"
+assert_not_contains "$out" "socket AF_INET raw" "kill: nothing after the first refused socket"
+wait_for 5 grep -q 'event=exit sandbox=sockkill .*signal=SYS' "$BROKER_LOG" || fail "sockkill not killed by SIGSYS: $(grep 'sandbox=sockkill' "$BROKER_LOG")"
+
+# ---- item 4: two concurrent handlers of one sandbox --------------------------
+# serve_probe PORT: a "serve" handler and, while it waits, a "probe" one; their
+# outputs in $serve and $probe
+serve_probe() {
+	local port=$1 name="pst-h-$RUN_ID-$1" peer
+	rm -f "$T/serve.$port"
+	in_lab "$CLIENT" -t 20000 "127.0.0.1:$port" "serve $name 7777 4" >"$T/serve.$port" 2>&1 &
+	local sp=$!
+	wait_for 10 grep -q '^peer ' "$T/serve.$port" || fail "no serve handler on $port: $(cat "$T/serve.$port")"
+	peer=$(sed -n 's/^peer //p' "$T/serve.$port")
+	probe=$(in_lab "$CLIENT" -t 10000 "127.0.0.1:$port" "probe $peer")
+	wait "$sp" || fail "serve client on $port failed: $(cat "$T/serve.$port")"
+	serve=$(cat "$T/serve.$port")
+	note "serve $port: $serve"
+	note "probe $port: $probe"
+}
+
+# default: nothing to bind, nothing crosses
+serve_probe 7201
+for what in "bind abstract unix" "bind tcp 127.0.0.1" "listen tcp without bind" "bind udp 127.0.0.1" \
+	"setsockopt SO_PASSCRED"; do
+	assert_line "$serve" "$what: refused (Operation not permitted)" "default: $what"
+done
+assert_line "$serve" "received: unix=0 tcp=0 tcp-autobind=0 udp=0 dgram=0" "default: nothing from the other handler"
+assert_contains "$probe" "connect abstract unix of the other handler: refused" "default: abstract unix"
+assert_contains "$probe" "connect tcp of the other handler: refused" "default: tcp"
+assert_line "$probe" "/proc/net/unix shows @pst-h-$RUN_ID-7201: no" "default: no socket of the other handler"
+
+# Landlock alone: seccomp lets the first handler bind; the second still
+# cannot reach its abstract sockets (ABI >= 6), and TCP bind is refused
+# (ABI >= 4). What seccomp alone kept out then crosses: UDP and a TCP
+# listener on an autobound port (README, "Isolation of a handler").
+serve_probe 7202
+if [ "$abi" -ge 6 ]; then
+	assert_line "$serve" "bind abstract unix: ALLOWED" "landlock: binding is the handler's own business"
+	assert_line "$probe" "connect abstract unix of the other handler: refused (Operation not permitted)" "landlock: scoped abstract unix"
+	assert_line "$probe" "send to autobound abstract unix of the other handler: refused (Operation not permitted)" "landlock: scoped autobound name"
+	assert_contains "$serve" "received: unix=0 " "landlock: no unix connection crossed"
+	assert_contains "$serve" " dgram=0" "landlock: no datagram crossed"
+fi
+if [ "$abi" -ge 4 ]; then
+	assert_line "$serve" "bind tcp 127.0.0.1: refused (Permission denied)" "landlock: no TCP bind"
+	assert_contains "$serve" " tcp=0 " "landlock: no TCP connection on a bound port"
+fi
+
+# allow_bind: a TCP listener, reachable from the sandbox's other handlers;
+# abstract unix sockets stay each handler's own (ABI >= 6)
+serve_probe 7203
+assert_line "$serve" "bind tcp 127.0.0.1: ALLOWED" "allow_bind: bind"
+assert_line "$serve" "listen tcp 127.0.0.1: ALLOWED" "allow_bind: listen"
+assert_line "$probe" "connect tcp of the other handler: ALLOWED" "allow_bind: a listener of one handler reached from another"
+if [ "$abi" -ge 6 ]; then
+	assert_line "$probe" "connect abstract unix of the other handler: refused (Operation not permitted)" "allow_bind: abstract unix still scoped"
+fi
+
+# signals: one handler's pidfd in another handler's hands cannot kill it
+out=$(in_lab "$CLIENT" -t 10000 127.0.0.1:7204 "")
+assert_line "$out" "pidfd_open self: ALLOWED" "pidfd"
+assert_line "$out" "pass the pidfd on the channel: ALLOWED" "passed"
+assert_line "$out" "alive after 2s" "the handler whose pidfd was passed survives"
+wait_for 5 grep -q 'sandbox=sigb .*line="pidfd_send_signal SIGKILL to the other handler: refused' "$BROKER_LOG" ||
+	fail "the pidfd was not refused: $(grep 'sandbox=sigb' "$BROKER_LOG")"
+
+broker_stop
+assert_clean_lab
+echo "hostile sandbox: ok"
