@@ -36,7 +36,18 @@ ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 mount -t tmpfs -o mode=755 tmpfs /run || fatal "mount /run"
-mount -t tmpfs -o mode=1777 tmpfs /tmp || fatal "mount /tmp"
+# a checkout under /tmp (a CI runner's clone) stays where it is, above the
+# guest's own /tmp
+case $ROOT/ in
+/tmp/*)
+	mkdir -p /run/pstvm-root && mount --bind "$ROOT" /run/pstvm-root || fatal "keep $ROOT"
+	mount -t tmpfs -o mode=1777 tmpfs /tmp || fatal "mount /tmp"
+	mkdir -p "$ROOT" && mount --move /run/pstvm-root "$ROOT" || fatal "put $ROOT back"
+	;;
+*)
+	mount -t tmpfs -o mode=1777 tmpfs /tmp || fatal "mount /tmp"
+	;;
+esac
 mkdir -p "$R"
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results "$R" || fatal "mount the results share"
 # kernel messages (the tests' OOM kills, for one) into dmesg.txt, not the console
