@@ -45,15 +45,23 @@ assert_eq "$(sb_stat src .refused.per_source)" 1 "per_source refusals"
 wait_for 10 grep -q hi "$T/src.1" || fail "first src client not served"
 grep -q 'event=refuse .*sandbox=src .*reason=per_source' "$BROKER_LOG" || fail "no per_source refuse line"
 
-# 3. rate 2/s (burst 2): of 6 back-to-back connections, at least 3 are refused
+# 3. rate 2/s (burst 2): of 6 back-to-back connections, the burst and what
+# the rate refills meanwhile are served (2-3 when they take under half a
+# second, as on the host; more where they take longer, as under emulation),
+# the rest refused
 ok=0
+start=$(date +%s%N)
 for i in 1 2 3 4 5 6; do
 	o=$(in_lab "$CLIENT" -t 5000 127.0.0.1:7103 2>/dev/null)
 	[ "$o" = hi ] && ok=$((ok + 1))
 done
-[ "$ok" -ge 2 ] && [ "$ok" -le 3 ] || fail "rate: $ok of 6 served, want 2-3"
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+most=$(( 2 + (2 * ms + 999) / 1000 ))
+[ "$most" -le 5 ] || most=5
+note "rate: $ok of 6 served in ${ms} ms"
+[ "$ok" -ge 2 ] && [ "$ok" -le "$most" ] || fail "rate: $ok of 6 served in ${ms} ms, want 2-$most"
 r=$(sb_stat rate .refused.rate)
-[ "$r" -ge 3 ] || fail "rate refusals: $r"
+[ "$r" -ge $((6 - most)) ] || fail "rate refusals: $r"
 
 # 4. timeout: killed after 500ms with its grandchild
 start=$(date +%s%N)

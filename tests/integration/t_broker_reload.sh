@@ -8,12 +8,12 @@
 
 one='"echo": { "trigger": { "listen": ["127.0.0.1:7000"] }, "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"' }'
 two='"echo2": { "trigger": { "listen": ["127.0.0.1:7001"] }, "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"' }'
-slow='"slow": { "trigger": { "listen": ["127.0.0.1:7002"] }, "exec": ["/bin/sh", "-c", "sleep 3; echo slow-done"], "filesystem": '"$FS_JSON"' }'
+slow='"slow": { "trigger": { "listen": ["127.0.0.1:7002"] }, "exec": ["/bin/sh", "-c", "sleep '"$((3 * PST_TIME_SCALE))"'; echo slow-done"], "filesystem": '"$FS_JSON"' }'
 broker_json "{ $one, $slow }" >"$T/policy.json"
 broker_start "$T/policy.json"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 a)" a "before reload"
 
-in_lab "$CLIENT" -t 10000 127.0.0.1:7002 >"$T/slow.out" 2>&1 &
+in_lab "$CLIENT" -t $((10000 * PST_TIME_SCALE)) 127.0.0.1:7002 >"$T/slow.out" 2>&1 &
 wait_for 5 sh -c "[ \$(\"$POSTERN\" status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"slow\") | .active') = 1 ]" || fail "slow not active"
 
 # valid: add echo2, drop nothing
@@ -24,7 +24,7 @@ assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7001 b)" b "new listener after reload"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 c)" c "old listener after reload"
 assert_eq "$(sb_stat slow .active)" 1 "running handler kept across reload"
 # the same sandbox in the new generation: its handler gets cgroups of its own
-in_lab "$CLIENT" -t 10000 127.0.0.1:7002 >"$T/slow2.out" 2>&1 &
+in_lab "$CLIENT" -t $((10000 * PST_TIME_SCALE)) 127.0.0.1:7002 >"$T/slow2.out" 2>&1 &
 wait_for 5 sh -c "[ \$(grep -c 'event=spawn sandbox=slow ' '$BROKER_LOG') = 2 ]" || fail "second slow handler not started"
 pids=$(grep 'event=spawn sandbox=slow ' "$BROKER_LOG" | sed 's/.* pid=\([0-9]*\).*/\1/')
 cg1=$(pid_cgroups "$(head -1 <<<"$pids")" memory pids) || fail "first slow handler gone too early"
