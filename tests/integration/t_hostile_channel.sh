@@ -52,20 +52,27 @@ assert_contains "$(in_lab "$CLIENT" 127.0.0.1:7402 "")" "line: wrote 6" "pipe af
 wait_for 5 sh -c "[ \$(grep -c 'event=stderr sandbox=worker .*received: hello' '$BROKER_LOG') = 2 ]" ||
 	fail "the second good message did not arrive"
 
+# (throttled lines: one a second at most, so a few more where the flood
+# takes longer, as under emulation)
+since() { echo $(( ($(date +%s%N) - $1) / 1000000000 + 2 )); }
 # 3. 20,000 fd-less messages: all dropped and counted, a few lines logged
+t0=$(date +%s%N)
 assert_contains "$(in_lab "$CLIENT" -t 30000 127.0.0.1:7406 "")" "fdless: sent 20000" "fd-less flood"
 wait_for 10 sh -c "[ \"\$('$POSTERN' status --json -s '$CONTROL' | jq '.sandboxes[] | select(.name == \"request\") | .channel_stats.dropped')\" = 20000 ]" ||
 	fail "dropped fd-less messages: $(sb_stat request .channel_stats)"
 n=$(count_log 'event=channel_drop channel=conns')
-note "fd-less flood: $n channel_drop lines for 20000 messages"
-[ "$n" -le 5 ] || fail "$n channel_drop lines for one flood: not throttled"
+most=$(since "$t0")
+note "fd-less flood: $n channel_drop lines for 20000 messages (at most $most)"
+[ "$n" -le "$most" ] || fail "$n channel_drop lines for one flood: not throttled"
 
 # 4. a spawn failure per request: counted, logged a few times
+t0=$(date +%s%N)
 for i in $(seq 1 30); do in_lab "$CLIENT" -t 2000 127.0.0.1:7407 x >/dev/null 2>&1; done
 assert_eq "$(sb_stat badbind .refused.spawn_failed)" 30 "spawn failures counted"
 n=$(count_log 'event=spawn_failed sandbox=badbind')
-note "30 failed spawns: $n spawn_failed lines"
-[ "$n" -ge 1 ] && [ "$n" -le 5 ] || fail "$n spawn_failed lines for 30 failures: not throttled"
+most=$(since "$t0")
+note "30 failed spawns: $n spawn_failed lines (at most $most)"
+[ "$n" -ge 1 ] && [ "$n" -le "$most" ] && [ "$n" -lt 30 ] || fail "$n spawn_failed lines for 30 failures: not throttled"
 sleep 1.1
 in_lab "$CLIENT" -t 2000 127.0.0.1:7407 x >/dev/null 2>&1
 wait_for 5 grep -q 'event=spawn_failed sandbox=badbind .* suppressed=[1-9]' "$BROKER_LOG" ||
