@@ -43,8 +43,10 @@
  * next start). Each mount is checked to be nsfs before it is unmounted.
  *
  * Knows nothing of JSON or libuv. Library code does not log: functions return
- * a negative errno and fill struct netpolicy_error, whose msg is ready to log:
+ * a negative errno and fill struct netpolicy_error: the step, the object it
+ * acted on, and a msg ready to log, e.g.
  *   netpolicy: sandbox "db": add rule: Operation not supported
+ * (step "add rule", object "sb_db").
  * Informational events (e.g. "forwarding enabled") go to the optional log
  * callback in the config.
  */
@@ -55,9 +57,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The error record (the same fields as sandbox's): what failed, on what. */
 struct netpolicy_error {
 	int err;		/* positive errno */
-	char msg[512];
+	char step[32];		/* "state dir", "netns", "add veth", "add rule", ... */
+	char object[256];	/* what it acted on: a path, a sandbox, a chain, ... */
+	char msg[512];		/* full, ready to log */
 };
 
 struct netpolicy_cidr {

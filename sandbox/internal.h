@@ -1,5 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* sandbox/ private header. */
+/*
+ * sandbox/ private header: what the files of the module share, one section
+ * per file. Functions named child_* (and those a section marks "in the
+ * child") run in the CLONE_VM child of a spawn, which shares the caller's
+ * memory while the caller's thread is suspended: no malloc, no locks, no
+ * stdio, raw syscalls where glibc would touch process-wide state, and a
+ * failure is reported with child_fail(), which does not return.
+ */
 #ifndef POSTERN_SANDBOX_INTERNAL_H
 #define POSTERN_SANDBOX_INTERNAL_H
 
@@ -7,26 +14,61 @@
 #include <linux/filter.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "sandbox/sandbox.h"
 
-__attribute__((format(printf, 4, 5))) void sb_error(struct sandbox_error *e, int err,
-						       const char *step, const char *fmt, ...);
-/* ---- cgroup.c: a sandbox's handler cgroups ---------------------------------- */
-#define CG_STOCK 4		/* handler cgroups made ahead per sandbox */
-#define CG_DIRS_MAX 1024	/* sizeof(sandbox_handler.cgroup) */
-enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_N };
+/* ---- cleanup helpers ---------------------------------------------------------------- */
 
-struct sb_cg {
-	bool on;		/* handlers get cgroups */
-	const char *name;	/* the sandbox's, for messages */
-	struct sandbox_limits limits;
-	char dir[CG_N][PATH_MAX];	/* the sandbox's directories (v2: dir[0]); "" none */
-	pthread_mutex_t lock;	/* the stock; initialized by the caller */
-	char stock[CG_STOCK][CG_DIRS_MAX];	/* made ahead, with their limits */
-	unsigned n_stock;
-};
+static inline void sb__closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+
+static inline void sb__freep(void *p)
+{
+	free(*(void **)p);
+}
+
+/* Close *fd now (if open) and leave -1 there. */
+static inline void sb_close(int *fd)
+{
+	sb__closep(fd);
+	*fd = -1;
+}
+
+/* An fd closed, a buffer freed when the variable goes out of scope. */
+#define _cleanup_close_ __attribute__((cleanup(sb__closep)))
+#define _cleanup_free_ __attribute__((cleanup(sb__freep)))
+
+/* Ownership handed off: the fd, with -1 left behind for the cleanup. */
+static inline int sb__take_fd(int *fd)
+{
+	int f = *fd;
+	*fd = -1;
+	return f;
+}
+#define TAKE_FD(fd) sb__take_fd(&(fd))
+
+/* ---- error.c: the error record ---------------------------------------------------------- */
+
+/* Fill e (may be NULL): err (positive errno), step, object, and the message. */
+__attribute__((format(printf, 5, 6))) void sb_error(struct sandbox_error *e, int err,
+                                                    const char *step, const char *object,
+                                                    const char *fmt, ...);
+
+/* ---- cgroup_fs.c: the cgroup file system ------------------------------------------- */
+
+#define CG_STOCK 4       /* handler cgroups made ahead per sandbox */
+#define CG_DIRS_MAX 1024 /* sizeof(sandbox_handler.cgroup) */
+#define V2_CTRLS 3       /* memory, pids, cpu: what v2 handler cgroups use */
+enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_N };
+extern const char *const sb_cg_names[CG_N];
 
 /* Where this process's cgroups are, from the text of /proc/self/mountinfo
  * and /proc/self/cgroup: its cgroup's directory in the v2 hierarchy and in
@@ -40,28 +82,219 @@ struct sb_cg_layout {
 	int v1hier[CG_N];
 };
 int sb_cg_layout(const char *mountinfo, const char *self_cgroup, struct sb_cg_layout *out);
+/* A whole (small, proc) file into a malloc'd string; NULL on failure. */
+char *sb_slurp(const char *path);
+/* DIR/FILE written once (EINTR retried), or read (its start, NUL-terminated:
+ * the length); 0 or a negative errno. */
+int sb_cg_write_at(const char *dir, const char *file, const char *data);
+ssize_t sb_cg_read_at(const char *dir, const char *file, char *buf, size_t len);
+bool sb_cg_exists_at(const char *dir, const char *file);
+/* Whether a space-separated list (cgroup.controllers) holds word. */
+bool sb_cg_has_word(const char *list, const char *word);
+/* The value of "key N" in a flat-keyed file (cpu.stat, memory.events). */
+bool sb_cg_keyed(const char *buf, const char *key, uint64_t *out);
+int sb_cg_mkdir_p(char *path, mode_t mode);
+/* The first pids in a cgroup, space-separated, in buf; "none" if empty. */
+const char *sb_cg_procs_of(const char *dir, char *buf, size_t len);
+
+/* ---- cgroup.c: this process's placement --------------------------------------------- */
+
+/* Set by sandbox_cg_init(); read-only after, but by sandbox_cg_fini(). */
+struct sb_cg_place {
+	pthread_mutex_t lock; /* init and fini; the rest is read-only after init */
+	bool inited;
+	enum sandbox_cg_mode mode;
+	char group[64];
+	/* v2 */
+	char own[PATH_MAX];  /* OWN, absolute */
+	char base[PATH_MAX]; /* OWN/GROUP: the parent of the sandboxes' cgroups */
+	char leaf[PATH_MAX]; /* OWN/GROUP/_broker, or "" in the root cgroup */
+	unsigned enabled;    /* controllers handlers get (bit per CG_*) */
+	unsigned undo_own;   /* those this process enabled in OWN */
+	char why[CG_N][160]; /* for a controller handlers do not get */
+	bool has_kill;       /* cgroup.kill */
+	/* v1 */
+	char v1base[CG_N][PATH_MAX]; /* MOUNT/OWN/GROUP; "" no hierarchy */
+	int v1same[CG_N]; /* index of an earlier controller of the same hierarchy, or -1 */
+};
+extern struct sb_cg_place sb_cgp;
+
+/* ---- cgroup_handler.c: a sandbox's handler cgroups ---------------------------------- */
+
+struct sb_cg {
+	bool on;          /* handlers get cgroups */
+	const char *name; /* the sandbox's, for messages */
+	struct sandbox_limits limits;
+	char dir[CG_N][PATH_MAX];          /* the sandbox's directories (v2: dir[0]); "" none */
+	pthread_mutex_t lock;              /* the stock; initialized by the caller */
+	char stock[CG_STOCK][CG_DIRS_MAX]; /* made ahead, with their limits */
+	unsigned n_stock;
+};
+
+/* Why a cgroup operation failed: the message's tail and what it acted on. */
+struct sb_cg_why {
+	char text[600];
+	char object[256];
+};
 
 /* Set up c for sandbox name under group (NULL: no cgroups); places this
  * process first (sandbox_cg_init()) if nothing did. A declared limit whose
  * controller is missing is an error. */
 int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
-		  const struct sandbox_limits *l, struct sandbox_error *err);
+                  const struct sandbox_limits *l, struct sandbox_error *err);
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
 /* A handler's cgroups into dirs (from the stock when use_stock), each
  * cgroup.procs opened into procs[CG_N] (-1 for the rest). */
-int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, char *why, size_t whylen);
+int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct sb_cg_why *why);
 void sb_cg_remove(char *dirs);
 unsigned sb_cg_stock_missing(struct sb_cg *c);
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err);
 /* cgroup.kill of a handler's cgroup (v2); -EOPNOTSUPP where there is none. */
 int sb_cg_kill(const char *dirs);
 
+/* ---- sandbox.c: the prepared plan ----------------------------------------------------- */
+
+#define ENV_MAX 128             /* environment entries of a handler */
+#define CHILD_STACK (64 * 1024) /* a child's stack, in the caller's frame */
+
+/* What sandbox_prepare() made of a config; read-only once prepared (but
+ * the cgroup stock, which has its own lock). */
+struct sandbox {
+	char *name;
+	char **argv;
+	char **env; /* base environment, "K=V" */
+	size_t n_env;
+	uid_t uid;
+	gid_t gid;
+	struct sandbox_mount *mounts;
+	size_t n_mounts;
+	bool has_proc;
+	bool root_dir;              /* holds a reference on the root mount point (root.c) */
+	int tmpl_fd;                /* mount namespace holding the root, which each
+	                             * handler copies; -1: each builds its own */
+	int ll_fd;                  /* Landlock ruleset each handler restricts itself
+	                             * with (landlock.c); -1: none on this kernel */
+	const char *preload_interp; /* pre-warmed handlers run under this loader
+	                             * can wait in their own process
+	                             * (postern-warm.so); NULL: never */
+	enum sandbox_socket_mode socket_mode;
+	struct sandbox_limits limits;
+	struct sock_fprog prog;
+	int cap_last_cap;
+	char uid_map[32], gid_map[32]; /* "ID ID 1": the same id inside */
+	struct sb_cg cg;               /* its handlers' cgroups (cgroup.c) */
+};
+
+/* A NULL-terminated copy of v with room for extra more entries (*n_out:
+ * how many were copied), or NULL; freed by sb_strv_free(). */
+char **sb_strv_copy(const char *const *v, size_t extra, size_t *n_out);
+void sb_strv_free(char **v);
+
+/* ---- launch.c: the environment, the clone, the error pipe ---------------------------- */
+
+/* The report a child sends through the error pipe when a step fails. */
+struct child_err {
+	int err;
+	char step[32];
+	char object[400];
+};
+
+uint64_t sb_now_ns(void);
+/* The sandbox's base environment: the config's, plus PATH unless given. */
+int sb_env_prepare(struct sandbox *sb, const struct sandbox_config *cfg);
+/* Start a child, vfork-style, returning once it has exec'd the handler (a
+ * pre-warmed one with postern-warm.so, h->preloaded) or postern-warm, with
+ * h->ctl_fd to a pre-warmed one. */
+int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct sandbox_handler *h,
+              bool warm, struct sandbox_error *err);
+/* clone(CLONE_VM | CLONE_VFORK | flags) of fn on stack (in the caller's
+ * frame), every signal blocked meanwhile. The pid, or -1 with errno. */
+pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, void *arg, int *pidfd);
+/* err filled from a child's failure record; returns the negative errno. */
+int sb_child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err);
+/* In the child: report a failed step (object from fmt) on fd and _exit(127). */
+__attribute__((noreturn, format(printf, 4, 5))) void child_fail(int fd, int e, const char *step,
+                                                                const char *fmt, ...);
+
+/* ---- child.c: the child's steps, in order ------------------------------------------------ */
+
+struct child_args {
+	struct sandbox *sb;
+	const struct sandbox_spawn_args *a;
+	char *const *envp;
+	int err_fd;                      /* the error pipe's write end, CLOEXEC; moved high
+	                                  * by the child before it arranges fds */
+	int errw;                        /* write end of the handler's stderr pipe */
+	int procs[CG_N];                 /* cgroup.procs to enter, or -1 */
+	bool warm;                       /* pre-warmed: wait on err_fd for the request */
+	bool preload;                    /* set by the child: waits in the handler itself
+	                                  * (postern-warm.so), else in postern-warm */
+	int warm_fd;                     /* postern-warm (memfd), or -1; the child's copy */
+	int procfd;                      /* the child's: /proc/self (O_PATH), for its id maps */
+	int ll_fd;                       /* the child's copy of the Landlock ruleset, or -1 */
+	uint64_t t[SANDBOX_PHASE_COUNT]; /* when each phase ended (the child
+	                                  * writes them: memory is shared) */
+};
+
+/* The child: every step of child.c's list, then exec. */
+int sb_child_main(void *arg);
+
+/* ---- root.c: the root file system, the root template (in the child: child_*) ------- */
+
+/* The root mount point: a directory this process made for itself
+ * (ROOT_BASE/PID.XXXXXX), taken by each sandbox, removed with the last. */
+int sb_root_dir_get(struct sandbox *sb, struct sandbox_error *err);
+void sb_root_dir_put(struct sandbox *sb);
+/* The mount plan: the config's entries copied and checked. */
+int sb_mounts_copy(struct sandbox *sb, const struct sandbox_config *cfg, struct sandbox_error *err);
+void sb_mounts_free(struct sandbox *sb);
+/* The root template, when the sandbox can have one (sb->tmpl_fd). */
+void sb_tmpl_build(struct sandbox *sb);
+void child_root(struct child_args *c);
+
+/* ---- identity.c: rlimits, ids, user namespace, capabilities, no_new_privs -------------- */
+
+void sb_identity_prepare(struct sandbox *sb);
+void child_rlimits(struct child_args *c);
+void child_ids(struct child_args *c);
+void child_userns(struct child_args *c);
+void child_idmaps(struct child_args *c);
+void child_caps(struct child_args *c);
+void child_no_new_privs(struct child_args *c);
+void child_nproc(struct child_args *c);
+
+/* ---- warm.c: pre-warmed handlers (in the child: child_*, sb_preloadable, sb_warm_so_write) */
+
+/* Whether the sandbox's handlers may wait exec'd (sb->preload_interp). */
+void sb_warm_prepare(struct sandbox *sb);
+/* postern-warm in a sealed memfd, made once per process. */
+int sb_waiter_fd(const struct sandbox *sb, struct sandbox_error *err);
+/* Whether the program at path runs under the dynamic loader interp. */
+bool sb_preloadable(const char *path, const char *interp, int depth);
+/* postern-warm.so into the new root, at WARM_SO_PATH (cwd: the root). */
+void sb_warm_so_write(int efd);
+__attribute__((noreturn)) void child_exec_preloaded(struct child_args *c);
+__attribute__((noreturn)) void child_exec_waiter(struct child_args *c);
+/* One message on a SOCK_SEQPACKET socket with up to two fds attached (also
+ * in the child); 0 or a negative errno. */
+int sb_send_fds(int sock, const void *data, size_t len, const int *fds, int nfd);
+int sb_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err);
+int sb_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout_ms,
+                 struct sandbox_error *err);
+int sb_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,
+               const char *const *extra_env, struct sandbox_error *err);
+
+/* ---- seccomp.c: the filter ---------------------------------------------------------- */
+
 int sb_seccomp_compile(const struct sandbox_config *cfg, struct sock_fprog *out,
-		       struct sandbox_error *err);
+                       struct sandbox_error *err);
+void child_seccomp(struct child_args *c);
 
 /* ---- landlock.c: a Landlock domain per handler ------------------------------ */
+
 /* The sandbox's ruleset into *fd (CLOEXEC), or -1 when this kernel offers
  * nothing to restrict (sandbox_landlock_gaps() says what is missing). */
 int sb_landlock_ruleset(const struct sandbox_config *cfg, int *fd, struct sandbox_error *err);
+void child_landlock(struct child_args *c);
 
 #endif

@@ -42,8 +42,8 @@
  * knows (the size says how much) */
 struct ll_ruleset_attr {
 	uint64_t handled_access_fs;
-	uint64_t handled_access_net;	/* ABI 4 */
-	uint64_t scoped;		/* ABI 6 */
+	uint64_t handled_access_net; /* ABI 4 */
+	uint64_t scoped;             /* ABI 6 */
 };
 
 static int ll_abi;
@@ -52,7 +52,7 @@ static pthread_once_t ll_once = PTHREAD_ONCE_INIT;
 static void ll_probe(void)
 {
 	long v = syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	ll_abi = v > 0 ? (int)v : 0;	/* ENOSYS, or EOPNOTSUPP: disabled at boot */
+	ll_abi = v > 0 ? (int)v : 0; /* ENOSYS, or EOPNOTSUPP: disabled at boot */
 }
 
 int sandbox_landlock_abi(void)
@@ -67,9 +67,11 @@ const char *sandbox_landlock_gaps(int abi)
 		return NULL;
 	if (abi >= 4)
 		return "no Landlock scopes (ABI < 6, Linux < 6.12): an abstract unix socket or a "
-		       "signal is kept from crossing between handlers of one sandbox only by seccomp "
+		       "signal is kept from crossing between handlers of one sandbox only by "
+		       "seccomp "
 		       "(bind, listen and SO_PASSCRED refused unless allow_bind) and by their pid "
-		       "namespaces; with allow_bind, one handler can connect to another's abstract socket";
+		       "namespaces; with allow_bind, one handler can connect to another's abstract "
+		       "socket";
 	return "no Landlock network rules or scopes (ABI < 4, Linux < 6.7): handlers of one "
 	       "sandbox are kept from each other's sockets only by seccomp (bind, listen and "
 	       "SO_PASSCRED refused unless allow_bind) and from each other's processes by their "
@@ -94,14 +96,27 @@ int sb_landlock_ruleset(const struct sandbox_config *cfg, int *fd, struct sandbo
 		a.scoped = LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL;
 	}
 	if (!a.handled_access_net && !a.scoped)
-		return 0;	/* nothing this kernel could add: no domain */
+		return 0; /* nothing this kernel could add: no domain */
 	long r = syscall(SYS_landlock_create_ruleset, &a, size, 0);
 	if (r < 0) {
 		int e = errno;
-		sb_error(err, e, "landlock", "sandbox \"%s\": landlock: create the ruleset (ABI %d): %s",
-			 cfg->name, abi, strerror(e));
+		sb_error(err, e, "landlock", "ruleset",
+		         "sandbox \"%s\": landlock: create the ruleset (ABI %d): %s", cfg->name,
+		         abi, strerror(e));
 		return -e;
 	}
-	*fd = (int)r;	/* the kernel makes it CLOEXEC */
+	*fd = (int)r; /* the kernel makes it CLOEXEC */
 	return 0;
+}
+
+/* A Landlock domain of its own: what it binds or signals stays with it,
+ * apart from the sandbox's other handlers. After no_new_privs, before
+ * seccomp. In the child. */
+void child_landlock(struct child_args *c)
+{
+	if (c->ll_fd < 0)
+		return;
+	if (syscall(SYS_landlock_restrict_self, c->ll_fd, 0) < 0)
+		child_fail(c->err_fd, errno, "landlock", "restrict self");
+	sb_close(&c->ll_fd);
 }

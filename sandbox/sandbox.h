@@ -14,7 +14,11 @@
  * of its own, load seccomp, exec. Needs Linux 5.12 (openat2, open_tree,
  * move_mount, mount_setattr).
  *
- * Calling rules: the caller is root in the initial user namespace.
+ * Calling rules: the caller is root in the initial user namespace. The
+ * first sandbox_prepare() of a process makes the directory new roots are
+ * mounted on, /run/postern-root/PID.XXXXXX (root's, 0700, in a directory
+ * only root may write; no path another user could make first is used);
+ * the sandbox_destroy() of its last sandbox removes it.
  * sandbox_spawn() suspends the calling thread until the handler has exec'd
  * (or failed) and uses about 70 KiB of its stack. Reap with the pidfd, not
  * waitpid(-1). sandbox_spawn() and sandbox_prewarm() of one sandbox may run
@@ -24,9 +28,11 @@
  * live as long as the handler should.
  *
  * Knows nothing of JSON or libuv. Library code does not log: every fallible
- * function returns a negative errno and fills a struct sandbox_error whose
- * msg names the sandbox, the step, the object and the errno text, e.g.
+ * function returns a negative errno and fills a struct sandbox_error: the
+ * step, the object it acted on, and a msg that names the sandbox, the step,
+ * the object and the errno text, e.g.
  *   sandbox "echo": bind /srv/data -> /data: No such file or directory
+ * (step "bind", object "/srv/data -> /data").
  */
 #ifndef POSTERN_SANDBOX_H
 #define POSTERN_SANDBOX_H
@@ -36,9 +42,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The error record (the same fields as netpolicy's): what failed, on what. */
 struct sandbox_error {
 	int err;		/* positive errno */
 	char step[32];		/* "bind", "pivot_root", "seccomp", "exec", ... */
+	char object[256];	/* what it acted on: a path, a sandbox, a syscall, ... */
 	char msg[512];		/* full, ready to log */
 };
 

@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A sandbox's cgroups and its handlers': SANDBOX/hN under this process's
+ * GROUP (cgroup.c placed it) in each hierarchy in use, made with their
+ * limits before the clone (or made ahead, the stock), removed when the
+ * handler is reaped (one still busy is retried later, never waited for on
+ * the caller's thread but by sb_cg_destroy()), killed (cgroup.kill), and
+ * their figures read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sandbox/internal.h"
+
+#define PENDING_MAX 256
+
+/* What went wrong with a handler's cgroups: the text, and the path acted on. */
+__attribute__((format(printf, 3, 4))) static void why_set(struct sb_cg_why *w, const char *object,
+                                                          const char *fmt, ...)
+{
+	va_list ap;
+	snprintf(w->object, sizeof(w->object), "%s", object);
+	va_start(ap, fmt);
+	vsnprintf(w->text, sizeof(w->text), fmt, ap);
+	va_end(ap);
+}
+
+/* ---- removal ---------------------------------------------------------------------------- */
+
+/* Handler cgroups whose rmdir found them busy (processes still exiting),
+ * retried by sandbox_cg_collect() and cg_remove(); spawns on other threads
+ * add to it, so it is locked. */
+static char *pending[PENDING_MAX];
+static size_t n_pending;
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+unsigned sandbox_cg_collect(void)
+{
+	pthread_mutex_lock(&pending_lock);
+	size_t k = 0;
+	for (size_t i = 0; i < n_pending; i++) {
+		if (rmdir(pending[i]) == 0 || errno == ENOENT)
+			free(pending[i]);
+		else
+			pending[k++] = pending[i];
+	}
+	n_pending = k;
+	pthread_mutex_unlock(&pending_lock);
+	return (unsigned)k;
+}
+
+/* rmdir each of a handler's cgroups ('\n'-separated in list, emptied);
+ * one still busy goes to the pending list, never waited for here. */
+void sb_cg_remove(char *list)
+{
+	char *save = NULL;
+	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save)) {
+		if (rmdir(d) == 0 || errno == ENOENT)
+			continue;
+		pthread_mutex_lock(&pending_lock);
+		char *c = n_pending < PENDING_MAX ? strdup(d) : NULL;
+		if (c)
+			pending[n_pending++] = c;
+		pthread_mutex_unlock(&pending_lock);
+	}
+	list[0] = 0;
+}
+
+/* Of the pending cgroups, those under dir: how many; the first to first. */
+static size_t pending_under(const char *dir, char *first, size_t len)
+{
+	size_t n = 0, l = strlen(dir);
+	pthread_mutex_lock(&pending_lock);
+	for (size_t i = 0; i < n_pending; i++)
+		if (!strncmp(pending[i], dir, l) && pending[i][l] == '/' && !n++)
+			snprintf(first, len, "%s", pending[i]);
+	pthread_mutex_unlock(&pending_lock);
+	return n;
+}
+
+/* ---- a sandbox's cgroups -------------------------------------------------------- */
+
+/* The sandbox's directories: made, with controllers enabled below them on
+ * v2. From a reload's older generation that removed them, too. */
+static int sb_dirs_make(struct sb_cg *c, struct sb_cg_why *why)
+{
+	for (int i = 0; i < CG_N; i++) {
+		if (!c->dir[i][0])
+			continue;
+		int r = sb_cg_mkdir_p(c->dir[i], 0755);
+		if (r < 0) {
+			why_set(why, c->dir[i], "cgroup mkdir %s: %s", c->dir[i], strerror(-r));
+			return r;
+		}
+		if (sb_cgp.mode != SANDBOX_CG_V2)
+			continue;
+		for (int k = 0; k < V2_CTRLS; k++) {
+			char w[32];
+			snprintf(w, sizeof(w), "+%s", sb_cg_names[k]);
+			if ((sb_cgp.enabled & (1u << k)) &&
+			    (r = sb_cg_write_at(c->dir[i], "cgroup.subtree_control", w)) < 0) {
+				why_set(why, c->dir[i],
+				        "cgroup: enable %s in %s/cgroup.subtree_control: %s",
+				        sb_cg_names[k], c->dir[i], strerror(-r));
+				return r;
+			}
+		}
+	}
+	return 0;
+}
+
+int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
+                  const struct sandbox_limits *l, struct sandbox_error *err)
+{
+	memset(c->dir, 0, sizeof(c->dir));
+	c->name = name;
+	c->limits = *l;
+	c->n_stock = 0;
+	if (!group)
+		return 0;
+	int r = sandbox_cg_init(group, NULL, err);
+	if (r < 0)
+		return r;
+	/* declared limits that cannot be enforced are an error, not a warning */
+	const struct {
+		bool want;
+		int ctrl;
+	} need[] = {{l->memory > 0, CG_MEMORY}, {l->pids > 0, CG_PIDS}, {l->cpu > 0, CG_CPU}};
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (need[i].want && !(sb_cgp.enabled & (1u << need[i].ctrl))) {
+			sb_error(err, ENOENT, "cgroup", sb_cg_names[need[i].ctrl],
+			         "sandbox \"%s\": cgroup: a %s limit is declared, but handlers "
+			         "cannot get "
+			         "the %s controller: %s, so the limit cannot be enforced%s",
+			         name, sb_cg_names[need[i].ctrl], sb_cg_names[need[i].ctrl],
+			         sb_cgp.why[need[i].ctrl],
+			         sb_cgp.mode == SANDBOX_CG_V2 && sb_cgp.leaf[0]
+			             ? "; delegate it to postern (Delegate=yes in its systemd unit)"
+			             : "");
+			return -ENOENT;
+		}
+	if (sb_cgp.mode == SANDBOX_CG_V2) {
+		snprintf(c->dir[0], sizeof(c->dir[0]), "%s/%s", sb_cgp.base, name);
+	} else if (sb_cgp.mode == SANDBOX_CG_V1) {
+		for (int i = 0; i < CG_N; i++)
+			if (sb_cgp.v1base[i][0] && (i != CG_CPU || l->cpu > 0))
+				snprintf(c->dir[i], sizeof(c->dir[i]), "%s/%s", sb_cgp.v1base[i],
+				         name);
+		/* cpuacct beside cpu in one hierarchy: the cpu directory it is */
+		if (sb_cgp.v1same[CG_CPUACCT] == CG_CPU && !c->dir[CG_CPU][0])
+			snprintf(c->dir[CG_CPU], sizeof(c->dir[CG_CPU]), "%s/%s",
+			         sb_cgp.v1base[CG_CPU], name);
+	}
+	c->on = c->dir[0][0] || c->dir[1][0] || c->dir[2][0] || c->dir[3][0];
+	struct sb_cg_why why = {"", ""};
+	if (c->on && (r = sb_dirs_make(c, &why)) < 0) {
+		sb_error(err, -r, "cgroup", why.object, "sandbox \"%s\": %s", name, why.text);
+		return r;
+	}
+	return 0;
+}
+
+/* Handler cgroup names, h<N>: one number per handler for all its
+ * controllers, counted per process, so that the generations of a sandbox,
+ * which share its directory across a reload, never share a handler's. */
+static uint64_t seq;
+
+static int limit(const char *dir, const char *file, const char *val, bool optional,
+                 struct sb_cg_why *why)
+{
+	int r = sb_cg_write_at(dir, file, val);
+	if (r == -ENOENT && optional)
+		return 0;
+	if (r < 0)
+		why_set(why, dir, "cgroup limit %s=%s in %s: %s", file, val, dir, strerror(-r));
+	return r;
+}
+
+/* mkdir a handler's cgroup; the sandbox's directories again if an older
+ * generation removed them. 0 or a negative errno (-EEXIST: taken). */
+static int hmkdir(struct sb_cg *c, const char *dir, struct sb_cg_why *why)
+{
+	if (mkdir(dir, 0755) == 0)
+		return 0;
+	int r = -errno;
+	if (r == -ENOENT && (r = sb_dirs_make(c, why)) == 0)
+		r = mkdir(dir, 0755) == 0 ? 0 : -errno;
+	if (r < 0 && r != -EEXIST && !why->text[0])
+		why_set(why, dir, "cgroup mkdir %s: %s", dir, strerror(-r));
+	return r;
+}
+
+/* A handler's cgroups with their limits, number n: the directories,
+ * '\n'-separated, go to dirs (CG_DIRS_MAX; on failure those made so far). */
+static int make_n(struct sb_cg *c, uint64_t n, char *dirs, struct sb_cg_why *why)
+{
+	char dir[PATH_MAX], val[64];
+	const struct sandbox_limits *l = &c->limits;
+	dirs[0] = 0;
+	for (int i = 0; i < CG_N; i++) {
+		if (!c->dir[i][0])
+			continue;
+		int r = snprintf(dir, sizeof(dir), "%s/h%llu", c->dir[i], (unsigned long long)n) <
+		                (int)sizeof(dir)
+		            ? hmkdir(c, dir, why)
+		            : -ENAMETOOLONG;
+		if (r < 0)
+			return r;
+		size_t len = strlen(dirs);
+		snprintf(dirs + len, CG_DIRS_MAX - len, "%s%s", len ? "\n" : "", dir);
+		if (sb_cgp.mode == SANDBOX_CG_V2) {
+			if (l->memory) {
+				snprintf(val, sizeof(val), "%llu", (unsigned long long)l->memory);
+				if ((r = limit(dir, "memory.max", val, false, why)) < 0 ||
+				    (r = limit(dir, "memory.swap.max", "0", true, why)) < 0)
+					return r;
+			}
+			/* an OOM kill takes the whole handler, not one of its
+			 * processes the others could go on without */
+			if ((sb_cgp.enabled & (1u << CG_MEMORY)) &&
+			    (r = limit(dir, "memory.oom.group", "1", true, why)) < 0)
+				return r;
+			snprintf(val, sizeof(val), "%u", l->pids);
+			if (l->pids && (r = limit(dir, "pids.max", val, false, why)) < 0)
+				return r;
+			snprintf(val, sizeof(val), "%llu 100000",
+			         (unsigned long long)(l->cpu * 100000));
+			if (l->cpu > 0 && (r = limit(dir, "cpu.max", val, false, why)) < 0)
+				return r;
+		} else if (i == CG_MEMORY && l->memory) {
+			snprintf(val, sizeof(val), "%llu", (unsigned long long)l->memory);
+			if ((r = limit(dir, "memory.limit_in_bytes", val, false, why)) < 0)
+				return r;
+			/* only where swap accounting exists */
+			(void)sb_cg_write_at(dir, "memory.memsw.limit_in_bytes", val);
+		} else if (i == CG_PIDS && l->pids) {
+			snprintf(val, sizeof(val), "%u", l->pids);
+			if ((r = limit(dir, "pids.max", val, false, why)) < 0)
+				return r;
+		} else if (i == CG_CPU && l->cpu > 0) {
+			snprintf(val, sizeof(val), "%llu", (unsigned long long)(l->cpu * 100000));
+			if ((r = limit(dir, "cpu.cfs_period_us", "100000", false, why)) < 0 ||
+			    (r = limit(dir, "cpu.cfs_quota_us", val, false, why)) < 0)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* make_n() under the next number; one that is taken (left by an earlier
+ * broker of the same table, say) is skipped, never shared. */
+static int make(struct sb_cg *c, char *dirs, struct sb_cg_why *why)
+{
+	for (int tries = 0;; tries++) {
+		uint64_t n = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+		why->text[0] = why->object[0] = 0;
+		int r = make_n(c, n, dirs, why);
+		if (r != -EEXIST || tries == 100) {
+			if (r == -EEXIST && !why->text[0])
+				why_set(why, c->dir[0], "cgroup mkdir under %s: %s", c->dir[0],
+				        strerror(EEXIST));
+			return r;
+		}
+		sb_cg_remove(dirs);
+	}
+}
+
+int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct sb_cg_why *why)
+{
+	for (int i = 0; i < CG_N; i++)
+		procs[i] = -1;
+	dirs[0] = 0;
+	if (!c->on)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	bool stocked = use_stock && c->n_stock > 0;
+	if (stocked)
+		memcpy(dirs, c->stock[--c->n_stock], CG_DIRS_MAX);
+	pthread_mutex_unlock(&c->lock);
+	int r;
+	if (!stocked && (r = make(c, dirs, why)) < 0)
+		return r;
+	char list[CG_DIRS_MAX], file[PATH_MAX], *save = NULL;
+	int np = 0;
+	memcpy(list, dirs, sizeof(list));
+	for (char *d = strtok_r(list, "\n", &save); d && np < CG_N;
+	     d = strtok_r(NULL, "\n", &save)) {
+		snprintf(file, sizeof(file), "%s/cgroup.procs", d);
+		if ((procs[np] = open(file, O_WRONLY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			why_set(why, file, "cgroup open %s: %s", file, strerror(-r));
+			return r;
+		}
+		np++;
+	}
+	return 0;
+}
+
+unsigned sb_cg_stock_missing(struct sb_cg *c)
+{
+	if (!c->on)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	unsigned n = CG_STOCK - c->n_stock;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err)
+{
+	for (unsigned n = sb_cg_stock_missing(c); n > 0; n--) {
+		char dirs[CG_DIRS_MAX];
+		struct sb_cg_why why = {"", ""};
+		int r = make(c, dirs, &why);
+		if (r < 0) {
+			sb_cg_remove(dirs);
+			sb_error(err, -r, "cgroup", why.object, "sandbox \"%s\": %s", c->name,
+			         why.text);
+			return r;
+		}
+		pthread_mutex_lock(&c->lock);
+		bool room = c->n_stock < CG_STOCK;
+		if (room)
+			memcpy(c->stock[c->n_stock++], dirs, sizeof(dirs));
+		pthread_mutex_unlock(&c->lock);
+		if (!room)
+			sb_cg_remove(dirs);
+	}
+	return 0;
+}
+
+/* The sandbox's cgroups: its stock, its handlers' that were still busy when
+ * they were reaped (waited for, up to 1 s), then its own directories,
+ * which stay while a newer generation of the same sandbox has handlers in
+ * them. */
+int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err)
+{
+	for (unsigned i = 0; i < c->n_stock; i++)
+		sb_cg_remove(c->stock[i]);
+	c->n_stock = 0;
+	if (!c->on)
+		return 0;
+	char busy[PATH_MAX] = "";
+	for (int tries = 0; tries < 200; tries++) {
+		sandbox_cg_collect();
+		size_t n = 0;
+		for (int i = 0; i < CG_N; i++)
+			if (c->dir[i][0])
+				n += pending_under(c->dir[i], busy, sizeof(busy));
+		if (!n) {
+			busy[0] = 0;
+			break;
+		}
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+	int r = 0;
+	if (busy[0] && rmdir(busy) < 0 && errno != ENOENT) {
+		r = -errno;
+		char procs[128];
+		sb_error(err, -r, "cgroup", busy,
+		         "sandbox \"%s\": cgroup rmdir %s: %s (processes in it: %s)", c->name, busy,
+		         strerror(-r), sb_cg_procs_of(busy, procs, sizeof(procs)));
+	}
+	for (int i = 0; i < CG_N; i++)
+		if (c->dir[i][0])
+			rmdir(c->dir[i]);
+	return r;
+}
+
+/* ---- a handler's cgroup: kill, figures ------------------------------------------- */
+
+int sb_cg_kill(const char *dirs)
+{
+	if (sb_cgp.mode != SANDBOX_CG_V2 || !sb_cgp.has_kill || !dirs[0])
+		return -EOPNOTSUPP;
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(dirs, "\n"), dirs);
+	int r = sb_cg_write_at(dir, "cgroup.kill", "1");
+	return r == -ENOENT ? 0 : r;
+}
+
+/* Which controller's hierarchy a v1 handler directory is in. */
+static int v1_ctrl_of(const char *dir)
+{
+	for (int i = 0; i < CG_N; i++) {
+		size_t l = strlen(sb_cgp.v1base[i]);
+		if (l && !strncmp(dir, sb_cgp.v1base[i], l) && dir[l] == '/')
+			return i;
+	}
+	return -1;
+}
+
+int sandbox_cg_stats(const struct sandbox_handler *h, struct sandbox_cg_stats *st)
+{
+	char list[CG_DIRS_MAX], buf[1024], *save = NULL;
+	uint64_t v;
+	memset(st, 0, sizeof(*st));
+	memcpy(list, h->cgroup, sizeof(list));
+	if (!list[0])
+		return -ENOENT;
+	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save)) {
+		int ctrl = sb_cgp.mode == SANDBOX_CG_V2 ? -1 : v1_ctrl_of(d);
+		if (sb_cgp.mode == SANDBOX_CG_V2 || ctrl == CG_MEMORY) {
+			bool v2 = sb_cgp.mode == SANDBOX_CG_V2;
+			if (sb_cg_read_at(d, v2 ? "memory.current" : "memory.usage_in_bytes", buf,
+			                  sizeof(buf)) > 0)
+				st->mem_current = strtoull(buf, NULL, 10),
+				st->has |= SANDBOX_CG_HAS_MEMORY;
+			if (sb_cg_read_at(d, v2 ? "memory.peak" : "memory.max_usage_in_bytes", buf,
+			                  sizeof(buf)) > 0)
+				st->mem_peak = strtoull(buf, NULL, 10),
+				st->has |= SANDBOX_CG_HAS_PEAK;
+			if (sb_cg_read_at(d, v2 ? "memory.events" : "memory.oom_control", buf,
+			                  sizeof(buf)) > 0 &&
+			    sb_cg_keyed(buf, "oom_kill", &v))
+				st->oom_kills = (uint32_t)v, st->has |= SANDBOX_CG_HAS_OOM;
+		}
+		if (sb_cgp.mode == SANDBOX_CG_V2 || ctrl == CG_PIDS) {
+			if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) > 0)
+				st->pids = (uint32_t)strtoul(buf, NULL, 10),
+				st->has |= SANDBOX_CG_HAS_PIDS;
+		}
+		if (sb_cgp.mode == SANDBOX_CG_V2) {
+			if (sb_cg_read_at(d, "cpu.stat", buf, sizeof(buf)) > 0 &&
+			    sb_cg_keyed(buf, "usage_usec", &v))
+				st->cpu_usec = v, st->has |= SANDBOX_CG_HAS_CPU;
+		} else if (ctrl == CG_CPUACCT ||
+		           (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) {
+			if (sb_cg_read_at(d, "cpuacct.usage", buf, sizeof(buf)) > 0)
+				st->cpu_usec = strtoull(buf, NULL, 10) / 1000,
+				st->has |= SANDBOX_CG_HAS_CPU;
+		}
+	}
+	return 0;
+}

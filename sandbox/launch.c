@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Starting a handler's process: its environment, two pipes, its cgroups,
+ * the vfork-style clone, and the error pipe, on which the child sends a
+ * struct child_err when a step fails (child_fail()) and which reaches EOF
+ * when it execs:
+ *
+ *   parent: env, pipes, the handler's cgroups (made with their limits, each
+ *           cgroup.procs opened) -> clone(CLONE_VM | CLONE_VFORK |
+ *           CLONE_PIDFD | NEWNS | NEWPID | NEWIPC | NEWUTS) on a stack in
+ *           its own frame -> suspended until the child execs or fails ->
+ *           reads the error pipe: EOF means exec, a record a failed step.
+ *   child:  child.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#endif
+
+#include "sandbox/internal.h"
+
+uint64_t sb_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the environment ----------------------------------------------------------------------- */
+
+int sb_env_prepare(struct sandbox *sb, const struct sandbox_config *cfg)
+{
+	if (!(sb->env = sb_strv_copy(cfg->env, 1, &sb->n_env)))
+		return -ENOMEM;
+	bool has_path = false;
+	for (size_t i = 0; i < sb->n_env; i++)
+		has_path |= !strncmp(sb->env[i], "PATH=", 5);
+	if (!has_path && !(sb->env[sb->n_env++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin")))
+		return -ENOMEM;
+	return 0;
+}
+
+/* The handler's environment: the sandbox's, the request's, then LISTEN_*
+ * (nlisten fds from 3: listeners of a startup handler, or the connection). */
+struct env_bufs {
+	char lfds[32], lnames[64];
+};
+
+static void make_envp(const struct sandbox *sb, const char *const *extra, int nlisten,
+                      bool listeners, char **envp, struct env_bufs *b)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < sb->n_env && n < ENV_MAX; i++)
+		envp[n++] = sb->env[i];
+	for (size_t i = 0; extra && extra[i] && n < ENV_MAX; i++)
+		envp[n++] = (char *)extra[i];
+	if (nlisten) {
+		snprintf(b->lfds, sizeof(b->lfds), "LISTEN_FDS=%d", nlisten);
+		snprintf(b->lnames, sizeof(b->lnames), "LISTEN_FDNAMES=%s",
+		         listeners ? "listener" : "connection");
+		envp[n++] = b->lfds;
+		envp[n++] = (char *)"LISTEN_PID=1";
+		envp[n++] = b->lnames;
+	}
+	envp[n] = NULL;
+}
+
+static int listen_count(const struct sandbox *sb, const struct sandbox_spawn_args *a, bool has_sock)
+{
+	return a->listen_fds > 0                                            ? a->listen_fds
+	       : (sb->socket_mode == SANDBOX_SOCKET_LISTEN_FDS && has_sock) ? 1
+	                                                                    : 0;
+}
+
+/* ---- the error record, both ways ------------------------------------------------------------- */
+
+void child_fail(int fd, int e, const char *step, const char *fmt, ...)
+{
+	struct child_err ce = {.err = e};
+	va_list ap;
+	snprintf(ce.step, sizeof(ce.step), "%s", step);
+	va_start(ap, fmt);
+	vsnprintf(ce.object, sizeof(ce.object), fmt, ap);
+	va_end(ap);
+	ssize_t w = write(fd, &ce, sizeof(ce));
+	(void)w;
+	_exit(127);
+}
+
+int sb_child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err)
+{
+	ce->step[sizeof(ce->step) - 1] = 0;
+	ce->object[sizeof(ce->object) - 1] = 0;
+	int e = ce->err ? ce->err : EIO;
+	if (ce->object[0])
+		sb_error(err, e, ce->step, ce->object, "sandbox \"%s\": %s %s: %s", sb->name,
+		         ce->step, ce->object, strerror(e));
+	else
+		sb_error(err, e, ce->step, sb->name, "sandbox \"%s\": %s: %s", sb->name, ce->step,
+		         strerror(e));
+	return -e;
+}
+
+/* ---- the clone ----------------------------------------------------------------------------------
+ */
+
+/* Under AddressSanitizer the child's frames poison the shadow of the stack
+ * array and it execs without running their epilogues; left so, the next
+ * child (or whatever later lives at that address) trips over stale marks.
+ * Clear them around each clone. */
+static inline void asan_stack_clean(void *p, size_t n)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	__asan_unpoison_memory_region(p, n);
+#else
+	(void)p, (void)n;
+#endif
+}
+
+pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, void *arg, int *pidfd)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	asan_stack_clean(stack, size);
+	pid_t pid = clone(fn, stack + size, CLONE_VM | CLONE_VFORK | flags, arg, pidfd);
+	int e = errno;
+	asan_stack_clean(stack, size);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return pid;
+}
+
+/* ---- a launch ----------------------------------------------------------------------------------
+ */
+
+/* What one launch holds until it hands it to the handler (or lets go of
+ * it): the child's arguments, which the child reads from this frame, and
+ * the fds, closed at the end of sb_launch() unless taken. */
+struct launch {
+	struct child_args ca;
+	char *envp[ENV_MAX + 8];
+	struct env_bufs eb;
+	int ep[2]; /* the error pipe (for a pre-warmed handler a socket
+	            * pair that then carries "ready" and the request) */
+	int se[2]; /* the handler's stderr */
+	int pidfd;
+	pid_t pid;
+	uint64_t t0, t_back; /* start; when the clone returned */
+};
+
+static void launch_close(struct launch *l)
+{
+	for (int i = 0; i < CG_N; i++)
+		sb__closep(&l->ca.procs[i]);
+	for (int i = 0; i < 2; i++) {
+		sb__closep(&l->ep[i]);
+		sb__closep(&l->se[i]);
+	}
+	sb__closep(&l->pidfd);
+}
+
+/* Before the clone: environment, pipes, the handler's cgroups. */
+static int launch_prepare(struct launch *l, struct sandbox *sb, const struct sandbox_spawn_args *a,
+                          struct sandbox_handler *h, struct sandbox_error *err)
+{
+	struct child_args *ca = &l->ca;
+	make_envp(sb, a->extra_env, listen_count(sb, a, a->sock_fd >= 0), a->listen_fds > 0,
+	          l->envp, &l->eb);
+	ca->envp = l->envp;
+	if (ca->warm && (ca->warm_fd = sb_waiter_fd(sb, err)) < 0)
+		return ca->warm_fd;
+	int er = ca->warm ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, l->ep)
+	                  : pipe2(l->ep, O_CLOEXEC);
+	if (er < 0 || pipe2(l->se, O_CLOEXEC) < 0) {
+		int e = errno;
+		sb_error(err, e, "pipe", sb->name, "sandbox \"%s\": pipe: %s", sb->name,
+		         strerror(e));
+		return -e;
+	}
+	ca->err_fd = l->ep[1];
+	ca->errw = l->se[1];
+	struct sb_cg_why why = {"", ""};
+	int r = sb_cg_create(&sb->cg, h->cgroup, ca->procs, !ca->warm, &why);
+	if (r < 0) {
+		sb_error(err, -r, "cgroup", why.object[0] ? why.object : sb->name,
+		         "sandbox \"%s\": %s", sb->name, why.text);
+		return r;
+	}
+	return 0;
+}
+
+/* vfork-style: the child shares our memory and runs on the stack given
+ * while this thread is suspended until it execs or exits. No page tables
+ * to copy, no copy-on-write faults. */
+static int launch_clone(struct launch *l, char *stack, size_t size, struct sandbox_error *err)
+{
+	const struct sandbox *sb = l->ca.sb;
+	int flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+	            (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) |
+	            (l->ca.a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
+	l->ca.t[SANDBOX_PHASE_PREPARE] = sb_now_ns();
+	l->pid = sb_vfork_clone(sb_child_main, stack, size, flags, &l->ca, &l->pidfd);
+	int e = errno;
+	l->t_back = sb_now_ns();
+	if (l->pid < 0) {
+		l->pidfd = -1;
+		sb_error(err, e, "clone", sb->name, "sandbox \"%s\": clone: %s", sb->name,
+		         strerror(e));
+		return -e;
+	}
+	/* the child's ends and the cgroup.procs it entered are its now */
+	sb_close(&l->ep[1]);
+	sb_close(&l->se[1]);
+	for (int i = 0; i < CG_N; i++)
+		sb_close(&l->ca.procs[i]);
+	return 0;
+}
+
+static void set_nonblock(int fd)
+{
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* A pre-warmed handler waits in postern-warm.so or postern-warm now (or
+ * failed: its record waits on the socket, or, in the handler's loader, it
+ * exits); sandbox_warm_ready() reads which. */
+static void launch_warm_done(struct launch *l, struct sandbox_handler *h)
+{
+	set_nonblock(l->ep[0]);
+	set_nonblock(l->se[0]);
+	h->pid = l->pid;
+	h->pidfd = TAKE_FD(l->pidfd);
+	h->stderr_fd = TAKE_FD(l->se[0]);
+	h->ctl_fd = TAKE_FD(l->ep[0]);
+	h->preloaded = l->ca.preload;
+	h->spawn_ns = sb_now_ns() - l->t0;
+}
+
+/* EOF on the error pipe: exec happened; a record: a step failed. */
+static int launch_exec_done(struct launch *l, struct sandbox_handler *h, struct sandbox_error *err)
+{
+	struct child_err ce;
+	ssize_t got;
+	do
+		got = read(l->ep[0], &ce, sizeof(ce));
+	while (got < 0 && errno == EINTR);
+	if (got > 0)
+		return sb_child_error(l->ca.sb, &ce, err);
+	set_nonblock(l->se[0]);
+	h->pid = l->pid;
+	h->pidfd = TAKE_FD(l->pidfd);
+	h->stderr_fd = TAKE_FD(l->se[0]);
+	h->spawn_ns = sb_now_ns() - l->t0;
+	/* the breakdown: each phase from the end of the one before */
+	l->ca.t[SANDBOX_PHASE_EXEC] = l->t_back;
+	uint64_t prev = l->t0;
+	for (int i = 0; i < SANDBOX_PHASE_COUNT; i++) {
+		uint64_t t = l->ca.t[i] > prev ? l->ca.t[i] : prev;
+		h->phase_ns[i] = (uint32_t)(t - prev > UINT32_MAX ? UINT32_MAX : t - prev);
+		prev = t;
+	}
+	return 0;
+}
+
+int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct sandbox_handler *h,
+              bool warm, struct sandbox_error *err)
+{
+	/* the child's stack: this thread is suspended while the child uses it */
+	char stack[CHILD_STACK] __attribute__((aligned(64)));
+	__attribute__((cleanup(launch_close))) struct launch l = {
+	    .ca = {.sb = sb,
+	           .a = a,
+	           .warm = warm,
+	           .err_fd = -1,
+	           .errw = -1,
+	           .warm_fd = -1,
+	           .procfd = -1,
+	           .ll_fd = sb->ll_fd},
+	    .ep = {-1, -1},
+	    .se = {-1, -1},
+	    .pidfd = -1,
+	    .pid = -1,
+	    .t0 = sb_now_ns(),
+	};
+	for (int i = 0; i < CG_N; i++)
+		l.ca.procs[i] = -1;
+	memset(h, 0, sizeof(*h));
+	h->pidfd = h->stderr_fd = h->ctl_fd = h->req_fd = -1;
+	h->pid = -1;
+
+	int r = launch_prepare(&l, sb, a, h, err);
+	if (r == 0)
+		r = launch_clone(&l, stack, sizeof(stack), err);
+	if (r == 0 && warm) {
+		launch_warm_done(&l, h);
+		return 0;
+	}
+	if (r == 0 && (r = launch_exec_done(&l, h, err)) == 0)
+		return 0;
+	/* a child that failed a step is gone or going: reaped before its
+	 * cgroups can go */
+	if (l.pid > 0) {
+		if (l.pidfd >= 0)
+			syscall(SYS_pidfd_send_signal, l.pidfd, SIGKILL, NULL, 0);
+		else
+			kill(l.pid, SIGKILL);
+		waitpid(l.pid, NULL, __WALL);
+	}
+	if (h->cgroup[0])
+		sb_cg_remove(h->cgroup);
+	return r;
+}
