@@ -279,6 +279,113 @@ static void test_cross_checks(void **state)
 		     "already declared by sandbox \"l\"");
 }
 
+/* Addresses the broker would bind twice: a wildcard address takes its port
+ * on every address of its family (the second bind fails with EADDRINUSE, or
+ * with reuse_port the more specific one takes its connections), and the
+ * broker's own control socket and metrics address are not the sandboxes'. */
+static void test_address_overlaps(void **state)
+{
+	(void)state;
+	const char *why = ": a wildcard address takes its port on every local address of its family; "
+			  "use distinct ports or specific addresses";
+	char want[400];
+	snprintf(want, sizeof(want), "t.json: sandboxes.b.trigger.listen[0]: \"127.0.0.1:7000\" overlaps "
+		 "\"0.0.0.0:7000\", declared by sandbox \"a\"%s", why);
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, "
+		     "\"exec\": [\"/x\"] }, \"b\": { " SB_OK " } } }", want);
+	/* either order; reuse_port does not make it fine */
+	expect_error("{ \"postern\": 1, \"broker\": { \"reuse_port\": true }, \"sandboxes\": { \"a\": { " SB_OK " }, "
+		     "\"b\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] } } }",
+		     "sandboxes.b.trigger.listen[0]: \"0.0.0.0:7000\" overlaps \"127.0.0.1:7000\", declared by sandbox \"a\"");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"[::1]:7000\", \"[::]:7000\"] }, "
+		     "\"exec\": [\"/x\"] } } }",
+		     "sandboxes.a.trigger.listen[1]: \"[::]:7000\" overlaps \"[::1]:7000\", declared by sandbox \"a\"");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"l\": { \"trigger\": { \"startup\": true }, "
+		     "\"sockets\": [\"0.0.0.0:7000\"], \"exec\": [\"/x\"] }, \"a\": { " SB_OK " } } }",
+		     "sandboxes.a.trigger.listen[0]: \"127.0.0.1:7000\" overlaps \"0.0.0.0:7000\", declared by sandbox \"l\"");
+	/* the broker's own */
+	expect_error("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:7000\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }",
+		     "t.json: sandboxes.a.trigger.listen[0]: \"127.0.0.1:7000\" is the broker's metrics address (broker.metrics)");
+	snprintf(want, sizeof(want), "sandboxes.a.trigger.listen[0]: \"0.0.0.0:9100\" overlaps \"127.0.0.1:9100\", the "
+		 "broker's metrics address (broker.metrics)%s", why);
+	expect_error("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\" }, \"sandboxes\": { \"a\": { "
+		     "\"trigger\": { \"listen\": [\"0.0.0.0:9100\"] }, \"exec\": [\"/x\"] } } }", want);
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": "
+		     "[\"unix:/run/postern/control.sock\"] }, \"exec\": [\"/x\"] } } }",
+		     "sandboxes.a.trigger.listen[0]: \"unix:/run/postern/control.sock\" is the broker's control socket (broker.control)");
+	expect_error("{ \"postern\": 1, \"broker\": { \"control\": \"/run/p//c.sock\" }, \"sandboxes\": { \"l\": { "
+		     "\"trigger\": { \"startup\": true }, \"sockets\": [\"unix:/run/p/c.sock\"], \"exec\": [\"/x\"] } } }",
+		     "sandboxes.l.sockets[0]: \"unix:/run/p/c.sock\" is the broker's control socket (broker.control)");
+	/* every one reported */
+	struct pst_policy *p = NULL;
+	struct pst_diag d;
+	assert_int_equal(parse("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\" }, \"sandboxes\": { "
+			       "\"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] }, "
+			       "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\", \"0.0.0.0:9100\", "
+			       "\"unix:/run/postern/control.sock\", \"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] } } }",
+			       &p, &d),
+			 -EINVAL);
+	assert_int_equal(d.n, 5);	/* the last: overlaps b's own 127.0.0.1:7000 and duplicates a's */
+	pst_diag_free(&d);
+	/* fine: the families apart (listeners are IPV6_V6ONLY), other
+	 * addresses or ports, another control socket */
+	p = expect_ok("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\", \"control\": \"/run/p/c.sock\" }, "
+		      "\"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\", \"[::]:7000\", "
+		      "\"127.0.0.1:7001\", \"127.0.0.2:9100\", \"unix:/run/postern/control.sock\"] }, \"exec\": [\"/x\"] }, "
+		      "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.2:7001\", \"[::1]:9100\", \"unix:/run/p/d.sock\"] }, "
+		      "\"exec\": [\"/x\"] } } }");
+	pst_policy_free(p);
+}
+
+/* The verifier's checks within one sandbox run beside the parse errors, as
+ * when they were part of the parsers: all errors in one go. */
+static void test_verifier_beside_parse_errors(void **state)
+{
+	(void)state;
+	struct pst_policy *p = NULL;
+	struct pst_diag d;
+	char *j = wrap_sandbox("\"trigger\": { \"startup\": true }, \"exec\": [\"/x\"], \"prewarm\": 2, \"env\": { \"N\": 5 },"
+			       " \"limits\": { \"per_source\": 10, \"handlers\": 5, \"pids\": \"x\" },"
+			       " \"seccomp\": { \"deny\": [\"ptrace\", \"no_such_call\"], \"allow\": [\"ptrace\"] }");
+	assert_int_equal(parse(j, &p, &d), -EINVAL);
+	assert_null(p);
+	const char *want[] = { "sandboxes.a.env.N: 5: expected a string", "sandboxes.a.limits.pids: \"x\": expected an integer",
+			       "sandboxes.a.seccomp.deny[1]: \"no_such_call\": unknown syscall",
+			       "sandboxes.a.prewarm: a startup sandbox has exactly one handler; prewarm does not apply",
+			       "sandboxes.a.limits.per_source: 10 is more than limits.handlers (5)",
+			       "sandboxes.a.seccomp.allow: \"ptrace\" is both allowed and denied" };
+	assert_int_equal(d.n, 6);
+	for (size_t i = 0; i < 6; i++) {
+		bool found = false;
+		for (size_t k = 0; k < d.n; k++)
+			found |= strstr(d.msgs[k], want[i]) != NULL;
+		if (!found)
+			fprintf(stderr, "missing: %s\n", want[i]);
+		assert_true(found);
+	}
+	pst_diag_free(&d);
+	free(j);
+	/* the cross-checks wait for a whole policy: no channel message here */
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, \"exec\": [\"/x\"], "
+		     "\"prewarm\": \"1\" } } }", "sandboxes.w.prewarm: \"1\": expected an integer");
+	assert_int_equal(parse("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, "
+			       "\"exec\": [\"/x\"], \"prewarm\": \"1\" } } }", &p, &d), -EINVAL);
+	assert_int_equal(d.n, 1);
+	pst_diag_free(&d);
+}
+
+/* "entry N" in a filesystem message is the entry's place in the policy,
+ * whatever entries before it were refused. */
+static void test_fs_entry_numbers(void **state)
+{
+	(void)state;
+	expect_sandbox_error(SB_OK ", \"filesystem\": [ { \"bind\": \"rel\" }, { \"tmpfs\": \"/tmp\" }, { \"tmpfs\": \"/tmp\" } ]",
+			     "sandboxes.a.filesystem[2].tmpfs: \"/tmp\" is already a destination of entry 1");
+	expect_sandbox_error(SB_OK ", \"filesystem\": [ { \"proc\": 1 }, { \"symlink\": \"/lib\", \"target\": \"usr/lib\" }, "
+			     "{ \"tmpfs\": \"/lib/x\" } ]",
+			     "sandboxes.a.filesystem[2].tmpfs: \"/lib/x\" lies under the symlink of entry 1 (\"/lib\")");
+}
+
 /* ---- uids, binds ---------------------------------------------------------------- */
 
 /* the derivation, written again here: 32-bit FNV-1a of the name */
@@ -384,6 +491,17 @@ static void test_bind_sources(void **state)
 		 "\"real\"): bind sources are not followed through symlinks; if that is what is meant, declare the "
 		 "real path \"%s/real/sub\"", dir, dir, dir);
 	expect_error(json, want);
+	/* beside a bad mode, and compared with no other entry */
+	struct pst_diag d;
+	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
+		 ", \"filesystem\": [ { \"bind\": \"%s/link/sub\", \"to\": \"/s\", \"mode\": \"rx\" }, "
+		 "{ \"bind\": \"%s/link\", \"to\": \"/t\" }, { \"tmpfs\": \"/t\" } ] } } }", dir, dir);
+	assert_int_equal(parse(json, &p, &d), -EINVAL);
+	assert_int_equal(d.n, 3);
+	assert_non_null(strstr(d.msgs[0], "sandboxes.a.filesystem[0].mode: \"rx\": must be \"ro\" or \"rw\""));
+	assert_non_null(strstr(d.msgs[1], "sandboxes.a.filesystem[0].bind: "));
+	assert_non_null(strstr(d.msgs[2], "sandboxes.a.filesystem[1].bind: "));
+	pst_diag_free(&d);
 	/* the last component too */
 	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
 		 ", \"filesystem\": [ { \"bind\": \"%s/link\", \"to\": \"/s\" } ] } } }", dir);
@@ -685,6 +803,9 @@ int main(void)
 		cmocka_unit_test(test_syntax_error_line_col),
 		cmocka_unit_test(test_all_errors_collected),
 		cmocka_unit_test(test_cross_checks),
+		cmocka_unit_test(test_address_overlaps),
+		cmocka_unit_test(test_verifier_beside_parse_errors),
+		cmocka_unit_test(test_fs_entry_numbers),
 		cmocka_unit_test(test_uid_derivation),
 		cmocka_unit_test(test_uid_collisions),
 		cmocka_unit_test(test_bind_sources),

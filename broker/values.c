@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Value parsers of the policy format: durations, sizes, CIDRs, addresses. */
+/*
+ * The value parsers of the policy format, shared by the loader and the CLI:
+ * durations, sizes, CIDRs and socket addresses. They know nothing of JSON.
+ */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
@@ -103,7 +106,7 @@ int pst_parse_cidr(const char *s, struct pst_cidr *out, char *why, size_t whylen
 	char addr[INET6_ADDRSTRLEN + 8];
 	const char *slash = strchr(s, '/');
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
-	struct pst_cidr c = { 0 };
+	struct pst_cidr c = {0};
 
 	if (alen == 0 || alen >= sizeof(addr)) {
 		snprintf(why, whylen, "not an IPv4 or IPv6 address or CIDR");
@@ -133,7 +136,7 @@ int pst_parse_cidr(const char *s, struct pst_cidr *out, char *why, size_t whylen
 		}
 		if (p > max) {
 			snprintf(why, whylen, "prefix length %llu is out of range for %s",
-				 (unsigned long long)p, c.family == AF_INET ? "IPv4" : "IPv6");
+			         (unsigned long long)p, c.family == AF_INET ? "IPv4" : "IPv6");
 			return -EINVAL;
 		}
 		c.prefix = (uint8_t)p;
@@ -168,71 +171,67 @@ static int parse_port(const char *s, uint16_t *port, char *why, size_t whylen)
 	return 0;
 }
 
-int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_t whylen)
+/* "unix:/path"; path is what follows "unix:". */
+static int parse_unix(const char *path, struct pst_sockaddr *a, char *why, size_t whylen)
 {
-	struct pst_sockaddr a;
-	memset(&a, 0, sizeof(a));
-
-	if (strlen(s) >= sizeof(a.text)) {
-		snprintf(why, whylen, "address too long");
+	struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
+	if (path[0] != '/') {
+		snprintf(why, whylen, "unix socket path must be absolute");
 		return -EINVAL;
 	}
-	snprintf(a.text, sizeof(a.text), "%s", s);
-	if (!strncmp(s, "unix:", 5)) {
-		struct sockaddr_un *un = (struct sockaddr_un *)&a.ss;
-		const char *path = s + 5;
-		if (path[0] != '/') {
-			snprintf(why, whylen, "unix socket path must be absolute");
-			return -EINVAL;
-		}
-		if (strlen(path) >= sizeof(un->sun_path)) {
-			snprintf(why, whylen, "unix socket path longer than %zu bytes",
-				 sizeof(un->sun_path) - 1);
-			return -EINVAL;
-		}
-		un->sun_family = AF_UNIX;
-		strcpy(un->sun_path, path);
-		a.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
-		*out = a;
-		return 0;
+	if (strlen(path) >= sizeof(un->sun_path)) {
+		snprintf(why, whylen, "unix socket path longer than %zu bytes",
+		         sizeof(un->sun_path) - 1);
+		return -EINVAL;
 	}
+	un->sun_family = AF_UNIX;
+	strcpy(un->sun_path, path);
+	a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path) + 1);
+	return 0;
+}
+
+/* "[IPv6]:port" */
+static int parse_inet6(const char *s, struct pst_sockaddr *a, char *why, size_t whylen)
+{
 	char host[INET6_ADDRSTRLEN + 8];
-	const char *port;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':') {
-			snprintf(why, whylen, "expected [IPv6]:port");
-			return -EINVAL;
-		}
-		size_t hl = (size_t)(close - s - 1);
-		if (hl == 0 || hl >= sizeof(host)) {
-			snprintf(why, whylen, "expected [IPv6]:port");
-			return -EINVAL;
-		}
-		memcpy(host, s + 1, hl);
-		host[hl] = 0;
-		port = close + 2;
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a.ss;
-		if (strchr(host, '%')) {
-			snprintf(why, whylen, "zone identifiers are not allowed");
-			return -EINVAL;
-		}
-		if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
-			snprintf(why, whylen, "\"%s\" is not an IPv6 address", host);
-			return -EINVAL;
-		}
-		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-			snprintf(why, whylen, "IPv4-mapped IPv6 addresses are not allowed; write the IPv4 form");
-			return -EINVAL;
-		}
-		if (parse_port(port, &in6->sin6_port, why, whylen) < 0)
-			return -EINVAL;
-		in6->sin6_port = htons(in6->sin6_port);
-		in6->sin6_family = AF_INET6;
-		a.len = sizeof(*in6);
-		*out = a;
-		return 0;
+	const char *close = strchr(s, ']');
+	if (!close || close[1] != ':') {
+		snprintf(why, whylen, "expected [IPv6]:port");
+		return -EINVAL;
 	}
+	size_t hl = (size_t)(close - s - 1);
+	if (hl == 0 || hl >= sizeof(host)) {
+		snprintf(why, whylen, "expected [IPv6]:port");
+		return -EINVAL;
+	}
+	memcpy(host, s + 1, hl);
+	host[hl] = 0;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
+	if (strchr(host, '%')) {
+		snprintf(why, whylen, "zone identifiers are not allowed");
+		return -EINVAL;
+	}
+	if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+		snprintf(why, whylen, "\"%s\" is not an IPv6 address", host);
+		return -EINVAL;
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+		snprintf(why, whylen,
+		         "IPv4-mapped IPv6 addresses are not allowed; write the IPv4 form");
+		return -EINVAL;
+	}
+	if (parse_port(close + 2, &in6->sin6_port, why, whylen) < 0)
+		return -EINVAL;
+	in6->sin6_port = htons(in6->sin6_port);
+	in6->sin6_family = AF_INET6;
+	a->len = sizeof(*in6);
+	return 0;
+}
+
+/* "IPv4:port" */
+static int parse_inet4(const char *s, struct pst_sockaddr *a, char *why, size_t whylen)
+{
+	char host[INET6_ADDRSTRLEN + 8];
 	const char *colon = strrchr(s, ':');
 	if (!colon || strchr(s, ':') != colon) {
 		snprintf(why, whylen, "expected IPv4:port, [IPv6]:port or unix:/path");
@@ -245,7 +244,7 @@ int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_
 	}
 	memcpy(host, s, hl);
 	host[hl] = 0;
-	struct sockaddr_in *in = (struct sockaddr_in *)&a.ss;
+	struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;
 	if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
 		snprintf(why, whylen, "\"%s\" is not an IPv4 address", host);
 		return -EINVAL;
@@ -254,7 +253,25 @@ int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_
 		return -EINVAL;
 	in->sin_port = htons(in->sin_port);
 	in->sin_family = AF_INET;
-	a.len = sizeof(*in);
+	a->len = sizeof(*in);
+	return 0;
+}
+
+int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_t whylen)
+{
+	struct pst_sockaddr a;
+	memset(&a, 0, sizeof(a));
+
+	if (strlen(s) >= sizeof(a.text)) {
+		snprintf(why, whylen, "address too long");
+		return -EINVAL;
+	}
+	snprintf(a.text, sizeof(a.text), "%s", s);
+	int r = !strncmp(s, "unix:", 5) ? parse_unix(s + 5, &a, why, whylen)
+	        : s[0] == '['           ? parse_inet6(s, &a, why, whylen)
+	                                : parse_inet4(s, &a, why, whylen);
+	if (r < 0)
+		return r;
 	*out = a;
 	return 0;
 }
