@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <netinet/in.h>
 
 /* ---- logfmt lines (log.c) ------------------------------------------------
  * One line per event on stderr: `ts=... level=info event=accept key=value`.
@@ -71,6 +72,19 @@ struct pst_throttle {
 /* true: log now, with *suppressed (those skipped since the last line);
  * false: skip it (counted). */
 bool pst_throttle_pass(struct pst_throttle *t, uint64_t now_ns, uint64_t *suppressed);
+
+/* A line of that kind (log.c): false (and nothing begun) while t throttles
+ * it; else it is begun, and pst_ll_end_throttled() ends it saying how many
+ * were suppressed before it. */
+bool pst_ll_begin_throttled(struct pst_logline *l, struct pst_throttle *t, const char *level,
+			    const char *event, uint64_t *suppressed);
+void pst_ll_end_throttled(struct pst_logline *l, uint64_t suppressed);
+
+/* "level=error event=EVENT [sandbox=S] what=WHAT error=strerror(err)";
+ * the second form throttled by t. */
+void pst_log_errno(const char *event, const char *sandbox, const char *what, int err);
+void pst_log_errno_throttled(struct pst_throttle *t, const char *event, const char *sandbox,
+			     const char *what, int err);
 
 /* ---- concurrent handlers per source address (util.c) -------------------
  * Open addressing, linear probing, backward-shift deletion. Keys are 17
@@ -157,6 +171,32 @@ int pst_control_parse(const char *buf, size_t len, size_t cap, struct pst_contro
  * 0 while its headers are incomplete, else the status to answer: 200
  * (a GET; its path in path), 400, 405 (not GET), 431 (too long). */
 int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t pathlen);
+
+/* ---- a handler's per-request environment (wire.c) -----------------------
+ * For an inet client (peer and local both AF_INET or AF_INET6):
+ * REMOTE_ADDR, REMOTE_PORT (systemd style), TCPREMOTEIP, TCPREMOTEPORT,
+ * TCPLOCALIP, TCPLOCALPORT and PROTO=TCP (ucspi-tcp); nothing for another
+ * family or without one (NULL). Then the entries of extra (NULL-terminated,
+ * at most PST_ENV_EXTRA_MAX taken; may be NULL). Built in e's own storage,
+ * no allocation: e->envp is NULL-terminated and points into e and extra.
+ * Returns the number of entries. */
+#define PST_ENV_EXTRA_MAX 16
+#define PST_ENV_VAL_MAX (INET6_ADDRSTRLEN + 24)
+struct pst_req_env {
+	char buf[6][PST_ENV_VAL_MAX];
+	const char *envp[7 + PST_ENV_EXTRA_MAX + 1];
+};
+struct sockaddr_storage;
+size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
+		     const struct sockaddr_storage *local, const char *const *extra);
+
+/* An inet address as the broker logs a peer: "192.0.2.1:5000",
+ * "[2001:db8::1]:5000"; "" for another family. */
+void pst_peer_format(const struct sockaddr_storage *sa, char *buf, size_t len);
+
+/* The per-source key of an inet address (family tag, then the address);
+ * false (key zeroed but for the tag) for another family. */
+bool pst_srckey_inet(const struct sockaddr_storage *sa, uint8_t key[PST_SRCKEY_LEN]);
 
 /* ---- the daemon (daemon.c) --------------------------------------------- */
 struct pst_run_opts {

@@ -367,3 +367,48 @@ void pst_log(const char *level, const char *event, ...)
 	va_end(ap);
 	pst_ll_end(&l);
 }
+
+/* ---- lines a request can cause, and errno lines ------------------------ */
+
+bool pst_ll_begin_throttled(struct pst_logline *l, struct pst_throttle *t, const char *level,
+			    const char *event, uint64_t *suppressed)
+{
+	if (!pst_throttle_pass(t, pst_now_ns(), suppressed))
+		return false;
+	pst_ll_begin(l, level, event);
+	return true;
+}
+
+void pst_ll_end_throttled(struct pst_logline *l, uint64_t suppressed)
+{
+	if (suppressed)
+		pst_ll_uint(l, "suppressed", suppressed);
+	pst_ll_end(l);
+}
+
+static void ll_errno(struct pst_logline *l, const char *sandbox, const char *what, int err)
+{
+	if (sandbox)
+		pst_ll_str(l, "sandbox", sandbox);
+	pst_ll_str(l, "what", what);
+	pst_ll_str(l, "error", strerror(err));
+}
+
+void pst_log_errno(const char *event, const char *sandbox, const char *what, int err)
+{
+	struct pst_logline l;
+	pst_ll_begin(&l, "error", event);
+	ll_errno(&l, sandbox, what, err);
+	pst_ll_end(&l);
+}
+
+void pst_log_errno_throttled(struct pst_throttle *t, const char *event, const char *sandbox,
+			     const char *what, int err)
+{
+	struct pst_logline l;
+	uint64_t sup;
+	if (!pst_ll_begin_throttled(&l, t, "error", event, &sup))
+		return;
+	ll_errno(&l, sandbox, what, err);
+	pst_ll_end_throttled(&l, sup);
+}

@@ -3,11 +3,14 @@
  * The parsers of bytes that come from less trusted peers: a sender
  * handler's pipe (line framing), a sender's fdpass message (its control
  * data), a control-socket client's request line and a metrics client's
- * HTTP request. Pure functions over buffers: no fd is read, written or
- * closed here, so each one is unit-tested (tests/unit/test_wire.c) and
- * fuzzed (tests/fuzz/fuzz_wire.c) on its own.
+ * HTTP request; and what a handler's environment says of its client (the
+ * addresses the kernel gave). Pure functions over buffers: no fd is read,
+ * written or closed here, so each one is unit-tested (tests/unit/test_wire.c,
+ * tests/unit/test_env.c) and fuzzed (tests/fuzz/fuzz_wire.c) on its own.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -177,4 +180,72 @@ int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t p
 	if ((size_t)(sp1 - buf) != 3 || memcmp(buf, "GET", 3))
 		return 405;
 	return 200;
+}
+
+/* ---- a handler's per-request environment ----------------------------- */
+
+/* The address and port of an inet sockaddr; false for another family. */
+static bool inet_parts(const struct sockaddr_storage *sa, char *addr, size_t alen, int *port)
+{
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		*port = ntohs(in->sin_port);
+		return inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)alen) != NULL;
+	}
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		*port = ntohs(in6->sin6_port);
+		return inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)alen) != NULL;
+	}
+	return false;
+}
+
+size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
+		     const struct sockaddr_storage *local, const char *const *extra)
+{
+	char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
+	int pp, lp;
+	size_t n = 0;
+
+	if (peer && local && inet_parts(peer, pa, sizeof(pa), &pp) &&
+	    inet_parts(local, la, sizeof(la), &lp)) {
+		snprintf(e->buf[0], sizeof(e->buf[0]), "REMOTE_ADDR=%s", pa);
+		snprintf(e->buf[1], sizeof(e->buf[1]), "REMOTE_PORT=%d", pp);
+		snprintf(e->buf[2], sizeof(e->buf[2]), "TCPREMOTEIP=%s", pa);
+		snprintf(e->buf[3], sizeof(e->buf[3]), "TCPREMOTEPORT=%d", pp);
+		snprintf(e->buf[4], sizeof(e->buf[4]), "TCPLOCALIP=%s", la);
+		snprintf(e->buf[5], sizeof(e->buf[5]), "TCPLOCALPORT=%d", lp);
+		for (size_t k = 0; k < 6; k++)
+			e->envp[n++] = e->buf[k];
+		e->envp[n++] = "PROTO=TCP";
+	}
+	for (size_t i = 0; extra && extra[i] && i < PST_ENV_EXTRA_MAX; i++)
+		e->envp[n++] = extra[i];
+	e->envp[n] = NULL;
+	return n;
+}
+
+void pst_peer_format(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+	int port;
+	if (!len)
+		return;
+	buf[0] = 0;
+	if (!inet_parts(sa, a, sizeof(a), &port))
+		return;
+	snprintf(buf, len, sa->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", a, port);
+}
+
+bool pst_srckey_inet(const struct sockaddr_storage *sa, uint8_t key[PST_SRCKEY_LEN])
+{
+	memset(key, 0, PST_SRCKEY_LEN);
+	key[0] = (uint8_t)sa->ss_family;
+	if (sa->ss_family == AF_INET)
+		memcpy(key + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	else if (sa->ss_family == AF_INET6)
+		memcpy(key + 1, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+	else
+		return false;
+	return true;
 }

@@ -5,8 +5,12 @@
  *   1  an fdpass message's control data (the rest: the control buffer)
  *   2  a control-socket request
  *   3  a metrics client's HTTP request
+ *   4  a handler's environment from a connection's addresses (as
+ *      getpeername/getsockname or recvmsg could fill them: any family,
+ *      any bytes), with up to PST_ENV_EXTRA_MAX + 2 extra entries
  * None may crash, overflow or read outside its input, whatever the bytes;
- * a message taken from the pipe is never longer than PST_LINE_MAX. */
+ * a message taken from the pipe is never longer than PST_LINE_MAX; an
+ * environment is NULL-terminated and each entry a bounded string. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +18,46 @@
 #include <sys/socket.h>
 
 #include "broker/internal.h"
+
+static void env_case(const uint8_t *d, size_t n)
+{
+	struct sockaddr_storage peer, local;
+	memset(&peer, 0, sizeof(peer));
+	memset(&local, 0, sizeof(local));
+	/* the first byte: which of peer, local are given and how many extras */
+	uint8_t ctl = n ? d[0] : 0;
+	d += n ? 1 : 0;
+	n -= n ? 1 : 0;
+	size_t k = n < sizeof(peer) ? n : sizeof(peer);
+	memcpy(&peer, d, k);
+	d += k;
+	n -= k;
+	memcpy(&local, d, n < sizeof(local) ? n : sizeof(local));
+	/* most of them inet, so that formatting is reached */
+	static const sa_family_t fam[4] = { AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC };
+	if (ctl & 0x40) {
+		peer.ss_family = fam[ctl & 3];
+		local.ss_family = fam[(ctl >> 2) & 3];
+	}
+	const char *extra[PST_ENV_EXTRA_MAX + 3];
+	size_t nx = (size_t)(ctl >> 4 & 3) * (PST_ENV_EXTRA_MAX / 2 + 1);
+	for (size_t i = 0; i < nx && i < PST_ENV_EXTRA_MAX + 2; i++)
+		extra[i] = "POSTERN_SEND_X=3";
+	extra[nx < PST_ENV_EXTRA_MAX + 2 ? nx : PST_ENV_EXTRA_MAX + 2] = NULL;
+	struct pst_req_env e;
+	size_t got = pst_env_build(&e, (ctl & 0x80) ? NULL : &peer, &local, extra);
+	if (got > 7 + PST_ENV_EXTRA_MAX || e.envp[got])
+		abort();
+	for (size_t i = 0; i < got; i++)
+		if (!e.envp[i] || strnlen(e.envp[i], PST_ENV_VAL_MAX) >= PST_ENV_VAL_MAX)
+			abort();
+	char text[64];
+	uint8_t key[PST_SRCKEY_LEN];
+	pst_peer_format(&peer, text, sizeof(text));
+	if (strnlen(text, sizeof(text)) >= sizeof(text))
+		abort();
+	(void)pst_srckey_inet(&peer, key);
+}
 
 static void pipe_case(const uint8_t *d, size_t n)
 {
@@ -64,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const uint8_t *d = data + 1;
 	size_t n = size - 1;
-	switch (data[0] & 3) {
+	switch (data[0] % 5) {
 	case 0:
 		pipe_case(d, n);
 		break;
@@ -93,6 +137,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(buf);
 		break;
 	}
+	case 4:
+		env_case(d, n);
+		break;
 	}
 	return 0;
 }

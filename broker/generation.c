@@ -1,0 +1,370 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Generations: one loaded policy with its prepared sandboxes, and what it
+ * binds to (listeners, channels, netns). A reload builds a new generation
+ * beside the one in force and changes nothing of the old until the last
+ * step that can fail has succeeded:
+ *
+ *   1. the policy file: trusted, loaded and validated; broker keys and
+ *      running handlers' uids unchanged              (pure checks)
+ *   2. gen_prepare: fd budget, each sandbox prepared  (new objects only)
+ *   3. gen_bind: listeners found open or opened beside them (a kept one's
+ *      mark changed only when its role changes, the old mark kept),
+ *      channels found open (same name and kind) or made beside them, each
+ *      sandbox's send channels and startup sockets    (new objects only)
+ *   4. netpolicy_reload                               (the last that can fail)
+ *   5. gen_commit: the switch, which cannot fail
+ *
+ * A failure in 2-4 is followed by gen_abort(): what was made is closed and
+ * freed, the marks restored; the old generation, its listeners, channels
+ * and handlers are exactly as they were. Running handlers move to the
+ * sandbox of the same name in the new generation, or keep their old one
+ * until they exit (each holds a reference).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "broker/daemon_internal.h"
+
+/* ---- generation objects ---------------------------------------------- */
+
+static void gen_free(struct gen *g)
+{
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		struct sandbox_error err = {0};
+		int r = s->sb ? sandbox_destroy(s->sb, &err) : 0;
+		if (r < 0)
+			log_sandbox_error("warn", "cleanup", s->conf->name, &err, r);
+		pst_srctab_free(&s->adm.sources);
+	}
+	free(g->sbx);
+	pst_policy_free(g->policy);
+	free(g);
+}
+
+void gen_ref(struct gen *g)
+{
+	g->refs++;
+}
+
+void gen_unref(struct gen *g)
+{
+	if (g && --g->refs == 0)
+		gen_free(g);
+}
+
+struct sbx *gen_find(struct gen *g, const char *name)
+{
+	for (size_t i = 0; i < g->n_sbx; i++)
+		if (!strcmp(g->sbx[i].conf->name, name))
+			return &g->sbx[i];
+	return NULL;
+}
+
+/* The fds the broker may hold for policy p with every sandbox at its caps:
+ * per handler its pidfd, its stderr pipe and its ends of its send channels,
+ * 2 more for a pre-warmed one; per sandbox its network namespace, its root
+ * template, listeners and startup sockets; the control clients and a
+ * reserve. One sandbox full of idle clients then cannot starve the others
+ * of fds (EMFILE): what does not fit RLIMIT_NOFILE is refused at load. */
+static uint64_t fd_budget(const struct pst_policy *p)
+{
+	uint64_t n = FD_RESERVE + CONTROL_CLIENTS_MAX;
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *sc = &p->sandboxes[i];
+		uint64_t per = 2 + sc->n_send;
+		n += (uint64_t)sc->limits.handlers * per + (uint64_t)sc->prewarm * (per + 2) + 2 +
+		     sc->n_listen + sc->n_sockets;
+	}
+	return n;
+}
+
+static int fd_budget_check(const struct pst_policy *p)
+{
+	struct rlimit rl;
+	uint64_t need = fd_budget(p);
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    need <= rl.rlim_cur)
+		return 0;
+	char why[600];
+	snprintf(why, sizeof(why),
+	         "the sandboxes' caps (limits.handlers, prewarm) need up to %llu file descriptors "
+	         "in the broker (2 per handler, 1 per send channel, 2 more per pre-warmed one, %d "
+	         "reserved), but RLIMIT_NOFILE is %llu: raise it (LimitNOFILE= in the unit, "
+	         "ulimit -n) or lower limits.handlers",
+	         (unsigned long long)need, FD_RESERVE + CONTROL_CLIENTS_MAX,
+	         (unsigned long long)rl.rlim_cur);
+	pst_log("error", "load", "what", "file descriptors", "error", why, NULL);
+	return -EMFILE;
+}
+
+/* A generation for policy p (which it owns from here on, also on
+ * failure): its sandboxes prepared, bound to nothing yet. 0 or a negative
+ * errno (logged). */
+int gen_prepare(struct daemon *d, struct pst_policy *p, struct gen_plan *pl)
+{
+	(void)d;
+	memset(pl, 0, sizeof(*pl));
+	int r = fd_budget_check(p);
+	if (r < 0) {
+		pst_policy_free(p);
+		return r;
+	}
+	struct gen *g = calloc(1, sizeof(*g));
+	if (!g || !(g->sbx = calloc(p->n_sandboxes, sizeof(*g->sbx)))) {
+		free(g);
+		pst_policy_free(p);
+		pst_log("error", "load", "what", "allocate", "error", strerror(ENOMEM), NULL);
+		return -ENOMEM;
+	}
+	g->policy = p;
+	g->n_sbx = p->n_sandboxes;
+	g->refs = 1;
+	uint64_t now = pst_now_ns();
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		struct sbx *s = &g->sbx[i];
+		s->gen = g;
+		s->conf = &p->sandboxes[i];
+		s->netns_fd = -1;
+		pst_bucket_init(&s->adm.bucket, s->conf->limits.rate, now);
+		struct sandbox_error err = {0};
+		if ((r = plan_sandbox(p, s->conf, &s->sb, &err)) < 0) {
+			log_sandbox_error("error", "load", s->conf->name, &err, r);
+			gen_free(g);
+			return r;
+		}
+	}
+	pl->g = g;
+	return 0;
+}
+
+/* What the new generation binds to, beside what is open. */
+int gen_bind(struct daemon *d, struct gen_plan *pl)
+{
+	int r = listeners_prepare(d, pl);
+	return r < 0 ? r : channels_prepare(d, pl);
+}
+
+void gen_abort(struct daemon *d, struct gen_plan *pl)
+{
+	(void)d;
+	if (pl->ls)
+		listeners_abort(pl);
+	if (pl->ch)
+		channels_abort(pl);
+	free(pl->ls);
+	free(pl->ch);
+	gen_free(pl->g);
+	memset(pl, 0, sizeof(*pl));
+}
+
+/* ---- the switch ----------------------------------------------------------- */
+
+/* Running handlers follow their sandbox's name into the new generation. */
+static void handlers_move(struct daemon *d, struct gen *ng)
+{
+	for (struct handler *h = d->handlers; h; h = h->next) {
+		if (!handler_served(h))
+			continue;
+		struct sbx *os = h->sbx, *ns = gen_find(ng, os->conf->name);
+		if (!ns || os->gen == ng)
+			continue;
+		admission_move(h, os, ns);
+		h->sbx = ns;
+		gen_ref(ng);
+		gen_unref(os->gen);
+	}
+}
+
+/* The new generation's sandboxes start: startup handlers, pre-warmed
+ * ones, and reading what brings them requests. */
+static void gen_activate(struct daemon *d, struct gen *g)
+{
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		if (s->conf->trigger == PST_TRIGGER_STARTUP) {
+			if (!s->adm.active)
+				startup_start(d, s);
+		} else {
+			prewarm_refill(d, s, "load");
+			if (!sbx_at_capacity(s))
+				admission_resume(d, s);
+		}
+	}
+}
+
+/* Switch to pl's generation. Nothing here can fail. */
+void gen_commit(struct daemon *d, struct gen_plan *pl)
+{
+	struct gen *g = pl->g, *old = d->cur;
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		s->netns_fd = d->np ? netpolicy_netns_fd(d->np, s->conf->name) : -1;
+		if (s->netns_fd < 0)
+			s->netns_fd = -1;
+	}
+	listeners_commit(d, pl);
+	channels_commit(d, pl);
+	for (size_t i = 0; old && i < g->n_sbx; i++) {
+		struct sbx *o = gen_find(old, g->sbx[i].conf->name);
+		if (o) /* statistics carry over for sandboxes that stay */
+			g->sbx[i].stats = o->stats;
+	}
+	d->cur = g;
+	if (old) {
+		/* pre-warmed handlers were set up by the old policy */
+		prewarm_discard_all(d, old);
+		handlers_move(d, g);
+		gen_unref(old);
+	}
+	free(pl->ls);
+	free(pl->ch);
+	memset(pl, 0, sizeof(*pl));
+	gen_activate(d, g);
+}
+
+/* ---- reload ------------------------------------------------------------------ */
+
+void log_diag(const char *event, const struct pst_diag *diag)
+{
+	for (size_t i = 0; i < diag->n; i++)
+		pst_log("error", event, "error", diag->msgs[i], NULL);
+}
+
+/* Whether the policy file may be trusted (pst_policy_trust()), with the
+ * message to log when not. */
+int policy_trusted(struct daemon *d, char *why, size_t whylen)
+{
+	if (d->insecure_policy)
+		return 0;
+	char what[400];
+	int r = pst_policy_trust(d->policy_path, what, sizeof(what));
+	if (r < 0)
+		snprintf(
+		    why, whylen,
+		    "policy %s: %s: root would take what to delete, mount and run from a file "
+		    "others can change; make it and its directories root's and not writable by "
+		    "others (or run with --insecure-policy, for development only)",
+		    d->policy_path, what);
+	return r;
+}
+
+static void log_uid_refusal(const struct pst_sandbox *o, const struct pst_sandbox *n, bool same)
+{
+	char ou[16], nu[16];
+	snprintf(ou, sizeof(ou), "%u", o->uid);
+	snprintf(nu, sizeof(nu), "%u", n->uid);
+	pst_log("error", "reload_failed", "sandbox", n->name, "uid", same ? ou : "-", "new_uid", nu,
+	        "running", o->name, "error",
+	        same ? "the uid of a sandbox with running handlers cannot change; reload once they "
+	               "are gone"
+	             : "that uid is a running sandbox's; reload once its handlers are gone",
+	        NULL);
+}
+
+/* A reload may not change the uid of a sandbox with running handlers, nor
+ * give their uid to a sandbox of another name: two sandboxes running at
+ * once would share a host uid, and one would own what the other wrote. */
+static bool reload_uids_ok(struct daemon *d, const struct pst_policy *p)
+{
+	for (struct handler *h = d->handlers; h; h = h->next) {
+		if (h->state != H_SERVING)
+			continue;
+		const struct pst_sandbox *o = h->sbx->conf;
+		for (size_t i = 0; i < p->n_sandboxes; i++) {
+			const struct pst_sandbox *n = &p->sandboxes[i];
+			bool same = !strcmp(n->name, o->name);
+			if (same ? n->uid == o->uid : n->uid != o->uid)
+				continue;
+			log_uid_refusal(o, n, same);
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool broker_conf_same(const struct pst_broker_conf *nb, const struct pst_broker_conf *ob)
+{
+	return !strcmp(nb->table, ob->table) && !strcmp(nb->state_dir, ob->state_dir) &&
+	       !strcmp(nb->control, ob->control) && nb->has_metrics == ob->has_metrics &&
+	       (!ob->has_metrics || !strcmp(nb->metrics.text, ob->metrics.text));
+}
+
+static void policy_freep(struct pst_policy **p)
+{
+	pst_policy_free(*p);
+}
+
+/* Step 1: the new policy, checked against what runs; NULL (logged) if it
+ * cannot be taken. */
+static struct pst_policy *reload_policy(struct daemon *d)
+{
+	__attribute__((cleanup(policy_freep))) struct pst_policy *p = NULL;
+	struct pst_diag diag = {0};
+	char why[512];
+	if (policy_trusted(d, why, sizeof(why)) < 0) {
+		pst_log("error", "reload_invalid", "error", why, NULL);
+		return NULL;
+	}
+	int r = pst_policy_load(d->policy_path, &p, &diag);
+	if (r < 0)
+		log_diag("reload_invalid", &diag);
+	pst_diag_free(&diag);
+	if (r < 0)
+		return NULL;
+	if (!broker_conf_same(&p->broker, &d->cur->policy->broker)) {
+		pst_log("error", "reload_invalid", "error",
+		        "broker.table, broker.state_dir, broker.control and broker.metrics cannot "
+		        "change on reload; restart the broker",
+		        NULL);
+		return NULL;
+	}
+	if (!reload_uids_ok(d, p))
+		return NULL;
+	struct pst_policy *ok = p;
+	p = NULL;
+	return ok;
+}
+
+/* Step 4: the new networks and rules. */
+static int reload_netpolicy(struct daemon *d, const struct pst_policy *p)
+{
+	struct netpolicy_config nc;
+	struct netpolicy_error ne = {0};
+	int r = plan_netpolicy(p, &nc);
+	if (r == 0)
+		r = netpolicy_reload(d->np, &nc, &ne);
+	plan_netpolicy_free(&nc);
+	if (r < 0)
+		log_netpolicy_error("error", "reload", &ne, r);
+	return r;
+}
+
+void daemon_reload(struct daemon *d)
+{
+	struct gen_plan pl = {0};
+	pst_log("info", "reload", "policy", d->policy_path, NULL);
+	struct pst_policy *p = reload_policy(d);
+	if (!p || gen_prepare(d, p, &pl) < 0)
+		goto failed;
+	if (gen_bind(d, &pl) < 0 || reload_netpolicy(d, pl.g->policy) < 0) {
+		gen_abort(d, &pl);
+		goto failed;
+	}
+	size_t n_sbx = pl.g->n_sbx;
+	gen_commit(d, &pl);
+	d->reloads++;
+	char n[32];
+	snprintf(n, sizeof(n), "%zu", n_sbx);
+	pst_log("info", "reloaded", "policy", d->policy_path, "sandboxes", n, NULL);
+	return;
+failed:
+	d->reload_failures++;
+	pst_log("warn", "reload_failed", "policy", d->policy_path, "keeping", "previous policy",
+	        NULL);
+}

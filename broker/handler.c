@@ -1,0 +1,497 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Handlers: a request becomes a handler (a pre-warmed one released, or a
+ * fresh spawn), whose pidfd, stderr and timeout are watched; its stderr is
+ * relayed to the log line by line; once it has ended it is reaped and one
+ * exit line says how. States and their transitions: daemon_internal.h.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "broker/daemon_internal.h"
+
+#define HANDLER_SPARE_MAX 256          /* freed handlers kept for reuse */
+#define STDERR_READ_BUDGET (64 * 1024) /* per wakeup, so a chatty handler cannot starve others */
+#define STDERR_TOTAL_MAX (1024 * 1024) /* per handler; beyond it output is dropped and counted */
+
+_Static_assert(MAX_SEND <= PST_ENV_EXTRA_MAX, "a handler's send entries fit its environment");
+
+/* ---- requests ------------------------------------------------------------ */
+
+void request_init(struct pst_request *req, enum pst_trigger trigger)
+{
+	req->trigger = trigger;
+	req->sock_fd = req->stdin_fd = -1;
+	req->peer_sa.ss_family = req->local_sa.ss_family = AF_UNSPEC;
+	req->peer[0] = req->label[0] = 0;
+	req->has_src = false;
+}
+
+void request_close(struct pst_request *req)
+{
+	if (req->sock_fd >= 0)
+		close(take_fd(&req->sock_fd));
+	if (req->stdin_fd >= 0)
+		close(take_fd(&req->stdin_fd));
+}
+
+/* ---- handler objects --------------------------------------------------- */
+
+void handler_link(struct daemon *d, struct handler *h)
+{
+	h->prev = NULL;
+	h->next = d->handlers;
+	if (d->handlers)
+		d->handlers->prev = h;
+	d->handlers = h;
+	d->n_handlers++;
+	gen_ref(h->sbx->gen);
+}
+
+void handler_unlink(struct daemon *d, struct handler *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		d->handlers = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	d->n_handlers--;
+}
+
+/* Freed handlers are kept for the next ones (up to HANDLER_SPARE_MAX): once
+ * the broker has served its peak concurrency, a request allocates nothing. */
+struct handler *handler_new(struct daemon *d)
+{
+	struct handler *h = d->spare;
+	if (!h)
+		return calloc(1, sizeof(*h));
+	d->spare = h->next;
+	d->n_spare--;
+	memset(h, 0, sizeof(*h));
+	return h;
+}
+
+void handler_put(struct daemon *d, struct handler *h)
+{
+	if (d->n_spare >= HANDLER_SPARE_MAX) {
+		free(h);
+		return;
+	}
+	h->next = d->spare;
+	d->spare = h;
+	d->n_spare++;
+}
+
+/* ---- stderr relay -------------------------------------------------------- */
+
+static void stderr_emit(struct handler *h, const char *s, size_t n, bool partial)
+{
+	if (h->stderr_total >= STDERR_TOTAL_MAX) {
+		h->stderr_dropped += n;
+		return;
+	}
+	h->stderr_total += n;
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "stderr");
+	pst_ll_str(&l, "sandbox", h->sbx->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	pst_ll_strn(&l, "line", s, n);
+	if (partial)
+		pst_ll_int(&l, "partial", 1);
+	pst_ll_end(&l);
+}
+
+static void stderr_take(struct handler *h, const char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (buf[i] == '\n') {
+			stderr_emit(h, h->line, h->line_len, false);
+			h->line_len = 0;
+			continue;
+		}
+		if (h->line_len == sizeof(h->line)) {
+			stderr_emit(h, h->line, h->line_len, true);
+			h->line_len = 0;
+		}
+		h->line[h->line_len++] = buf[i];
+	}
+}
+
+/* Read what the handler wrote, at most `budget` bytes; true at EOF. */
+static bool stderr_drain(struct handler *h, size_t budget)
+{
+	char buf[4096];
+
+	while (budget) {
+		ssize_t n = read(h->h.stderr_fd, buf, sizeof(buf) < budget ? sizeof(buf) : budget);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno != EAGAIN;
+		if (n == 0) {
+			if (h->line_len)
+				stderr_emit(h, h->line, h->line_len, false);
+			h->line_len = 0;
+			return true;
+		}
+		budget -= (size_t)n;
+		stderr_take(h, buf, (size_t)n);
+	}
+	return false;
+}
+
+static void on_handler_stderr(uv_poll_t *p, int status, int events)
+{
+	struct handler *h = p->data;
+	(void)events;
+	if (status < 0 || stderr_drain(h, STDERR_READ_BUDGET)) {
+		uv_poll_stop(p);
+		h->err_polling = false;
+	}
+}
+
+/* ---- kills and timeouts --------------------------------------------------- */
+
+void handler_kill(struct handler *h, enum handler_end why)
+{
+	if (h->end == END_NONE)
+		h->end = why;
+	sandbox_kill(&h->h);
+}
+
+/* Every handler whose process still runs (grace over, second signal). */
+void handlers_kill_all(struct daemon *d)
+{
+	for (struct handler *h = d->handlers; h; h = h->next)
+		if (h->state != H_EXITING && h->state != H_WARM_EXITING)
+			handler_kill(h, END_SHUTDOWN);
+}
+
+static void on_handler_timeout(uv_timer_t *t)
+{
+	struct handler *h = t->data;
+	if (h->state != H_SERVING)
+		return;
+	struct pst_logline l;
+	uint64_t sup;
+	if (pst_ll_begin_throttled(&l, &h->sbx->stats.log.timeout, "warn", "timeout", &sup)) {
+		pst_ll_str(&l, "sandbox", h->sbx->conf->name);
+		pst_ll_int(&l, "pid", h->h.pid);
+		pst_ll_ms(&l, "after_ms", pst_now_ns() - h->start_ns);
+		pst_ll_end_throttled(&l, sup);
+	}
+	handler_kill(h, END_TIMEOUT);
+}
+
+/* ---- the end: exit line, reap ------------------------------------------- */
+
+/* Its exit line, and the sandbox's figures; whether it failed. */
+static bool exit_line(struct handler *h, int r, int wstatus, uint64_t ran,
+                      const struct sandbox_cg_stats *cs)
+{
+	struct sbx *s = h->sbx;
+	struct sbx_stats *st = &s->stats;
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "exit");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	if (h->peer[0])
+		pst_ll_str(&l, "peer", h->peer);
+	pst_ll_ms(&l, "duration_ms", ran);
+	bool failed = true;
+	if (r < 0) {
+		pst_ll_str(&l, "status", "unknown");
+		pst_ll_str(&l, "error", strerror(-r));
+		st->exit_failed++;
+	} else if (WIFEXITED(wstatus)) {
+		pst_ll_int(&l, "status", WEXITSTATUS(wstatus));
+		failed = WEXITSTATUS(wstatus) != 0;
+		if (failed)
+			st->exit_failed++;
+		else
+			st->exit_ok++;
+	} else if (WIFSIGNALED(wstatus)) {
+		const char *sig = sigabbrev_np(WTERMSIG(wstatus));
+		pst_ll_str(&l, "signal", sig ? sig : "?");
+		if (h->end == END_TIMEOUT)
+			st->exit_timeout++;
+		else
+			st->exit_signaled++;
+	}
+	if (h->end == END_TIMEOUT)
+		pst_ll_str(&l, "reason", "timeout");
+	else if (h->end == END_SHUTDOWN)
+		pst_ll_str(&l, "reason", "shutdown");
+	if (h->stderr_dropped)
+		pst_ll_uint(&l, "stderr_dropped", h->stderr_dropped);
+	if (cs->has & SANDBOX_CG_HAS_CPU) {
+		pst_ll_ms(&l, "cpu_ms", cs->cpu_usec * 1000);
+		st->cg.cpu_usec += cs->cpu_usec;
+	}
+	if (cs->has & SANDBOX_CG_HAS_PEAK) {
+		pst_ll_uint(&l, "mem_peak", cs->mem_peak);
+		if (cs->mem_peak > st->cg.mem_peak)
+			st->cg.mem_peak = cs->mem_peak;
+	}
+	if (cs->oom_kills) {
+		pst_ll_uint(&l, "oom_kills", cs->oom_kills);
+		st->cg.oom_kills += cs->oom_kills;
+		st->cg.oom_handlers++;
+	}
+	pst_ll_end(&l);
+	return failed;
+}
+
+/* A handler that served: reap, log, free its room. */
+static void handler_reap(struct daemon *d, struct handler *h)
+{
+	struct sbx *s = h->sbx;
+	/* its figures, from its cgroup, before the reap removes it */
+	struct sandbox_cg_stats cs;
+	sandbox_cg_stats(&h->h, &cs);
+	int wstatus = 0;
+	int r = sandbox_reap(&h->h, &wstatus);
+	uint64_t ran = pst_now_ns() - h->start_ns;
+	bool failed = exit_line(h, r, wstatus, ran, &cs);
+
+	handler_unlink(d, h);
+	admission_leave(d, s, h);
+	if (s->conf->trigger == PST_TRIGGER_STARTUP)
+		startup_schedule(d, s, failed || h->end == END_TIMEOUT, ran);
+	struct gen *g = s->gen;
+	handler_put(d, h);
+	gen_unref(g);
+	daemon_maybe_finish(d);
+}
+
+static void on_handler_closed(uv_handle_t *uvh)
+{
+	struct handler *h = uvh->data;
+	if (--h->handles_open)
+		return;
+	if (h->state == H_WARM_EXITING)
+		prewarm_gone(h->d, h);
+	else
+		handler_reap(h->d, h);
+}
+
+/* Its pidfd is readable: SERVING -> EXITING, or a pre-warmed one ->
+ * WARM_EXITING; its handles close, then it is reaped. */
+static void handler_exit(struct handler *h)
+{
+	if (h->state == H_EXITING || h->state == H_WARM_EXITING)
+		return;
+	if (h->state == H_SERVING)
+		h->state = H_EXITING;
+	else
+		prewarm_ended(h);
+	uv_timer_stop(&h->timer);
+	uv_poll_stop(&h->exit_poll);
+	if (h->err_polling) {
+		uv_poll_stop(&h->err_poll);
+		h->err_polling = false;
+	}
+	/* whatever the handler wrote before it died */
+	stderr_drain(h, STDERR_TOTAL_MAX);
+	uv_close((uv_handle_t *)&h->exit_poll, on_handler_closed);
+	uv_close((uv_handle_t *)&h->err_poll, on_handler_closed);
+	uv_close((uv_handle_t *)&h->timer, on_handler_closed);
+	if (h->has_ctl)
+		uv_close((uv_handle_t *)&h->ctl_poll, on_handler_closed);
+}
+
+static void on_handler_exit(uv_poll_t *p, int status, int events)
+{
+	(void)status;
+	(void)events;
+	handler_exit(p->data);
+}
+
+/* libuv handles of a started handler: pidfd, stderr, timeout. */
+void handler_watch(struct daemon *d, struct handler *h)
+{
+	uv_poll_init(d->loop, &h->exit_poll, h->h.pidfd);
+	uv_poll_init(d->loop, &h->err_poll, h->h.stderr_fd);
+	uv_timer_init(d->loop, &h->timer);
+	h->exit_poll.data = h->err_poll.data = h->timer.data = h;
+	h->handles_open = 3;
+	uv_poll_start(&h->exit_poll, UV_READABLE, on_handler_exit);
+	if (uv_poll_start(&h->err_poll, UV_READABLE, on_handler_stderr) == 0)
+		h->err_polling = true;
+}
+
+void log_spawn_failed(struct sbx *s, const char *peer, const struct sandbox_error *err, int r,
+                      bool warm)
+{
+	struct pst_logline l;
+	uint64_t sup;
+	if (!pst_ll_begin_throttled(&l, &s->stats.log.spawn_failed, "error", "spawn_failed", &sup))
+		return;
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	if (peer && peer[0])
+		pst_ll_str(&l, "peer", peer);
+	if (warm)
+		pst_ll_int(&l, "prewarm", 1);
+	ll_sandbox_error(&l, err, r);
+	pst_ll_end_throttled(&l, sup);
+}
+
+/* ---- a request -> a handler --------------------------------------------- */
+
+/* What the handler keeps of its request. */
+static void handler_take_request(struct handler *h, const struct pst_request *req)
+{
+	snprintf(h->peer, sizeof(h->peer), "%s", req->peer);
+	h->has_src = req->has_src;
+	if (req->has_src)
+		memcpy(h->src, req->src, PST_SRCKEY_LEN);
+}
+
+/* Its environment: what the request says of its client, then the
+ * sandbox's send channels. */
+static void request_env(struct pst_req_env *e, const struct sbx *s, const struct pst_request *req)
+{
+	bool inet = req->sock_fd >= 0 && req->peer[0];
+	pst_env_build(e, inet ? &req->peer_sa : NULL, inet ? &req->local_sa : NULL, s->send.envp);
+}
+
+/* h has its request (released or spawned): SERVING, counted, timed, logged. */
+static void handler_started(struct daemon *d, struct handler *h, uint64_t t0, uint64_t spawn_ns,
+                            bool warm)
+{
+	struct sbx *s = h->sbx;
+	h->state = H_SERVING;
+	h->start_ns = t0;
+	admission_enter(s, h);
+	s->stats.started++;
+	pst_latring_add(&s->stats.lat, (uint32_t)(spawn_ns / 1000));
+	if (s->conf->limits.timeout_ms)
+		uv_timer_start(&h->timer, on_handler_timeout, s->conf->limits.timeout_ms, 0);
+
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "spawn");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	pst_ll_int(&l, "pid", h->h.pid);
+	if (h->peer[0])
+		pst_ll_str(&l, "peer", h->peer);
+	pst_ll_ms(&l, "spawn_ms", spawn_ns);
+	if (warm)
+		pst_ll_int(&l, "prewarmed", 1);
+	pst_ll_uint(&l, "active", s->adm.active);
+	pst_ll_end(&l);
+	/* by default no refill here: prewarm_refill() waits for a quiet moment */
+	if (d->refill_busy && s->conf->prewarm)
+		prewarm_refill(d, s, warm ? "release" : "spawn");
+}
+
+/* The first step of a fresh spawn, on the loop: the handler's fds and
+ * environment, into its job. The request's fds are the job's from here on.
+ * 0, or a negative errno (the request closed, h freed). */
+static int spawn_prepare(struct daemon *d, struct sbx *s, struct handler *h,
+                         struct pst_request *req, uint64_t t0)
+{
+	h->d = d;
+	h->sbx = s;
+	int r = sender_fds(s, h);
+	if (r < 0) {
+		s->stats.refused[REFUSE_SPAWN_FAILED]++;
+		request_close(req);
+		handler_put(d, h);
+		return r;
+	}
+	handler_take_request(h, req);
+	struct spawn_job *j = &h->job.spawn;
+	request_env(&j->env, s, req);
+	j->sb = s->sb;
+	j->t0 = t0;
+	j->args = (struct sandbox_spawn_args){
+	    .sock_fd = take_fd(&req->sock_fd),
+	    .stdin_fd = take_fd(&req->stdin_fd),
+	    .netns_fd = s->netns_fd,
+	    .extra_env = j->env.envp,
+	    .fds = h->fds,
+	    .n_fds = h->n_fds,
+	    .listen_fds = (int)s->send.n_socket_fds,
+	};
+	return 0;
+}
+
+/* The call that suspends its thread until the handler has exec'd (or
+ * failed). It reads and writes only the job and h->h, so it may run on
+ * another thread than the loop's (sandbox.h: spawns of one sandbox may run
+ * on several threads); today it runs on the loop. */
+static void spawn_run(struct handler *h)
+{
+	struct spawn_job *j = &h->job.spawn;
+	j->r = sandbox_spawn(j->sb, &j->args, &h->h, &j->err);
+}
+
+static void close_fd(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The last step, on the loop: the broker's copies of the handler's fds are
+ * closed as early as possible (the client sees EOF only once every copy of
+ * its socket is closed); a failure is logged before that. */
+static int spawn_complete(struct daemon *d, struct handler *h)
+{
+	struct sbx *s = h->sbx;
+	struct spawn_job *j = &h->job.spawn;
+	sender_fds_close(h);
+	if (j->r < 0) /* logged before the client sees its connection close */
+		log_spawn_failed(s, h->peer, &j->err, j->r, false);
+	close_fd(j->args.sock_fd);
+	close_fd(j->args.stdin_fd);
+	if (j->r < 0) {
+		s->stats.refused[REFUSE_SPAWN_FAILED]++;
+		int r = j->r;
+		handler_put(d, h);
+		return r;
+	}
+	uint64_t spawn_ns = h->h.spawn_ns ? h->h.spawn_ns : pst_now_ns() - j->t0;
+	for (int i = 0; i < SANDBOX_PHASE_COUNT; i++)
+		s->stats.phase_sum_ns[i] += h->h.phase_ns[i];
+	s->stats.phase_n++;
+	handler_link(d, h);
+	handler_watch(d, h);
+	cg_stock_start(d, s);
+	handler_started(d, h, j->t0, spawn_ns, false);
+	return 0;
+}
+
+/* Serve req with a handler of s: a ready pre-warmed one, else a fresh
+ * spawn. The request's fds are closed here (or handed over), as early as
+ * possible. Returns 0 or a negative errno (already logged). */
+int handler_spawn(struct daemon *d, struct sbx *s, struct pst_request *req)
+{
+	uint64_t t0 = pst_now_ns();
+	struct handler *h;
+	if (s->warm.ready && req->trigger != PST_TRIGGER_STARTUP) {
+		struct pst_req_env env;
+		request_env(&env, s, req);
+		if ((h = prewarm_take(s, req, &env))) {
+			/* it has the request's fds: they were closed */
+			req->sock_fd = req->stdin_fd = -1;
+			handler_take_request(h, req);
+			handler_started(d, h, t0, pst_now_ns() - t0, true);
+			return 0;
+		}
+	}
+	if (!(h = handler_new(d))) {
+		pst_log_errno_throttled(&s->stats.log.spawn_failed, "spawn", s->conf->name,
+		                        "allocate handler", ENOMEM);
+		request_close(req);
+		return -ENOMEM;
+	}
+	int r = spawn_prepare(d, s, h, req, t0);
+	if (r < 0)
+		return r;
+	spawn_run(h);
+	return spawn_complete(d, h);
+}

@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Listeners: the sockets the broker accepts on (listen triggers) and the
+ * `sockets` of startup sandboxes (handed over, marked, not polled): bound
+ * here or taken from systemd (LISTEN_FDS); the accept loop, in batches,
+ * that turns each connection into a request; and, for a reload, the new
+ * generation's sockets found open (by address) or opened beside them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "broker/daemon_internal.h"
+
+#define LISTEN_BACKLOG 4096
+
+static void on_listener_readable(uv_poll_t *p, int status, int events);
+
+void listener_start(struct listener *ls)
+{
+	if (ls->passive || ls->polling || ls->d->stopping || ls->d->paused_emfile)
+		return;
+	if (uv_poll_start(&ls->poll, UV_READABLE, on_listener_readable) == 0)
+		ls->polling = true;
+}
+
+void listener_stop(struct listener *ls)
+{
+	if (!ls->polling)
+		return;
+	uv_poll_stop(&ls->poll);
+	ls->polling = false;
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct listener *ls = h->data;
+	close(ls->fd);
+	free(ls);
+}
+
+static void listener_close(struct listener *ls)
+{
+	listener_stop(ls);
+	if (ls->addr.ss.ss_family == AF_UNIX && !ls->passive) {
+		const struct sockaddr_un *un = (const void *)&ls->addr.ss;
+		if (un->sun_path[0])
+			unlink(un->sun_path);
+	}
+	uv_close((uv_handle_t *)&ls->poll, on_listener_closed);
+}
+
+void listeners_close_all(struct daemon *d)
+{
+	while (d->listeners) {
+		struct listener *ls = d->listeners;
+		d->listeners = ls->next;
+		listener_close(ls);
+	}
+}
+
+/* ---- the accept loop ------------------------------------------------------- */
+
+/* Out of fds (or memory): every listener pauses 100 ms (on_tick resumes). */
+static void pause_emfile(struct daemon *d)
+{
+	d->paused_emfile = true;
+	d->emfile_resume_ns = pst_now_ns() + 100000000ull;
+	for (struct listener *x = d->listeners; x; x = x->next)
+		listener_stop(x);
+}
+
+void listeners_emfile_resume(struct daemon *d, uint64_t now)
+{
+	if (!d->paused_emfile || now < d->emfile_resume_ns)
+		return;
+	d->paused_emfile = false;
+	for (struct listener *ls = d->listeners; ls; ls = ls->next)
+		if (ls->sbx && !sbx_at_capacity(ls->sbx))
+			listener_start(ls);
+}
+
+/* A request for an accepted connection: its peer, its source (inet: the
+ * address; unix: the peer's uid), what a refusal names. */
+static void request_accepted(struct pst_request *req, int fd, const struct sockaddr_storage *ss)
+{
+	request_init(req, PST_TRIGGER_LISTEN);
+	req->sock_fd = fd;
+	req->has_src = true;
+	if (pst_srckey_inet(ss, req->src)) {
+		req->peer_sa = *ss;
+		pst_peer_format(ss, req->peer, sizeof(req->peer));
+		snprintf(req->label, sizeof(req->label), "%s", req->peer);
+		return;
+	}
+	/* unix: the source is the peer's uid; spawn and exit lines name no peer */
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	req->src[0] = AF_UNIX;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
+		memcpy(req->src + 1, &cred.uid, sizeof(cred.uid));
+		snprintf(req->label, sizeof(req->label), "unix:uid=%u", (unsigned)cred.uid);
+	}
+}
+
+static void log_accept(struct sbx *s, struct listener *ls, const struct pst_request *req)
+{
+	struct pst_logline l;
+	pst_ll_begin(&l, "debug", "accept");
+	pst_ll_str(&l, "sandbox", s->conf->name);
+	pst_ll_str(&l, "listener", ls->addr.text);
+	pst_ll_str(&l, "peer", req->label);
+	pst_ll_end(&l);
+}
+
+/* One accepted connection -> admit() -> handler_spawn(). */
+static void accepted(struct daemon *d, struct listener *ls, int fd,
+                     const struct sockaddr_storage *ss)
+{
+	struct sbx *s = ls->sbx;
+	/* the handler gets a blocking socket, as inetd programs expect */
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	/* marked: the table refuses any new connection from or to it, so
+	 * dissolving it (connect AF_UNSPEC) leads nowhere (netpolicy.h) */
+	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6) {
+		int mr = netpolicy_mark_socket(fd, false, NULL);
+		if (mr < 0) {
+			pst_log_errno_throttled(&s->stats.log.accept, "accept", s->conf->name,
+			                        "mark the connection (SO_MARK)", -mr);
+			close(fd);
+			return;
+		}
+	}
+	struct pst_request req;
+	request_accepted(&req, fd, ss);
+	if (admit(d, s, &req) != ADMIT_YES) {
+		request_close(&req);
+		return;
+	}
+	socklen_t llen = sizeof(req.local_sa);
+	if (req.peer[0] && getsockname(fd, (struct sockaddr *)&req.local_sa, &llen) < 0)
+		req.local_sa.ss_family = AF_UNSPEC;
+	if (pst_log_debug)
+		log_accept(s, ls, &req);
+	handler_spawn(d, s, &req);
+}
+
+static void on_listener_readable(uv_poll_t *p, int status, int events)
+{
+	struct listener *ls = p->data;
+	struct daemon *d = ls->d;
+	struct sbx *s = ls->sbx;
+	(void)events;
+
+	if (status < 0 || !s)
+		return;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		if (!admission_room(d, s))
+			return; /* let the kernel backlog hold the rest */
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		int fd =
+		    accept4(ls->fd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd >= 0) {
+			accepted(d, ls, fd, &ss);
+			continue;
+		}
+		int e = errno;
+		if (e == EINTR || e == ECONNABORTED)
+			continue;
+		if (e == EAGAIN)
+			return;
+		pst_log_errno_throttled(&s->stats.log.accept, "accept", s->conf->name,
+		                        ls->addr.text, e);
+		if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+			pause_emfile(d);
+		return;
+	}
+}
+
+/* ---- opening sockets ------------------------------------------------------- */
+
+static bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+		return x->sin6_port == y->sin6_port &&
+		       !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr));
+	}
+	if (a->ss_family == AF_UNIX) {
+		const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+		return !strcmp(x->sun_path, y->sun_path);
+	}
+	return false;
+}
+
+void listeners_inherit(struct daemon *d)
+{
+	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
+	if (!pid || !n || strtol(pid, NULL, 10) != getpid())
+		return;
+	long cnt = strtol(n, NULL, 10);
+	for (long i = 0; i < cnt && d->n_inherited < 64; i++)
+		d->inherited[d->n_inherited++] = 3 + (int)i;
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+/* At start, once the policy's sockets are open: what systemd passed and no
+ * address of the policy took is closed. */
+void listeners_inherited_unused(struct daemon *d)
+{
+	for (size_t i = 0; i < d->n_inherited; i++) {
+		if (d->inherited[i] < 0)
+			continue;
+		char fd[16];
+		snprintf(fd, sizeof(fd), "%d", d->inherited[i]);
+		pst_log("warn", "start", "inherited_fd", fd, "error",
+		        "matches no address of the policy; closed", NULL);
+		close(take_fd(&d->inherited[i]));
+	}
+}
+
+/* A socket systemd passed us (LISTEN_FDS) for this address, or -1. */
+static int take_inherited(struct daemon *d, const struct pst_sockaddr *a)
+{
+	for (size_t i = 0; i < d->n_inherited; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = d->inherited[i];
+		if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+			continue;
+		if (sockaddr_equal(&ss, &a->ss)) {
+			d->inherited[i] = -1;
+			int fl = fcntl(fd, F_GETFL);
+			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			return fd;
+		}
+	}
+	return -1;
+}
+
+static int fail_errno(char *why, size_t whylen, const char *what)
+{
+	int e = errno;
+	snprintf(why, whylen, "%s: %s", what, strerror(e));
+	return -e;
+}
+
+/* Options and bind: 0 or a negative errno, with why. */
+static int socket_setup(int fd, const struct pst_sockaddr *a, bool reuse_port, char *why,
+                        size_t whylen)
+{
+	int family = a->ss.ss_family, one = 1;
+	if (family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)&a->ss;
+		struct stat st;
+		if (lstat(un->sun_path, &st) == 0) {
+			if (!S_ISSOCK(st.st_mode)) {
+				snprintf(why, whylen, "%s exists and is not a socket",
+				         un->sun_path);
+				return -EEXIST;
+			}
+			unlink(un->sun_path); /* stale socket of an earlier run */
+		}
+	} else {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+			return fail_errno(why, whylen, "SO_REUSEPORT");
+		if (family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	}
+	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
+		return fail_errno(why, whylen, "bind");
+	if (listen(fd, LISTEN_BACKLOG) < 0)
+		return fail_errno(why, whylen, "listen");
+	return 0;
+}
+
+static int open_socket(struct daemon *d, const struct pst_sockaddr *a, bool reuse_port, char *why,
+                       size_t whylen)
+{
+	int fd = take_inherited(d, a);
+	if (fd >= 0)
+		return fd;
+	cleanup_close int s =
+	    socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return fail_errno(why, whylen, "socket");
+	int r = socket_setup(s, a, reuse_port, why, whylen);
+	return r < 0 ? r : take_fd(&s);
+}
+
+/* ---- the sockets of a generation ------------------------------------------ */
+
+static struct listener *find_listener(struct daemon *d, const char *text)
+{
+	for (struct listener *ls = d->listeners; ls; ls = ls->next)
+		if (!strcmp(ls->addr.text, text))
+			return ls;
+	return NULL;
+}
+
+static int set_mark(struct listener *ls, uint32_t mark, const struct pst_sandbox *sc)
+{
+	struct netpolicy_error me = {0};
+	int r;
+	if (mark)
+		r = netpolicy_mark_socket(ls->fd, true, &me);
+	else if ((r = setsockopt(ls->fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark))) < 0)
+		r = -errno;
+	if (r < 0) {
+		struct pst_logline l;
+		pst_ll_begin(&l, "error", "listen");
+		pst_ll_str(&l, "sandbox", sc->name);
+		pst_ll_str(&l, "address", ls->addr.text);
+		ll_netpolicy_error(&l, &me, r);
+		pst_ll_end(&l);
+		return r;
+	}
+	ls->mark = mark;
+	return 0;
+}
+
+/* The mark a socket of this role has: a startup sandbox's inet `sockets`
+ * entry is handed to its handler, and marked, so that the table refuses
+ * any connection it would make once shut down (netpolicy.h); listeners of
+ * listen triggers are never handed over. */
+static uint32_t role_mark(const struct pst_sockaddr *a, bool passive)
+{
+	return passive && (a->ss.ss_family == AF_INET || a->ss.ss_family == AF_INET6)
+	           ? NETPOLICY_MARK_LISTEN
+	           : 0;
+}
+
+/* A socket opened for a, not linked yet. 0 or a negative errno (logged). */
+static int listener_open(struct daemon *d, struct gen *g, const struct pst_sandbox *sc,
+                         const struct pst_sockaddr *a, struct plan_listener *pl)
+{
+	char why[256] = "";
+	struct listener *ls = calloc(1, sizeof(*ls));
+	if (!ls)
+		return -ENOMEM;
+	ls->fd = open_socket(d, a, g->policy->broker.reuse_port, why, sizeof(why));
+	if (ls->fd < 0) {
+		int e = ls->fd;
+		pst_log("error", "listen", "sandbox", sc->name, "address", a->text, "error", why,
+		        NULL);
+		free(ls);
+		return e;
+	}
+	ls->d = d;
+	ls->addr = *a;
+	int r = role_mark(a, pl->passive) ? set_mark(ls, role_mark(a, pl->passive), sc) : 0;
+	if (r == 0 && (r = uv_poll_init(d->loop, &ls->poll, ls->fd)) < 0)
+		pst_log("error", "listen", "sandbox", sc->name, "address", a->text, "error",
+		        uv_strerror(r), NULL);
+	if (r < 0) {
+		close(ls->fd);
+		free(ls);
+		return r;
+	}
+	ls->poll.data = ls;
+	pl->ls = ls;
+	pl->fresh = true;
+	return 0;
+}
+
+/* One address of the new generation: the open socket (its mark set to what
+ * its new role wants, the old one kept to restore), or a new one. */
+static int plan_address(struct daemon *d, struct gen_plan *pl, struct sbx *s,
+                        const struct pst_sockaddr *a)
+{
+	struct plan_listener *p = &pl->ls[pl->n_ls];
+	p->s = s;
+	p->passive = s->conf->trigger != PST_TRIGGER_LISTEN;
+	struct listener *ls = find_listener(d, a->text);
+	if (!ls) {
+		int r = listener_open(d, pl->g, s->conf, a, p);
+		if (r == 0)
+			pl->n_ls++;
+		return r;
+	}
+	p->ls = ls;
+	pl->n_ls++;
+	uint32_t want = role_mark(a, p->passive);
+	if (want == ls->mark)
+		return 0;
+	p->mark_was = ls->mark;
+	int r = set_mark(ls, want, s->conf);
+	p->remarked = r == 0;
+	return r;
+}
+
+/* The startup sockets a sandbox's handlers get, from fd 3. */
+static void wire_sockets(struct gen_plan *pl, struct sbx *s)
+{
+	s->send.n_socket_fds = 0;
+	for (size_t i = 0; i < pl->n_ls; i++) {
+		struct plan_listener *p = &pl->ls[i];
+		if (p->s == s && p->passive && s->send.n_socket_fds < MAX_SOCKETS) {
+			size_t j = s->send.n_socket_fds++;
+			s->send.socket_fds[j].fd = p->ls->fd;
+			s->send.socket_fds[j].target = 3 + (int)j;
+		}
+	}
+}
+
+/* Every address of the new generation (listen triggers and startup
+ * `sockets`), found open or opened beside the open ones. 0 or a negative
+ * errno (logged; listeners_abort() undoes what was done). */
+int listeners_prepare(struct daemon *d, struct gen_plan *pl)
+{
+	struct gen *g = pl->g;
+	size_t n = 0;
+	for (size_t i = 0; i < g->n_sbx; i++)
+		n += g->sbx[i].conf->n_listen + g->sbx[i].conf->n_sockets;
+	pl->ls = calloc(n + 1, sizeof(*pl->ls));
+	if (!pl->ls) {
+		pst_log_errno("listen", NULL, "allocate", ENOMEM);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
+		const struct pst_sandbox *sc = s->conf;
+		bool listen = sc->trigger == PST_TRIGGER_LISTEN;
+		const struct pst_sockaddr *addrs = listen ? sc->listen : sc->sockets;
+		size_t na = listen ? sc->n_listen : sc->n_sockets;
+		for (size_t j = 0; j < na; j++) {
+			int r = plan_address(d, pl, s, &addrs[j]);
+			if (r < 0)
+				return r;
+		}
+		wire_sockets(pl, s);
+	}
+	return 0;
+}
+
+/* The switch: every open socket leaves its owner; the new generation's
+ * get theirs and their role (the new ones join the open ones); those it
+ * does not have are closed. Polled from admission_resume() on. */
+void listeners_commit(struct daemon *d, struct gen_plan *pl)
+{
+	for (struct listener *ls = d->listeners; ls; ls = ls->next) {
+		listener_stop(ls);
+		ls->sbx = NULL;
+	}
+	for (size_t i = 0; i < pl->n_ls; i++) {
+		struct plan_listener *p = &pl->ls[i];
+		p->ls->sbx = p->s;
+		p->ls->passive = p->passive;
+		if (p->fresh) {
+			p->ls->next = d->listeners;
+			d->listeners = p->ls;
+			p->fresh = false;
+		}
+	}
+	struct listener **pp = &d->listeners;
+	while (*pp) {
+		struct listener *ls = *pp;
+		if (!ls->sbx) {
+			*pp = ls->next;
+			listener_close(ls);
+		} else {
+			pp = &ls->next;
+		}
+	}
+}
+
+/* Undo listeners_prepare(): the sockets it opened closed, the marks it
+ * changed restored; the open sockets are as they were. */
+void listeners_abort(struct gen_plan *pl)
+{
+	for (size_t i = 0; i < pl->n_ls; i++) {
+		struct plan_listener *p = &pl->ls[i];
+		if (p->fresh) {
+			listener_close(p->ls);
+		} else if (p->remarked) {
+			uint32_t m = p->mark_was;
+			if (setsockopt(p->ls->fd, SOL_SOCKET, SO_MARK, &m, sizeof(m)) == 0)
+				p->ls->mark = m;
+		}
+	}
+	pl->n_ls = 0;
+}
