@@ -12,7 +12,9 @@
  *      mark changed only when its role changes, the old mark kept),
  *      channels found open (same name and kind) or made beside them, each
  *      sandbox's send channels and startup sockets    (new objects only)
- *   4. netpolicy_reload                               (the last that can fail)
+ *   4. netpolicy_reload                               (the last that can fail;
+ *      a failure it reports as applied, past its rules, is logged and the
+ *      switch goes ahead: that sandbox is left without a network)
  *   5. gen_commit: the switch, which cannot fail
  *
  * A failure in 2-4 is followed by gen_abort(): what was made is closed and
@@ -22,9 +24,11 @@
  * until they exit (each holds a reference).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "broker/daemon_internal.h"
 
@@ -41,6 +45,8 @@ static void gen_free(struct gen *g)
 		if (r < 0)
 			log_sandbox_error("warn", "cleanup", s->conf->name, &err, r);
 		pst_srctab_free(&s->adm.sources);
+		if (s->netns_fd >= 0)
+			close(s->netns_fd);
 	}
 	free(g->sbx);
 	pst_policy_free(g->policy);
@@ -68,8 +74,9 @@ struct sbx *gen_find(struct gen *g, const char *name)
 
 /* The fds the broker may hold for policy p with every sandbox at its caps:
  * per handler its pidfd, its stderr pipe and its ends of its send channels,
- * 2 more for a pre-warmed one; per sandbox its network namespace, its root
- * template, listeners and startup sockets; the control clients and a
+ * 2 more for a pre-warmed one; per sandbox its network namespace (netpolicy's
+ * fd and the generation's copy), its root template, listeners and startup
+ * sockets; the control clients and a
  * reserve. One sandbox full of idle clients then cannot starve the others
  * of fds (EMFILE): what does not fit RLIMIT_NOFILE is refused at load. */
 static uint64_t fd_budget(const struct pst_policy *p)
@@ -78,7 +85,7 @@ static uint64_t fd_budget(const struct pst_policy *p)
 	for (size_t i = 0; i < p->n_sandboxes; i++) {
 		const struct pst_sandbox *sc = &p->sandboxes[i];
 		uint64_t per = 2 + sc->n_send;
-		n += (uint64_t)sc->limits.handlers * per + (uint64_t)sc->prewarm * (per + 2) + 2 +
+		n += (uint64_t)sc->limits.handlers * per + (uint64_t)sc->prewarm * (per + 2) + 3 +
 		     sc->n_listen + sc->n_sockets;
 	}
 	return n;
@@ -204,7 +211,11 @@ void gen_commit(struct daemon *d, struct gen_plan *pl)
 	struct gen *g = pl->g, *old = d->cur;
 	for (size_t i = 0; i < g->n_sbx; i++) {
 		struct sbx *s = &g->sbx[i];
-		s->netns_fd = d->np ? netpolicy_netns_fd(d->np, s->conf->name) : -1;
+		/* a copy of the generation's own: netpolicy closes its fd when a
+		 * later reload removes or remakes the network, while this
+		 * generation's handlers and queued set-ups may still join it */
+		int fd = d->np ? netpolicy_netns_fd(d->np, s->conf->name) : -1;
+		s->netns_fd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
 		if (s->netns_fd < 0)
 			s->netns_fd = -1;
 	}
@@ -342,7 +353,9 @@ static int reload_netpolicy(struct daemon *d, const struct pst_policy *p)
 	plan_netpolicy_free(&nc);
 	if (r < 0)
 		log_netpolicy_error("error", "reload", &ne, r);
-	return r;
+	/* applied: the new rules are in force, a sandbox's network could not be
+	 * made anew (it gets none): the new generation goes ahead */
+	return r < 0 && ne.applied ? 0 : r;
 }
 
 void daemon_reload(struct daemon *d)

@@ -286,39 +286,79 @@ static unsigned free_slot(const struct netpolicy *np, const struct np_sb *nsb, s
 
 /* The networks for a reloaded config into nsb: those of sandboxes that stay
  * (with the same egress or none) moved over, new ones made. */
-static int reload_networks(struct netpolicy *np, const struct netpolicy_config *cfg,
-                           struct np_sb *nsb, struct netpolicy_error *err)
+/* Networks of sandboxes that are new by name: made beside the old ones
+ * (nothing runs in them yet, so the rules can follow). A failure takes
+ * down what this call made. */
+static int reload_new_networks(struct netpolicy *np, const struct netpolicy_config *cfg,
+                               struct np_sb *nsb, struct netpolicy_error *err)
+{
+	for (size_t i = 0; i < cfg->n_sandboxes; i++) {
+		const struct netpolicy_sandbox *c = &cfg->sandboxes[i];
+		struct np_sb *s = &nsb[i];
+		s->netns_fd = -1;
+		if (find(np, c->name))
+			continue;
+		snprintf(s->name, sizeof(s->name), "%s", c->name);
+		np_ifname(np->prefix, s->name, s->ifname);
+		s->slot = free_slot(np, nsb, i);
+		int r = sb_up(np, s, c->n_rules > 0, err);
+		if (r < 0) {
+			for (size_t j = 0; j <= i; j++)
+				if (nsb[j].name[0] && !find(np, nsb[j].name))
+					sb_down(np, &nsb[j]);
+			return r;
+		}
+	}
+	return 0;
+}
+
+/* With the new rules in force: the sandboxes that stay keep their
+ * networks; one whose egress came or went gets its network made anew (it
+ * cannot live beside the old one: the same names); removed ones go. A
+ * failure here leaves that sandbox without a network: its handlers get an
+ * empty network namespace (fail closed). */
+static int reload_switch(struct netpolicy *np, const struct netpolicy_config *cfg,
+                         struct np_sb *nsb, struct netpolicy_error *err)
 {
 	int r = 0;
 	for (size_t i = 0; i < cfg->n_sandboxes; i++) {
 		const struct netpolicy_sandbox *c = &cfg->sandboxes[i];
 		struct np_sb *old = find(np, c->name);
+		if (!old)
+			continue;	/* new: made by reload_new_networks() */
 		bool egress = c->n_rules > 0;
-		if (old && old->has_veth == egress) {
+		if (old->has_veth == egress) {
 			nsb[i] = *old;
-			old->netns_fd = -1; /* moved */
+			old->netns_fd = -1;	/* moved */
 			old->name[0] = 0;
 			old->alias[0] = 0;
 			continue;
 		}
-		if (old) {
-			sb_down(np, old);
-			old->name[0] = 0;
-		}
+		sb_down(np, old);
+		old->name[0] = 0;
 		struct np_sb *s = &nsb[i];
 		snprintf(s->name, sizeof(s->name), "%s", c->name);
 		np_ifname(np->prefix, s->name, s->ifname);
 		s->netns_fd = -1;
 		s->slot = free_slot(np, nsb, i);
-		if ((r = sb_up(np, s, egress, err)) < 0)
-			s->netns_fd = -1; /* rules are in force; this sandbox has no network */
+		int e = sb_up(np, s, egress, r < 0 ? NULL : err);
+		if (e < 0) {
+			sb_down(np, s);	/* what of it was made; its name stays, unreachable */
+			r = r < 0 ? r : e;
+		}
 	}
+	/* networks of removed sandboxes go */
+	for (size_t i = 0; i < np->n; i++)
+		if (np->sbs[i].name[0])
+			sb_down(np, &np->sbs[i]);
 	return r;
 }
 
 int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
                      struct netpolicy_error *err)
 {
+	if (err)
+		err->applied = false;
 	int r = check_config(cfg, err);
 	if (r < 0)
 		return r;
@@ -327,23 +367,29 @@ int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
 		         "netpolicy: the table name cannot change on reload");
 		return -EINVAL;
 	}
-	/* rules first: if the kernel refuses them, nothing has changed */
-	if ((r = commit(cfg, err)) < 0)
-		return r;
-	struct np_sb *nsb = calloc(cfg->n_sandboxes + 1, sizeof(*nsb));
+	_cleanup_free_ struct np_sb *nsb = calloc(cfg->n_sandboxes + 1, sizeof(*nsb));
 	if (!nsb) {
 		np_error(err, ENOMEM, "reload", cfg->table, "netpolicy: %s", strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	r = reload_networks(np, cfg, nsb, err);
-	/* networks of removed sandboxes go */
-	for (size_t i = 0; i < np->n; i++)
-		if (np->sbs[i].name[0])
-			sb_down(np, &np->sbs[i]);
+	/* what can fail first, beside what is in force: new networks, then
+	 * the rules in one transaction; either failing changes nothing */
+	if ((r = reload_new_networks(np, cfg, nsb, err)) < 0)
+		return r;
+	if ((r = commit(cfg, err)) < 0) {
+		for (size_t i = 0; i < cfg->n_sandboxes; i++)
+			if (nsb[i].name[0])
+				sb_down(np, &nsb[i]);
+		return r;
+	}
+	r = reload_switch(np, cfg, nsb, err);
 	free(np->sbs);
 	np->sbs = nsb;
+	nsb = NULL;
 	np->n = cfg->n_sandboxes;
-	np_fwd_set(np, cfg, err);
+	np_fwd_set(np, cfg, r < 0 ? NULL : err);
+	if (r < 0 && err)
+		err->applied = true;
 	return r;
 }
 

@@ -63,6 +63,8 @@ struct netpolicy_error {
 	char step[32];		/* "state dir", "netns", "add veth", "add rule", ... */
 	char object[256];	/* what it acted on: a path, a sandbox, a chain, ... */
 	char msg[512];		/* full, ready to log */
+	bool applied;		/* netpolicy_reload(): failed after the new rules took
+				 * effect (see there) */
 };
 
 struct netpolicy_cidr {
@@ -135,9 +137,15 @@ int netpolicy_create(const struct netpolicy_config *cfg, struct netpolicy **out,
  * -ENOENT. */
 int netpolicy_netns_fd(const struct netpolicy *np, const char *sandbox);
 
-/* Replace the whole configuration: networks of removed sandboxes go, new ones
- * come, and the ruleset is replaced in one batch. On failure the previous
- * rules stay in force and np is unchanged. */
+/* Replace the whole configuration: networks of new sandboxes are made, the
+ * ruleset is replaced in one batch, then networks of removed sandboxes go.
+ * A failure up to the rules (a new sandbox's network, the batch) changes
+ * nothing: the previous rules stay in force, np is unchanged, and
+ * err->applied is false. Only re-making the network of a sandbox whose
+ * egress came or went (it cannot be made beside the old one) can fail after
+ * that: the new configuration is then in force, that sandbox has no network
+ * (netpolicy_netns_fd() says -ENOENT: its handlers get an empty network
+ * namespace), and err->applied is true. */
 int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
 		     struct netpolicy_error *err);
 

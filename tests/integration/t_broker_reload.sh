@@ -114,6 +114,31 @@ kill -HUP "$BROKER_PID"
 wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') = 2 ]" || fail "kind-changing reload"
 assert_eq "$(sb_stat worker .trigger)" fdpass "the channel's kind after a good reload"
 assert_eq "$(status_json | jq '.reload_failures')" 1 "reload failure count"
+
+# A reload that gives egress to a sandbox that had none must make its
+# network anew, once the new rules are in force. Where that fails (its
+# veth's name taken) the reload goes ahead, says why, and that sandbox's
+# handlers get an empty network namespace: fail closed, never the old
+# network under the new rules. A later reload makes the network.
+ifs='"exec": ["/bin/sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \" | sort | tr \"\\n\" \" \""], "filesystem": '"$FS_PROC"
+kin_none='"kin": { "trigger": { "listen": ["127.0.0.1:7403"] }, '"$ifs"' }'
+kin_egress='"kin": { "trigger": { "listen": ["127.0.0.1:7403"] }, "egress": [ { "to": "192.0.2.1" } ], '"$ifs"' }'
+broker_json "{ $front, $hold, $worker_fd, $kin_none }" >"$T/policy.json"
+kill -HUP "$BROKER_PID"
+wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') = 3 ]" || fail "reload adding kin"
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7403 "")" "lo " "kin without egress: lo alone"
+in_lab ip link add pstkin type veth peer name pstkin-p || fail "make the colliding link"
+broker_json "{ $front, $hold, $worker_fd, $kin_egress }" >"$T/policy.json"
+kill -HUP "$BROKER_PID"
+wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') = 4 ]" || fail "a reload that fails past its rules did not go ahead"
+grep -q 'event=reload .*error=.*pstkin: File exists' "$BROKER_LOG" ||
+	fail "the failed network was not logged: $(grep 'event=reload ' "$BROKER_LOG" | tail -n 2)"
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7403 "")" "lo " "kin without its network: an empty network namespace"
+in_lab ip link del pstkin
+kill -HUP "$BROKER_PID"
+wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') = 5 ]" || fail "the next reload"
+out=$(in_lab "$CLIENT" 127.0.0.1:7403 "")
+[ "$(wc -w <<<"$out")" = 2 ] || fail "kin's network after the next reload: '$out'"
 broker_stop
 assert_clean_lab
 echo "reload: ok"
