@@ -2,7 +2,9 @@
 #
 #   make            build build/postern and build/examples/*
 #   make deps       install missing Debian packages (apt-get)
-#   make test       unit tests, sanitizer unit tests, integration tests, the
+#   make lint       every C source formatted as .clang-format says
+#   make tsan       tests/helpers/spawn-stress under ThreadSanitizer
+#   make test       lint, unit tests, sanitizer unit tests, tsan, integration tests, the
 #                   broker's integration tests again with an ASan+UBSan
 #                   broker (make integration-asan), and last the cgroup v2
 #                   tier (make test-cgroup2)
@@ -26,22 +28,30 @@ BUILD   ?= build
 CC      ?= cc
 OPT     ?= -O2 -g
 SAN     ?=
+# CFLAGS and LDFLAGS are the caller's (make CFLAGS=-O2 works): what postern
+# needs is added to them below, never replaced by them
+CFLAGS  ?= $(OPT)
 
 PKGS        := libuv libnftnl libmnl libseccomp libcjson
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
-WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla -Wno-format-truncation
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
 CPPFLAGS += -D_GNU_SOURCE -I.
-CFLAGS   := -std=c11 $(OPT) $(WARN) $(SAN) -fno-strict-aliasing $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDFLAGS  += $(SAN)
+# a root daemon: stack protector, fortified libc calls (not with the
+# sanitizers, which replace them), PIE, RELRO and immediate binding
+HARDEN_CFLAGS  := -fstack-protector-strong -fPIE $(if $(SAN),,-D_FORTIFY_SOURCE=3)
+HARDEN_LDFLAGS := -pie -Wl,-z,relro,-z,now -Wl,-z,noexecstack
+ALL_CFLAGS  = -std=c11 $(WARN) -fno-strict-aliasing $(HARDEN_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) \
+	$(SAN) $(EXTRA_CFLAGS)
+ALL_LDFLAGS = $(HARDEN_LDFLAGS) $(LDFLAGS) $(SAN)
 DEPFLAGS  = -MMD -MP
 
 # Debian packages the project needs to build, test, demo and bench.
 DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
-	clang libclang-rt-14-dev ucspi-tcp jq \
+	clang clang-format libclang-rt-14-dev ucspi-tcp jq \
 	qemu-system-x86 busybox-static cpio kmod
 
 LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
@@ -64,13 +74,14 @@ BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests
 
 .SECONDARY:
 
-.PHONY: all deps test unit unit-asan integration integration-asan test-cgroup2 demo bench fuzz install clean check-policies
+.PHONY: all deps test lint unit unit-asan tsan integration integration-asan test-cgroup2 demo bench \
+	fuzz install clean check-policies
 
 all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # What pre-warmed handlers wait in, embedded in the library: postern-warm,
 # static and tiny (sandbox.c loads it into a sealed memfd), and
@@ -109,28 +120,28 @@ $(EXLIB): $(EXLIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(POSTERN): $(BUILD)/obj/broker/main.o $(LIB)
-	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
 # Handler programs: libc only, so they run in a root that binds /usr alone.
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(EXLIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ -o $@
+	$(CC) $(ALL_LDFLAGS) $^ -o $@
 
 $(BUILD)/examples/%-static: $(BUILD)/obj/examples/%.o $(EXLIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -static $^ -o $@
+	$(CC) $(filter-out -pie,$(ALL_LDFLAGS)) -static $^ -o $@
 
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) $(CMOCKA_LIBS) -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(CMOCKA_LIBS) -o $@
 
 $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
 
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
 deps:
 	@missing=; for p in $(DEBS); do \
@@ -143,6 +154,20 @@ deps:
 
 unit: $(UNIT_TESTS)
 	@fail=0; for t in $(UNIT_TESTS); do $$t || fail=1; done; exit $$fail
+
+# Every C source as .clang-format wants it (clang-format -i to fix).
+LINT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find broker netpolicy sandbox examples tests -name '*.[ch]')
+lint:
+	@clang-format --dry-run --Werror $(LINT_SRCS) && echo "lint: $(words $(LINT_SRCS)) files formatted"
+
+# spawn-stress (spawns and pre-warm set-ups of one sandbox on two threads,
+# which share the caller's memory with their children until exec) under
+# ThreadSanitizer, in build-tsan/: a data race fails it.
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SAN="-fsanitize=thread" \
+		build-tsan/tests/helpers/spawn-stress
+	@TSAN_OPTIONS="halt_on_error=1 exitcode=66" unshare -n build-tsan/tests/helpers/spawn-stress 300 && \
+		echo "tsan: spawn-stress clean"
 
 # The same sources built with ASan+UBSan, in build-asan/.
 ASAN_BUILD := $(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
@@ -174,9 +199,11 @@ check-policies: $(POSTERN)
 # Order matters for CI: each runner prints its own summary; the cgroup v2
 # tier's "N passed, N failed" is the last line.
 test: deps
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
+	$(MAKE) --no-print-directory tsan
 	$(MAKE) --no-print-directory integration
 	$(MAKE) --no-print-directory integration-asan
 	$(MAKE) --no-print-directory test-cgroup2
@@ -201,6 +228,6 @@ install: $(POSTERN) $(EXAMPLES)
 	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/share/postern/policies/
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -18,8 +18,8 @@
 #include <sys/un.h>
 
 #define PST_POLICY_VERSION 1
-#define PST_NAME_MAX 12		/* sandbox names: [a-z0-9][a-z0-9_-]{0,11} */
-#define PST_TABLE_MAX 32	/* nftables table name length */
+#define PST_NAME_MAX 12  /* sandbox names: [a-z0-9][a-z0-9_-]{0,11} */
+#define PST_TABLE_MAX 32 /* nftables table name length */
 #define PST_ADDR_TEXT_MAX 128
 
 /* Defaults (DESIGN.md); documented in README.md and `postern --help`. */
@@ -29,8 +29,8 @@
 #define PST_DEFAULT_SANDBOX_NET "100.127.0.0/16"
 #define PST_DEFAULT_SANDBOX_NET6 "fd70:6f73::/48"
 #define PST_DEFAULT_UID_BASE 200000u
-#define PST_UID_RANGE 65536u	/* default uids: uid_base + FNV-1a(name) % this */
-#define PST_UID_MIN 1000u	/* an explicit "uid" */
+#define PST_UID_RANGE 65536u /* default uids: uid_base + FNV-1a(name) % this */
+#define PST_UID_MIN 1000u    /* an explicit "uid" */
 #define PST_DEFAULT_GRACE_MS 10000u
 #define PST_DEFAULT_HANDLERS 64u
 #define PST_DEFAULT_TIMEOUT_MS 60000u
@@ -41,15 +41,15 @@
 
 /* An address a listener, a `sockets` entry or `metrics` names. */
 struct pst_sockaddr {
-	struct sockaddr_storage ss;	/* AF_INET, AF_INET6 or AF_UNIX */
+	struct sockaddr_storage ss; /* AF_INET, AF_INET6 or AF_UNIX */
 	socklen_t len;
-	char text[PST_ADDR_TEXT_MAX];	/* as written: "127.0.0.1:7000", "[::1]:7000", "unix:/p" */
+	char text[PST_ADDR_TEXT_MAX]; /* as written: "127.0.0.1:7000", "[::1]:7000", "unix:/p" */
 };
 
 /* A CIDR; a plain address in the policy becomes a /32 or /128. */
 struct pst_cidr {
-	int family;		/* AF_INET or AF_INET6 */
-	uint8_t addr[16];	/* network byte order; host bits are zero */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; host bits are zero */
 	uint8_t prefix;
 };
 
@@ -66,11 +66,11 @@ enum pst_fs_kind { PST_FS_BIND = 1, PST_FS_TMPFS, PST_FS_PROC, PST_FS_SYMLINK };
 
 struct pst_fs {
 	enum pst_fs_kind kind;
-	char *src;		/* bind: absolute host path; NULL otherwise */
-	char *dst;		/* path inside the sandbox (bind: `to`, or src) */
-	bool rw;		/* bind: mode "rw" */
-	uint64_t size;		/* tmpfs: bytes (default PST_DEFAULT_TMPFS_SIZE) */
-	char *target;		/* symlink: link target */
+	char *src;     /* bind: absolute host path; NULL otherwise */
+	char *dst;     /* path inside the sandbox (bind: `to`, or src) */
+	bool rw;       /* bind: mode "rw" */
+	uint64_t size; /* tmpfs: bytes (default PST_DEFAULT_TMPFS_SIZE) */
+	char *target;  /* symlink: link target */
 };
 
 enum pst_proto { PST_PROTO_ANY = 0, PST_PROTO_ICMP = 1, PST_PROTO_TCP = 6, PST_PROTO_UDP = 17 };
@@ -78,28 +78,28 @@ enum pst_proto { PST_PROTO_ANY = 0, PST_PROTO_ICMP = 1, PST_PROTO_TCP = 6, PST_P
 struct pst_egress {
 	struct pst_cidr to;
 	enum pst_proto proto;
-	uint16_t *ports;	/* only with tcp/udp; n_ports == 0: any port */
+	uint16_t *ports; /* only with tcp/udp; n_ports == 0: any port */
 	size_t n_ports;
 };
 
 struct pst_limits {
-	uint32_t handlers;	/* concurrent handlers (default PST_DEFAULT_HANDLERS) */
-	uint32_t per_source;	/* concurrent per client address; 0: no cap */
-	double rate;		/* new handlers per second; 0: no cap */
-	uint64_t timeout_ms;	/* wall clock; default PST_DEFAULT_TIMEOUT_MS */
-	uint64_t memory;	/* bytes; default PST_DEFAULT_MEMORY */
-	uint32_t pids;		/* default PST_DEFAULT_PIDS */
-	uint32_t nofile;	/* default PST_DEFAULT_NOFILE */
-	double cpu;		/* cores; 0: no cap */
+	uint32_t handlers;   /* concurrent handlers (default PST_DEFAULT_HANDLERS) */
+	uint32_t per_source; /* concurrent per client address; 0: no cap */
+	double rate;         /* new handlers per second; 0: no cap */
+	uint64_t timeout_ms; /* wall clock; default PST_DEFAULT_TIMEOUT_MS */
+	uint64_t memory;     /* bytes; default PST_DEFAULT_MEMORY */
+	uint32_t pids;       /* default PST_DEFAULT_PIDS */
+	uint32_t nofile;     /* default PST_DEFAULT_NOFILE */
+	double cpu;          /* cores; 0: no cap */
 };
 
 enum pst_seccomp_action { PST_SECCOMP_ERRNO = 0, PST_SECCOMP_KILL };
 
 struct pst_seccomp {
-	enum pst_seccomp_action action;	/* for the denied syscalls */
-	char **deny;		/* names libseccomp knows */
+	enum pst_seccomp_action action; /* for the denied syscalls */
+	char **deny;                    /* names libseccomp knows */
 	size_t n_deny;
-	char **allow;		/* removed from the default deny list */
+	char **allow; /* removed from the default deny list */
 	size_t n_allow;
 };
 
@@ -110,27 +110,27 @@ struct pst_env {
 
 struct pst_sandbox {
 	char *name;
-	uint32_t index;		/* position in "sandboxes" */
-	uint32_t uid;		/* host uid and gid of its handlers: "uid", or
-				 * pst_sandbox_default_uid(); unique in the policy */
-	bool uid_explicit;	/* "uid" was given */
-	bool allow_bind;	/* handlers may bind(), listen() (seccomp, Landlock) */
+	uint32_t index;    /* position in "sandboxes" */
+	uint32_t uid;      /* host uid and gid of its handlers: "uid", or
+	                    * pst_sandbox_default_uid(); unique in the policy */
+	bool uid_explicit; /* "uid" was given */
+	bool allow_bind;   /* handlers may bind(), listen() (seccomp, Landlock) */
 	enum pst_trigger trigger;
-	struct pst_sockaddr *listen;	/* trigger listen */
+	struct pst_sockaddr *listen; /* trigger listen */
 	size_t n_listen;
-	char *channel;		/* trigger pipe / fdpass */
-	enum pst_restart restart;	/* startup only */
+	char *channel;            /* trigger pipe / fdpass */
+	enum pst_restart restart; /* startup only */
 	uint32_t prewarm;
-	char **send;		/* channel names */
+	char **send; /* channel names */
 	size_t n_send;
-	struct pst_sockaddr *sockets;	/* startup only: LISTEN_FDS from fd 3 */
+	struct pst_sockaddr *sockets; /* startup only: LISTEN_FDS from fd 3 */
 	size_t n_sockets;
-	char **exec;		/* argv, NULL-terminated; exec[0] absolute */
+	char **exec; /* argv, NULL-terminated; exec[0] absolute */
 	size_t n_exec;
 	enum pst_socket_mode socket;
 	struct pst_fs *fs;
 	size_t n_fs;
-	struct pst_egress *egress;	/* n_egress == 0: no network but lo */
+	struct pst_egress *egress; /* n_egress == 0: no network but lo */
 	size_t n_egress;
 	struct pst_limits limits;
 	struct pst_seccomp seccomp;
@@ -152,7 +152,7 @@ struct pst_broker_conf {
 };
 
 struct pst_policy {
-	char *file;		/* path it was loaded from, for messages */
+	char *file; /* path it was loaded from, for messages */
 	struct pst_broker_conf broker;
 	struct pst_sandbox *sandboxes;
 	size_t n_sandboxes;
@@ -169,7 +169,7 @@ struct pst_diag {
  * On failure returns -EINVAL (policy errors, all in diag) or another negative
  * errno (I/O), and *out is NULL. `file` is only used in messages. */
 int pst_policy_parse(const char *file, const char *json, size_t len, struct pst_policy **out,
-		     struct pst_diag *diag);
+                     struct pst_diag *diag);
 int pst_policy_load(const char *path, struct pst_policy **out, struct pst_diag *diag);
 void pst_policy_free(struct pst_policy *p);
 void pst_diag_free(struct pst_diag *d);
@@ -182,8 +182,8 @@ const struct pst_sandbox *pst_policy_find(const struct pst_policy *p, const char
 uint32_t pst_sandbox_default_uid(uint32_t uid_base, const char *name);
 
 /* Small parsers shared by the loader and the CLI; 0 or -EINVAL. */
-int pst_parse_duration_ms(const char *s, uint64_t *out);	/* "250ms" "30s" "5m" "1h" */
-int pst_parse_size(const char *s, uint64_t *out);		/* "512", "64K", "64M", "1G" */
+int pst_parse_duration_ms(const char *s, uint64_t *out); /* "250ms" "30s" "5m" "1h" */
+int pst_parse_size(const char *s, uint64_t *out);        /* "512", "64K", "64M", "1G" */
 int pst_parse_cidr(const char *s, struct pst_cidr *out, char *why, size_t whylen);
 int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_t whylen);
 void pst_cidr_format(const struct pst_cidr *c, char *buf, size_t len);

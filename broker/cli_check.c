@@ -8,41 +8,41 @@
 #include "broker/broker.h"
 
 static const char check_usage[] =
-	"NAME\n"
-	"    postern check - validate policy files\n"
-	"\n"
-	"SYNOPSIS\n"
-	"    postern check [-q] POLICY...\n"
-	"\n"
-	"DESCRIPTION\n"
-	"    Reads each POLICY and checks it against the policy format (README.md,\n"
-	"    \"Policy file\") exactly as `postern run` will: JSON syntax (with line\n"
-	"    and column), unknown keys, value types, names, addresses, CIDRs and\n"
-	"    prefix lengths, ports, durations, sizes, limits, seccomp syscall names\n"
-	"    (resolved with libseccomp), environment names, and the cross-checks:\n"
-	"    duplicate listen addresses, channels without a sender or a consumer,\n"
-	"    address pools too small or overlapping an egress rule.\n"
-	"\n"
-	"    Every problem is reported, not only the first, one per line on stderr:\n"
-	"        FILE: JSON.PATH: VALUE: what is wrong\n"
-	"    e.g.\n"
-	"        echo.json: sandboxes.echo.egress[0].to: \"10.0.0.0/33\": prefix length\n"
-	"        33 is out of range for IPv4\n"
-	"\n"
-	"    A valid policy prints one summary line per sandbox and a last line\n"
-	"    FILE: policy OK (N sandboxes).\n"
-	"\n"
-	"OPTIONS\n"
-	"    -q, --quiet   print nothing on success\n"
-	"    -h, --help    this text\n"
-	"\n"
-	"EXIT STATUS\n"
-	"    0 if every POLICY is valid; 1 if one is not (or cannot be read);\n"
-	"    2 on bad usage.\n"
-	"\n"
-	"EXAMPLES\n"
-	"    postern check /etc/postern/*.json\n"
-	"    postern check -q policy.json && systemctl reload postern\n";
+    "NAME\n"
+    "    postern check - validate policy files\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    postern check [-q] POLICY...\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Reads each POLICY and checks it against the policy format (README.md,\n"
+    "    \"Policy file\") exactly as `postern run` will: JSON syntax (with line\n"
+    "    and column), unknown keys, value types, names, addresses, CIDRs and\n"
+    "    prefix lengths, ports, durations, sizes, limits, seccomp syscall names\n"
+    "    (resolved with libseccomp), environment names, and the cross-checks:\n"
+    "    duplicate listen addresses, channels without a sender or a consumer,\n"
+    "    address pools too small or overlapping an egress rule.\n"
+    "\n"
+    "    Every problem is reported, not only the first, one per line on stderr:\n"
+    "        FILE: JSON.PATH: VALUE: what is wrong\n"
+    "    e.g.\n"
+    "        echo.json: sandboxes.echo.egress[0].to: \"10.0.0.0/33\": prefix length\n"
+    "        33 is out of range for IPv4\n"
+    "\n"
+    "    A valid policy prints one summary line per sandbox and a last line\n"
+    "    FILE: policy OK (N sandboxes).\n"
+    "\n"
+    "OPTIONS\n"
+    "    -q, --quiet   print nothing on success\n"
+    "    -h, --help    this text\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 if every POLICY is valid; 1 if one is not (or cannot be read);\n"
+    "    2 on bad usage.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    postern check /etc/postern/*.json\n"
+    "    postern check -q policy.json && systemctl reload postern\n";
 
 static void fmt_ms(char *b, size_t n, uint64_t ms)
 {
@@ -70,7 +70,7 @@ static void fmt_size(char *b, size_t n, uint64_t v)
 
 static void summary(const struct pst_policy *p)
 {
-	static const char *const trig[] = { "", "listen", "pipe", "fdpass", "startup" };
+	static const char *const trig[] = {"", "listen", "pipe", "fdpass", "startup"};
 	for (size_t i = 0; i < p->n_sandboxes; i++) {
 		const struct pst_sandbox *s = &p->sandboxes[i];
 		char tmo[32], mem[32];
@@ -81,7 +81,8 @@ static void summary(const struct pst_policy *p)
 			printf(" \"%s\"", s->channel);
 		for (size_t j = 0; j < s->n_sockets; j++)
 			printf(" sockets %s", s->sockets[j].text);
-		printf(" -> %s (%s)", s->exec[0], s->socket == PST_SOCKET_LISTEN_FDS ? "listen_fds" : "stdio");
+		printf(" -> %s (%s)", s->exec[0],
+		       s->socket == PST_SOCKET_LISTEN_FDS ? "listen_fds" : "stdio");
 		for (size_t j = 0; j < s->n_send; j++)
 			printf("%s%s", j ? "," : "; sends to ", s->send[j]);
 		if (s->n_egress)
@@ -90,17 +91,17 @@ static void summary(const struct pst_policy *p)
 			printf("; no egress");
 		fmt_ms(tmo, sizeof(tmo), s->limits.timeout_ms);
 		fmt_size(mem, sizeof(mem), s->limits.memory);
-		printf("; limits handlers=%u timeout=%s memory=%s pids=%u uid=%u\n", s->limits.handlers,
-		       tmo, mem, s->limits.pids, s->uid);
+		printf("; limits handlers=%u timeout=%s memory=%s pids=%u uid=%u\n",
+		       s->limits.handlers, tmo, mem, s->limits.pids, s->uid);
 	}
 }
 
 int pst_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	bool quiet = false;
 	int c;
@@ -115,7 +116,8 @@ int pst_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return 0;
 		default:
-			fputs("usage: postern check [-q] POLICY... (see postern check --help)\n", stderr);
+			fputs("usage: postern check [-q] POLICY... (see postern check --help)\n",
+			      stderr);
 			return 2;
 		}
 	}
@@ -126,11 +128,12 @@ int pst_cmd_check(int argc, char **argv)
 	int rc = 0;
 	for (int i = optind; i < argc; i++) {
 		struct pst_policy *p = NULL;
-		struct pst_diag diag = { 0 };
+		struct pst_diag diag = {0};
 		if (pst_policy_load(argv[i], &p, &diag) < 0) {
 			for (size_t j = 0; j < diag.n; j++)
 				fprintf(stderr, "%s\n", diag.msgs[j]);
-			fprintf(stderr, "%s: %zu error%s\n", argv[i], diag.n, diag.n == 1 ? "" : "s");
+			fprintf(stderr, "%s: %zu error%s\n", argv[i], diag.n,
+			        diag.n == 1 ? "" : "s");
 			pst_diag_free(&diag);
 			rc = 1;
 			continue;

@@ -11,36 +11,36 @@
 #include "broker/internal.h"
 
 static const char status_usage[] =
-	"NAME\n"
-	"    postern status - print a running broker's status\n"
-	"\n"
-	"SYNOPSIS\n"
-	"    postern status [--json] [-s SOCKET | -p POLICY]\n"
-	"\n"
-	"DESCRIPTION\n"
-	"    Connects to the broker's control socket and prints, per sandbox: its\n"
-	"    trigger, active handlers and the cap, handlers started, refusals by\n"
-	"    reason (per_source, rate, spawn_failed), spawn latency p50/p99 over the\n"
-	"    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
-	"    denials (packets rejected by the sandbox's nftables chain), figures from\n"
-	"    its handlers' cgroups (memory in use now and the highest peak, CPU time\n"
-	"    of exited and running handlers, processes the OOM killer killed) and\n"
-	"    each running handler with its pid, peer, age, memory, CPU time and\n"
-	"    processes (from its own cgroup). Sandboxes with prewarm\n"
-	"    show their pre-warmed handlers (ready, starting, used, failed, and how\n"
-	"    many of the ready wait inside the handler's own process, exec'd\n"
-	"    already: see postern run --help, PRE-WARMED HANDLERS); the\n"
-	"    mean time of each phase of a fresh spawn (prepare, clone, namespaces,\n"
-	"    root, identity, seccomp, exec) follows.\n"
-	"\n"
-	"OPTIONS\n"
-	"    -s, --socket PATH  control socket (default " PST_DEFAULT_CONTROL ")\n"
-	"    -p, --policy FILE  take the control socket path from FILE's broker.control\n"
-	"    -j, --json         print the broker's JSON answer as is\n"
-	"    -h, --help         this text\n"
-	"\n"
-	"EXIT STATUS\n"
-	"    0 on success; 1 if the broker cannot be reached; 2 on bad usage.\n";
+    "NAME\n"
+    "    postern status - print a running broker's status\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    postern status [--json] [-s SOCKET | -p POLICY]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Connects to the broker's control socket and prints, per sandbox: its\n"
+    "    trigger, active handlers and the cap, handlers started, refusals by\n"
+    "    reason (per_source, rate, spawn_failed), spawn latency p50/p99 over the\n"
+    "    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
+    "    denials (packets rejected by the sandbox's nftables chain), figures from\n"
+    "    its handlers' cgroups (memory in use now and the highest peak, CPU time\n"
+    "    of exited and running handlers, processes the OOM killer killed) and\n"
+    "    each running handler with its pid, peer, age, memory, CPU time and\n"
+    "    processes (from its own cgroup). Sandboxes with prewarm\n"
+    "    show their pre-warmed handlers (ready, starting, used, failed, and how\n"
+    "    many of the ready wait inside the handler's own process, exec'd\n"
+    "    already: see postern run --help, PRE-WARMED HANDLERS); the\n"
+    "    mean time of each phase of a fresh spawn (prepare, clone, namespaces,\n"
+    "    root, identity, seccomp, exec) follows.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -s, --socket PATH  control socket (default " PST_DEFAULT_CONTROL ")\n"
+    "    -p, --policy FILE  take the control socket path from FILE's broker.control\n"
+    "    -j, --json         print the broker's JSON answer as is\n"
+    "    -h, --help         this text\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 on success; 1 if the broker cannot be reached; 2 on bad usage.\n";
 
 static double num(const cJSON *o, const char *k)
 {
@@ -88,11 +88,12 @@ int pst_status_render(FILE *out, const char *json, bool top)
 		return -1;
 	}
 	fprintf(out, "postern pid %.0f, up %.0fs, policy %s, %.0f handlers%s\n", num(root, "pid"),
-		num(root, "uptime_s"), str(root, "policy"), num(root, "handlers"),
-		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stopping")) ? ", STOPPING" : "");
+	        num(root, "uptime_s"), str(root, "policy"), num(root, "handlers"),
+	        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "stopping")) ? ", STOPPING"
+	                                                                         : "");
 	fprintf(out, "%-12s %-8s %11s %9s %-22s %-15s %-24s %8s\n", "SANDBOX", "TRIGGER",
-		"ACTIVE/MAX", "STARTED", "REFUSED src/rate/fail", "SPAWN p50/p99",
-		"EXITS ok/fail/sig/tmo", "DENIED");
+	        "ACTIVE/MAX", "STARTED", "REFUSED src/rate/fail", "SPAWN p50/p99",
+	        "EXITS ok/fail/sig/tmo", "DENIED");
 	const cJSON *s;
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, "sandboxes"))
 	{
@@ -102,28 +103,30 @@ int pst_status_render(FILE *out, const char *json, bool top)
 		const cJSON *eg = cJSON_GetObjectItemCaseSensitive(s, "egress");
 		char act[32], refs[48], sp[40], p50[16], p99[16], exits[64], den[24];
 		snprintf(act, sizeof(act), "%.0f/%.0f", num(s, "active"), num(s, "limit"));
-		snprintf(refs, sizeof(refs), "%.0f/%.0f/%.0f", num(ref, "per_source"), num(ref, "rate"),
-			 num(ref, "spawn_failed"));
+		snprintf(refs, sizeof(refs), "%.0f/%.0f/%.0f", num(ref, "per_source"),
+		         num(ref, "rate"), num(ref, "spawn_failed"));
 		fmt_us(p50, sizeof(p50), num(lat, "p50"));
 		fmt_us(p99, sizeof(p99), num(lat, "p99"));
 		if (num(lat, "samples") > 0)
 			snprintf(sp, sizeof(sp), "%s/%s", p50, p99);
 		else
 			snprintf(sp, sizeof(sp), "-");
-		snprintf(exits, sizeof(exits), "%.0f/%.0f/%.0f/%.0f", num(ex, "ok"), num(ex, "failed"),
-			 num(ex, "signaled"), num(ex, "timeout"));
+		snprintf(exits, sizeof(exits), "%.0f/%.0f/%.0f/%.0f", num(ex, "ok"),
+		         num(ex, "failed"), num(ex, "signaled"), num(ex, "timeout"));
 		if (eg)
 			snprintf(den, sizeof(den), "%.0f", num(eg, "denied_packets"));
 		else
 			snprintf(den, sizeof(den), "-");
 		fprintf(out, "%-12s %-8s %11s %9.0f %-22s %-15s %-24s %8s\n", str(s, "name"),
-			str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
+		        str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
 		const cJSON *pw = cJSON_GetObjectItemCaseSensitive(s, "prewarm");
 		if (num(pw, "target") > 0)
-			fprintf(out, "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f failed; "
-				"%.0f of the ready exec'd\n",
-				num(pw, "ready"), num(pw, "starting"), num(pw, "target"), num(pw, "used"),
-				num(pw, "failed"), num(pw, "execd"));
+			fprintf(out,
+			        "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f "
+			        "failed; "
+			        "%.0f of the ready exec'd\n",
+			        num(pw, "ready"), num(pw, "starting"), num(pw, "target"),
+			        num(pw, "used"), num(pw, "failed"), num(pw, "execd"));
 		const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
 		if (!top && num(ph, "samples") > 0) {
 			fprintf(out, "    spawn phases (mean):");
@@ -144,8 +147,9 @@ int pst_status_render(FILE *out, const char *json, bool top)
 			fmt_bytes(mem, sizeof(mem), num(cg, "memory_bytes"));
 			fmt_bytes(peak, sizeof(peak), num(cg, "memory_peak_bytes"));
 			fmt_us(cpu, sizeof(cpu), num(cg, "cpu_us"));
-			fprintf(out, "    cgroups: memory %s now, peak %s; cpu %s; OOM kills %.0f\n", mem, peak,
-				cpu, num(cg, "oom_kills"));
+			fprintf(out,
+			        "    cgroups: memory %s now, peak %s; cpu %s; OOM kills %.0f\n",
+			        mem, peak, cpu, num(cg, "oom_kills"));
 		}
 		const cJSON *h;
 		int shown = 0;
@@ -161,9 +165,10 @@ int pst_status_render(FILE *out, const char *json, bool top)
 				fmt_bytes(mem, sizeof(mem), num(h, "memory_bytes"));
 			if (cJSON_GetObjectItemCaseSensitive(h, "cpu_us"))
 				fmt_us(cpu, sizeof(cpu), num(h, "cpu_us"));
-			fprintf(out, "    pid %-8.0f peer %-40s age %6.1fs mem %7s cpu %8s pids %.0f\n",
-				num(h, "pid"), peer[0] ? peer : "-", num(h, "age_ms") / 1000, mem, cpu,
-				num(h, "pids"));
+			fprintf(out,
+			        "    pid %-8.0f peer %-40s age %6.1fs mem %7s cpu %8s pids %.0f\n",
+			        num(h, "pid"), peer[0] ? peer : "-", num(h, "age_ms") / 1000, mem,
+			        cpu, num(h, "pids"));
 		}
 	}
 	cJSON_Delete(root);
@@ -179,7 +184,7 @@ int pst_control_path(const char *sock, const char *policy, char *out, size_t len
 	}
 	if (policy) {
 		struct pst_policy *p = NULL;
-		struct pst_diag diag = { 0 };
+		struct pst_diag diag = {0};
 		if (pst_policy_load(policy, &p, &diag) < 0) {
 			for (size_t i = 0; i < diag.n; i++)
 				fprintf(stderr, "%s\n", diag.msgs[i]);
@@ -198,9 +203,11 @@ int pst_control_path(const char *sock, const char *policy, char *out, size_t len
 int pst_cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "socket", required_argument, NULL, 's' }, { "policy", required_argument, NULL, 'p' },
-		{ "json", no_argument, NULL, 'j' },	    { "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"socket", required_argument, NULL, 's'},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *sock = NULL, *policy = NULL;
 	bool json = false;

@@ -15,27 +15,27 @@
 #include "broker/internal.h"
 
 static const char top_usage[] =
-	"NAME\n"
-	"    postern top - live view of sandboxes and handlers\n"
-	"\n"
-	"SYNOPSIS\n"
-	"    postern top [-d SECONDS] [-n COUNT] [-s SOCKET | -p POLICY]\n"
-	"\n"
-	"DESCRIPTION\n"
-	"    Redraws the broker's status (as `postern status` prints it) every\n"
-	"    interval: per sandbox active/maximum handlers, started, refusals,\n"
-	"    spawn latency, exits and egress denials, then the running handlers\n"
-	"    (pid, peer, age; at most 20 per sandbox). Press q to quit.\n"
-	"\n"
-	"OPTIONS\n"
-	"    -d, --delay SECONDS  refresh interval (default 1, 0.1 to 60)\n"
-	"    -n, --iterations N   stop after N refreshes (default: until q)\n"
-	"    -s, --socket PATH    control socket (default " PST_DEFAULT_CONTROL ")\n"
-	"    -p, --policy FILE    take the control socket path from FILE\n"
-	"    -h, --help           this text\n"
-	"\n"
-	"EXIT STATUS\n"
-	"    0 when quit; 1 if the broker cannot be reached; 2 on bad usage.\n";
+    "NAME\n"
+    "    postern top - live view of sandboxes and handlers\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    postern top [-d SECONDS] [-n COUNT] [-s SOCKET | -p POLICY]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Redraws the broker's status (as `postern status` prints it) every\n"
+    "    interval: per sandbox active/maximum handlers, started, refusals,\n"
+    "    spawn latency, exits and egress denials, then the running handlers\n"
+    "    (pid, peer, age; at most 20 per sandbox). Press q to quit.\n"
+    "\n"
+    "OPTIONS\n"
+    "    -d, --delay SECONDS  refresh interval (default 1, 0.1 to 60)\n"
+    "    -n, --iterations N   stop after N refreshes (default: until q)\n"
+    "    -s, --socket PATH    control socket (default " PST_DEFAULT_CONTROL ")\n"
+    "    -p, --policy FILE    take the control socket path from FILE\n"
+    "    -h, --help           this text\n"
+    "\n"
+    "EXIT STATUS\n"
+    "    0 when quit; 1 if the broker cannot be reached; 2 on bad usage.\n";
 
 static struct termios saved;
 static bool raw;
@@ -50,9 +50,9 @@ static void restore_tty(void)
 int pst_cmd_top(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "delay", required_argument, NULL, 'd' },  { "iterations", required_argument, NULL, 'n' },
-		{ "socket", required_argument, NULL, 's' }, { "policy", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },	    { 0 },
+	    {"delay", required_argument, NULL, 'd'},  {"iterations", required_argument, NULL, 'n'},
+	    {"socket", required_argument, NULL, 's'}, {"policy", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},         {0},
 	};
 	const char *sock = NULL, *policy = NULL;
 	double delay = 1.0;
@@ -66,14 +66,17 @@ int pst_cmd_top(int argc, char **argv)
 		case 'd':
 			delay = strtod(optarg, &end);
 			if (*end || delay < 0.1 || delay > 60) {
-				fprintf(stderr, "postern top: -d %s: expected seconds between 0.1 and 60\n", optarg);
+				fprintf(stderr,
+				        "postern top: -d %s: expected seconds between 0.1 and 60\n",
+				        optarg);
 				return 2;
 			}
 			break;
 		case 'n':
 			iterations = strtol(optarg, &end, 10);
 			if (*end || iterations < 1) {
-				fprintf(stderr, "postern top: -n %s: expected a positive count\n", optarg);
+				fprintf(stderr, "postern top: -n %s: expected a positive count\n",
+				        optarg);
 				return 2;
 			}
 			break;
@@ -87,12 +90,15 @@ int pst_cmd_top(int argc, char **argv)
 			fputs(top_usage, stdout);
 			return 0;
 		default:
-			fputs("usage: postern top [-d SECONDS] [-n COUNT] [-s SOCKET | -p POLICY]\n", stderr);
+			fputs(
+			    "usage: postern top [-d SECONDS] [-n COUNT] [-s SOCKET | -p POLICY]\n",
+			    stderr);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		fputs("usage: postern top [-d SECONDS] [-n COUNT] [-s SOCKET | -p POLICY]\n", stderr);
+		fputs("usage: postern top [-d SECONDS] [-n COUNT] [-s SOCKET | -p POLICY]\n",
+		      stderr);
 		return 2;
 	}
 	char path[256], why[512];
@@ -134,7 +140,7 @@ int pst_cmd_top(int argc, char **argv)
 		if (iterations >= 0 && i + 1 >= iterations)
 			break;
 		/* wait for the interval, or for q */
-		struct pollfd pfd = { .fd = 0, .events = POLLIN };
+		struct pollfd pfd = {.fd = 0, .events = POLLIN};
 		int n = poll(&pfd, tty ? 1 : 0, (int)(delay * 1000));
 		if (n > 0) {
 			char ch;

@@ -14,9 +14,9 @@
 #define QUERY_TIMEOUT_MS 5000
 
 int pst_control_query(const char *path, const char *request, char **answer, char *why,
-		      size_t whylen)
+                      size_t whylen)
 {
-	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
 	size_t plen = strlen(path);
 	int fd = -1, r;
 	char *buf = NULL;
@@ -46,7 +46,7 @@ int pst_control_query(const char *path, const char *request, char **answer, char
 		goto out;
 	}
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		r = poll(&pfd, 1, QUERY_TIMEOUT_MS);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -59,7 +59,7 @@ int pst_control_query(const char *path, const char *request, char **answer, char
 			if (cap >= ANSWER_MAX) {
 				r = -EFBIG;
 				snprintf(why, whylen, "read %s: answer larger than %u bytes", path,
-					 ANSWER_MAX);
+				         ANSWER_MAX);
 				goto out;
 			}
 			cap = cap ? cap * 2 : 65536;

@@ -255,13 +255,13 @@ int policy_trusted(struct daemon *d, char *why, size_t whylen)
 		return 0;
 	char what[400];
 	int r = pst_policy_trust(d->policy_path, what, sizeof(what));
-	if (r < 0)
-		snprintf(
-		    why, whylen,
-		    "policy %s: %s: root would take what to delete, mount and run from a file "
-		    "others can change; make it and its directories root's and not writable by "
-		    "others (or run with --insecure-policy, for development only)",
-		    d->policy_path, what);
+	if (r < 0 &&
+	    snprintf(why, whylen,
+	             "policy %s: %s: root would take what to delete, mount and run from a file "
+	             "others can change; make it and its directories root's and not writable by "
+	             "others (or run with --insecure-policy, for development only)",
+	             d->policy_path, what) >= (int)whylen)
+		pst_mark_truncated(why, whylen);
 	return r;
 }
 

@@ -21,16 +21,16 @@ struct pst_logline {
 	bool truncated;
 };
 
-extern int pst_log_fd;		/* default 2 */
-extern bool pst_log_debug;	/* also log level=debug events (accept) */
+extern int pst_log_fd;     /* default 2 */
+extern bool pst_log_debug; /* also log level=debug events (accept) */
 
 void pst_ll_begin(struct pst_logline *l, const char *level, const char *event);
 void pst_ll_str(struct pst_logline *l, const char *key, const char *val);
 void pst_ll_strn(struct pst_logline *l, const char *key, const char *val, size_t n);
 void pst_ll_int(struct pst_logline *l, const char *key, long long v);
 void pst_ll_uint(struct pst_logline *l, const char *key, unsigned long long v);
-void pst_ll_ms(struct pst_logline *l, const char *key, uint64_t ns);	/* "12.345" */
-void pst_ll_end(struct pst_logline *l);	/* writes the line to pst_log_fd */
+void pst_ll_ms(struct pst_logline *l, const char *key, uint64_t ns); /* "12.345" */
+void pst_ll_end(struct pst_logline *l); /* writes the line to pst_log_fd */
 
 /* One-call form for simple events: pst_log("info", "stop", "reason", "SIGTERM", NULL) */
 void pst_log(const char *level, const char *event, ...);
@@ -50,7 +50,7 @@ uint64_t pst_log_dropped(void);
 
 /* ---- token bucket (util.c) --------------------------------------------- */
 struct pst_bucket {
-	double rate;		/* tokens per second; <= 0: unlimited */
+	double rate; /* tokens per second; <= 0: unlimited */
 	double burst;
 	double tokens;
 	uint64_t last_ns;
@@ -73,18 +73,21 @@ struct pst_throttle {
  * false: skip it (counted). */
 bool pst_throttle_pass(struct pst_throttle *t, uint64_t now_ns, uint64_t *suppressed);
 
+/* A message snprintf() cut at the end of buf (len bytes) ends in "...". */
+void pst_mark_truncated(char *buf, size_t len);
+
 /* A line of that kind (log.c): false (and nothing begun) while t throttles
  * it; else it is begun, and pst_ll_end_throttled() ends it saying how many
  * were suppressed before it. */
 bool pst_ll_begin_throttled(struct pst_logline *l, struct pst_throttle *t, const char *level,
-			    const char *event, uint64_t *suppressed);
+                            const char *event, uint64_t *suppressed);
 void pst_ll_end_throttled(struct pst_logline *l, uint64_t suppressed);
 
 /* "level=error event=EVENT [sandbox=S] what=WHAT error=strerror(err)";
  * the second form throttled by t. */
 void pst_log_errno(const char *event, const char *sandbox, const char *what, int err);
 void pst_log_errno_throttled(struct pst_throttle *t, const char *event, const char *sandbox,
-			     const char *what, int err);
+                             const char *what, int err);
 
 /* ---- concurrent handlers per source address (util.c) -------------------
  * Open addressing, linear probing, backward-shift deletion. Keys are 17
@@ -93,18 +96,18 @@ void pst_log_errno_throttled(struct pst_throttle *t, const char *event, const ch
 
 struct pst_srcent {
 	uint8_t key[PST_SRCKEY_LEN];
-	uint32_t count;		/* 0: empty slot */
+	uint32_t count; /* 0: empty slot */
 };
 
 struct pst_srctab {
 	struct pst_srcent *slots;
-	size_t cap;		/* power of two */
+	size_t cap; /* power of two */
 	size_t used;
 };
 
 void pst_srctab_free(struct pst_srctab *t);
 uint32_t pst_srctab_get(const struct pst_srctab *t, const uint8_t *key);
-int pst_srctab_inc(struct pst_srctab *t, const uint8_t *key);	/* 0 or -ENOMEM */
+int pst_srctab_inc(struct pst_srctab *t, const uint8_t *key); /* 0 or -ENOMEM */
 void pst_srctab_dec(struct pst_srctab *t, const uint8_t *key);
 
 /* ---- latency samples for p50/p99 (util.c) ------------------------------ */
@@ -112,14 +115,14 @@ void pst_srctab_dec(struct pst_srctab *t, const uint8_t *key);
 
 struct pst_latring {
 	uint32_t us[PST_LAT_SAMPLES];
-	size_t n;		/* samples held (<= PST_LAT_SAMPLES) */
+	size_t n; /* samples held (<= PST_LAT_SAMPLES) */
 	size_t pos;
 };
 
 void pst_latring_add(struct pst_latring *r, uint32_t us);
-uint32_t pst_latring_pct(const struct pst_latring *r, double pct);	/* 0 if empty */
+uint32_t pst_latring_pct(const struct pst_latring *r, double pct); /* 0 if empty */
 
-uint64_t pst_now_ns(void);	/* CLOCK_MONOTONIC */
+uint64_t pst_now_ns(void); /* CLOCK_MONOTONIC */
 
 /* ---- whether root may trust a policy file (policy_trust.c) --------------
  * 0 when path, every directory on the way to it and every symlink's
@@ -140,8 +143,8 @@ int pst_policy_trust(const char *path, char *why, size_t whylen);
 #define PST_LINE_MAX 4095
 enum { PST_LINES_MORE = 0, PST_LINES_MSG, PST_LINES_TOOLONG };
 struct pst_lines {
-	size_t off, len;	/* bytes [off, len) of buf not yet taken */
-	bool discarding;	/* inside an over-long message */
+	size_t off, len; /* bytes [off, len) of buf not yet taken */
+	bool discarding; /* inside an over-long message */
 	char buf[PST_LINE_MAX + 1];
 };
 int pst_lines_next(struct pst_lines *b, const char **msg, size_t *n);
@@ -188,7 +191,7 @@ struct pst_req_env {
 };
 struct sockaddr_storage;
 size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
-		     const struct sockaddr_storage *local, const char *const *extra);
+                     const struct sockaddr_storage *local, const char *const *extra);
 
 /* An inet address as the broker logs a peer: "192.0.2.1:5000",
  * "[2001:db8::1]:5000"; "" for another family. */
@@ -202,8 +205,8 @@ bool pst_srckey_inet(const struct sockaddr_storage *sa, uint8_t key[PST_SRCKEY_L
 struct pst_run_opts {
 	const char *policy_path;
 	bool debug;
-	bool refill_busy;	/* --prewarm-refill=busy */
-	bool insecure_policy;	/* --insecure-policy: no pst_policy_trust() */
+	bool refill_busy;     /* --prewarm-refill=busy */
+	bool insecure_policy; /* --insecure-policy: no pst_policy_trust() */
 };
 
 int pst_daemon_run(const struct pst_run_opts *opts);
@@ -218,14 +221,14 @@ struct pst_instance_lock {
 	char path[320];
 };
 int pst_instance_lock(const char *dir, const char *table, struct pst_instance_lock *lk, char *why,
-		      size_t whylen);
+                      size_t whylen);
 void pst_instance_unlock(struct pst_instance_lock *lk);
 
 /* ---- control socket client (control_client.c) -------------------------- */
 /* Connects to the control socket, sends REQUEST (e.g. "status\n"), reads the
  * whole answer into a malloc'd NUL-terminated buffer. 0 or negative errno. */
 int pst_control_query(const char *path, const char *request, char **answer, char *why,
-		      size_t whylen);
+                      size_t whylen);
 
 /* ---- CLI helpers shared by status and top (cli_status.c) ---------------- */
 int pst_status_render(FILE *out, const char *json, bool top);

@@ -16,7 +16,7 @@
 #include "broker/internal.h"
 
 int pst_instance_lock(const char *dir, const char *table, struct pst_instance_lock *lk, char *why,
-		      size_t whylen)
+                      size_t whylen)
 {
 	lk->fd = -1;
 	lk->path[0] = 0;
@@ -25,7 +25,8 @@ int pst_instance_lock(const char *dir, const char *table, struct pst_instance_lo
 		snprintf(why, whylen, "mkdir %s: %s", dir, strerror(e));
 		return -e;
 	}
-	if (snprintf(lk->path, sizeof(lk->path), "%s/%s.lock", dir, table) >= (int)sizeof(lk->path)) {
+	if (snprintf(lk->path, sizeof(lk->path), "%s/%s.lock", dir, table) >=
+	    (int)sizeof(lk->path)) {
 		snprintf(why, whylen, "lock file name: %s", strerror(ENAMETOOLONG));
 		return -ENAMETOOLONG;
 	}
@@ -46,8 +47,10 @@ int pst_instance_lock(const char *dir, const char *table, struct pst_instance_lo
 			pid[strcspn(pid, "\n")] = 0;
 			close(fd);
 			if (e == EWOULDBLOCK)
-				snprintf(why, whylen, "table \"%s\" is in use by another broker (pid %s; lock %s)",
-					 table, pid[0] ? pid : "unknown", lk->path);
+				snprintf(
+				    why, whylen,
+				    "table \"%s\" is in use by another broker (pid %s; lock %s)",
+				    table, pid[0] ? pid : "unknown", lk->path);
 			else
 				snprintf(why, whylen, "lock %s: %s", lk->path, strerror(e));
 			return e == EWOULDBLOCK ? -EBUSY : -e;

@@ -33,15 +33,15 @@ bool pst_log_debug;
 static struct {
 	pthread_mutex_t lock;
 	bool on;
-	int fd;			/* the sink, non-blocking */
-	bool own_fd;		/* fd is ours to close */
-	bool sock;		/* a socket: send(MSG_DONTWAIT) */
+	int fd;      /* the sink, non-blocking */
+	bool own_fd; /* fd is ours to close */
+	bool sock;   /* a socket: send(MSG_DONTWAIT) */
 	char *buf;
-	size_t cap, head, len;	/* bytes [head, head + len) mod cap wait */
+	size_t cap, head, len; /* bytes [head, head + len) mod cap wait */
 	uint64_t dropped, unreported;
 	void (*pending)(bool on, int fd, void *ctx);
 	void *ctx;
-} q = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+} q = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
 
 static void write_all(const char *p, size_t n)
 {
@@ -51,7 +51,7 @@ static void write_all(const char *p, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			break;	/* a log sink that fails must not stop the broker */
+			break; /* a log sink that fails must not stop the broker */
 		off += (size_t)w;
 	}
 }
@@ -91,7 +91,7 @@ static void flush_locked(void)
 			if (w == 0)
 				goto out;
 			if (w < 0)
-				w = (ssize_t)n;	/* the sink failed: let it go */
+				w = (ssize_t)n; /* the sink failed: let it go */
 			q.head = (q.head + (size_t)w) % q.cap;
 			q.len -= (size_t)w;
 		}
@@ -145,7 +145,7 @@ int pst_log_nonblock_start(size_t cap, void (*pending)(bool on, int fd, void *ct
 	int fd = pst_log_fd;
 	bool own = false, sock = S_ISSOCK(st.st_mode);
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
-		return 0;	/* a file: its writes do not wait for a reader */
+		return 0; /* a file: its writes do not wait for a reader */
 	if (!sock) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", pst_log_fd);
@@ -196,7 +196,7 @@ void pst_log_nonblock_stop(unsigned timeout_ms)
 		if (!q.len && !q.unreported)
 			break;
 		pthread_mutex_unlock(&q.lock);
-		struct timespec ts = { 0, 10000000 };
+		struct timespec ts = {0, 10000000};
 		nanosleep(&ts, NULL);
 		pthread_mutex_lock(&q.lock);
 	}
@@ -269,7 +269,7 @@ static void ll_value(struct pst_logline *l, const char *v, size_t n)
 			ll_putc(l, hex[c >> 4]);
 			ll_putc(l, hex[c & 15]);
 		} else {
-			ll_putc(l, (char)c);	/* UTF-8 passes through */
+			ll_putc(l, (char)c); /* UTF-8 passes through */
 		}
 	}
 	ll_putc(l, '"');
@@ -371,7 +371,7 @@ void pst_log(const char *level, const char *event, ...)
 /* ---- lines a request can cause, and errno lines ------------------------ */
 
 bool pst_ll_begin_throttled(struct pst_logline *l, struct pst_throttle *t, const char *level,
-			    const char *event, uint64_t *suppressed)
+                            const char *event, uint64_t *suppressed)
 {
 	if (!pst_throttle_pass(t, pst_now_ns(), suppressed))
 		return false;
@@ -403,7 +403,7 @@ void pst_log_errno(const char *event, const char *sandbox, const char *what, int
 }
 
 void pst_log_errno_throttled(struct pst_throttle *t, const char *event, const char *sandbox,
-			     const char *what, int err)
+                             const char *what, int err)
 {
 	struct pst_logline l;
 	uint64_t sup;

@@ -101,8 +101,9 @@ static int walk(const char *path, int *links, char *why, size_t whylen)
 			target[t] = 0;
 			/* the rest of the path, from the link's target on,
 			 * walked again from / */
-			if (snprintf(joined, sizeof(joined), "%s%s%s%s", target[0] == '/' ? "" : cur,
-				     target[0] == '/' ? "" : "/", target, p) >= (int)sizeof(joined))
+			if (snprintf(joined, sizeof(joined), "%s%s%s%s",
+			             target[0] == '/' ? "" : cur, target[0] == '/' ? "" : "/",
+			             target, p) >= (int)sizeof(joined))
 				return -ENAMETOOLONG;
 			snprintf(rest, sizeof(rest), "%s", joined);
 			p = rest;
@@ -113,7 +114,7 @@ static int walk(const char *path, int *links, char *why, size_t whylen)
 		bad = untrusted(&st, S_ISDIR(st.st_mode));
 		if (bad) {
 			snprintf(why, whylen, "%s is %s (mode %04o, uid %u)", next, bad,
-				 (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+			         (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
 			return -EPERM;
 		}
 		if (last && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {

@@ -46,7 +46,7 @@ bool pst_bucket_take(struct pst_bucket *b, uint64_t now_ns)
 
 static uint64_t srckey_hash(const uint8_t *k)
 {
-	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 	for (size_t i = 0; i < PST_SRCKEY_LEN; i++) {
 		h ^= k[i];
 		h *= 1099511628211ull;
@@ -194,4 +194,11 @@ bool pst_throttle_pass(struct pst_throttle *t, uint64_t now_ns, uint64_t *suppre
 	t->suppressed = 0;
 	t->last_ns = now_ns;
 	return true;
+}
+
+void pst_mark_truncated(char *buf, size_t len)
+{
+	/* a message cut at its buffer's end says so */
+	if (len >= 4)
+		memcpy(buf + len - 4, "...", 4);
 }

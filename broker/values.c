@@ -262,11 +262,12 @@ int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_
 	struct pst_sockaddr a;
 	memset(&a, 0, sizeof(a));
 
-	if (strlen(s) >= sizeof(a.text)) {
+	size_t n = strlen(s);
+	if (n >= sizeof(a.text)) {
 		snprintf(why, whylen, "address too long");
 		return -EINVAL;
 	}
-	snprintf(a.text, sizeof(a.text), "%s", s);
+	memcpy(a.text, s, n + 1);
 	int r = !strncmp(s, "unix:", 5) ? parse_unix(s + 5, &a, why, whylen)
 	        : s[0] == '['           ? parse_inet6(s, &a, why, whylen)
 	                                : parse_inet4(s, &a, why, whylen);

@@ -93,7 +93,8 @@ int pst_fdpass_fds(const struct msghdr *mh, int *fds, int max)
 			continue;
 		/* what lies inside the control buffer, whatever cmsg_len says */
 		const unsigned char *data = CMSG_DATA(ch);
-		const unsigned char *end = (const unsigned char *)mh->msg_control + mh->msg_controllen;
+		const unsigned char *end =
+		    (const unsigned char *)mh->msg_control + mh->msg_controllen;
 		size_t len = ch->cmsg_len - CMSG_LEN(0);
 		if (data > end)
 			break;
@@ -108,7 +109,7 @@ int pst_fdpass_fds(const struct msghdr *mh, int *fds, int max)
 int pst_fdpass_check(const struct msghdr *mh, int nfds)
 {
 	if (mh->msg_flags & MSG_CTRUNC)
-		return -EMSGSIZE;	/* more fds than fit: some were closed by the kernel */
+		return -EMSGSIZE; /* more fds than fit: some were closed by the kernel */
 	return nfds == 1 ? 0 : -EBADMSG;
 }
 
@@ -201,7 +202,7 @@ static bool inet_parts(const struct sockaddr_storage *sa, char *addr, size_t ale
 }
 
 size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
-		     const struct sockaddr_storage *local, const char *const *extra)
+                     const struct sockaddr_storage *local, const char *const *extra)
 {
 	char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
 	int pp, lp;

@@ -41,10 +41,10 @@ static const char *try(int r)
  * child exits at once */
 static const char *try_clone(unsigned long flags, int use_clone3)
 {
-	uint64_t args[8] = { 0 };	/* struct clone_args, version 0 */
-	args[4] = SIGCHLD;		/* exit_signal */
+	uint64_t args[8] = {0}; /* struct clone_args, version 0 */
+	args[4] = SIGCHLD;      /* exit_signal */
 	long r = use_clone3 ? syscall(SYS_clone3, args, sizeof(args))
-			    : syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+	                    : syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
 	if (r == 0)
 		_exit(0);
 	if (r > 0)
@@ -59,7 +59,8 @@ int main(void)
 		out = fdopen(3, "w");
 	char host[64] = "";
 	gethostname(host, sizeof(host));
-	fprintf(out, "uid: %d (effective %d), gid: %d\n", (int)getuid(), (int)geteuid(), (int)getgid());
+	fprintf(out, "uid: %d (effective %d), gid: %d\n", (int)getuid(), (int)geteuid(),
+	        (int)getgid());
 	fprintf(out, "pid: %d, hostname: %s\n", (int)getpid(), host);
 	FILE *st = fopen("/proc/self/status", "re");
 	if (st) {
@@ -87,7 +88,8 @@ int main(void)
 		fprintf(out, " %s", names[i]);
 	fprintf(out, "\n");
 	fprintf(out, "open /etc/shadow: %s\n", try(open("/etc/shadow", O_RDONLY)));
-	fprintf(out, "write /usr: %s\n", try(open("/usr/.postern-probe", O_WRONLY | O_CREAT, 0600)));
+	fprintf(out, "write /usr: %s\n",
+	        try(open("/usr/.postern-probe", O_WRONLY | O_CREAT, 0600)));
 	fprintf(out, "mount tmpfs: %s\n", try(mount("tmpfs", "/tmp", "tmpfs", 0, NULL)));
 	fprintf(out, "unshare(CLONE_NEWNS): %s\n", try(unshare(CLONE_NEWNS)));
 	fprintf(out, "unshare(CLONE_NEWUSER): %s\n", try(unshare(CLONE_NEWUSER)));
@@ -104,7 +106,7 @@ int main(void)
 	/* handlers of a sandbox share its network namespace: no listener
 	 * one could offer another (unless the policy says allow_bind) */
 	int s4 = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in any = { .sin_family = AF_INET };
+	struct sockaddr_in any = {.sin_family = AF_INET};
 	fprintf(out, "bind: %s\n", try(bind(s4, (struct sockaddr *)&any, sizeof(any))));
 	fprintf(out, "listen: %s\n", try(listen(s4, 1)));
 	close(s4);

@@ -19,7 +19,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	int cin = pst_handler_socket(), cout = cin == 3 ? 3 : 1;
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	socklen_t len;
 	int port = atoi(argv[2]);
 	struct sockaddr_in *in = (void *)&ss;
@@ -44,7 +44,8 @@ int main(int argc, char **argv)
 	char buf[65536];
 	int up_open = 1, down_open = 1;
 	while (up_open || down_open) {
-		struct pollfd p[2] = { { up_open ? cin : -1, POLLIN, 0 }, { down_open ? s : -1, POLLIN, 0 } };
+		struct pollfd p[2] = {{up_open ? cin : -1, POLLIN, 0},
+		                      {down_open ? s : -1, POLLIN, 0}};
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;

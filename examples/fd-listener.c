@@ -31,7 +31,7 @@ int main(void)
 	signal(SIGTERM, on_term);
 	struct pollfd p[64];
 	for (int i = 0; i < nfds; i++)
-		p[i] = (struct pollfd){ .fd = 3 + i, .events = POLLIN };
+		p[i] = (struct pollfd){.fd = 3 + i, .events = POLLIN};
 	while (!stop) {
 		if (poll(p, (nfds_t)nfds, 1000) < 0 && errno != EINTR)
 			return 1;
@@ -41,7 +41,7 @@ int main(void)
 			int c = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
 			if (c < 0) {
 				if (errno == EMFILE || errno == ENFILE)
-					usleep(100000);	/* back off, keep the listener */
+					usleep(100000); /* back off, keep the listener */
 				continue;
 			}
 			if (pst_send_fd(ch, c) < 0)

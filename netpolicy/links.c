@@ -70,9 +70,9 @@ int np_addr6(const struct netpolicy_cidr *pool, unsigned slot, unsigned host, ui
 
 int np_ifname(const char *prefix, const char *sandbox, char out[16])
 {
-	if (strlen(prefix) + strlen(sandbox) > 15)
+	if (strlen(prefix) + strlen(sandbox) > 15 ||
+	    snprintf(out, 16, "%s%s", prefix, sandbox) >= 16)
 		return -ENAMETOOLONG;
-	snprintf(out, 16, "%s%s", prefix, sandbox);
 	return 0;
 }
 

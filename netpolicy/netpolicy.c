@@ -325,11 +325,11 @@ static int reload_switch(struct netpolicy *np, const struct netpolicy_config *cf
 		const struct netpolicy_sandbox *c = &cfg->sandboxes[i];
 		struct np_sb *old = find(np, c->name);
 		if (!old)
-			continue;	/* new: made by reload_new_networks() */
+			continue; /* new: made by reload_new_networks() */
 		bool egress = c->n_rules > 0;
 		if (old->has_veth == egress) {
 			nsb[i] = *old;
-			old->netns_fd = -1;	/* moved */
+			old->netns_fd = -1; /* moved */
 			old->name[0] = 0;
 			old->alias[0] = 0;
 			continue;
@@ -343,7 +343,7 @@ static int reload_switch(struct netpolicy *np, const struct netpolicy_config *cf
 		s->slot = free_slot(np, nsb, i);
 		int e = sb_up(np, s, egress, r < 0 ? NULL : err);
 		if (e < 0) {
-			sb_down(np, s);	/* what of it was made; its name stays, unreachable */
+			sb_down(np, s); /* what of it was made; its name stays, unreachable */
 			r = r < 0 ? r : e;
 		}
 	}

@@ -59,24 +59,24 @@
 
 /* The error record (the same fields as sandbox's): what failed, on what. */
 struct netpolicy_error {
-	int err;		/* positive errno */
-	char step[32];		/* "state dir", "netns", "add veth", "add rule", ... */
-	char object[256];	/* what it acted on: a path, a sandbox, a chain, ... */
-	char msg[512];		/* full, ready to log */
-	bool applied;		/* netpolicy_reload(): failed after the new rules took
-				 * effect (see there) */
+	int err;          /* positive errno */
+	char step[32];    /* "state dir", "netns", "add veth", "add rule", ... */
+	char object[256]; /* what it acted on: a path, a sandbox, a chain, ... */
+	char msg[512];    /* full, ready to log */
+	bool applied;     /* netpolicy_reload(): failed after the new rules took
+	                   * effect (see there) */
 };
 
 struct netpolicy_cidr {
-	int family;		/* AF_INET or AF_INET6 */
-	uint8_t addr[16];	/* network byte order */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order */
 	uint8_t prefix;
 };
 
 struct netpolicy_rule {
 	struct netpolicy_cidr to;
-	uint8_t proto;		/* 0 any, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP (icmp+icmpv6) */
-	const uint16_t *ports;	/* tcp/udp only; n_ports == 0: any */
+	uint8_t proto;         /* 0 any, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP (icmp+icmpv6) */
+	const uint16_t *ports; /* tcp/udp only; n_ports == 0: any */
 	size_t n_ports;
 };
 
@@ -86,43 +86,43 @@ struct netpolicy_rule {
  * 0x4000/0x8000, WireGuard 0xca6c, Tailscale 0xff0000 mask, Istio 1337); a
  * firewall that tests single bits of the packet mark may still see some of
  * these set on the traffic of handed-over connections. */
-#define NETPOLICY_MARK_CONN 0x70737463u	/* "pstc": an accepted connection */
-#define NETPOLICY_MARK_LISTEN 0x7073746cu	/* "pstl": a startup sandbox's listener */
+#define NETPOLICY_MARK_CONN 0x70737463u   /* "pstc": an accepted connection */
+#define NETPOLICY_MARK_LISTEN 0x7073746cu /* "pstl": a startup sandbox's listener */
 
 /* A listening socket handed to a startup handler (a `sockets` entry): the
  * only address where a socket marked NETPOLICY_MARK_LISTEN may accept
  * connections. */
 struct netpolicy_listener {
-	int family;		/* AF_INET or AF_INET6 */
-	uint8_t addr[16];	/* network byte order; all zero: any address */
-	uint16_t port;		/* host byte order */
+	int family;       /* AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; all zero: any address */
+	uint16_t port;    /* host byte order */
 };
 
 struct netpolicy_sandbox {
-	const char *name;	/* [a-z0-9][a-z0-9_-]{0,11} */
+	const char *name; /* [a-z0-9][a-z0-9_-]{0,11} */
 	const struct netpolicy_rule *rules;
-	size_t n_rules;		/* 0: namespace with lo only, no veth */
+	size_t n_rules; /* 0: namespace with lo only, no veth */
 };
 
 struct netpolicy_config {
-	const char *table;	/* nftables table name, e.g. "postern" */
-	const char *ifprefix;	/* host-side veth prefix, e.g. "pst"; with the name <= 15 */
-	const char *state_dir;	/* e.g. "/run/postern"; see "State dir" above */
-	struct netpolicy_cidr pool4;	/* e.g. 100.127.0.0/16; a /30 per sandbox */
-	struct netpolicy_cidr pool6;	/* e.g. fd70:6f73::/48; a /64 per sandbox */
+	const char *table;           /* nftables table name, e.g. "postern" */
+	const char *ifprefix;        /* host-side veth prefix, e.g. "pst"; with the name <= 15 */
+	const char *state_dir;       /* e.g. "/run/postern"; see "State dir" above */
+	struct netpolicy_cidr pool4; /* e.g. 100.127.0.0/16; a /30 per sandbox */
+	struct netpolicy_cidr pool6; /* e.g. fd70:6f73::/48; a /64 per sandbox */
 	const struct netpolicy_sandbox *sandboxes;
 	size_t n_sandboxes;
-	const struct netpolicy_listener *listeners;	/* the `sockets` of startup sandboxes */
+	const struct netpolicy_listener *listeners; /* the `sockets` of startup sandboxes */
 	size_t n_listeners;
-	void (*log)(void *ctx, const char *msg);	/* optional */
+	void (*log)(void *ctx, const char *msg); /* optional */
 	void *log_ctx;
 };
 
-struct netpolicy;		/* opaque */
+struct netpolicy; /* opaque */
 
 struct netpolicy_counters {
-	uint64_t denied_packets;	/* reject counter of the sandbox chain */
-	uint64_t accepted_new;		/* new connections accepted by egress rules */
+	uint64_t denied_packets; /* reject counter of the sandbox chain */
+	uint64_t accepted_new;   /* new connections accepted by egress rules */
 };
 
 /* Open, check and lock the state dir (refused with a message saying what is
@@ -131,7 +131,7 @@ struct netpolicy_counters {
  * "postern:TABLE" alias, and its table), then create namespaces, veths,
  * addresses, routes and the table. On failure nothing is left behind. */
 int netpolicy_create(const struct netpolicy_config *cfg, struct netpolicy **out,
-		     struct netpolicy_error *err);
+                     struct netpolicy_error *err);
 
 /* Network namespace fd of a sandbox (owned by netpolicy; do not close), or
  * -ENOENT. */
@@ -147,10 +147,10 @@ int netpolicy_netns_fd(const struct netpolicy *np, const char *sandbox);
  * (netpolicy_netns_fd() says -ENOENT: its handlers get an empty network
  * namespace), and err->applied is true. */
 int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
-		     struct netpolicy_error *err);
+                     struct netpolicy_error *err);
 
 int netpolicy_counters(struct netpolicy *np, const char *sandbox, struct netpolicy_counters *out,
-		       struct netpolicy_error *err);
+                       struct netpolicy_error *err);
 
 /* Remove table, veths, namespaces and state; frees np. Errors are collected
  * into err (first one kept) but removal goes on. */
@@ -159,7 +159,7 @@ int netpolicy_destroy(struct netpolicy *np, struct netpolicy_error *err);
 /* Removal of leftovers without a live instance: the state dir is checked
  * and locked as by netpolicy_create (-EBUSY while a broker holds it). */
 int netpolicy_cleanup(const char *table, const char *ifprefix, const char *state_dir,
-		      struct netpolicy_error *err);
+                      struct netpolicy_error *err);
 
 /* Mark a socket about to be handed to a handler (SO_MARK: needs
  * CAP_NET_ADMIN): NETPOLICY_MARK_LISTEN for a listener, else

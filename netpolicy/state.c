@@ -213,7 +213,12 @@ static int walk_link(struct walk *w, int nfd, const struct stat *st, const struc
 static int walk_step(struct walk *w, const char *comp, bool last, struct netpolicy_error *err)
 {
 	char next[PATH_MAX], what[PATH_MAX + 8];
-	snprintf(next, sizeof(next), "%s/%s", strcmp(w->shown, "/") ? w->shown : "", comp);
+	if (snprintf(next, sizeof(next), "%s/%s", strcmp(w->shown, "/") ? w->shown : "", comp) >=
+	    (int)sizeof(next)) {
+		np_error(err, ENAMETOOLONG, "state dir", w->shown, "netpolicy: state dir %s/%s: %s",
+		         w->shown, comp, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
 	int nfd = openat(w->fd, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (nfd < 0 && errno == ENOENT && w->create) {
 		if (mkdirat(w->fd, comp, last ? 0700 : 0755) < 0 && errno != EEXIST) {

@@ -25,7 +25,8 @@ static int read_sysctl(const char *path, char out[4])
 	buf[strcspn(buf, " \n")] = 0;
 	if (strcmp(buf, "0") && strcmp(buf, "1") && strcmp(buf, "2"))
 		return -EINVAL;
-	snprintf(out, 4, "%s", buf);
+	out[0] = buf[0]; /* one digit, checked above */
+	out[1] = 0;
 	return 0;
 }
 

@@ -73,11 +73,22 @@ static int others_in(const char *dir, char *buf, size_t len)
 	return n;
 }
 
+/* Why handlers do not get controller i (for the error sandbox_prepare()
+ * gives when a limit needs it); cut to fit if it must be. */
+__attribute__((format(printf, 2, 3))) static void why_set(int i, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]), fmt, ap);
+	va_end(ap);
+}
+
 static int v2_init(const char *own, struct sandbox_error *err)
 {
 	char list[512];
 	int r;
-	snprintf(sb_cgp.own, sizeof(sb_cgp.own), "%s", own);
+	if (snprintf(sb_cgp.own, sizeof(sb_cgp.own), "%s", own) >= (int)sizeof(sb_cgp.own))
+		return -ENAMETOOLONG;
 	/* the root cgroup alone has no cgroup.events (in a cgroup namespace
 	 * too: its root is some other cgroup, which has one) */
 	bool root = !sb_cg_exists_at(sb_cgp.own, "cgroup.events");
@@ -88,7 +99,16 @@ static int v2_init(const char *own, struct sandbox_error *err)
 		         sb_cgp.own, list, fix_hint);
 		return -EBUSY;
 	}
-	snprintf(sb_cgp.base, sizeof(sb_cgp.base), "%s/%s", sb_cgp.own, sb_cgp.group);
+	if (snprintf(sb_cgp.base, sizeof(sb_cgp.base), "%s/%s", sb_cgp.own, sb_cgp.group) >=
+	        (int)sizeof(sb_cgp.base) ||
+	    snprintf(sb_cgp.leaf, sizeof(sb_cgp.leaf), "%s/%s", sb_cgp.base, LEAF) >=
+	        (int)sizeof(sb_cgp.leaf)) {
+		sb_error(err, ENAMETOOLONG, "cgroup", sb_cgp.own, "cgroup: %s/%s: %s", sb_cgp.own,
+		         sb_cgp.group, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	if (root)
+		sb_cgp.leaf[0] = 0;
 	if (mkdir(sb_cgp.base, 0755) < 0 && errno != EEXIST) {
 		r = -errno;
 		sb_error(err, -r, "cgroup", sb_cgp.base, "cgroup: mkdir %s: %s; %s", sb_cgp.base,
@@ -100,7 +120,6 @@ static int v2_init(const char *own, struct sandbox_error *err)
 		return r;
 	}
 	if (!root) {
-		snprintf(sb_cgp.leaf, sizeof(sb_cgp.leaf), "%s/%s", sb_cgp.base, LEAF);
 		r = mkdir(sb_cgp.leaf, 0755) < 0 && errno != EEXIST ? -errno : 0;
 		if (r == 0)
 			r = sb_cg_write_at(sb_cgp.leaf, "cgroup.procs", "0");
@@ -121,24 +140,21 @@ static int v2_init(const char *own, struct sandbox_error *err)
 		char w[32];
 		snprintf(w, sizeof(w), "+%s", sb_cg_names[i]);
 		if (!sb_cg_has_word(avail, sb_cg_names[i])) {
-			snprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]),
-			         "not delegated to %s (its cgroup.controllers: \"%.*s\")",
-			         sb_cgp.own, (int)strcspn(avail, "\n"), avail);
+			why_set(i, "not delegated to %s (its cgroup.controllers: \"%.*s\")",
+			        sb_cgp.own, (int)strcspn(avail, "\n"), avail);
 			continue;
 		}
 		if (!sb_cg_has_word(on, sb_cg_names[i])) {
 			if ((r = sb_cg_write_at(sb_cgp.own, "cgroup.subtree_control", w)) < 0) {
-				snprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]),
-				         "enabling it in %s/cgroup.subtree_control: %s", sb_cgp.own,
-				         strerror(-r));
+				why_set(i, "enabling it in %s/cgroup.subtree_control: %s",
+				        sb_cgp.own, strerror(-r));
 				continue;
 			}
 			sb_cgp.undo_own |= 1u << i;
 		}
 		if ((r = sb_cg_write_at(sb_cgp.base, "cgroup.subtree_control", w)) < 0) {
-			snprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]),
-			         "enabling it in %s/cgroup.subtree_control: %s", sb_cgp.base,
-			         strerror(-r));
+			why_set(i, "enabling it in %s/cgroup.subtree_control: %s", sb_cgp.base,
+			        strerror(-r));
 			continue;
 		}
 		sb_cgp.enabled |= 1u << i;
@@ -153,8 +169,7 @@ static int v1_init(const struct sb_cg_layout *lay, struct sandbox_error *err)
 		sb_cgp.v1base[i][0] = 0;
 		sb_cgp.v1same[i] = -1;
 		if (!lay->v1[i][0]) {
-			snprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]),
-			         "no cgroup v1 hierarchy has it");
+			why_set(i, "no cgroup v1 hierarchy has it");
 			continue;
 		}
 		for (int j = 0; j < i; j++)
@@ -166,8 +181,7 @@ static int v1_init(const struct sb_cg_layout *lay, struct sandbox_error *err)
 		         sb_cgp.group);
 		int r = sb_cg_mkdir_p(sb_cgp.v1base[i], 0755);
 		if (r < 0) {
-			snprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]), "mkdir %s/%s: %s",
-			         lay->v1[i], sb_cgp.group, strerror(-r));
+			why_set(i, "mkdir %s/%s: %s", lay->v1[i], sb_cgp.group, strerror(-r));
 			sb_cgp.v1base[i][0] = 0;
 			if (i == CG_MEMORY || i == CG_PIDS) {
 				char path[PATH_MAX + 64];
@@ -193,9 +207,9 @@ static void fill_info(struct sandbox_cg_info *info)
 	memset(info, 0, sizeof(*info));
 	info->mode = sb_cgp.mode;
 	info->kill = sb_cgp.has_kill;
-	snprintf(info->base, sizeof(info->base), "%s",
-	         sb_cgp.mode == SANDBOX_CG_V2 ? sb_cgp.base : sb_cgp.v1base[CG_MEMORY]);
-	snprintf(info->leaf, sizeof(info->leaf), "%s", sb_cgp.leaf);
+	memcpy(info->base, sb_cgp.mode == SANDBOX_CG_V2 ? sb_cgp.base : sb_cgp.v1base[CG_MEMORY],
+	       sizeof(info->base));
+	memcpy(info->leaf, sb_cgp.leaf, sizeof(info->leaf));
 	for (int i = 0; i < CG_N; i++)
 		if (sb_cgp.enabled & (1u << i)) {
 			size_t l = strlen(info->controllers);
@@ -246,8 +260,7 @@ static int init_locked(const char *group, struct sandbox_error *err)
 			r = v2_init(lay.v2, err);
 		else
 			for (int i = 0; i < CG_N; i++)
-				snprintf(sb_cgp.why[i], sizeof(sb_cgp.why[i]),
-				         "no cgroup hierarchy of this process is mounted");
+				why_set(i, "no cgroup hierarchy of this process is mounted");
 	}
 	free(mi);
 	free(self);

@@ -147,17 +147,26 @@ int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
 			             : "");
 			return -ENOENT;
 		}
+	bool toolong = false;
 	if (sb_cgp.mode == SANDBOX_CG_V2) {
-		snprintf(c->dir[0], sizeof(c->dir[0]), "%s/%s", sb_cgp.base, name);
+		toolong |= snprintf(c->dir[0], sizeof(c->dir[0]), "%s/%s", sb_cgp.base, name) >=
+		           (int)sizeof(c->dir[0]);
 	} else if (sb_cgp.mode == SANDBOX_CG_V1) {
 		for (int i = 0; i < CG_N; i++)
 			if (sb_cgp.v1base[i][0] && (i != CG_CPU || l->cpu > 0))
-				snprintf(c->dir[i], sizeof(c->dir[i]), "%s/%s", sb_cgp.v1base[i],
-				         name);
+				toolong |=
+				    snprintf(c->dir[i], sizeof(c->dir[i]), "%s/%s",
+				             sb_cgp.v1base[i], name) >= (int)sizeof(c->dir[i]);
 		/* cpuacct beside cpu in one hierarchy: the cpu directory it is */
 		if (sb_cgp.v1same[CG_CPUACCT] == CG_CPU && !c->dir[CG_CPU][0])
-			snprintf(c->dir[CG_CPU], sizeof(c->dir[CG_CPU]), "%s/%s",
-			         sb_cgp.v1base[CG_CPU], name);
+			toolong |=
+			    snprintf(c->dir[CG_CPU], sizeof(c->dir[CG_CPU]), "%s/%s",
+			             sb_cgp.v1base[CG_CPU], name) >= (int)sizeof(c->dir[CG_CPU]);
+	}
+	if (toolong) {
+		sb_error(err, ENAMETOOLONG, "cgroup", name, "sandbox \"%s\": cgroup: %s/%s: %s",
+		         name, sb_cgp.base, name, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
 	}
 	c->on = c->dir[0][0] || c->dir[1][0] || c->dir[2][0] || c->dir[3][0];
 	struct sb_cg_why why = {"", ""};

@@ -106,13 +106,13 @@ struct sb_cg_place {
 	enum sandbox_cg_mode mode;
 	char group[64];
 	/* v2 */
-	char own[PATH_MAX];  /* OWN, absolute */
-	char base[PATH_MAX]; /* OWN/GROUP: the parent of the sandboxes' cgroups */
-	char leaf[PATH_MAX]; /* OWN/GROUP/_broker, or "" in the root cgroup */
-	unsigned enabled;    /* controllers handlers get (bit per CG_*) */
-	unsigned undo_own;   /* those this process enabled in OWN */
-	char why[CG_N][160]; /* for a controller handlers do not get */
-	bool has_kill;       /* cgroup.kill */
+	char own[PATH_MAX];             /* OWN, absolute */
+	char base[PATH_MAX];            /* OWN/GROUP: the parent of the sandboxes' cgroups */
+	char leaf[PATH_MAX];            /* OWN/GROUP/_broker, or "" in the root cgroup */
+	unsigned enabled;               /* controllers handlers get (bit per CG_*) */
+	unsigned undo_own;              /* those this process enabled in OWN */
+	char why[CG_N][PATH_MAX + 256]; /* for a controller handlers do not get */
+	bool has_kill;                  /* cgroup.kill */
 	/* v1 */
 	char v1base[CG_N][PATH_MAX]; /* MOUNT/OWN/GROUP; "" no hierarchy */
 	int v1same[CG_N]; /* index of an earlier controller of the same hierarchy, or -1 */

@@ -37,6 +37,7 @@
 #ifndef POSTERN_SANDBOX_H
 #define POSTERN_SANDBOX_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,10 +45,10 @@
 
 /* The error record (the same fields as netpolicy's): what failed, on what. */
 struct sandbox_error {
-	int err;		/* positive errno */
-	char step[32];		/* "bind", "pivot_root", "seccomp", "exec", ... */
-	char object[256];	/* what it acted on: a path, a sandbox, a syscall, ... */
-	char msg[512];		/* full, ready to log */
+	int err;          /* positive errno */
+	char step[32];    /* "bind", "pivot_root", "seccomp", "exec", ... */
+	char object[256]; /* what it acted on: a path, a sandbox, a syscall, ... */
+	char msg[512];    /* full, ready to log */
 };
 
 enum sandbox_mount_kind {
@@ -59,101 +60,101 @@ enum sandbox_mount_kind {
 
 struct sandbox_mount {
 	enum sandbox_mount_kind kind;
-	const char *src;	/* bind: host path */
-	const char *dst;	/* path inside the sandbox root */
-	bool rw;		/* bind only; default read-only */
-	uint64_t size;		/* tmpfs bytes; 0: kernel default */
-	const char *target;	/* symlink target */
+	const char *src;    /* bind: host path */
+	const char *dst;    /* path inside the sandbox root */
+	bool rw;            /* bind only; default read-only */
+	uint64_t size;      /* tmpfs bytes; 0: kernel default */
+	const char *target; /* symlink target */
 };
 
 enum sandbox_socket_mode {
-	SANDBOX_SOCKET_STDIO = 0,	/* socket on fd 0 and 1 */
-	SANDBOX_SOCKET_LISTEN_FDS,	/* socket on fd 3, LISTEN_FDS=1 */
+	SANDBOX_SOCKET_STDIO = 0,  /* socket on fd 0 and 1 */
+	SANDBOX_SOCKET_LISTEN_FDS, /* socket on fd 3, LISTEN_FDS=1 */
 };
 
 enum sandbox_seccomp_action { SANDBOX_SECCOMP_ERRNO = 0, SANDBOX_SECCOMP_KILL };
 
 struct sandbox_limits {
-	uint64_t memory;	/* bytes; 0: none */
-	uint32_t pids;		/* 0: none */
-	uint32_t nofile;	/* RLIMIT_NOFILE; 0: inherit */
-	uint32_t nproc;		/* RLIMIT_NPROC; 0: same as pids */
-	uint64_t fsize;		/* RLIMIT_FSIZE bytes; 0: none */
-	uint64_t cpu_seconds;	/* RLIMIT_CPU; 0: none */
-	double cpu;		/* cgroup cpu quota in cores; 0: none */
+	uint64_t memory;      /* bytes; 0: none */
+	uint32_t pids;        /* 0: none */
+	uint32_t nofile;      /* RLIMIT_NOFILE; 0: inherit */
+	uint32_t nproc;       /* RLIMIT_NPROC; 0: same as pids */
+	uint64_t fsize;       /* RLIMIT_FSIZE bytes; 0: none */
+	uint64_t cpu_seconds; /* RLIMIT_CPU; 0: none */
+	double cpu;           /* cgroup cpu quota in cores; 0: none */
 };
 
 struct sandbox_config {
-	const char *name;	/* sandbox name: hostname, messages, cgroup names */
-	const char *const *argv;	/* NULL-terminated; argv[0] absolute inside root */
-	const char *const *env;	/* NULL-terminated "KEY=VALUE"; PATH added if absent */
-	uid_t uid;		/* unprivileged host uid/gid the handler runs as */
+	const char *name;        /* sandbox name: hostname, messages, cgroup names */
+	const char *const *argv; /* NULL-terminated; argv[0] absolute inside root */
+	const char *const *env;  /* NULL-terminated "KEY=VALUE"; PATH added if absent */
+	uid_t uid;               /* unprivileged host uid/gid the handler runs as */
 	gid_t gid;
 	const struct sandbox_mount *mounts;
 	size_t n_mounts;
 	enum sandbox_socket_mode socket_mode;
 	struct sandbox_limits limits;
 	enum sandbox_seccomp_action seccomp_action;
-	const char *const *seccomp_deny;	/* NULL-terminated extra denies, or NULL */
-	const char *const *seccomp_allow;	/* NULL-terminated, removed from default */
-	const char *cgroup_name;	/* parent cgroup for handlers ("postern"); NULL: none */
-	bool allow_bind;	/* handlers may bind(), listen() and autobind unix
-				 * sockets (SO_PASSCRED); default: refused by
-				 * seccomp, and TCP binds by Landlock (ABI >= 4) */
+	const char *const *seccomp_deny;  /* NULL-terminated extra denies, or NULL */
+	const char *const *seccomp_allow; /* NULL-terminated, removed from default */
+	const char *cgroup_name;          /* parent cgroup for handlers ("postern"); NULL: none */
+	bool allow_bind;                  /* handlers may bind(), listen() and autobind unix
+	                                   * sockets (SO_PASSCRED); default: refused by
+	                                   * seccomp, and TCP binds by Landlock (ABI >= 4) */
 };
 
-struct sandbox;			/* prepared plan, opaque */
+struct sandbox; /* prepared plan, opaque */
 
 /* A file descriptor handed to the handler at a fixed number (send channels,
  * LISTEN_FDS sockets of a startup handler). */
 struct sandbox_fd {
-	int fd;			/* in the caller */
-	int target;		/* number in the handler, >= 3 */
+	int fd;     /* in the caller */
+	int target; /* number in the handler, >= 3 */
 };
 
 struct sandbox_spawn_args {
-	int sock_fd;		/* client socket, or -1 */
-	int stdin_fd;		/* overrides fd 0 (pipe trigger), or -1 */
-	int netns_fd;		/* network namespace to join, or -1: a new empty one */
-	const char *const *extra_env;	/* NULL-terminated per-request env, or NULL */
-	const struct sandbox_fd *fds;	/* extra fds at fixed numbers */
+	int sock_fd;                  /* client socket, or -1 */
+	int stdin_fd;                 /* overrides fd 0 (pipe trigger), or -1 */
+	int netns_fd;                 /* network namespace to join, or -1: a new empty one */
+	const char *const *extra_env; /* NULL-terminated per-request env, or NULL */
+	const struct sandbox_fd *fds; /* extra fds at fixed numbers */
 	size_t n_fds;
-	int listen_fds;		/* startup sockets: number of fds from 3 (LISTEN_FDS) */
+	int listen_fds; /* startup sockets: number of fds from 3 (LISTEN_FDS) */
 };
 
 /* Where a spawn's time went, in order (sandbox_handler.phase_ns). */
 enum sandbox_phase {
-	SANDBOX_PHASE_PREPARE,	/* parent: env, pipes, the handler's cgroup */
-	SANDBOX_PHASE_CLONE,	/* clone until the child runs */
-	SANDBOX_PHASE_NAMESPACES,	/* netns, cgroup, cgroupns, fds, hostname */
-	SANDBOX_PHASE_ROOT,	/* tmpfs root, declared mounts, /dev, pivot_root */
-	SANDBOX_PHASE_IDENTITY,	/* rlimits, uid/gid, user namespace, capabilities */
-	SANDBOX_PHASE_SECCOMP,	/* loading the filter */
-	SANDBOX_PHASE_EXEC,	/* execve until the caller resumes */
+	SANDBOX_PHASE_PREPARE,    /* parent: env, pipes, the handler's cgroup */
+	SANDBOX_PHASE_CLONE,      /* clone until the child runs */
+	SANDBOX_PHASE_NAMESPACES, /* netns, cgroup, cgroupns, fds, hostname */
+	SANDBOX_PHASE_ROOT,       /* tmpfs root, declared mounts, /dev, pivot_root */
+	SANDBOX_PHASE_IDENTITY,   /* rlimits, uid/gid, user namespace, capabilities */
+	SANDBOX_PHASE_SECCOMP,    /* loading the filter */
+	SANDBOX_PHASE_EXEC,       /* execve until the caller resumes */
 	SANDBOX_PHASE_COUNT
 };
 extern const char *const sandbox_phase_names[SANDBOX_PHASE_COUNT];
 
 struct sandbox_handler {
-	pid_t pid;		/* host pid; pid 1 of its own pid namespace */
-	int pidfd;		/* CLOEXEC; readable when the handler exits */
-	int stderr_fd;		/* read end of the handler's stderr (and stdout when
-				 * stdout is not the socket); CLOEXEC|NONBLOCK */
-	int ctl_fd;		/* pre-warmed handlers: readiness, then the wake-up
-				 * (CLOEXEC|NONBLOCK); else -1 */
-	int req_fd;		/* pre-warmed handlers: where the request is
-				 * queued (CLOEXEC); else -1 */
-	bool preloaded;		/* pre-warmed handlers: the handler is exec'd and
-				 * waits before its main (postern-warm.so), not
-				 * in postern-warm */
-	char cgroup[1024];	/* the handler's cgroup directories, '\n'-separated
-				 * (one per v1 hierarchy), for cleanup; or "" */
-	uint64_t spawn_ns;	/* time sandbox_spawn took, CLOCK_MONOTONIC */
-	uint32_t phase_ns[SANDBOX_PHASE_COUNT];	/* its breakdown */
+	pid_t pid;                              /* host pid; pid 1 of its own pid namespace */
+	int pidfd;                              /* CLOEXEC; readable when the handler exits */
+	int stderr_fd;                          /* read end of the handler's stderr (and stdout when
+	                                         * stdout is not the socket); CLOEXEC|NONBLOCK */
+	int ctl_fd;                             /* pre-warmed handlers: readiness, then the wake-up
+	                                         * (CLOEXEC|NONBLOCK); else -1 */
+	int req_fd;                             /* pre-warmed handlers: where the request is
+	                                         * queued (CLOEXEC); else -1 */
+	bool preloaded;                         /* pre-warmed handlers: the handler is exec'd and
+	                                         * waits before its main (postern-warm.so), not
+	                                         * in postern-warm */
+	char cgroup[1024];                      /* the handler's cgroup directories, '\n'-separated
+	                                         * (one per v1 hierarchy), for cleanup; or "" */
+	uint64_t spawn_ns;                      /* time sandbox_spawn took, CLOCK_MONOTONIC */
+	uint32_t phase_ns[SANDBOX_PHASE_COUNT]; /* its breakdown */
 };
 
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
-		    struct sandbox_error *err);
+                    struct sandbox_error *err);
 
 /*
  * Landlock. Each handler gets a Landlock domain of its own (the ruleset is
@@ -190,11 +191,11 @@ const char *sandbox_landlock_gaps(int abi);
 enum sandbox_cg_mode { SANDBOX_CG_NONE = 0, SANDBOX_CG_V1, SANDBOX_CG_V2 };
 struct sandbox_cg_info {
 	enum sandbox_cg_mode mode;
-	char base[512];		/* GROUP's directory (v1: in the memory hierarchy) */
-	char leaf[512];		/* v2: where this process moved itself; "" (root cgroup, v1) */
-	char controllers[64];	/* handlers get these: "memory,pids,cpu" */
-	char missing[256];	/* the first of memory, pids, cpu they do not get, and why */
-	bool kill;		/* cgroup.kill */
+	char base[PATH_MAX];  /* GROUP's directory (v1: in the memory hierarchy) */
+	char leaf[PATH_MAX];  /* v2: where this process moved itself; "" (root cgroup, v1) */
+	char controllers[64]; /* handlers get these: "memory,pids,cpu" */
+	char missing[256];    /* the first of memory, pids, cpu they do not get, and why */
+	bool kill;            /* cgroup.kill */
 };
 int sandbox_cg_init(const char *group, struct sandbox_cg_info *info, struct sandbox_error *err);
 int sandbox_cg_fini(struct sandbox_error *err);
@@ -218,11 +219,11 @@ enum {
 	SANDBOX_CG_HAS_OOM = 16,
 };
 struct sandbox_cg_stats {
-	unsigned has;		/* SANDBOX_CG_HAS_*: which were read */
-	uint64_t mem_current, mem_peak;	/* bytes */
-	uint64_t cpu_usec;	/* user + system */
+	unsigned has;                   /* SANDBOX_CG_HAS_*: which were read */
+	uint64_t mem_current, mem_peak; /* bytes */
+	uint64_t cpu_usec;              /* user + system */
 	uint32_t pids;
-	uint32_t oom_kills;	/* processes the OOM killer killed in it */
+	uint32_t oom_kills; /* processes the OOM killer killed in it */
 };
 int sandbox_cg_stats(const struct sandbox_handler *h, struct sandbox_cg_stats *st);
 
@@ -238,7 +239,7 @@ void sandbox_free(struct sandbox *sb);
  * saying which step failed (a failure in the child before exec is reported
  * here, with step and errno, never as a silent exit). */
 int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
-		  struct sandbox_handler *h, struct sandbox_error *err);
+                  struct sandbox_handler *h, struct sandbox_error *err);
 
 /*
  * Pre-warmed handlers. sandbox_prewarm() starts a handler that does the
@@ -274,14 +275,14 @@ int sandbox_spawn(struct sandbox *sb, const struct sandbox_spawn_args *args,
  * sandbox_kill()) discards an unreleased one.
  */
 int sandbox_prewarm(struct sandbox *sb, const struct sandbox_spawn_args *args,
-		    struct sandbox_handler *h, struct sandbox_error *err);
+                    struct sandbox_handler *h, struct sandbox_error *err);
 int sandbox_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err);
 /* sandbox_warm_ready() for callers without an event loop: waits up to
  * timeout_ms for h->ctl_fd (-ETIMEDOUT after that). */
 int sandbox_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout_ms,
-		      struct sandbox_error *err);
+                      struct sandbox_error *err);
 int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int stdin_fd,
-		    const char *const *extra_env, struct sandbox_error *err);
+                    const char *const *extra_env, struct sandbox_error *err);
 
 /*
  * Handler cgroups made ahead. A spawn makes its handler's cgroups (mkdir

@@ -57,7 +57,7 @@ int pst_send_message(int fd, const char *line)
 		errno = EINVAL;
 		return -1;
 	}
-	struct iovec iov[2] = { { (void *)line, n }, { "\n", 1 } };
+	struct iovec iov[2] = {{(void *)line, n}, {"\n", 1}};
 	ssize_t w;
 	do
 		w = writev(fd, iov, 2);
@@ -73,9 +73,11 @@ int pst_send_fd(int chan, int fd)
 		char buf[CMSG_SPACE(sizeof(int))];
 	} cm;
 	memset(&cm, 0, sizeof(cm));
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			     .msg_controllen = sizeof(cm.buf) };
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = cm.buf,
+	                    .msg_controllen = sizeof(cm.buf)};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -95,9 +97,11 @@ int pst_recv_fd(int chan)
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int) * 4)];
 	} cm;
-	struct iovec iov = { &byte, 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
-			     .msg_controllen = sizeof(cm.buf) };
+	struct iovec iov = {&byte, 1};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = cm.buf,
+	                    .msg_controllen = sizeof(cm.buf)};
 	ssize_t r;
 	do
 		r = recvmsg(chan, &mh, MSG_CMSG_CLOEXEC);
@@ -115,7 +119,7 @@ int pst_recv_fd(int chan)
 			if (got < 0)
 				got = fd;
 			else
-				close(fd);	/* one fd per message */
+				close(fd); /* one fd per message */
 		}
 	}
 	if (got < 0)

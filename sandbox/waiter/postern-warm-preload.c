@@ -39,7 +39,7 @@ __attribute__((constructor)) static void postern_warm_wait(void)
 			base[k++] = *e;
 	}
 	if (!v)
-		return;	/* not started by postern: nothing to wait for */
+		return; /* not started by postern: nothing to wait for */
 	base[k] = NULL;
 	char *end;
 	int ctl = (int)strtol(v, &end, 10);

@@ -29,7 +29,8 @@ int main(int argc, char **argv)
 	if (argc < 6 || strcmp(argv[4], "--") != 0)
 		return 126;
 	int code;
-	char **envp = warm_wait(atoi(argv[1]), strcmp(argv[2], "stdio") == 0, atoi(argv[3]), environ, &code);
+	char **envp =
+	    warm_wait(atoi(argv[1]), strcmp(argv[2], "stdio") == 0, atoi(argv[3]), environ, &code);
 	if (!envp)
 		return code;
 	char **hargv = argv + 5;

@@ -38,9 +38,9 @@ static ssize_t warm_recv_fds(int sock, char *buf, size_t size, int fds[2], int *
 		struct cmsghdr h;
 		char b[CMSG_SPACE(2 * sizeof(int))];
 	} cm;
-	struct iovec iov = { buf, size };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
+	struct iovec iov = {buf, size};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
 	ssize_t n;
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
@@ -71,7 +71,7 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 	static char buf[WARM_MSG_MAX + 1];
 	static char *envp[WARM_BASE_ENV_MAX + WARM_ENV_MAX + 4];
 	static char lfds[32], lnames[64];
-	int fds[2] = { -1, -1 }, nfd;
+	int fds[2] = {-1, -1}, nfd;
 	char c = 'R';
 
 	*code = 0;
@@ -79,7 +79,7 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 		return NULL;
 	ssize_t n = warm_recv_fds(ctl, buf, 1, fds, &nfd);
 	if (n < 0)
-		return NULL;	/* discarded */
+		return NULL; /* discarded */
 	*code = 126;
 	if (n != 1 || nfd != 1)
 		return NULL;
@@ -88,12 +88,12 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 		n = recv(ctl, &c, 1, 0);
 	while (n < 0 && errno == EINTR);
 	if (n != 1 || c != WARM_WAKE) {
-		*code = 0;	/* discarded */
+		*code = 0; /* discarded */
 		return NULL;
 	}
 	struct warm_req rq;
 	n = warm_recv_fds(req, buf, WARM_MSG_MAX, fds, &nfd);
-	close(req);	/* before it could sit on a target fd */
+	close(req); /* before it could sit on a target fd */
 	if (n < (ssize_t)sizeof(rq))
 		return NULL;
 	memcpy(&rq, buf, sizeof(rq));
@@ -108,7 +108,8 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 		if (in < 0)
 			s_at2 = 0;
 	}
-	if ((in >= 0 && warm_place_fd(in, in_at) < 0) || (sock >= 0 && warm_place_fd(sock, s_at) < 0) ||
+	if ((in >= 0 && warm_place_fd(in, in_at) < 0) ||
+	    (sock >= 0 && warm_place_fd(sock, s_at) < 0) ||
 	    (sock >= 0 && s_at2 >= 0 && warm_place_fd(sock, s_at2) < 0))
 		return NULL;
 	/* the received fds themselves, unless placed where they arrived */
@@ -130,7 +131,8 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 	int nlisten = startup_fds > 0 ? startup_fds : (!stdio && sock >= 0) ? 1 : 0;
 	if (nlisten) {
 		snprintf(lfds, sizeof(lfds), "LISTEN_FDS=%d", nlisten);
-		snprintf(lnames, sizeof(lnames), "LISTEN_FDNAMES=%s", startup_fds > 0 ? "listener" : "connection");
+		snprintf(lnames, sizeof(lnames), "LISTEN_FDNAMES=%s",
+		         startup_fds > 0 ? "listener" : "connection");
 		envp[k++] = lfds;
 		envp[k++] = (char *)"LISTEN_PID=1";
 		envp[k++] = lnames;

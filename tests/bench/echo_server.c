@@ -30,8 +30,10 @@ int main(int argc, char **argv)
 		return 2;
 	memcpy(host, argv[1], (size_t)(colon - argv[1]));
 	host[colon - argv[1]] = 0;
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1)) };
-	if (inet_pton(AF_INET, host, &in.sin_addr) != 1 || (ntohl(in.sin_addr.s_addr) >> 24) != 127) {
+	struct sockaddr_in in = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)atoi(colon + 1))};
+	if (inet_pton(AF_INET, host, &in.sin_addr) != 1 ||
+	    (ntohl(in.sin_addr.s_addr) >> 24) != 127) {
 		fprintf(stderr, "echo_server: %s: a loopback IPv4 address:port only\n", argv[1]);
 		return 2;
 	}
@@ -44,7 +46,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = { .events = EPOLLIN, .data.fd = ls };
+	struct epoll_event ev = {.events = EPOLLIN, .data.fd = ls};
 	epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
 	static char buf[65536];
 	while (!stop) {
@@ -54,8 +56,9 @@ int main(int argc, char **argv)
 			int fd = evs[i].data.fd;
 			if (fd == ls) {
 				int c;
-				while ((c = accept4(ls, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					struct epoll_event e = { .events = EPOLLIN, .data.fd = c };
+				while ((c = accept4(ls, NULL, NULL,
+				                    SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+					struct epoll_event e = {.events = EPOLLIN, .data.fd = c};
 					epoll_ctl(ep, EPOLL_CTL_ADD, c, &e);
 				}
 				continue;

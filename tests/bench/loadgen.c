@@ -1,7 +1,8 @@
 /* loadgen: keeps C connections in flight to an echo service and checks
  * every echoed byte.
  *
- *   loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [-g GAP_MS] [--json] ADDR
+ *   loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [-g GAP_MS] [--json]
+ * ADDR
  *
  * Per connection: non-blocking connect, send PAYLOAD bytes of a fixed
  * pattern, shutdown(SHUT_WR), read until EOF, check that exactly the bytes
@@ -29,13 +30,13 @@
 #include <unistd.h>
 
 enum { F_CONNECT, F_RESET, F_TIMEOUT, F_SHORT, F_MISMATCH, F__N };
-static const char *const fnames[F__N] = { "connect", "reset", "timeout", "short", "mismatch" };
+static const char *const fnames[F__N] = {"connect", "reset", "timeout", "short", "mismatch"};
 
 struct conn {
 	int fd;
 	size_t sent, got;
 	uint64_t start;
-	uint64_t next_at;	/* -g: not before */
+	uint64_t next_at; /* -g: not before */
 	bool active;
 };
 
@@ -88,7 +89,8 @@ static bool target_allowed(const struct sockaddr_storage *ss)
 	if (ss->ss_family == AF_INET &&
 	    (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127)
 		return true;
-	if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr))
+	if (ss->ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)ss)->sin6_addr))
 		return true;
 	return stat("/proc/self/ns/net", &a) == 0 && stat("/proc/1/ns/net", &b) == 0 &&
 	       a.st_ino != b.st_ino;
@@ -119,7 +121,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--json"))
 			json = true;
 		else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			puts("usage: loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t TIMEOUT_MS] [-g GAP_MS] [--json] ADDR");
+			puts("usage: loadgen [-c CONC] [-n COUNT] [-d SECONDS] [-p PAYLOAD] [-t "
+			     "TIMEOUT_MS] [-g GAP_MS] [--json] ADDR");
 			return 0;
 		} else if (a[0] != '-' && !target)
 			target = a;
@@ -140,7 +143,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (!target_allowed(&ss)) {
-		fprintf(stderr, "loadgen: %s: refusing a non-loopback target outside a test namespace\n", target);
+		fprintf(stderr,
+		        "loadgen: %s: refusing a non-loopback target outside a test namespace\n",
+		        target);
 		return 2;
 	}
 
@@ -152,7 +157,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < payload; i++)
 		pat[i] = (char)('a' + i % 26);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
-	long started = 0, completed = 0, failed = 0, fails[F__N] = { 0 };
+	long started = 0, completed = 0, failed = 0, fails[F__N] = {0};
 	uint64_t t0 = now_us(), deadline = t0 + (uint64_t)(secs * 1e6);
 
 	for (;;) {
@@ -167,14 +172,16 @@ int main(int argc, char **argv)
 			c->start = now;
 			c->active = true;
 			started++;
-			if (c->fd < 0 || (connect(c->fd, (struct sockaddr *)&ss, slen) < 0 && errno != EINPROGRESS)) {
+			if (c->fd < 0 || (connect(c->fd, (struct sockaddr *)&ss, slen) < 0 &&
+			                  errno != EINPROGRESS)) {
 				fails[F_CONNECT]++, failed++;
 				if (c->fd >= 0)
 					close(c->fd);
 				c->active = false;
 				continue;
 			}
-			struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = (uint64_t)i };
+			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT,
+			                         .data.u64 = (uint64_t)i};
 			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
 		}
 		long active = 0;
@@ -185,7 +192,8 @@ int main(int argc, char **argv)
 		struct epoll_event evs[256];
 		int wait_ms = 50;
 		for (long i = 0; gap_ms && i < conc; i++)
-			if (!cs[i].active && cs[i].next_at > now && (int)((cs[i].next_at - now) / 1000) < wait_ms)
+			if (!cs[i].active && cs[i].next_at > now &&
+			    (int)((cs[i].next_at - now) / 1000) < wait_ms)
 				wait_ms = (int)((cs[i].next_at - now) / 1000);
 		int n = epoll_wait(ep, evs, 256, wait_ms);
 		now = now_us();
@@ -196,12 +204,14 @@ int main(int argc, char **argv)
 			if (!c->active)
 				continue;
 			if ((evs[k].events & EPOLLOUT) && c->sent < (size_t)payload) {
-				ssize_t w = send(c->fd, pat + c->sent, (size_t)payload - c->sent, MSG_NOSIGNAL);
+				ssize_t w = send(c->fd, pat + c->sent, (size_t)payload - c->sent,
+				                 MSG_NOSIGNAL);
 				if (w < 0 && errno != EAGAIN)
 					reason = c->sent ? F_RESET : F_CONNECT;
 				else if (w > 0 && (c->sent += (size_t)w) == (size_t)payload) {
 					shutdown(c->fd, SHUT_WR);
-					struct epoll_event ev = { .events = EPOLLIN, .data.u64 = evs[k].data.u64 };
+					struct epoll_event ev = {.events = EPOLLIN,
+					                         .data.u64 = evs[k].data.u64};
 					epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 				}
 			}
@@ -218,7 +228,8 @@ int main(int argc, char **argv)
 						continue;
 					}
 					if (r == 0) {
-						if (c->got == (size_t)payload && c->sent == (size_t)payload)
+						if (c->got == (size_t)payload &&
+						    c->sent == (size_t)payload)
 							done = true;
 						else
 							reason = F_SHORT;
@@ -253,13 +264,15 @@ int main(int argc, char **argv)
 	qsort(lat, (size_t)completed, sizeof(*lat), cmp_u64);
 #define PCT(p) (completed ? lat[(size_t)((double)(completed - 1) * (p))] : 0)
 	if (json)
-		printf("{\"completed\":%ld,\"failed\":%ld,\"conns_per_s\":%.1f,\"p50_us\":%llu,\"p90_us\":%llu,"
+		printf("{\"completed\":%ld,\"failed\":%ld,\"conns_per_s\":%.1f,\"p50_us\":%llu,"
+		       "\"p90_us\":%llu,"
 		       "\"p99_us\":%llu,\"max_us\":%llu}\n",
 		       completed, failed, completed / el, (unsigned long long)PCT(0.5),
 		       (unsigned long long)PCT(0.9), (unsigned long long)PCT(0.99),
 		       (unsigned long long)PCT(1.0));
 	else {
-		printf("completed=%ld failed=%ld conns_per_s=%.1f p50_us=%llu p90_us=%llu p99_us=%llu max_us=%llu",
+		printf("completed=%ld failed=%ld conns_per_s=%.1f p50_us=%llu p90_us=%llu "
+		       "p99_us=%llu max_us=%llu",
 		       completed, failed, completed / el, (unsigned long long)PCT(0.5),
 		       (unsigned long long)PCT(0.9), (unsigned long long)PCT(0.99),
 		       (unsigned long long)PCT(1.0));

@@ -43,17 +43,21 @@ int main(void)
 			r->ports = &port;
 			r->n_ports = 1;
 		}
-		sbs[i] = (struct netpolicy_sandbox){ .name = names[i], .rules = rules[i], .n_rules = NR };
+		sbs[i] =
+		    (struct netpolicy_sandbox){.name = names[i], .rules = rules[i], .n_rules = NR};
 	}
-	struct netpolicy_config cfg = { .table = "pstbench", .ifprefix = "pst", .state_dir = "/tmp/postern-bench-np",
-					.sandboxes = sbs, .n_sandboxes = NS };
+	struct netpolicy_config cfg = {.table = "pstbench",
+	                               .ifprefix = "pst",
+	                               .state_dir = "/tmp/postern-bench-np",
+	                               .sandboxes = sbs,
+	                               .n_sandboxes = NS};
 	inet_pton(AF_INET, "100.127.0.0", cfg.pool4.addr);
 	cfg.pool4.family = AF_INET, cfg.pool4.prefix = 16;
 	inet_pton(AF_INET6, "fd70:6f73::", cfg.pool6.addr);
 	cfg.pool6.family = AF_INET6, cfg.pool6.prefix = 48;
 
 	struct netpolicy *np;
-	struct netpolicy_error err = { 0 };
+	struct netpolicy_error err = {0};
 	double t = now_ms();
 	if (netpolicy_create(&cfg, &np, &err) < 0) {
 		fprintf(stderr, "netpolicy_bench: %s\n", err.msg);
@@ -63,7 +67,7 @@ int main(void)
 	double r[ROUNDS];
 	for (int i = 0; i < ROUNDS; i++) {
 		rules[0][0].to.addr[3] = 0;
-		rules[0][0].to.addr[2] = (uint8_t)(100 + i);	/* a real change each time */
+		rules[0][0].to.addr[2] = (uint8_t)(100 + i); /* a real change each time */
 		t = now_ms();
 		if (netpolicy_reload(np, &cfg, &err) < 0) {
 			fprintf(stderr, "netpolicy_bench: %s\n", err.msg);
@@ -72,9 +76,11 @@ int main(void)
 		r[i] = now_ms() - t;
 	}
 	qsort(r, ROUNDS, sizeof(r[0]), cmpd);
-	printf("network set-up, %d sandboxes with egress: %.1f ms total, %.2f ms per sandbox (target < 5 ms)\n",
+	printf("network set-up, %d sandboxes with egress: %.1f ms total, %.2f ms per sandbox "
+	       "(target < 5 ms)\n",
 	       NS, create, create / NS);
-	printf("ruleset of %d sandboxes x %d CIDRs in one transaction: median %.1f ms, max %.1f ms over %d (target < 50 ms)\n",
+	printf("ruleset of %d sandboxes x %d CIDRs in one transaction: median %.1f ms, max %.1f ms "
+	       "over %d (target < 50 ms)\n",
 	       NS, NR, r[ROUNDS / 2], r[ROUNDS - 1], ROUNDS);
 	netpolicy_destroy(np, &err);
 	return 0;

@@ -59,7 +59,8 @@ static void loop(bool spawns, int n, char *const *targv)
 			continue;
 		}
 		size_t sz = 1 << 20;
-		volatile char *m = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		volatile char *m =
+		    mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (m == MAP_FAILED)
 			_exit(1);
 		for (size_t o = 0; o < sz; o += 4096)
@@ -107,14 +108,14 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? atoi(argv[1]) : 300;
 	if (n < 10 || n > 100000)
 		return 2;
-	char *const targv[] = { "/usr/bin/true", NULL };
+	char *const targv[] = {"/usr/bin/true", NULL};
 
 	struct sandbox_config cfg = true_sandbox("bench", 299999);
 	cfg.limits.memory = 64 << 20;
 	cfg.limits.pids = 16;
 	cfg.cgroup_name = "postern-bench";
 	struct sandbox *sb;
-	struct sandbox_error err = { 0 };
+	struct sandbox_error err = {0};
 	if (sandbox_prepare(&cfg, &sb, &err) < 0) {
 		fprintf(stderr, "spawn_bench: %s\n", err.msg);
 		return 1;
@@ -125,9 +126,9 @@ int main(int argc, char **argv)
 	 * teardown finishes after the reap), and the machine's drift during
 	 * the run weighs on each mode alike */
 	enum { FULL, WARM, FORK, VFORK, MODES };
-	static const char *const names[MODES] = { "postern full isolation", "postern pre-warmed",
-						   "fork+exec", "posix_spawn (vfork)" };
-	uint64_t *msp[MODES], *mrt[MODES], mtotal[MODES] = { 0 };
+	static const char *const names[MODES] = {"postern full isolation", "postern pre-warmed",
+	                                         "fork+exec", "posix_spawn (vfork)"};
+	uint64_t *msp[MODES], *mrt[MODES], mtotal[MODES] = {0};
 	for (int md = 0; md < MODES; md++)
 		if (!(msp[md] = calloc((size_t)n, 8)) || !(mrt[md] = calloc((size_t)n, 8)))
 			return 1;
@@ -137,7 +138,8 @@ int main(int argc, char **argv)
 			int mode = k / BLOCK, i = b0 + k % BLOCK;
 			if (i >= n)
 				continue;
-			struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
+			struct sandbox_spawn_args a = {
+			    .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns};
 			struct sandbox_handler h;
 			int in = -1, st;
 			pid_t p;
@@ -169,7 +171,7 @@ int main(int argc, char **argv)
 					return 1;
 				}
 				spawned = now_ns();
-				sandbox_reap(&h, &st);	/* release closed in */
+				sandbox_reap(&h, &st); /* release closed in */
 				break;
 			}
 			case FORK:
@@ -196,9 +198,10 @@ int main(int argc, char **argv)
 	}
 	char head[32];
 	snprintf(head, sizeof(head), "mode (N=%d)", n);
-	printf("%-22s %10s %10s %10s %12s\n", head, "spawn_us", "rt_p50_us", "rt_p99_us", "spawns/s");
+	printf("%-22s %10s %10s %10s %12s\n", head, "spawn_us", "rt_p50_us", "rt_p99_us",
+	       "spawns/s");
 	for (int md = 0; md < MODES; md++)
-		report(names[md], msp[md], mrt[md], n, mtotal[md]);	/* sorts them */
+		report(names[md], msp[md], mrt[md], n, mtotal[md]); /* sorts them */
 	printf("full isolation / fork+exec, round trip p50: %.2f (target <= 1.3)\n",
 	       (double)mrt[FULL][n / 2] / (double)mrt[FORK][n / 2]);
 	printf("pre-warmed / fork+exec, round trip p50:     %.2f\n",
@@ -208,6 +211,7 @@ int main(int argc, char **argv)
 	double sp = scaling(true, n, targv), pf = scaling(false, n, targv);
 	if (sp > 0)
 		printf("2 CPUs / 1, throughput: posix_spawn+wait %.2f, page faults %.2f"
-		       " (2.00 scales; below 1.00, two at once do less than one)\n", sp, pf);
+		       " (2.00 scales; below 1.00, two at once do less than one)\n",
+		       sp, pf);
 	return 0;
 }

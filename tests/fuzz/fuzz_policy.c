@@ -8,7 +8,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct pst_policy *p = NULL;
-	struct pst_diag d = { 0 };
+	struct pst_diag d = {0};
 	if (pst_policy_parse("fuzz.json", (const char *)data, size, &p, &d) == 0) {
 		for (size_t i = 0; i < p->n_sandboxes; i++)
 			(void)pst_policy_find(p, p->sandboxes[i].name);

@@ -34,7 +34,7 @@ static void env_case(const uint8_t *d, size_t n)
 	n -= k;
 	memcpy(&local, d, n < sizeof(local) ? n : sizeof(local));
 	/* most of them inet, so that formatting is reached */
-	static const sa_family_t fam[4] = { AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC };
+	static const sa_family_t fam[4] = {AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC};
 	if (ctl & 0x40) {
 		peer.ss_family = fam[ctl & 3];
 		local.ss_family = fam[(ctl >> 2) & 3];
@@ -94,7 +94,7 @@ static void fdpass_case(const uint8_t *d, size_t n)
 	if (n > sizeof(cm.b))
 		n = sizeof(cm.b);
 	memcpy(cm.b, d, n);
-	struct msghdr mh = { .msg_control = cm.b, .msg_controllen = n, .msg_flags = n ? d[0] : 0 };
+	struct msghdr mh = {.msg_control = cm.b, .msg_controllen = n, .msg_flags = n ? d[0] : 0};
 	int fds[8];
 	int k = pst_fdpass_fds(&mh, fds, 8);
 	if (k < 0 || k > 8)

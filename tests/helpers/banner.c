@@ -17,7 +17,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: banner ADDR PORT TEXT\n");
 		return 2;
 	}
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	socklen_t len;
 	struct sockaddr_in *in = (void *)&ss;
 	struct sockaddr_in6 *in6 = (void *)&ss;
@@ -49,11 +49,12 @@ int main(int argc, char **argv)
 		if (peer.ss_family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, a, sizeof(a));
 		else
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, a, sizeof(a));
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, a,
+			          sizeof(a));
 		dprintf(c, "%s from=%s\n", argv[3], a);
 		char buf[4096];
 		ssize_t n;
-		struct timeval tv = { 5, 0 };
+		struct timeval tv = {5, 0};
 		setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		while ((n = read(c, buf, sizeof(buf))) > 0)
 			if (write(c, buf, (size_t)n) != n)

@@ -69,7 +69,7 @@ static int take(int fd)
 
 static void dissolve(int s)
 {
-	struct sockaddr sa = { .sa_family = AF_UNSPEC };
+	struct sockaddr sa = {.sa_family = AF_UNSPEC};
 	if (connect(s, &sa, sizeof(sa)) < 0)
 		fprintf(stderr, "hostile: connect(AF_UNSPEC): %s\n", strerror(errno));
 }
@@ -86,7 +86,7 @@ static int reconnect(int s, const char *what, const char *host, const char *port
 	fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
 	int r = connect(s, (struct sockaddr *)&ss, len), e = errno;
 	if (r < 0 && e == EINPROGRESS) {
-		struct pollfd p = { .fd = s, .events = POLLOUT };
+		struct pollfd p = {.fd = s, .events = POLLOUT};
 		socklen_t el = sizeof(e);
 		if (poll(&p, 1, 3000) <= 0)
 			e = ETIMEDOUT;
@@ -99,7 +99,7 @@ static int reconnect(int s, const char *what, const char *host, const char *port
 		return 0;
 	}
 	fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK);
-	struct timeval tv = { 2, 0 };
+	struct timeval tv = {2, 0};
 	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
 	if (write(s, req, sizeof(req) - 1) < 0)
@@ -108,14 +108,14 @@ static int reconnect(int s, const char *what, const char *host, const char *port
 	ssize_t n = read(s, buf, sizeof(buf) - 1);
 	buf[n > 0 ? n : 0] = 0;
 	buf[strcspn(buf, "\r\n")] = 0;
-	fprintf(stderr, "hostile: %s %s:%s: CONNECTED (escaped the sandbox), read: %s\n", what, host,
-		port, buf);
+	fprintf(stderr, "hostile: %s %s:%s: CONNECTED (escaped the sandbox), read: %s\n", what,
+	        host, port, buf);
 	return 0;
 }
 
 static int listen_on(int s, int port_wanted, int secs)
 {
-	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_storage ss = {0};
 	socklen_t sl = sizeof(ss);
 	if (getsockname(s, (struct sockaddr *)&ss, &sl) == 0 && port_wanted > 0) {
 		/* the address it kept, another port */
@@ -126,7 +126,8 @@ static int listen_on(int s, int port_wanted, int secs)
 		int one = 1;
 		setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(s, (struct sockaddr *)&ss, sl) < 0)
-			fprintf(stderr, "hostile: bind port %d: %s\n", port_wanted, strerror(errno));
+			fprintf(stderr, "hostile: bind port %d: %s\n", port_wanted,
+			        strerror(errno));
 	}
 	if (listen(s, 16) < 0) {
 		fprintf(stderr, "hostile: listen: %s\n", strerror(errno));
@@ -149,7 +150,7 @@ static int listen_on(int s, int port_wanted, int secs)
 	int got = 0;
 	time_t end = time(NULL) + secs;
 	while (time(NULL) < end) {
-		struct pollfd p = { .fd = s, .events = POLLIN };
+		struct pollfd p = {.fd = s, .events = POLLIN};
 		if (poll(&p, 1, 200) <= 0)
 			continue;
 		struct sockaddr_storage peer;
@@ -159,10 +160,13 @@ static int listen_on(int s, int port_wanted, int secs)
 			continue;
 		char pa[INET6_ADDRSTRLEN] = "?";
 		if (peer.ss_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, pa, sizeof(pa));
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&peer)->sin_addr, pa,
+			          sizeof(pa));
 		else
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, pa, sizeof(pa));
-		fprintf(stderr, "hostile: ACCEPTED from %s (a listener in the broker's namespace)\n", pa);
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&peer)->sin6_addr, pa,
+			          sizeof(pa));
+		fprintf(stderr,
+		        "hostile: ACCEPTED from %s (a listener in the broker's namespace)\n", pa);
 		ssize_t w = write(c, "stolen\n", 7);
 		(void)w;
 		close(c);
@@ -188,8 +192,8 @@ int main(int argc, char **argv)
 	if (argc == 4 && !strcmp(argv[1], "startup-child")) {
 		int l = take(3);
 		fprintf(stderr, "hostile: startup-child: waiting for a connection\n");
-		struct pollfd p = { .fd = l, .events = POLLIN };
-		poll(&p, 1, 120000);	/* (the broker made the listener non-blocking) */
+		struct pollfd p = {.fd = l, .events = POLLIN};
+		poll(&p, 1, 120000); /* (the broker made the listener non-blocking) */
 		int c = accept4(l, NULL, NULL, 0);
 		if (c < 0) {
 			fprintf(stderr, "hostile: accept: %s\n", strerror(errno));
@@ -209,7 +213,9 @@ int main(int argc, char **argv)
 			fprintf(stderr, "hostile: shutdown: %s\n", strerror(errno));
 		return reconnect(s, "startup", argv[2], argv[3]);
 	}
-	fprintf(stderr, "usage: hostile-net reconnect ADDR PORT | listen PORT SECONDS | startup ADDR PORT | "
-			"startup-child PORT SECONDS\n");
+	fprintf(
+	    stderr,
+	    "usage: hostile-net reconnect ADDR PORT | listen PORT SECONDS | startup ADDR PORT | "
+	    "startup-child PORT SECONDS\n");
 	return 2;
 }

@@ -98,48 +98,48 @@ static void cmd_sockets(void)
 		long fam;
 		int type, proto;
 	} t[] = {
-		{ "AF_UNIX stream", AF_UNIX, SOCK_STREAM, 0 },
-		{ "AF_UNIX dgram", AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0 },
-		{ "AF_UNIX seqpacket", AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0 },
-		{ "AF_INET stream", AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0 },
-		{ "AF_INET tcp", AF_INET, SOCK_STREAM, IPPROTO_TCP },
-		{ "AF_INET udp", AF_INET, SOCK_DGRAM, IPPROTO_UDP },
-		{ "AF_INET ping", AF_INET, SOCK_DGRAM, IPPROTO_ICMP },
-		{ "AF_INET6 stream", AF_INET6, SOCK_STREAM, 0 },
-		{ "AF_INET6 dgram", AF_INET6, SOCK_DGRAM, 0 },
-		{ "AF_INET raw", AF_INET, SOCK_RAW, IPPROTO_ICMP },
-		{ "AF_INET raw nonblock", AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_RAW },
-		{ "AF_INET6 raw", AF_INET6, SOCK_RAW, IPPROTO_ICMPV6 },
-		{ "AF_INET SOCK_PACKET", AF_INET, SOCK_PACKET, 0 },
-		{ "AF_INET sctp", AF_INET, SOCK_STREAM, IPPROTO_SCTP },
-		{ "AF_INET6 sctp seqpacket", AF_INET6, SOCK_SEQPACKET, IPPROTO_SCTP },
-		{ "AF_INET mptcp", AF_INET, SOCK_STREAM, IPPROTO_MPTCP },
-		{ "AF_INET udplite", AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE },
-		{ "AF_UNSPEC", AF_UNSPEC, SOCK_STREAM, 0 },
-		{ "AF_VSOCK stream", AF_VSOCK, SOCK_STREAM, 0 },
-		{ "AF_VSOCK dgram", AF_VSOCK, SOCK_DGRAM, 0 },
-		{ "AF_NETLINK", AF_NETLINK, SOCK_RAW, 0 },
-		{ "AF_NETLINK dgram", AF_NETLINK, SOCK_DGRAM, 0 },
-		{ "AF_PACKET", AF_PACKET, SOCK_RAW, 0 },
-		{ "AF_PACKET dgram", AF_PACKET, SOCK_DGRAM, 0 },
-		{ "AF_ALG", AF_ALG, SOCK_SEQPACKET, 0 },
-		{ "AF_BLUETOOTH", AF_BLUETOOTH, SOCK_STREAM, 0 },
-		{ "AF_XDP", AF_XDP, SOCK_RAW, 0 },
-		{ "AF_KEY", AF_KEY, SOCK_RAW, 2 },
-		{ "AF_TIPC", AF_TIPC, SOCK_RDM, 0 },
-		{ "AF_RDS", AF_RDS, SOCK_SEQPACKET, 0 },
-		{ "AF_CAN", AF_CAN, SOCK_RAW, 1 },
-		{ "AF_SMC", AF_SMC, SOCK_STREAM, 0 },
-		{ "AF_MCTP", AF_MCTP, SOCK_DGRAM, 0 },
-		{ "AF_APPLETALK", AF_APPLETALK, SOCK_DGRAM, 0 },
-		{ "AF_X25", AF_X25, SOCK_SEQPACKET, 0 },
-		{ "AF_LLC", AF_LLC, SOCK_DGRAM, 0 },
-		{ "AF_PPPOX", AF_PPPOX, SOCK_STREAM, 0 },
-		{ "family 255", 255, SOCK_STREAM, 0 },
-		/* the kernel takes an int: the upper half of the register is
-		 * ignored, and so it must not hide a family from the filter */
-		{ "AF_VSOCK in a 64-bit register", (1L << 32) | AF_VSOCK, SOCK_STREAM, 0 },
-		{ "AF_UNIX in a 64-bit register", (1L << 32) | AF_UNIX, SOCK_STREAM, 0 },
+	    {"AF_UNIX stream", AF_UNIX, SOCK_STREAM, 0},
+	    {"AF_UNIX dgram", AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0},
+	    {"AF_UNIX seqpacket", AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0},
+	    {"AF_INET stream", AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0},
+	    {"AF_INET tcp", AF_INET, SOCK_STREAM, IPPROTO_TCP},
+	    {"AF_INET udp", AF_INET, SOCK_DGRAM, IPPROTO_UDP},
+	    {"AF_INET ping", AF_INET, SOCK_DGRAM, IPPROTO_ICMP},
+	    {"AF_INET6 stream", AF_INET6, SOCK_STREAM, 0},
+	    {"AF_INET6 dgram", AF_INET6, SOCK_DGRAM, 0},
+	    {"AF_INET raw", AF_INET, SOCK_RAW, IPPROTO_ICMP},
+	    {"AF_INET raw nonblock", AF_INET, SOCK_RAW | SOCK_NONBLOCK, IPPROTO_RAW},
+	    {"AF_INET6 raw", AF_INET6, SOCK_RAW, IPPROTO_ICMPV6},
+	    {"AF_INET SOCK_PACKET", AF_INET, SOCK_PACKET, 0},
+	    {"AF_INET sctp", AF_INET, SOCK_STREAM, IPPROTO_SCTP},
+	    {"AF_INET6 sctp seqpacket", AF_INET6, SOCK_SEQPACKET, IPPROTO_SCTP},
+	    {"AF_INET mptcp", AF_INET, SOCK_STREAM, IPPROTO_MPTCP},
+	    {"AF_INET udplite", AF_INET, SOCK_DGRAM, IPPROTO_UDPLITE},
+	    {"AF_UNSPEC", AF_UNSPEC, SOCK_STREAM, 0},
+	    {"AF_VSOCK stream", AF_VSOCK, SOCK_STREAM, 0},
+	    {"AF_VSOCK dgram", AF_VSOCK, SOCK_DGRAM, 0},
+	    {"AF_NETLINK", AF_NETLINK, SOCK_RAW, 0},
+	    {"AF_NETLINK dgram", AF_NETLINK, SOCK_DGRAM, 0},
+	    {"AF_PACKET", AF_PACKET, SOCK_RAW, 0},
+	    {"AF_PACKET dgram", AF_PACKET, SOCK_DGRAM, 0},
+	    {"AF_ALG", AF_ALG, SOCK_SEQPACKET, 0},
+	    {"AF_BLUETOOTH", AF_BLUETOOTH, SOCK_STREAM, 0},
+	    {"AF_XDP", AF_XDP, SOCK_RAW, 0},
+	    {"AF_KEY", AF_KEY, SOCK_RAW, 2},
+	    {"AF_TIPC", AF_TIPC, SOCK_RDM, 0},
+	    {"AF_RDS", AF_RDS, SOCK_SEQPACKET, 0},
+	    {"AF_CAN", AF_CAN, SOCK_RAW, 1},
+	    {"AF_SMC", AF_SMC, SOCK_STREAM, 0},
+	    {"AF_MCTP", AF_MCTP, SOCK_DGRAM, 0},
+	    {"AF_APPLETALK", AF_APPLETALK, SOCK_DGRAM, 0},
+	    {"AF_X25", AF_X25, SOCK_SEQPACKET, 0},
+	    {"AF_LLC", AF_LLC, SOCK_DGRAM, 0},
+	    {"AF_PPPOX", AF_PPPOX, SOCK_STREAM, 0},
+	    {"family 255", 255, SOCK_STREAM, 0},
+	    /* the kernel takes an int: the upper half of the register is
+	     * ignored, and so it must not hide a family from the filter */
+	    {"AF_VSOCK in a 64-bit register", (1L << 32) | AF_VSOCK, SOCK_STREAM, 0},
+	    {"AF_UNIX in a 64-bit register", (1L << 32) | AF_UNIX, SOCK_STREAM, 0},
 	};
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		char w[96];
@@ -170,7 +170,7 @@ static socklen_t abstract(struct sockaddr_un *un, const char *name)
 
 static struct sockaddr_in loopback(int port)
 {
-	struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	return in;
 }
@@ -179,8 +179,8 @@ static void cmd_serve(const char *name, int port, int secs)
 {
 	struct sockaddr_un un;
 	socklen_t ul = abstract(&un, name);
-	int fds[5] = { -1, -1, -1, -1, -1 };	/* unix, tcp, tcp-autobind, udp, dgram */
-	static const char *const names[5] = { "unix", "tcp", "tcp-autobind", "udp", "dgram" };
+	int fds[5] = {-1, -1, -1, -1, -1}; /* unix, tcp, tcp-autobind, udp, dgram */
+	static const char *const names[5] = {"unix", "tcp", "tcp-autobind", "udp", "dgram"};
 
 	int u = socket(AF_UNIX, SOCK_STREAM, 0);
 	long r = bind(u, (struct sockaddr *)&un, ul);
@@ -243,8 +243,8 @@ static void cmd_serve(const char *name, int port, int secs)
 		(void)sendto(g, "x", 1, MSG_DONTWAIT, (struct sockaddr *)&nowhere, nl);
 		struct sockaddr_un got;
 		socklen_t gl = sizeof(got);
-		if (getsockname(g, (struct sockaddr *)&got, &gl) == 0 && gl > offsetof(struct sockaddr_un, sun_path) + 1 &&
-		    got.sun_path[0] == 0) {
+		if (getsockname(g, (struct sockaddr *)&got, &gl) == 0 &&
+		    gl > offsetof(struct sockaddr_un, sun_path) + 1 && got.sun_path[0] == 0) {
 			size_t n = gl - offsetof(struct sockaddr_un, sun_path) - 1;
 			snprintf(autoname, sizeof(autoname), "%.*s", (int)n, got.sun_path + 1);
 			fds[4] = g;
@@ -256,18 +256,19 @@ static void cmd_serve(const char *name, int port, int secs)
 	fprintf(out, "peer %s %d %d %s\n", name, port, lport ? lport : 0, autoname);
 	fflush(out);
 
-	int got[5] = { 0 };
+	int got[5] = {0};
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		long left = secs * 1000L - ((now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L);
+		long left = secs * 1000L - ((now.tv_sec - t0.tv_sec) * 1000L +
+		                            (now.tv_nsec - t0.tv_nsec) / 1000000L);
 		if (left <= 0)
 			break;
 		struct pollfd p[5];
 		for (int i = 0; i < 5; i++)
-			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+			p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
 		if (poll(p, 5, (int)left) <= 0)
 			continue;
 		for (int i = 0; i < 5; i++) {
@@ -297,22 +298,26 @@ static void cmd_probe(const char *name, int port, int lport, const char *autonam
 	if (strcmp(name, "-")) {
 		ul = abstract(&un, name);
 		int u = socket(AF_UNIX, SOCK_STREAM, 0);
-		say("connect abstract unix of the other handler", connect(u, (struct sockaddr *)&un, ul));
+		say("connect abstract unix of the other handler",
+		    connect(u, (struct sockaddr *)&un, ul));
 		close(u);
 	}
 	if (port > 0) {
 		struct sockaddr_in in = loopback(port);
 		int t = socket(AF_INET, SOCK_STREAM, 0);
-		say("connect tcp of the other handler", connect(t, (struct sockaddr *)&in, sizeof(in)));
+		say("connect tcp of the other handler",
+		    connect(t, (struct sockaddr *)&in, sizeof(in)));
 		close(t);
 		int d = socket(AF_INET, SOCK_DGRAM, 0);
-		say("send udp to the other handler", sendto(d, "x", 1, 0, (struct sockaddr *)&in, sizeof(in)));
+		say("send udp to the other handler",
+		    sendto(d, "x", 1, 0, (struct sockaddr *)&in, sizeof(in)));
 		close(d);
 	}
 	if (lport > 0) {
 		struct sockaddr_in in = loopback(lport);
 		int t = socket(AF_INET, SOCK_STREAM, 0);
-		say("connect tcp autobound port of the other handler", connect(t, (struct sockaddr *)&in, sizeof(in)));
+		say("connect tcp autobound port of the other handler",
+		    connect(t, (struct sockaddr *)&in, sizeof(in)));
 		close(t);
 	}
 	if (strcmp(autoname, "-")) {
@@ -353,7 +358,8 @@ static void cmd_look(char **paths, int n)
 	for (int i = 0; i < n; i++) {
 		DIR *d = opendir(paths[i]);
 		if (!d) {
-			fprintf(out, "%s: %s\n", paths[i], errno == ENOENT ? "absent" : strerror(errno));
+			fprintf(out, "%s: %s\n", paths[i],
+			        errno == ENOENT ? "absent" : strerror(errno));
 			continue;
 		}
 		fprintf(out, "%s:", paths[i]);
@@ -371,14 +377,14 @@ static void cmd_look(char **paths, int n)
 static int send_fd(int chan, int fd)
 {
 	char c = 'F';
-	struct iovec iov = { &c, 1 };
+	struct iovec iov = {&c, 1};
 	union {
 		struct cmsghdr h;
 		char b[CMSG_SPACE(sizeof(int))];
 	} cm;
 	memset(&cm, 0, sizeof(cm));
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b,
-			     .msg_controllen = sizeof(cm.b) };
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
 	struct cmsghdr *ch = CMSG_FIRSTHDR(&mh);
 	ch->cmsg_level = SOL_SOCKET;
 	ch->cmsg_type = SCM_RIGHTS;
@@ -396,7 +402,8 @@ static void cmd_pidfd_send(const char *channel, int secs)
 	const char *v = getenv(var);
 	int pfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
 	say("pidfd_open self", pfd);
-	say("pass the pidfd on the channel", v && pfd >= 0 ? send_fd(atoi(v), pfd) : (errno = EBADF, -1));
+	say("pass the pidfd on the channel",
+	    v && pfd >= 0 ? send_fd(atoi(v), pfd) : (errno = EBADF, -1));
 	sleep((unsigned)secs);
 	fprintf(out, "alive after %ds\n", secs);
 	fflush(out);
@@ -420,7 +427,8 @@ int main(int argc, char **argv)
 			n++;
 		}
 		line[n] = 0;
-		for (char *save = NULL, *t = strtok_r(line, " \t", &save); t && ac < 16; t = strtok_r(NULL, " \t", &save))
+		for (char *save = NULL, *t = strtok_r(line, " \t", &save); t && ac < 16;
+		     t = strtok_r(NULL, " \t", &save))
 			av[ac++] = t;
 	}
 	if (ac == 0) {

@@ -106,12 +106,13 @@ int main(int argc, char **argv)
 	socklen_t len;
 	if (parse(argv[optind], &ss, &len) < 0) {
 		fprintf(stderr, "pst-client: %s: expected IPv4:port, [IPv6]:port or unix:/path\n",
-			argv[optind]);
+		        argv[optind]);
 		return 2;
 	}
 	if (!allowed(&ss)) {
-		fprintf(stderr, "pst-client: %s: refusing a non-loopback target outside a test namespace\n",
-			argv[optind]);
+		fprintf(stderr,
+		        "pst-client: %s: refusing a non-loopback target outside a test namespace\n",
+		        argv[optind]);
 		return 2;
 	}
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -144,7 +145,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "pst-client: timed out after %d ms\n", timeout_ms);
 			return 3;
 		}
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int r = poll(&p, 1, (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;

@@ -42,19 +42,19 @@ int main(int argc, char **argv)
 	cfg.limits.memory = 64 << 20;
 	cfg.limits.pids = 16;
 	struct sandbox *sb;
-	struct sandbox_error err = { 0 };
+	struct sandbox_error err = {0};
 	if (sandbox_prepare(&cfg, &sb, &err) < 0) {
 		fprintf(stderr, "spawn-signals: %s\n", err.msg);
 		return 1;
 	}
 	int netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	struct sigaction sa = {.sa_handler = on_alarm, .sa_flags = SA_RESTART};
 	sigaction(SIGALRM, &sa, NULL);
-	struct itimerval it = { { 0, 50 }, { 0, 50 } };
+	struct itimerval it = {{0, 50}, {0, 50}};
 	setitimer(ITIMER_REAL, &it, NULL);
 	int spawned = 0, failed = 0;
 	for (int i = 0; i < n; i++) {
-		struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
+		struct sandbox_spawn_args a = {.sock_fd = -1, .stdin_fd = -1, .netns_fd = netns};
 		struct sandbox_handler h;
 		if (sandbox_spawn(sb, &a, &h, &err) < 0) {
 			if (failed++ < 5)
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 		int st;
 		sandbox_reap(&h, &st);
 	}
-	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	struct itimerval off = {{0, 0}, {0, 0}};
 	setitimer(ITIMER_REAL, &off, NULL);
 	sandbox_free(sb);
 	sandbox_cg_fini(NULL);

@@ -22,9 +22,9 @@ static void *prewarmer(void *arg)
 {
 	int *ok = arg;
 	for (int i = 0; i < n_iter; i++) {
-		struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
+		struct sandbox_spawn_args a = {.sock_fd = -1, .stdin_fd = -1, .netns_fd = netns};
 		struct sandbox_handler h;
-		struct sandbox_error err = { 0 };
+		struct sandbox_error err = {0};
 		if (sandbox_prewarm(sb, &a, &h, &err) < 0) {
 			fprintf(stderr, "spawn-stress: prewarm: %s\n", err.msg);
 			__atomic_add_fetch(&failed, 1, __ATOMIC_RELAXED);
@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 	if (n_iter < 1 || n_iter > 100000)
 		return 2;
 	struct sandbox_config cfg = true_sandbox("stress", 299998);
-	struct sandbox_error err = { 0 };
+	struct sandbox_error err = {0};
 	if (sandbox_prepare(&cfg, &sb, &err) < 0) {
 		fprintf(stderr, "spawn-stress: %s\n", err.msg);
 		return 1;
@@ -60,7 +60,7 @@ int main(int argc, char **argv)
 	if (pthread_create(&t, NULL, prewarmer, &warmed) != 0)
 		return 1;
 	for (int i = 0; i < n_iter; i++) {
-		struct sandbox_spawn_args a = { .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns };
+		struct sandbox_spawn_args a = {.sock_fd = -1, .stdin_fd = -1, .netns_fd = netns};
 		struct sandbox_handler h;
 		if (sandbox_spawn(sb, &a, &h, &err) < 0) {
 			fprintf(stderr, "spawn-stress: spawn: %s\n", err.msg);

@@ -49,10 +49,11 @@ static void test_logfmt_plain_and_quoted(void **state)
 	pst_ll_uint(&l, "n", 18446744073709551615ull);
 	pst_ll_ms(&l, "duration_ms", 12345678);
 	capture(&l, out, sizeof(out));
-	assert_string_equal(after_ts(out),
-			    "level=info event=exit sandbox=echo error=\"No such file or directory\" "
-			    "q=\"say \\\"hi\\\"\\\\now\" empty=\"\" status=-3 n=18446744073709551615 "
-			    "duration_ms=12.345\n");
+	assert_string_equal(
+	    after_ts(out),
+	    "level=info event=exit sandbox=echo error=\"No such file or directory\" "
+	    "q=\"say \\\"hi\\\"\\\\now\" empty=\"\" status=-3 n=18446744073709551615 "
+	    "duration_ms=12.345\n");
 	assert_memory_equal(out, "ts=", 3);
 }
 
@@ -62,7 +63,10 @@ static void test_logfmt_control_chars(void **state)
 	struct pst_logline l;
 	char out[PST_LOG_LINE_MAX + 16];
 	pst_ll_begin(&l, "info", "stderr");
-	pst_ll_strn(&l, "line", "a\nb\tc\x01" "d=e", 9);
+	pst_ll_strn(&l, "line",
+	            "a\nb\tc\x01"
+	            "d=e",
+	            9);
 	capture(&l, out, sizeof(out));
 	assert_string_equal(after_ts(out), "level=info event=stderr line=\"a\\nb\\tc\\x01d=e\"\n");
 }
@@ -82,7 +86,7 @@ static void test_logfmt_truncates_one_line(void **state)
 	assert_true(n <= PST_LOG_LINE_MAX);
 	assert_int_equal(out[n - 1], '\n');
 	assert_non_null(strstr(out, " truncated=1\n"));
-	assert_null(memchr(out, '\n', n - 1));	/* exactly one line */
+	assert_null(memchr(out, '\n', n - 1)); /* exactly one line */
 }
 
 static void test_bucket_rate_and_burst(void **state)
@@ -94,9 +98,9 @@ static void test_bucket_rate_and_burst(void **state)
 	int ok = 0;
 	for (int i = 0; i < 20; i++)
 		ok += pst_bucket_take(&b, t);
-	assert_int_equal(ok, 10);	/* burst of one second */
-	assert_false(pst_bucket_take(&b, t + 50000000ull));	/* 0.5 token */
-	assert_true(pst_bucket_take(&b, t + 100000000ull));	/* 1 token after 100ms */
+	assert_int_equal(ok, 10);                           /* burst of one second */
+	assert_false(pst_bucket_take(&b, t + 50000000ull)); /* 0.5 token */
+	assert_true(pst_bucket_take(&b, t + 100000000ull)); /* 1 token after 100ms */
 	assert_false(pst_bucket_take(&b, t + 100000000ull));
 	/* a long pause refills only up to the burst */
 	ok = 0;
@@ -109,7 +113,7 @@ static void test_bucket_slow_rate_and_unlimited(void **state)
 {
 	(void)state;
 	struct pst_bucket b;
-	pst_bucket_init(&b, 0.5, 0);	/* one every 2s, burst 1 */
+	pst_bucket_init(&b, 0.5, 0); /* one every 2s, burst 1 */
 	assert_true(pst_bucket_take(&b, 0));
 	assert_false(pst_bucket_take(&b, 1000000000ull));
 	assert_true(pst_bucket_take(&b, 2000000000ull));
@@ -128,7 +132,7 @@ static void key_of(uint8_t *k, uint32_t v)
 static void test_srctab_counts(void **state)
 {
 	(void)state;
-	struct pst_srctab t = { 0 };
+	struct pst_srctab t = {0};
 	uint8_t a[PST_SRCKEY_LEN], b[PST_SRCKEY_LEN];
 	key_of(a, 0x0100007f);
 	key_of(b, 0x0200007f);
@@ -140,7 +144,7 @@ static void test_srctab_counts(void **state)
 	assert_int_equal(pst_srctab_get(&t, b), 1);
 	pst_srctab_dec(&t, a);
 	pst_srctab_dec(&t, b);
-	pst_srctab_dec(&t, b);	/* below zero: ignored */
+	pst_srctab_dec(&t, b); /* below zero: ignored */
 	assert_int_equal(pst_srctab_get(&t, a), 1);
 	assert_int_equal(pst_srctab_get(&t, b), 0);
 	assert_int_equal(t.used, 1);
@@ -154,7 +158,7 @@ static void test_srctab_against_reference(void **state)
 	(void)state;
 	enum { KEYS = 3000, OPS = 200000 };
 	static uint32_t ref[KEYS];
-	struct pst_srctab t = { 0 };
+	struct pst_srctab t = {0};
 	uint8_t k[PST_SRCKEY_LEN];
 	unsigned seed = 12345;
 
@@ -184,7 +188,7 @@ static void test_srctab_against_reference(void **state)
 static void test_latring_percentiles(void **state)
 {
 	(void)state;
-	struct pst_latring r = { 0 };
+	struct pst_latring r = {0};
 	assert_int_equal(pst_latring_pct(&r, 50), 0);
 	for (uint32_t i = 1; i <= 100; i++)
 		pst_latring_add(&r, i);
@@ -201,14 +205,14 @@ static void test_latring_percentiles(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_logfmt_plain_and_quoted),
-		cmocka_unit_test(test_logfmt_control_chars),
-		cmocka_unit_test(test_logfmt_truncates_one_line),
-		cmocka_unit_test(test_bucket_rate_and_burst),
-		cmocka_unit_test(test_bucket_slow_rate_and_unlimited),
-		cmocka_unit_test(test_srctab_counts),
-		cmocka_unit_test(test_srctab_against_reference),
-		cmocka_unit_test(test_latring_percentiles),
+	    cmocka_unit_test(test_logfmt_plain_and_quoted),
+	    cmocka_unit_test(test_logfmt_control_chars),
+	    cmocka_unit_test(test_logfmt_truncates_one_line),
+	    cmocka_unit_test(test_bucket_rate_and_burst),
+	    cmocka_unit_test(test_bucket_slow_rate_and_unlimited),
+	    cmocka_unit_test(test_srctab_counts),
+	    cmocka_unit_test(test_srctab_against_reference),
+	    cmocka_unit_test(test_latring_percentiles),
 	};
 	return cmocka_run_group_tests_name("broker_util", tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@
 
 static struct netpolicy_cidr cidr(int fam, const char *a, unsigned p)
 {
-	struct netpolicy_cidr c = { .family = fam, .prefix = (uint8_t)p };
+	struct netpolicy_cidr c = {.family = fam, .prefix = (uint8_t)p};
 	inet_pton(fam, a, c.addr);
 	return c;
 }
@@ -87,17 +87,18 @@ static void test_ifnames(void **state)
 static void test_batch_build(void **state)
 {
 	(void)state;
-	uint16_t ports[] = { 5432, 6432 };
-	struct netpolicy_rule rules[] = { { .to = cidr(AF_INET, "10.152.163.0", 24), .proto = 6,
-					    .ports = ports, .n_ports = 2 },
-					  { .to = cidr(AF_INET6, "2001:db8::", 32) } };
-	struct netpolicy_sandbox sb = { .name = "db", .rules = rules, .n_rules = 2 };
-	struct np_rules_sb rs = { .cfg = &sb, .ifname = "pstdb", .has_veth = true };
+	uint16_t ports[] = {5432, 6432};
+	struct netpolicy_rule rules[] = {
+	    {.to = cidr(AF_INET, "10.152.163.0", 24), .proto = 6, .ports = ports, .n_ports = 2},
+	    {.to = cidr(AF_INET6, "2001:db8::", 32)}};
+	struct netpolicy_sandbox sb = {.name = "db", .rules = rules, .n_rules = 2};
+	struct np_rules_sb rs = {.cfg = &sb, .ifname = "pstdb", .has_veth = true};
 	void *buf;
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false), 0);
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	                 0);
 	/* 3 table msgs, 2 sets, 2 counters, 6 chains, 2 elements, base rules
 	 * (2 forward, 1+3+2 input, 1+2 output, 2 handed_in, 1 postrouting),
 	 * sandbox chain: 1 + 3 + 2 */
@@ -107,8 +108,9 @@ static void test_batch_build(void **state)
 	assert_true(len > 0);
 	free(buf);
 	free(what);
-	assert_int_equal(np_rules_build("t", NULL, 0, NULL, 0, &buf, &len, &what, &n, &first, true), 0);
-	assert_int_equal(n, 2);	/* add + delete: removes the table, tolerates its absence */
+	assert_int_equal(np_rules_build("t", NULL, 0, NULL, 0, &buf, &len, &what, &n, &first, true),
+	                 0);
+	assert_int_equal(n, 2); /* add + delete: removes the table, tolerates its absence */
 	free(buf);
 	free(what);
 }
@@ -118,15 +120,16 @@ static void test_batch_with_interval_set(void **state)
 	(void)state;
 	struct netpolicy_rule rules[5];
 	for (int i = 0; i < 5; i++)
-		rules[i] = (struct netpolicy_rule){ .to = cidr(AF_INET, "10.0.0.0", 8), .proto = 17 };
-	rules[4].proto = 6;	/* another kind: a rule of its own */
-	struct netpolicy_sandbox sb = { .name = "many", .rules = rules, .n_rules = 5 };
-	struct np_rules_sb rs = { .cfg = &sb, .ifname = "pstmany", .has_veth = true };
+		rules[i] = (struct netpolicy_rule){.to = cidr(AF_INET, "10.0.0.0", 8), .proto = 17};
+	rules[4].proto = 6; /* another kind: a rule of its own */
+	struct netpolicy_sandbox sb = {.name = "many", .rules = rules, .n_rules = 5};
+	struct np_rules_sb rs = {.cfg = &sb, .ifname = "pstmany", .has_veth = true};
 	void *buf;
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false), 0);
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	                 0);
 	bool set = false;
 	size_t elems = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -145,18 +148,22 @@ static void test_batch_with_interval_set(void **state)
 static void test_batch_two_interval_sets(void **state)
 {
 	(void)state;
-	uint16_t p1[] = { 1 }, p2[] = { 2 };
+	uint16_t p1[] = {1}, p2[] = {2};
 	struct netpolicy_rule rules[8];
 	for (int i = 0; i < 8; i++)
-		rules[i] = (struct netpolicy_rule){ .to = cidr(AF_INET, i < 4 ? "10.0.0.0" : "12.0.0.0", 8),
-						    .proto = 6, .ports = i < 4 ? p1 : p2, .n_ports = 1 };
-	struct netpolicy_sandbox sb = { .name = "two", .rules = rules, .n_rules = 8 };
-	struct np_rules_sb rs = { .cfg = &sb, .ifname = "psttwo", .has_veth = true };
+		rules[i] =
+		    (struct netpolicy_rule){.to = cidr(AF_INET, i < 4 ? "10.0.0.0" : "12.0.0.0", 8),
+		                            .proto = 6,
+		                            .ports = i < 4 ? p1 : p2,
+		                            .n_ports = 1};
+	struct netpolicy_sandbox sb = {.name = "two", .rules = rules, .n_rules = 8};
+	struct np_rules_sb rs = {.cfg = &sb, .ifname = "psttwo", .has_veth = true};
 	void *buf;
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false), 0);
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	                 0);
 	size_t e0 = 0, e1 = 0;
 	for (size_t i = 0; i < n; i++) {
 		e0 += !strcmp(what[i].desc, "add element to set sb_two_n0");
@@ -173,14 +180,15 @@ static void test_batch_two_interval_sets(void **state)
 static void test_batch_what(void **state)
 {
 	(void)state;
-	struct netpolicy_rule rules[] = { { .to = cidr(AF_INET, "10.0.0.0", 8) } };
-	struct netpolicy_sandbox sb = { .name = "db", .rules = rules, .n_rules = 1 };
-	struct np_rules_sb rs = { .cfg = &sb, .ifname = "pstdb", .has_veth = true };
+	struct netpolicy_rule rules[] = {{.to = cidr(AF_INET, "10.0.0.0", 8)}};
+	struct netpolicy_sandbox sb = {.name = "db", .rules = rules, .n_rules = 1};
+	struct np_rules_sb rs = {.cfg = &sb, .ifname = "pstdb", .has_veth = true};
 	void *buf;
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false), 0);
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	                 0);
 	assert_string_equal(what[0].step, "add table");
 	assert_string_equal(what[0].object, "t");
 	assert_string_equal(what[1].step, "delete table");
@@ -220,30 +228,40 @@ static size_t rules_of(const void *buf, size_t len, char out[][512], size_t max)
 		size_t room = 512;
 		int w = snprintf(o, room, "%s:", nftnl_rule_get_str(r, NFTNL_RULE_CHAIN));
 		struct nftnl_expr_iter *it = nftnl_expr_iter_create(r);
-		for (struct nftnl_expr *e = nftnl_expr_iter_next(it); e; e = nftnl_expr_iter_next(it)) {
+		for (struct nftnl_expr *e = nftnl_expr_iter_next(it); e;
+		     e = nftnl_expr_iter_next(it)) {
 			const char *name = nftnl_expr_get_str(e, NFTNL_EXPR_NAME);
 			char x[64];
 			if (!strcmp(name, "socket")) {
 				snprintf(x, sizeof(x), "socket:%s",
-					 nftnl_expr_get_u32(e, NFTNL_EXPR_SOCKET_KEY) == NFT_SOCKET_MARK ? "mark" : "?");
+				         nftnl_expr_get_u32(e, NFTNL_EXPR_SOCKET_KEY) ==
+				                 NFT_SOCKET_MARK
+				             ? "mark"
+				             : "?");
 			} else if (!strcmp(name, "cmp") || !strcmp(name, "bitwise")) {
 				bool cmp = !strcmp(name, "cmp");
 				uint32_t dl = 0;
-				const void *d = nftnl_expr_get(e, cmp ? NFTNL_EXPR_CMP_DATA : NFTNL_EXPR_BITWISE_MASK, &dl);
+				const void *d = nftnl_expr_get(
+				    e, cmp ? NFTNL_EXPR_CMP_DATA : NFTNL_EXPR_BITWISE_MASK, &dl);
 				char hx[40];
 				hex(d, dl < 16 ? dl : 16, hx);
-				snprintf(x, sizeof(x), "%s%s", !cmp ? "bitwise&"
-							   : nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP) == NFT_CMP_NEQ ? "cmp!="
-														       : "cmp==",
-					 hx);
+				snprintf(x, sizeof(x), "%s%s",
+				         !cmp ? "bitwise&"
+				         : nftnl_expr_get_u32(e, NFTNL_EXPR_CMP_OP) == NFT_CMP_NEQ
+				             ? "cmp!="
+				             : "cmp==",
+				         hx);
 			} else if (!strcmp(name, "lookup")) {
-				snprintf(x, sizeof(x), "lookup:%s", nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
+				snprintf(x, sizeof(x), "lookup:%s",
+				         nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
 			} else if (!strcmp(name, "immediate")) {
-				snprintf(x, sizeof(x), "imm:%d", (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT));
+				snprintf(x, sizeof(x), "imm:%d",
+				         (int)nftnl_expr_get_u32(e, NFTNL_EXPR_IMM_VERDICT));
 			} else if (!strcmp(name, "payload")) {
-				snprintf(x, sizeof(x), "payload:%u/%u/%u", nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE),
-					 nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET),
-					 nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN));
+				snprintf(x, sizeof(x), "payload:%u/%u/%u",
+				         nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_BASE),
+				         nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET),
+				         nftnl_expr_get_u32(e, NFTNL_EXPR_PAYLOAD_LEN));
 			} else {
 				snprintf(x, sizeof(x), "%s", name);
 			}
@@ -272,16 +290,17 @@ static bool has_rule(char rules[][512], size_t n, const char *want)
 static void test_batch_handed_sockets(void **state)
 {
 	(void)state;
-	struct netpolicy_sandbox sb = { .name = "none" };
-	struct np_rules_sb rs = { .cfg = &sb, .ifname = "pstnone", .has_veth = false };
-	struct netpolicy_listener ls[2] = { { .family = AF_INET, .port = 7200 },
-					    { .family = AF_INET6, .port = 7201 } };
-	inet_pton(AF_INET, "127.0.0.1", ls[0].addr);	/* ls[1]: any address */
+	struct netpolicy_sandbox sb = {.name = "none"};
+	struct np_rules_sb rs = {.cfg = &sb, .ifname = "pstnone", .has_veth = false};
+	struct netpolicy_listener ls[2] = {{.family = AF_INET, .port = 7200},
+	                                   {.family = AF_INET6, .port = 7201}};
+	inet_pton(AF_INET, "127.0.0.1", ls[0].addr); /* ls[1]: any address */
 	void *buf;
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, ls, 2, &buf, &len, &what, &n, &first, false), 0);
+	assert_int_equal(np_rules_build("t", &rs, 1, ls, 2, &buf, &len, &what, &n, &first, false),
+	                 0);
 	bool out = false, in = false;
 	for (size_t i = 0; i < n; i++) {
 		out |= !strcmp(what[i].desc, "add chain output");
@@ -290,8 +309,8 @@ static void test_batch_handed_sockets(void **state)
 	assert_true(out && in);
 	static char rules[64][512];
 	size_t nr = rules_of(buf, len, rules, 64);
-	assert_int_equal(NETPOLICY_MARK_CONN, 0x70737463);	/* "pstc" */
-	assert_int_equal(NETPOLICY_MARK_LISTEN, 0x7073746c);	/* "pstl" */
+	assert_int_equal(NETPOLICY_MARK_CONN, 0x70737463);   /* "pstc" */
+	assert_int_equal(NETPOLICY_MARK_LISTEN, 0x7073746c); /* "pstl" */
 	uint32_t m = NETPOLICY_MARK_CONN, newbit = 0x8;
 	char conn[16], lis[16], ctnew[16], want[512];
 	hex(&m, 4, conn);
@@ -300,8 +319,9 @@ static void test_batch_handed_sockets(void **state)
 	hex(&newbit, 4, ctnew);
 	/* SYN: meta l4proto tcp, tcp flags & (syn|ack) == syn */
 	const char *syn = "meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
-	snprintf(want, sizeof(want), "output: meta lookup:sbx_ifs ct bitwise&%s cmp!=00000000 counter imm:%d",
-		 ctnew, NF_DROP);
+	snprintf(want, sizeof(want),
+	         "output: meta lookup:sbx_ifs ct bitwise&%s cmp!=00000000 counter imm:%d", ctnew,
+	         NF_DROP);
 	assert_true(has_rule(rules, nr, want));
 	snprintf(want, sizeof(want), "output: socket:mark cmp==%s %s counter reject", conn, syn);
 	assert_true(has_rule(rules, nr, want));
@@ -311,21 +331,25 @@ static void test_batch_handed_sockets(void **state)
 	assert_true(has_rule(rules, nr, want));
 	/* 127.0.0.1:7200 (ip daddr at network offset 16), any [::]:7201 */
 	snprintf(want, sizeof(want),
-		 "handed_in: socket:mark cmp==%s meta cmp==02 payload:1/16/4 cmp==7f000001 meta cmp==06 payload:2/2/2 cmp==1c20 imm:%d",
-		 lis, NFT_RETURN);
+	         "handed_in: socket:mark cmp==%s meta cmp==02 payload:1/16/4 cmp==7f000001 meta "
+	         "cmp==06 payload:2/2/2 cmp==1c20 imm:%d",
+	         lis, NFT_RETURN);
 	assert_true(has_rule(rules, nr, want));
 	snprintf(want, sizeof(want),
-		 "handed_in: socket:mark cmp==%s meta cmp==0a meta cmp==06 payload:2/2/2 cmp==1c21 imm:%d", lis,
-		 NFT_RETURN);
+	         "handed_in: socket:mark cmp==%s meta cmp==0a meta cmp==06 payload:2/2/2 cmp==1c21 "
+	         "imm:%d",
+	         lis, NFT_RETURN);
 	assert_true(has_rule(rules, nr, want));
 	snprintf(want, sizeof(want), "handed_in: socket:mark cmp==%s %s counter reject", lis, syn);
 	assert_true(has_rule(rules, nr, want));
 	/* the exceptions come before the listener's reject */
 	size_t exc = nr, rej = nr;
 	for (size_t i = 0; i < nr; i++) {
-		if (strstr(rules[i], "handed_in:") && strstr(rules[i], lis) && strstr(rules[i], "imm:") && exc == nr)
+		if (strstr(rules[i], "handed_in:") && strstr(rules[i], lis) &&
+		    strstr(rules[i], "imm:") && exc == nr)
 			exc = i;
-		if (strstr(rules[i], "handed_in:") && strstr(rules[i], lis) && strstr(rules[i], "reject"))
+		if (strstr(rules[i], "handed_in:") && strstr(rules[i], lis) &&
+		    strstr(rules[i], "reject"))
 			rej = i;
 	}
 	assert_true(exc < rej && rej < nr);
@@ -337,9 +361,9 @@ static void test_sandbox_config_checks(void **state)
 {
 	(void)state;
 	struct sandbox *sb = NULL;
-	struct sandbox_error err = { 0 };
-	const char *rel[] = { "bin/x", NULL }, *ok[] = { "/bin/true", NULL };
-	struct sandbox_config c = { .name = "t", .argv = rel, .uid = 1000, .gid = 1000 };
+	struct sandbox_error err = {0};
+	const char *rel[] = {"bin/x", NULL}, *ok[] = {"/bin/true", NULL};
+	struct sandbox_config c = {.name = "t", .argv = rel, .uid = 1000, .gid = 1000};
 	assert_int_equal(sandbox_prepare(&c, &sb, &err), -EINVAL);
 	assert_string_equal(err.msg, "sandbox \"t\": exec must be an absolute path");
 	assert_string_equal(err.step, "config");
@@ -349,7 +373,7 @@ static void test_sandbox_config_checks(void **state)
 	assert_int_equal(sandbox_prepare(&c, &sb, &err), -EPERM);
 	assert_string_equal(err.msg, "sandbox \"t\": refusing to run handlers as root");
 	c.uid = 1000;
-	const char *deny[] = { "no_such_syscall", NULL };
+	const char *deny[] = {"no_such_syscall", NULL};
 	c.seccomp_deny = deny;
 	assert_int_equal(sandbox_prepare(&c, &sb, &err), -EINVAL);
 	assert_string_equal(err.msg, "sandbox \"t\": seccomp: unknown syscall \"no_such_syscall\"");
@@ -362,10 +386,15 @@ static void test_sandbox_prepare_ok(void **state)
 {
 	(void)state;
 	struct sandbox *sb = NULL;
-	struct sandbox_error err = { 0 };
-	const char *argv[] = { "/bin/true", NULL }, *deny[] = { "chmod", NULL }, *allow[] = { "ptrace", NULL };
-	struct sandbox_config c = { .name = "t", .argv = argv, .uid = 1000, .gid = 1000,
-				    .seccomp_deny = deny, .seccomp_allow = allow };
+	struct sandbox_error err = {0};
+	const char *argv[] = {"/bin/true", NULL}, *deny[] = {"chmod", NULL},
+	           *allow[] = {"ptrace", NULL};
+	struct sandbox_config c = {.name = "t",
+	                           .argv = argv,
+	                           .uid = 1000,
+	                           .gid = 1000,
+	                           .seccomp_deny = deny,
+	                           .seccomp_allow = allow};
 	int r = sandbox_prepare(&c, &sb, &err);
 	if (geteuid() != 0) {
 		/* the mount point of handler roots is root's to make */
@@ -381,11 +410,16 @@ static void test_sandbox_prepare_ok(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_addr4_plan),	cmocka_unit_test(test_addr6_plan),
-		cmocka_unit_test(test_ifnames),		cmocka_unit_test(test_batch_build),
-		cmocka_unit_test(test_batch_with_interval_set), cmocka_unit_test(test_batch_two_interval_sets),
-		cmocka_unit_test(test_batch_what), cmocka_unit_test(test_batch_handed_sockets),
-		cmocka_unit_test(test_sandbox_config_checks), cmocka_unit_test(test_sandbox_prepare_ok),
+	    cmocka_unit_test(test_addr4_plan),
+	    cmocka_unit_test(test_addr6_plan),
+	    cmocka_unit_test(test_ifnames),
+	    cmocka_unit_test(test_batch_build),
+	    cmocka_unit_test(test_batch_with_interval_set),
+	    cmocka_unit_test(test_batch_two_interval_sets),
+	    cmocka_unit_test(test_batch_what),
+	    cmocka_unit_test(test_batch_handed_sockets),
+	    cmocka_unit_test(test_sandbox_config_checks),
+	    cmocka_unit_test(test_sandbox_prepare_ok),
 	};
 	return cmocka_run_group_tests_name("netpolicy_sandbox", tests, NULL, NULL);
 }

@@ -44,7 +44,8 @@ static void expect_error(const char *json, const char *want)
 		if (strstr(d.msgs[i], want))
 			found = true;
 	if (r != -EINVAL || !found || p) {
-		fprintf(stderr, "policy: %s\nwant an error containing: %s\ngot r=%d:\n", json, want, r);
+		fprintf(stderr, "policy: %s\nwant an error containing: %s\ngot r=%d:\n", json, want,
+		        r);
 		for (size_t i = 0; i < d.n; i++)
 			fprintf(stderr, "  %s\n", d.msgs[i]);
 	}
@@ -84,110 +85,165 @@ struct case_ {
 };
 
 static const struct case_ sandbox_cases[] = {
-	/* trigger */
-	{ "\"exec\": [\"/x\"]", "sandboxes.a: missing required key \"trigger\"" },
-	{ "\"trigger\": {}, \"exec\": [\"/x\"]", "exactly one of listen, pipe, fdpass, startup is required (found 0)" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:1\"], \"pipe\": \"c\" }, \"exec\": [\"/x\"]", "(found 2)" },
-	{ "\"trigger\": { \"listen\": [] }, \"exec\": [\"/x\"]", "sandboxes.a.trigger.listen: []: must not be empty" },
-	{ "\"trigger\": { \"listen\": \"127.0.0.1:1\" }, \"exec\": [\"/x\"]", "expected an array, got a string" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:0\"] }, \"exec\": [\"/x\"]", "port 0 is out of range 1-65535" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:65536\"] }, \"exec\": [\"/x\"]", "port 65536 is out of range 1-65535" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1\"] }, \"exec\": [\"/x\"]", "expected IPv4:port, [IPv6]:port or unix:/path" },
-	{ "\"trigger\": { \"listen\": [\"300.0.0.1:80\"] }, \"exec\": [\"/x\"]", "\"300.0.0.1\" is not an IPv4 address" },
-	{ "\"trigger\": { \"listen\": [\"[::1:80\"] }, \"exec\": [\"/x\"]", "expected [IPv6]:port" },
-	{ "\"trigger\": { \"listen\": [\"::1:80\"] }, \"exec\": [\"/x\"]", "expected IPv4:port, [IPv6]:port or unix:/path" },
-	{ "\"trigger\": { \"listen\": [\"[fe80::1%eth0]:80\"] }, \"exec\": [\"/x\"]", "zone identifiers are not allowed" },
-	{ "\"trigger\": { \"listen\": [\"[::ffff:127.0.0.1]:80\"] }, \"exec\": [\"/x\"]", "IPv4-mapped IPv6 addresses are not allowed" },
-	{ "\"trigger\": { \"listen\": [\"[::1]:99999\"] }, \"exec\": [\"/x\"]", "port 99999 is out of range" },
-	{ "\"trigger\": { \"listen\": [\"unix:sock\"] }, \"exec\": [\"/x\"]", "unix socket path must be absolute" },
-	{ "\"trigger\": { \"listen\": [42] }, \"exec\": [\"/x\"]", "sandboxes.a.trigger.listen[0]: 42: expected an address string, got a number" },
-	{ "\"trigger\": { \"pipe\": \"Jobs\" }, \"exec\": [\"/x\"]", "invalid channel name" },
-	{ "\"trigger\": { \"startup\": false }, \"exec\": [\"/x\"]", "sandboxes.a.trigger.startup: false: must be true" },
-	{ "\"trigger\": { \"cron\": \"* * *\" }, \"exec\": [\"/x\"]", "sandboxes.a.trigger.cron: unknown key" },
-	/* exec, socket, restart, prewarm, sockets */
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }", "missing required key \"exec\"" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }, \"exec\": []", "sandboxes.a.exec: []: must not be empty" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }, \"exec\": [\"bin/x\"]", "sandboxes.a.exec[0]: \"bin/x\": must be an absolute path" },
-	{ "\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }, \"exec\": [\"/x\", 1]", "sandboxes.a.exec[1]: 1: expected a string, got a number" },
-	{ SB_OK ", \"socket\": \"fd3\"", "must be \"stdio\" or \"listen_fds\"" },
-	{ SB_OK ", \"restart\": \"always\"", "only a startup sandbox can be restarted" },
-	{ SB_OK ", \"prewarm\": -1", "sandboxes.a.prewarm: -1: out of range 0-1024" },
-	{ SB_OK ", \"prewarm\": 1.5", "expected an integer, got a number" },
-	{ SB_OK ", \"sockets\": [\"127.0.0.1:9\"]", "only a startup sandbox can have sockets" },
-	/* filesystem */
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"usr\" } ]", "sandboxes.a.filesystem[0].bind: \"usr\": must be an absolute path" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/usr/../etc\" } ]", "\".\" and \"..\" components are not allowed" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/usr\", \"mode\": \"rx\" } ]", "must be \"ro\" or \"rw\"" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/usr\", \"ro\": true } ]", "sandboxes.a.filesystem[0].ro: unknown key" },
-	{ SB_OK ", \"filesystem\": [ { \"tmpfs\": \"/\" } ]", "cannot be / itself" },
-	{ SB_OK ", \"filesystem\": [ { \"tmpfs\": \"/tmp\", \"size\": \"8X\" } ]", "not a size" },
-	{ SB_OK ", \"filesystem\": [ { \"symlink\": \"/lib\" } ]", "missing required key \"target\"" },
-	{ SB_OK ", \"filesystem\": [ { \"proc\": \"/proc\", \"tmpfs\": \"/tmp\" } ]", "exactly one of bind, tmpfs, proc, symlink is required (found 2)" },
-	{ SB_OK ", \"filesystem\": [ { \"tmpfs\": \"/tmp\" }, { \"bind\": \"/srv\", \"to\": \"/tmp\" } ]", "\"/tmp\" is already a destination of entry 0" },
-	{ SB_OK ", \"filesystem\": { \"bind\": \"/usr\" }", "sandboxes.a.filesystem: {\"bind\":\"/usr\"}: expected an array, got an object" },
-	{ SB_OK ", \"filesystem\": [ { \"symlink\": \"/lib\", \"target\": \"usr/lib\" }, { \"bind\": \"/srv\", \"to\": \"/lib/x\" } ]",
-	  "sandboxes.a.filesystem[1].to: \"/lib/x\" lies under the symlink of entry 0 (\"/lib\"): mount points are not made through symlinks" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/srv\", \"to\": \"/a/b\" }, { \"symlink\": \"/a\", \"target\": \"x\" } ]",
-	  "sandboxes.a.filesystem[1].symlink: \"/a\" would be a symlink above entry 0 (\"/a/b\")" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/srv\", \"mode\": \"rw\" }, { \"bind\": \"/srv/pub\", \"to\": \"/pub\" } ]",
-	  "sandboxes.a.filesystem[1].bind: \"/srv/pub\": lies inside \"/srv\", an rw bind of this sandbox (filesystem[0]): its handlers could replace it with a symlink" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/srv\", \"mode\": \"rw\" }, { \"bind\": \"/srv/sub\", \"to\": \"/sub\", \"mode\": \"rw\" } ]",
-	  "sandboxes.a.filesystem[1].bind: \"/srv/sub\": lies inside \"/srv\", an rw bind of this sandbox" },
-	{ SB_OK ", \"filesystem\": [ { \"bind\": \"/\", \"to\": \"/host\", \"mode\": \"rw\" }, { \"bind\": \"/usr\" } ]",
-	  "sandboxes.a.filesystem[1].bind: \"/usr\": lies inside \"/\", an rw bind of this sandbox" },
-	/* egress */
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/33\" } ]", "sandboxes.a.egress[0].to: \"10.0.0.0/33\": prefix length 33 is out of range for IPv4" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"2001:db8::/129\" } ]", "prefix length 129 is out of range for IPv6" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.1.2.3/8\" } ]", "host bits are set; the network is 10.0.0.0/8" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"2001:db8::1/32\" } ]", "host bits are set; the network is 2001:db8::/32" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/x\" } ]", "prefix length \"x\" is not a number" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"db.example\" } ]", "is not an IPv4 or IPv6 address" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"ports\": [80] } ]", "ports need \"proto\": \"tcp\" or \"udp\"" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"icmp\", \"ports\": [80] } ]", "ports need" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"ports\": [0] } ]", "sandboxes.a.egress[0].ports[0]: 0: out of range 1-65535" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"ports\": [80, 80] } ]", "duplicate port" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"ports\": [] } ]", "must not be empty" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"sctp\" } ]", "must be \"tcp\", \"udp\" or \"icmp\"" },
-	{ SB_OK ", \"egress\": [ { \"proto\": \"tcp\" } ]", "sandboxes.a.egress[0]: missing required key \"to\"" },
-	{ SB_OK ", \"egress\": [ { \"to\": \"100.127.0.0/24\" } ]", "overlaps the sandbox address pool 100.127.0.0/16" },
-	/* limits */
-	{ SB_OK ", \"limits\": { \"handlers\": 0 }", "sandboxes.a.limits.handlers: 0: out of range 1-65536" },
-	{ SB_OK ", \"limits\": { \"pids\": \"16\" }", "sandboxes.a.limits.pids: \"16\": expected an integer, got a string" },
-	{ SB_OK ", \"limits\": { \"timeout\": \"30\" }", "not a duration: an integer followed by ms, s, m or h" },
-	{ SB_OK ", \"limits\": { \"timeout\": \"25h\" }", "duration too long (at most 86400s)" },
-	{ SB_OK ", \"limits\": { \"timeout\": \"0s\" }", "duration too short" },
-	{ SB_OK ", \"limits\": { \"timeout\": \"99999999999999999999s\" }", "duration too long" },
-	{ SB_OK ", \"limits\": { \"timeout\": \"-5s\" }", "not a duration" },
-	{ SB_OK ", \"limits\": { \"timeout\": \"1.5s\" }", "not a duration" },
-	{ SB_OK ", \"limits\": { \"memory\": \"512K\" }", "size too small (at least 1048576 bytes)" },
-	{ SB_OK ", \"limits\": { \"memory\": \"99999999999G\" }", "size too large" },
-	{ SB_OK ", \"limits\": { \"memory\": 64 }", "expected a size string such as \"64M\", got a number" },
-	{ SB_OK ", \"limits\": { \"nofile\": 2 }", "out of range 3-1048576" },
-	{ SB_OK ", \"limits\": { \"cpu\": 0 }", "must be more than 0" },
-	{ SB_OK ", \"limits\": { \"rate\": \"200\" }", "not a rate" },
-	{ SB_OK ", \"limits\": { \"rate\": \"0/s\" }", "rate out of range" },
-	{ SB_OK ", \"limits\": { \"per_source\": 10, \"handlers\": 5 }", "10 is more than limits.handlers (5)" },
-	{ SB_OK ", \"limits\": { \"burst\": 5 }", "sandboxes.a.limits.burst: unknown key" },
-	/* seccomp */
-	{ SB_OK ", \"seccomp\": { \"default\": \"trap\" }", "must be \"errno\" or \"kill\"" },
-	{ SB_OK ", \"seccomp\": { \"deny\": [\"no_such_call\"] }", "sandboxes.a.seccomp.deny[0]: \"no_such_call\": unknown syscall" },
-	{ SB_OK ", \"seccomp\": { \"deny\": [\"ptrace\"], \"allow\": [\"ptrace\"] }", "\"ptrace\" is both allowed and denied" },
-	{ SB_OK ", \"seccomp\": { \"deny\": [\"ptrace\", \"ptrace\"] }", "listed twice" },
-	/* env */
-	{ SB_OK ", \"env\": { \"LISTEN_FDS\": \"1\" }", "sandboxes.a.env.LISTEN_FDS: reserved" },
-	{ SB_OK ", \"env\": { \"POSTERN_X\": \"1\" }", "reserved" },
-	{ SB_OK ", \"env\": { \"1X\": \"1\" }", "invalid variable name" },
-	{ SB_OK ", \"env\": { \"N\": 5 }", "sandboxes.a.env.N: 5: expected a string, got a number" },
-	/* uid, allow_bind */
-	{ SB_OK ", \"uid\": 999", "sandboxes.a.uid: 999: out of range 1000-4294967294" },
-	{ SB_OK ", \"uid\": 0", "sandboxes.a.uid: 0: out of range 1000-4294967294" },
-	{ SB_OK ", \"uid\": 4294967295", "out of range 1000-4294967294" },
-	{ SB_OK ", \"uid\": 65534", "sandboxes.a.uid: 65534: 65534 is \"nobody\", shared with other programs" },
-	{ SB_OK ", \"uid\": \"5000\"", "sandboxes.a.uid: \"5000\": expected an integer, got a string" },
-	{ SB_OK ", \"uid\": 5000.5", "sandboxes.a.uid: 5000.5: expected an integer" },
-	{ SB_OK ", \"allow_bind\": 1", "sandboxes.a.allow_bind: 1: expected a boolean" },
-	/* unknown key */
-	{ SB_OK ", \"user\": \"nobody\"", "sandboxes.a.user: unknown key (allowed here: trigger," },
+    /* trigger */
+    {"\"exec\": [\"/x\"]", "sandboxes.a: missing required key \"trigger\""},
+    {"\"trigger\": {}, \"exec\": [\"/x\"]",
+     "exactly one of listen, pipe, fdpass, startup is required (found 0)"},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:1\"], \"pipe\": \"c\" }, \"exec\": [\"/x\"]",
+     "(found 2)"},
+    {"\"trigger\": { \"listen\": [] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen: []: must not be empty"},
+    {"\"trigger\": { \"listen\": \"127.0.0.1:1\" }, \"exec\": [\"/x\"]",
+     "expected an array, got a string"},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:0\"] }, \"exec\": [\"/x\"]",
+     "port 0 is out of range 1-65535"},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:65536\"] }, \"exec\": [\"/x\"]",
+     "port 65536 is out of range 1-65535"},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1\"] }, \"exec\": [\"/x\"]",
+     "expected IPv4:port, [IPv6]:port or unix:/path"},
+    {"\"trigger\": { \"listen\": [\"300.0.0.1:80\"] }, \"exec\": [\"/x\"]",
+     "\"300.0.0.1\" is not an IPv4 address"},
+    {"\"trigger\": { \"listen\": [\"[::1:80\"] }, \"exec\": [\"/x\"]", "expected [IPv6]:port"},
+    {"\"trigger\": { \"listen\": [\"::1:80\"] }, \"exec\": [\"/x\"]",
+     "expected IPv4:port, [IPv6]:port or unix:/path"},
+    {"\"trigger\": { \"listen\": [\"[fe80::1%eth0]:80\"] }, \"exec\": [\"/x\"]",
+     "zone identifiers are not allowed"},
+    {"\"trigger\": { \"listen\": [\"[::ffff:127.0.0.1]:80\"] }, \"exec\": [\"/x\"]",
+     "IPv4-mapped IPv6 addresses are not allowed"},
+    {"\"trigger\": { \"listen\": [\"[::1]:99999\"] }, \"exec\": [\"/x\"]",
+     "port 99999 is out of range"},
+    {"\"trigger\": { \"listen\": [\"unix:sock\"] }, \"exec\": [\"/x\"]",
+     "unix socket path must be absolute"},
+    {"\"trigger\": { \"listen\": [42] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0]: 42: expected an address string, got a number"},
+    {"\"trigger\": { \"pipe\": \"Jobs\" }, \"exec\": [\"/x\"]", "invalid channel name"},
+    {"\"trigger\": { \"startup\": false }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.startup: false: must be true"},
+    {"\"trigger\": { \"cron\": \"* * *\" }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.cron: unknown key"},
+    /* exec, socket, restart, prewarm, sockets */
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }", "missing required key \"exec\""},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }, \"exec\": []",
+     "sandboxes.a.exec: []: must not be empty"},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }, \"exec\": [\"bin/x\"]",
+     "sandboxes.a.exec[0]: \"bin/x\": must be an absolute path"},
+    {"\"trigger\": { \"listen\": [\"127.0.0.1:1\"] }, \"exec\": [\"/x\", 1]",
+     "sandboxes.a.exec[1]: 1: expected a string, got a number"},
+    {SB_OK ", \"socket\": \"fd3\"", "must be \"stdio\" or \"listen_fds\""},
+    {SB_OK ", \"restart\": \"always\"", "only a startup sandbox can be restarted"},
+    {SB_OK ", \"prewarm\": -1", "sandboxes.a.prewarm: -1: out of range 0-1024"},
+    {SB_OK ", \"prewarm\": 1.5", "expected an integer, got a number"},
+    {SB_OK ", \"sockets\": [\"127.0.0.1:9\"]", "only a startup sandbox can have sockets"},
+    /* filesystem */
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"usr\" } ]",
+     "sandboxes.a.filesystem[0].bind: \"usr\": must be an absolute path"},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/usr/../etc\" } ]",
+     "\".\" and \"..\" components are not allowed"},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/usr\", \"mode\": \"rx\" } ]",
+     "must be \"ro\" or \"rw\""},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/usr\", \"ro\": true } ]",
+     "sandboxes.a.filesystem[0].ro: unknown key"},
+    {SB_OK ", \"filesystem\": [ { \"tmpfs\": \"/\" } ]", "cannot be / itself"},
+    {SB_OK ", \"filesystem\": [ { \"tmpfs\": \"/tmp\", \"size\": \"8X\" } ]", "not a size"},
+    {SB_OK ", \"filesystem\": [ { \"symlink\": \"/lib\" } ]", "missing required key \"target\""},
+    {SB_OK ", \"filesystem\": [ { \"proc\": \"/proc\", \"tmpfs\": \"/tmp\" } ]",
+     "exactly one of bind, tmpfs, proc, symlink is required (found 2)"},
+    {SB_OK
+     ", \"filesystem\": [ { \"tmpfs\": \"/tmp\" }, { \"bind\": \"/srv\", \"to\": \"/tmp\" } ]",
+     "\"/tmp\" is already a destination of entry 0"},
+    {SB_OK ", \"filesystem\": { \"bind\": \"/usr\" }",
+     "sandboxes.a.filesystem: {\"bind\":\"/usr\"}: expected an array, got an object"},
+    {SB_OK ", \"filesystem\": [ { \"symlink\": \"/lib\", \"target\": \"usr/lib\" }, { \"bind\": "
+           "\"/srv\", \"to\": \"/lib/x\" } ]",
+     "sandboxes.a.filesystem[1].to: \"/lib/x\" lies under the symlink of entry 0 (\"/lib\"): mount "
+     "points are not made through symlinks"},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/srv\", \"to\": \"/a/b\" }, { \"symlink\": \"/a\", "
+           "\"target\": \"x\" } ]",
+     "sandboxes.a.filesystem[1].symlink: \"/a\" would be a symlink above entry 0 (\"/a/b\")"},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/srv\", \"mode\": \"rw\" }, { \"bind\": "
+           "\"/srv/pub\", \"to\": \"/pub\" } ]",
+     "sandboxes.a.filesystem[1].bind: \"/srv/pub\": lies inside \"/srv\", an rw bind of this "
+     "sandbox (filesystem[0]): its handlers could replace it with a symlink"},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/srv\", \"mode\": \"rw\" }, { \"bind\": "
+           "\"/srv/sub\", \"to\": \"/sub\", \"mode\": \"rw\" } ]",
+     "sandboxes.a.filesystem[1].bind: \"/srv/sub\": lies inside \"/srv\", an rw bind of this "
+     "sandbox"},
+    {SB_OK ", \"filesystem\": [ { \"bind\": \"/\", \"to\": \"/host\", \"mode\": \"rw\" }, { "
+           "\"bind\": \"/usr\" } ]",
+     "sandboxes.a.filesystem[1].bind: \"/usr\": lies inside \"/\", an rw bind of this sandbox"},
+    /* egress */
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/33\" } ]",
+     "sandboxes.a.egress[0].to: \"10.0.0.0/33\": prefix length 33 is out of range for IPv4"},
+    {SB_OK ", \"egress\": [ { \"to\": \"2001:db8::/129\" } ]",
+     "prefix length 129 is out of range for IPv6"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.1.2.3/8\" } ]",
+     "host bits are set; the network is 10.0.0.0/8"},
+    {SB_OK ", \"egress\": [ { \"to\": \"2001:db8::1/32\" } ]",
+     "host bits are set; the network is 2001:db8::/32"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/x\" } ]", "prefix length \"x\" is not a number"},
+    {SB_OK ", \"egress\": [ { \"to\": \"db.example\" } ]", "is not an IPv4 or IPv6 address"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"ports\": [80] } ]",
+     "ports need \"proto\": \"tcp\" or \"udp\""},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"icmp\", \"ports\": [80] } ]",
+     "ports need"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"ports\": [0] } ]",
+     "sandboxes.a.egress[0].ports[0]: 0: out of range 1-65535"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"ports\": [80, 80] } ]",
+     "duplicate port"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"tcp\", \"ports\": [] } ]",
+     "must not be empty"},
+    {SB_OK ", \"egress\": [ { \"to\": \"10.0.0.0/8\", \"proto\": \"sctp\" } ]",
+     "must be \"tcp\", \"udp\" or \"icmp\""},
+    {SB_OK ", \"egress\": [ { \"proto\": \"tcp\" } ]",
+     "sandboxes.a.egress[0]: missing required key \"to\""},
+    {SB_OK ", \"egress\": [ { \"to\": \"100.127.0.0/24\" } ]",
+     "overlaps the sandbox address pool 100.127.0.0/16"},
+    /* limits */
+    {SB_OK ", \"limits\": { \"handlers\": 0 }",
+     "sandboxes.a.limits.handlers: 0: out of range 1-65536"},
+    {SB_OK ", \"limits\": { \"pids\": \"16\" }",
+     "sandboxes.a.limits.pids: \"16\": expected an integer, got a string"},
+    {SB_OK ", \"limits\": { \"timeout\": \"30\" }",
+     "not a duration: an integer followed by ms, s, m or h"},
+    {SB_OK ", \"limits\": { \"timeout\": \"25h\" }", "duration too long (at most 86400s)"},
+    {SB_OK ", \"limits\": { \"timeout\": \"0s\" }", "duration too short"},
+    {SB_OK ", \"limits\": { \"timeout\": \"99999999999999999999s\" }", "duration too long"},
+    {SB_OK ", \"limits\": { \"timeout\": \"-5s\" }", "not a duration"},
+    {SB_OK ", \"limits\": { \"timeout\": \"1.5s\" }", "not a duration"},
+    {SB_OK ", \"limits\": { \"memory\": \"512K\" }", "size too small (at least 1048576 bytes)"},
+    {SB_OK ", \"limits\": { \"memory\": \"99999999999G\" }", "size too large"},
+    {SB_OK ", \"limits\": { \"memory\": 64 }",
+     "expected a size string such as \"64M\", got a number"},
+    {SB_OK ", \"limits\": { \"nofile\": 2 }", "out of range 3-1048576"},
+    {SB_OK ", \"limits\": { \"cpu\": 0 }", "must be more than 0"},
+    {SB_OK ", \"limits\": { \"rate\": \"200\" }", "not a rate"},
+    {SB_OK ", \"limits\": { \"rate\": \"0/s\" }", "rate out of range"},
+    {SB_OK ", \"limits\": { \"per_source\": 10, \"handlers\": 5 }",
+     "10 is more than limits.handlers (5)"},
+    {SB_OK ", \"limits\": { \"burst\": 5 }", "sandboxes.a.limits.burst: unknown key"},
+    /* seccomp */
+    {SB_OK ", \"seccomp\": { \"default\": \"trap\" }", "must be \"errno\" or \"kill\""},
+    {SB_OK ", \"seccomp\": { \"deny\": [\"no_such_call\"] }",
+     "sandboxes.a.seccomp.deny[0]: \"no_such_call\": unknown syscall"},
+    {SB_OK ", \"seccomp\": { \"deny\": [\"ptrace\"], \"allow\": [\"ptrace\"] }",
+     "\"ptrace\" is both allowed and denied"},
+    {SB_OK ", \"seccomp\": { \"deny\": [\"ptrace\", \"ptrace\"] }", "listed twice"},
+    /* env */
+    {SB_OK ", \"env\": { \"LISTEN_FDS\": \"1\" }", "sandboxes.a.env.LISTEN_FDS: reserved"},
+    {SB_OK ", \"env\": { \"POSTERN_X\": \"1\" }", "reserved"},
+    {SB_OK ", \"env\": { \"1X\": \"1\" }", "invalid variable name"},
+    {SB_OK ", \"env\": { \"N\": 5 }", "sandboxes.a.env.N: 5: expected a string, got a number"},
+    /* uid, allow_bind */
+    {SB_OK ", \"uid\": 999", "sandboxes.a.uid: 999: out of range 1000-4294967294"},
+    {SB_OK ", \"uid\": 0", "sandboxes.a.uid: 0: out of range 1000-4294967294"},
+    {SB_OK ", \"uid\": 4294967295", "out of range 1000-4294967294"},
+    {SB_OK ", \"uid\": 65534",
+     "sandboxes.a.uid: 65534: 65534 is \"nobody\", shared with other programs"},
+    {SB_OK ", \"uid\": \"5000\"", "sandboxes.a.uid: \"5000\": expected an integer, got a string"},
+    {SB_OK ", \"uid\": 5000.5", "sandboxes.a.uid: 5000.5: expected an integer"},
+    {SB_OK ", \"allow_bind\": 1", "sandboxes.a.allow_bind: 1: expected a boolean"},
+    /* unknown key */
+    {SB_OK ", \"user\": \"nobody\"", "sandboxes.a.user: unknown key (allowed here: trigger,"},
 };
 
 static void test_sandbox_case(void **state)
@@ -199,25 +255,48 @@ static void test_sandbox_case(void **state)
 /* ---- top level, broker, syntax ------------------------------------------------ */
 
 static const struct case_ top_cases[] = {
-	{ "[]", "(top level): []: expected an object, got an array" },
-	{ "{ \"sandboxes\": { \"a\": { " SB_OK " } } }", "postern: missing required key" },
-	{ "{ \"postern\": 2, \"sandboxes\": { \"a\": { " SB_OK " } } }", "postern: 2: unsupported format version" },
-	{ "{ \"postern\": 1 }", "sandboxes: missing required key" },
-	{ "{ \"postern\": 1, \"sandboxes\": {} }", "sandboxes: at least one sandbox is required" },
-	{ "{ \"postern\": 1, \"sandboxes\": [] }", "sandboxes: []: expected an object, got an array" },
-	{ "{ \"postern\": 1, \"sandboxes\": { \"Echo\": { " SB_OK " } } }", "sandboxes.Echo: invalid sandbox name" },
-	{ "{ \"postern\": 1, \"sandboxes\": { \"abcdefghijklm\": { " SB_OK " } } }", "invalid sandbox name" },
-	{ "{ \"postern\": 1, \"extra\": 1, \"sandboxes\": { \"a\": { " SB_OK " } } }", "t.json: extra: unknown key" },
-	{ "{ \"postern\": 1, \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK " } } }", "t.json: postern: duplicate key" },
-	{ "{ \"postern\": 1, \"broker\": { \"table\": \"my table\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "broker.table: \"my table\": must match" },
-	{ "{ \"postern\": 1, \"broker\": { \"control\": \"run/x.sock\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "broker.control: \"run/x.sock\": must be an absolute path" },
-	{ "{ \"postern\": 1, \"broker\": { \"sandbox_net\": \"fd00::/48\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "must be an IPv4 CIDR" },
-	{ "{ \"postern\": 1, \"broker\": { \"sandbox_net6\": \"fd00::/65\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "at most /64" },
-	{ "{ \"postern\": 1, \"broker\": { \"uid_base\": 0 }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "broker.uid_base: 0: out of range 1000-" },
-	{ "{ \"postern\": 1, \"broker\": { \"grace\": \"2h\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "broker.grace: \"2h\": duration too long" },
-	{ "{ \"postern\": 1, \"broker\": { \"reuse_port\": \"yes\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "expected a boolean" },
-	{ "{ \"postern\": 1, \"broker\": { \"metrics\": \"0.0.0.0:9100\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }", "must be a loopback address:port" },
-	{ "{ \"postern\": 1, \"broker\": { \"sandbox_net\": \"10.0.0.0/30\" }, \"sandboxes\": { \"a\": { " SB_OK " }, \"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:2\"] }, \"exec\": [\"/x\"] } } }", "holds 1 sandboxes (a /30 each), the policy has 2" },
+    {"[]", "(top level): []: expected an object, got an array"},
+    {"{ \"sandboxes\": { \"a\": { " SB_OK " } } }", "postern: missing required key"},
+    {"{ \"postern\": 2, \"sandboxes\": { \"a\": { " SB_OK " } } }",
+     "postern: 2: unsupported format version"},
+    {"{ \"postern\": 1 }", "sandboxes: missing required key"},
+    {"{ \"postern\": 1, \"sandboxes\": {} }", "sandboxes: at least one sandbox is required"},
+    {"{ \"postern\": 1, \"sandboxes\": [] }", "sandboxes: []: expected an object, got an array"},
+    {"{ \"postern\": 1, \"sandboxes\": { \"Echo\": { " SB_OK " } } }",
+     "sandboxes.Echo: invalid sandbox name"},
+    {"{ \"postern\": 1, \"sandboxes\": { \"abcdefghijklm\": { " SB_OK " } } }",
+     "invalid sandbox name"},
+    {"{ \"postern\": 1, \"extra\": 1, \"sandboxes\": { \"a\": { " SB_OK " } } }",
+     "t.json: extra: unknown key"},
+    {"{ \"postern\": 1, \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK " } } }",
+     "t.json: postern: duplicate key"},
+    {"{ \"postern\": 1, \"broker\": { \"table\": \"my table\" }, \"sandboxes\": { \"a\": { " SB_OK
+     " } } }",
+     "broker.table: \"my table\": must match"},
+    {"{ \"postern\": 1, \"broker\": { \"control\": \"run/x.sock\" }, \"sandboxes\": { \"a\": "
+     "{ " SB_OK " } } }",
+     "broker.control: \"run/x.sock\": must be an absolute path"},
+    {"{ \"postern\": 1, \"broker\": { \"sandbox_net\": \"fd00::/48\" }, \"sandboxes\": { \"a\": "
+     "{ " SB_OK " } } }",
+     "must be an IPv4 CIDR"},
+    {"{ \"postern\": 1, \"broker\": { \"sandbox_net6\": \"fd00::/65\" }, \"sandboxes\": { \"a\": "
+     "{ " SB_OK " } } }",
+     "at most /64"},
+    {"{ \"postern\": 1, \"broker\": { \"uid_base\": 0 }, \"sandboxes\": { \"a\": { " SB_OK " } } }",
+     "broker.uid_base: 0: out of range 1000-"},
+    {"{ \"postern\": 1, \"broker\": { \"grace\": \"2h\" }, \"sandboxes\": { \"a\": { " SB_OK
+     " } } }",
+     "broker.grace: \"2h\": duration too long"},
+    {"{ \"postern\": 1, \"broker\": { \"reuse_port\": \"yes\" }, \"sandboxes\": { \"a\": { " SB_OK
+     " } } }",
+     "expected a boolean"},
+    {"{ \"postern\": 1, \"broker\": { \"metrics\": \"0.0.0.0:9100\" }, \"sandboxes\": { \"a\": "
+     "{ " SB_OK " } } }",
+     "must be a loopback address:port"},
+    {"{ \"postern\": 1, \"broker\": { \"sandbox_net\": \"10.0.0.0/30\" }, \"sandboxes\": { \"a\": "
+     "{ " SB_OK
+     " }, \"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:2\"] }, \"exec\": [\"/x\"] } } }",
+     "holds 1 sandboxes (a /30 each), the policy has 2"},
 };
 
 static void test_top_case(void **state)
@@ -229,12 +308,14 @@ static void test_top_case(void **state)
 static void test_syntax_error_line_col(void **state)
 {
 	(void)state;
-	expect_error("{\n  \"postern\": 1,\n  \"sandboxes\": { \"a\": { \"exec\": [\"/x\"], }\n}\n", "t.json:3:");
-	expect_error("{\n  \"postern\": 1,\n  \"sandboxes\": { \"a\": { \"exec\": [\"/x\"], }\n}\n", "JSON syntax error near");
+	expect_error("{\n  \"postern\": 1,\n  \"sandboxes\": { \"a\": { \"exec\": [\"/x\"], }\n}\n",
+	             "t.json:3:");
+	expect_error("{\n  \"postern\": 1,\n  \"sandboxes\": { \"a\": { \"exec\": [\"/x\"], }\n}\n",
+	             "JSON syntax error near");
 	expect_error("{ \"postern\": 1 } trailing", "t.json:1:18: JSON syntax error near");
 	expect_error("", "JSON syntax error");
 	struct pst_policy *p = NULL;
-	struct pst_diag d = { 0 };
+	struct pst_diag d = {0};
 	const char nul[] = "{ \"postern\": 1\0 }";
 	assert_int_equal(pst_policy_parse("t.json", nul, sizeof(nul) - 1, &p, &d), -EINVAL);
 	assert_int_equal(d.n, 1);
@@ -248,7 +329,7 @@ static void test_all_errors_collected(void **state)
 	struct pst_policy *p = NULL;
 	struct pst_diag d;
 	char *j = wrap_sandbox(SB_OK ", \"limits\": { \"pids\": \"x\", \"nofile\": 1 },"
-				     " \"egress\": [ { \"to\": \"1.2.3.4/33\" } ], \"colour\": 1");
+	                             " \"egress\": [ { \"to\": \"1.2.3.4/33\" } ], \"colour\": 1");
 	assert_int_equal(parse(j, &p, &d), -EINVAL);
 	assert_int_equal(d.n, 4);
 	pst_diag_free(&d);
@@ -258,25 +339,32 @@ static void test_all_errors_collected(void **state)
 static void test_cross_checks(void **state)
 {
 	(void)state;
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK " }, "
-		     "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\"] }, \"exec\": [\"/x\"] } } }",
-		     "sandboxes.b.trigger.listen[0]: \"127.0.0.1:7000\" is already declared by sandbox \"a\"");
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\", \"127.0.0.1:7000\"] }, \"exec\": [\"/x\"] } } }",
-		     "is already declared by sandbox \"a\"");
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, \"exec\": [\"/x\"] } } }",
-		     "channel \"jobs\" has no sender");
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK ", \"send\": [\"jobs\"] } } }",
-		     "sandboxes.a.send[0]: channel \"jobs\" has no consumer");
+	expect_error(
+	    "{ \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK " }, "
+	    "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\"] }, \"exec\": [\"/x\"] } } }",
+	    "sandboxes.b.trigger.listen[0]: \"127.0.0.1:7000\" is already declared by sandbox "
+	    "\"a\"");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": "
+	             "[\"127.0.0.1:7000\", \"127.0.0.1:7000\"] }, \"exec\": [\"/x\"] } } }",
+	             "is already declared by sandbox \"a\"");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": "
+	             "\"jobs\" }, \"exec\": [\"/x\"] } } }",
+	             "channel \"jobs\" has no sender");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK
+	             ", \"send\": [\"jobs\"] } } }",
+	             "sandboxes.a.send[0]: channel \"jobs\" has no consumer");
 	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK ", \"send\": [\"c\"] }, "
-		     "\"w1\": { \"trigger\": { \"pipe\": \"c\" }, \"exec\": [\"/x\"] }, "
-		     "\"w2\": { \"trigger\": { \"fdpass\": \"c\" }, \"exec\": [\"/x\"] } } }",
-		     "channel \"c\" already has a consumer: sandbox \"w1\"");
+	             "\"w1\": { \"trigger\": { \"pipe\": \"c\" }, \"exec\": [\"/x\"] }, "
+	             "\"w2\": { \"trigger\": { \"fdpass\": \"c\" }, \"exec\": [\"/x\"] } } }",
+	             "channel \"c\" already has a consumer: sandbox \"w1\"");
 	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { " SB_OK ", \"send\": [\"c\"] }, "
-		     "\"w\": { \"trigger\": { \"pipe\": \"c\" }, \"exec\": [\"/x\"], \"send\": [\"c\"] } } }",
-		     "a sandbox cannot send to its own channel");
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"l\": { \"trigger\": { \"startup\": true }, "
-		     "\"sockets\": [\"127.0.0.1:7000\"], \"exec\": [\"/x\"] }, \"a\": { " SB_OK " } } }",
-		     "already declared by sandbox \"l\"");
+	             "\"w\": { \"trigger\": { \"pipe\": \"c\" }, \"exec\": [\"/x\"], \"send\": "
+	             "[\"c\"] } } }",
+	             "a sandbox cannot send to its own channel");
+	expect_error(
+	    "{ \"postern\": 1, \"sandboxes\": { \"l\": { \"trigger\": { \"startup\": true }, "
+	    "\"sockets\": [\"127.0.0.1:7000\"], \"exec\": [\"/x\"] }, \"a\": { " SB_OK " } } }",
+	    "already declared by sandbox \"l\"");
 }
 
 /* Addresses the broker would bind twice: a wildcard address takes its port
@@ -286,54 +374,83 @@ static void test_cross_checks(void **state)
 static void test_address_overlaps(void **state)
 {
 	(void)state;
-	const char *why = ": a wildcard address takes its port on every local address of its family; "
-			  "use distinct ports or specific addresses";
+	const char *why =
+	    ": a wildcard address takes its port on every local address of its family; "
+	    "use distinct ports or specific addresses";
 	char want[400];
-	snprintf(want, sizeof(want), "t.json: sandboxes.b.trigger.listen[0]: \"127.0.0.1:7000\" overlaps "
-		 "\"0.0.0.0:7000\", declared by sandbox \"a\"%s", why);
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, "
-		     "\"exec\": [\"/x\"] }, \"b\": { " SB_OK " } } }", want);
-	/* either order; reuse_port does not make it fine */
-	expect_error("{ \"postern\": 1, \"broker\": { \"reuse_port\": true }, \"sandboxes\": { \"a\": { " SB_OK " }, "
-		     "\"b\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] } } }",
-		     "sandboxes.b.trigger.listen[0]: \"0.0.0.0:7000\" overlaps \"127.0.0.1:7000\", declared by sandbox \"a\"");
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"[::1]:7000\", \"[::]:7000\"] }, "
-		     "\"exec\": [\"/x\"] } } }",
-		     "sandboxes.a.trigger.listen[1]: \"[::]:7000\" overlaps \"[::1]:7000\", declared by sandbox \"a\"");
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"l\": { \"trigger\": { \"startup\": true }, "
-		     "\"sockets\": [\"0.0.0.0:7000\"], \"exec\": [\"/x\"] }, \"a\": { " SB_OK " } } }",
-		     "sandboxes.a.trigger.listen[0]: \"127.0.0.1:7000\" overlaps \"0.0.0.0:7000\", declared by sandbox \"l\"");
-	/* the broker's own */
-	expect_error("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:7000\" }, \"sandboxes\": { \"a\": { " SB_OK " } } }",
-		     "t.json: sandboxes.a.trigger.listen[0]: \"127.0.0.1:7000\" is the broker's metrics address (broker.metrics)");
-	snprintf(want, sizeof(want), "sandboxes.a.trigger.listen[0]: \"0.0.0.0:9100\" overlaps \"127.0.0.1:9100\", the "
-		 "broker's metrics address (broker.metrics)%s", why);
-	expect_error("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\" }, \"sandboxes\": { \"a\": { "
-		     "\"trigger\": { \"listen\": [\"0.0.0.0:9100\"] }, \"exec\": [\"/x\"] } } }", want);
+	snprintf(want, sizeof(want),
+	         "t.json: sandboxes.b.trigger.listen[0]: \"127.0.0.1:7000\" overlaps "
+	         "\"0.0.0.0:7000\", declared by sandbox \"a\"%s",
+	         why);
 	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": "
-		     "[\"unix:/run/postern/control.sock\"] }, \"exec\": [\"/x\"] } } }",
-		     "sandboxes.a.trigger.listen[0]: \"unix:/run/postern/control.sock\" is the broker's control socket (broker.control)");
-	expect_error("{ \"postern\": 1, \"broker\": { \"control\": \"/run/p//c.sock\" }, \"sandboxes\": { \"l\": { "
-		     "\"trigger\": { \"startup\": true }, \"sockets\": [\"unix:/run/p/c.sock\"], \"exec\": [\"/x\"] } } }",
-		     "sandboxes.l.sockets[0]: \"unix:/run/p/c.sock\" is the broker's control socket (broker.control)");
+	             "[\"0.0.0.0:7000\"] }, "
+	             "\"exec\": [\"/x\"] }, \"b\": { " SB_OK " } } }",
+	             want);
+	/* either order; reuse_port does not make it fine */
+	expect_error(
+	    "{ \"postern\": 1, \"broker\": { \"reuse_port\": true }, \"sandboxes\": { \"a\": "
+	    "{ " SB_OK " }, "
+	    "\"b\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] } } }",
+	    "sandboxes.b.trigger.listen[0]: \"0.0.0.0:7000\" overlaps \"127.0.0.1:7000\", declared "
+	    "by sandbox \"a\"");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": "
+	             "[\"[::1]:7000\", \"[::]:7000\"] }, "
+	             "\"exec\": [\"/x\"] } } }",
+	             "sandboxes.a.trigger.listen[1]: \"[::]:7000\" overlaps \"[::1]:7000\", "
+	             "declared by sandbox \"a\"");
+	expect_error(
+	    "{ \"postern\": 1, \"sandboxes\": { \"l\": { \"trigger\": { \"startup\": true }, "
+	    "\"sockets\": [\"0.0.0.0:7000\"], \"exec\": [\"/x\"] }, \"a\": { " SB_OK " } } }",
+	    "sandboxes.a.trigger.listen[0]: \"127.0.0.1:7000\" overlaps \"0.0.0.0:7000\", declared "
+	    "by sandbox \"l\"");
+	/* the broker's own */
+	expect_error("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:7000\" }, "
+	             "\"sandboxes\": { \"a\": { " SB_OK " } } }",
+	             "t.json: sandboxes.a.trigger.listen[0]: \"127.0.0.1:7000\" is the broker's "
+	             "metrics address (broker.metrics)");
+	snprintf(want, sizeof(want),
+	         "sandboxes.a.trigger.listen[0]: \"0.0.0.0:9100\" overlaps \"127.0.0.1:9100\", the "
+	         "broker's metrics address (broker.metrics)%s",
+	         why);
+	expect_error("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\" }, "
+	             "\"sandboxes\": { \"a\": { "
+	             "\"trigger\": { \"listen\": [\"0.0.0.0:9100\"] }, \"exec\": [\"/x\"] } } }",
+	             want);
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"a\": { \"trigger\": { \"listen\": "
+	             "[\"unix:/run/postern/control.sock\"] }, \"exec\": [\"/x\"] } } }",
+	             "sandboxes.a.trigger.listen[0]: \"unix:/run/postern/control.sock\" is the "
+	             "broker's control socket (broker.control)");
+	expect_error("{ \"postern\": 1, \"broker\": { \"control\": \"/run/p//c.sock\" }, "
+	             "\"sandboxes\": { \"l\": { "
+	             "\"trigger\": { \"startup\": true }, \"sockets\": [\"unix:/run/p/c.sock\"], "
+	             "\"exec\": [\"/x\"] } } }",
+	             "sandboxes.l.sockets[0]: \"unix:/run/p/c.sock\" is the broker's control "
+	             "socket (broker.control)");
 	/* every one reported */
 	struct pst_policy *p = NULL;
 	struct pst_diag d;
-	assert_int_equal(parse("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\" }, \"sandboxes\": { "
-			       "\"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] }, "
-			       "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\", \"0.0.0.0:9100\", "
-			       "\"unix:/run/postern/control.sock\", \"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] } } }",
-			       &p, &d),
-			 -EINVAL);
-	assert_int_equal(d.n, 5);	/* the last: overlaps b's own 127.0.0.1:7000 and duplicates a's */
+	assert_int_equal(
+	    parse(
+	        "{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\" }, \"sandboxes\": "
+	        "{ "
+	        "\"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] }, "
+	        "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\", \"0.0.0.0:9100\", "
+	        "\"unix:/run/postern/control.sock\", \"0.0.0.0:7000\"] }, \"exec\": [\"/x\"] } } }",
+	        &p, &d),
+	    -EINVAL);
+	assert_int_equal(d.n, 5); /* the last: overlaps b's own 127.0.0.1:7000 and duplicates a's */
 	pst_diag_free(&d);
 	/* fine: the families apart (listeners are IPV6_V6ONLY), other
 	 * addresses or ports, another control socket */
-	p = expect_ok("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\", \"control\": \"/run/p/c.sock\" }, "
-		      "\"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\", \"[::]:7000\", "
-		      "\"127.0.0.1:7001\", \"127.0.0.2:9100\", \"unix:/run/postern/control.sock\"] }, \"exec\": [\"/x\"] }, "
-		      "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.2:7001\", \"[::1]:9100\", \"unix:/run/p/d.sock\"] }, "
-		      "\"exec\": [\"/x\"] } } }");
+	p = expect_ok("{ \"postern\": 1, \"broker\": { \"metrics\": \"127.0.0.1:9100\", "
+	              "\"control\": \"/run/p/c.sock\" }, "
+	              "\"sandboxes\": { \"a\": { \"trigger\": { \"listen\": [\"0.0.0.0:7000\", "
+	              "\"[::]:7000\", "
+	              "\"127.0.0.1:7001\", \"127.0.0.2:9100\", \"unix:/run/postern/control.sock\"] "
+	              "}, \"exec\": [\"/x\"] }, "
+	              "\"b\": { \"trigger\": { \"listen\": [\"127.0.0.2:7001\", \"[::1]:9100\", "
+	              "\"unix:/run/p/d.sock\"] }, "
+	              "\"exec\": [\"/x\"] } } }");
 	pst_policy_free(p);
 }
 
@@ -344,16 +461,20 @@ static void test_verifier_beside_parse_errors(void **state)
 	(void)state;
 	struct pst_policy *p = NULL;
 	struct pst_diag d;
-	char *j = wrap_sandbox("\"trigger\": { \"startup\": true }, \"exec\": [\"/x\"], \"prewarm\": 2, \"env\": { \"N\": 5 },"
-			       " \"limits\": { \"per_source\": 10, \"handlers\": 5, \"pids\": \"x\" },"
-			       " \"seccomp\": { \"deny\": [\"ptrace\", \"no_such_call\"], \"allow\": [\"ptrace\"] }");
+	char *j = wrap_sandbox(
+	    "\"trigger\": { \"startup\": true }, \"exec\": [\"/x\"], \"prewarm\": 2, \"env\": { "
+	    "\"N\": 5 },"
+	    " \"limits\": { \"per_source\": 10, \"handlers\": 5, \"pids\": \"x\" },"
+	    " \"seccomp\": { \"deny\": [\"ptrace\", \"no_such_call\"], \"allow\": [\"ptrace\"] }");
 	assert_int_equal(parse(j, &p, &d), -EINVAL);
 	assert_null(p);
-	const char *want[] = { "sandboxes.a.env.N: 5: expected a string", "sandboxes.a.limits.pids: \"x\": expected an integer",
-			       "sandboxes.a.seccomp.deny[1]: \"no_such_call\": unknown syscall",
-			       "sandboxes.a.prewarm: a startup sandbox has exactly one handler; prewarm does not apply",
-			       "sandboxes.a.limits.per_source: 10 is more than limits.handlers (5)",
-			       "sandboxes.a.seccomp.allow: \"ptrace\" is both allowed and denied" };
+	const char *want[] = {"sandboxes.a.env.N: 5: expected a string",
+	                      "sandboxes.a.limits.pids: \"x\": expected an integer",
+	                      "sandboxes.a.seccomp.deny[1]: \"no_such_call\": unknown syscall",
+	                      "sandboxes.a.prewarm: a startup sandbox has exactly one handler; "
+	                      "prewarm does not apply",
+	                      "sandboxes.a.limits.per_source: 10 is more than limits.handlers (5)",
+	                      "sandboxes.a.seccomp.allow: \"ptrace\" is both allowed and denied"};
 	assert_int_equal(d.n, 6);
 	for (size_t i = 0; i < 6; i++) {
 		bool found = false;
@@ -366,10 +487,16 @@ static void test_verifier_beside_parse_errors(void **state)
 	pst_diag_free(&d);
 	free(j);
 	/* the cross-checks wait for a whole policy: no channel message here */
-	expect_error("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, \"exec\": [\"/x\"], "
-		     "\"prewarm\": \"1\" } } }", "sandboxes.w.prewarm: \"1\": expected an integer");
-	assert_int_equal(parse("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, "
-			       "\"exec\": [\"/x\"], \"prewarm\": \"1\" } } }", &p, &d), -EINVAL);
+	expect_error("{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": "
+	             "\"jobs\" }, \"exec\": [\"/x\"], "
+	             "\"prewarm\": \"1\" } } }",
+	             "sandboxes.w.prewarm: \"1\": expected an integer");
+	assert_int_equal(
+	    parse(
+	        "{ \"postern\": 1, \"sandboxes\": { \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, "
+	        "\"exec\": [\"/x\"], \"prewarm\": \"1\" } } }",
+	        &p, &d),
+	    -EINVAL);
 	assert_int_equal(d.n, 1);
 	pst_diag_free(&d);
 }
@@ -379,11 +506,15 @@ static void test_verifier_beside_parse_errors(void **state)
 static void test_fs_entry_numbers(void **state)
 {
 	(void)state;
-	expect_sandbox_error(SB_OK ", \"filesystem\": [ { \"bind\": \"rel\" }, { \"tmpfs\": \"/tmp\" }, { \"tmpfs\": \"/tmp\" } ]",
-			     "sandboxes.a.filesystem[2].tmpfs: \"/tmp\" is already a destination of entry 1");
-	expect_sandbox_error(SB_OK ", \"filesystem\": [ { \"proc\": 1 }, { \"symlink\": \"/lib\", \"target\": \"usr/lib\" }, "
-			     "{ \"tmpfs\": \"/lib/x\" } ]",
-			     "sandboxes.a.filesystem[2].tmpfs: \"/lib/x\" lies under the symlink of entry 1 (\"/lib\")");
+	expect_sandbox_error(
+	    SB_OK ", \"filesystem\": [ { \"bind\": \"rel\" }, { \"tmpfs\": \"/tmp\" }, { "
+	          "\"tmpfs\": \"/tmp\" } ]",
+	    "sandboxes.a.filesystem[2].tmpfs: \"/tmp\" is already a destination of entry 1");
+	expect_sandbox_error(SB_OK ", \"filesystem\": [ { \"proc\": 1 }, { \"symlink\": \"/lib\", "
+	                           "\"target\": \"usr/lib\" }, "
+	                           "{ \"tmpfs\": \"/lib/x\" } ]",
+	                     "sandboxes.a.filesystem[2].tmpfs: \"/lib/x\" lies under the symlink "
+	                     "of entry 1 (\"/lib\")");
 }
 
 /* ---- uids, binds ---------------------------------------------------------------- */
@@ -397,7 +528,9 @@ static uint32_t fnv1a(const char *s)
 	return h;
 }
 
-#define SB_AT(name, port) "\"" name "\": { \"trigger\": { \"listen\": [\"127.0.0.1:" port "\"] }, \"exec\": [\"/x\"]"
+#define SB_AT(name, port)                                                                          \
+	"\"" name "\": { \"trigger\": { \"listen\": [\"127.0.0.1:" port "\"] }, \"exec\": "        \
+	"[\"/x\"]"
 
 static void test_uid_derivation(void **state)
 {
@@ -405,12 +538,15 @@ static void test_uid_derivation(void **state)
 	/* known values: FNV-1a("a") = 0xe40c292c, ("echo") = 0xd49dd484 */
 	assert_int_equal(pst_sandbox_default_uid(200000, "a"), 200000 + 0x292c);
 	assert_int_equal(pst_sandbox_default_uid(200000, "echo"), 200000 + 0xd484);
-	assert_int_equal(pst_sandbox_default_uid(1000, "probe"), 1000 + fnv1a("probe") % PST_UID_RANGE);
+	assert_int_equal(pst_sandbox_default_uid(1000, "probe"),
+	                 1000 + fnv1a("probe") % PST_UID_RANGE);
 	/* the policy's uids: derived from the names, whatever their order */
-	struct pst_policy *p = expect_ok("{ \"postern\": 1, \"broker\": { \"uid_base\": 5000 }, \"sandboxes\": { "
-					 SB_AT("a", "1") " }, " SB_AT("b", "2") " } } }");
-	struct pst_policy *q = expect_ok("{ \"postern\": 1, \"broker\": { \"uid_base\": 5000 }, \"sandboxes\": { "
-					 SB_AT("c", "3") " }, " SB_AT("b", "2") " }, " SB_AT("a", "1") " } } }");
+	struct pst_policy *p = expect_ok(
+	    "{ \"postern\": 1, \"broker\": { \"uid_base\": 5000 }, \"sandboxes\": { " SB_AT(
+	        "a", "1") " }, " SB_AT("b", "2") " } } }");
+	struct pst_policy *q = expect_ok(
+	    "{ \"postern\": 1, \"broker\": { \"uid_base\": 5000 }, \"sandboxes\": { " SB_AT(
+	        "c", "3") " }, " SB_AT("b", "2") " }, " SB_AT("a", "1") " } } }");
 	assert_int_equal(pst_policy_find(p, "a")->uid, 5000 + fnv1a("a") % 65536);
 	assert_int_equal(pst_policy_find(p, "a")->uid, pst_policy_find(q, "a")->uid);
 	assert_int_equal(pst_policy_find(p, "b")->uid, pst_policy_find(q, "b")->uid);
@@ -420,15 +556,18 @@ static void test_uid_derivation(void **state)
 	pst_policy_free(p);
 	pst_policy_free(q);
 	/* an explicit uid */
-	p = expect_ok("{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1") ", \"uid\": 70000 }, "
-		      SB_AT("b", "2") ", \"uid\": 1000 } } }");
+	p = expect_ok("{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	    "a", "1") ", \"uid\": 70000 }, " SB_AT("b", "2") ", \"uid\": 1000 } } }");
 	assert_int_equal(pst_policy_find(p, "a")->uid, 70000);
 	assert_true(pst_policy_find(p, "a")->uid_explicit);
 	assert_int_equal(pst_policy_find(p, "b")->uid, 1000);
 	pst_policy_free(p);
 	/* the largest uid_base leaves room for every derived uid */
-	p = expect_ok("{ \"postern\": 1, \"broker\": { \"uid_base\": 4000000000 }, \"sandboxes\": { " SB_AT("a", "1") " } } }");
-	assert_true(pst_policy_find(p, "a")->uid >= 4000000000u && pst_policy_find(p, "a")->uid < 4000065536u);
+	p = expect_ok(
+	    "{ \"postern\": 1, \"broker\": { \"uid_base\": 4000000000 }, \"sandboxes\": { " SB_AT(
+	        "a", "1") " } } }");
+	assert_true(pst_policy_find(p, "a")->uid >= 4000000000u &&
+	            pst_policy_find(p, "a")->uid < 4000065536u);
 	pst_policy_free(p);
 }
 
@@ -437,21 +576,28 @@ static void test_uid_collisions(void **state)
 	(void)state;
 	/* "98" and "a6b" hash to the same uid */
 	assert_int_equal(fnv1a("98") % 65536, fnv1a("a6b") % 65536);
-	expect_error("{ \"postern\": 1, \"sandboxes\": { " SB_AT("98", "1") " }, " SB_AT("a6b", "2") " } } }",
-		     "t.json: sandboxes.a6b: uid 242340 (derived from its name) is also the uid of sandbox \"98\" "
-		     "(derived from its name): two sandboxes would own each other's files; set \"uid\" on one "
-		     "of them to a uid of its own");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { " SB_AT("98", "1") " }, " SB_AT(
+	                 "a6b", "2") " } } }",
+	             "t.json: sandboxes.a6b: uid 242340 (derived from its name) is also the uid of "
+	             "sandbox \"98\" "
+	             "(derived from its name): two sandboxes would own each other's files; set "
+	             "\"uid\" on one "
+	             "of them to a uid of its own");
 	/* fixed by an explicit uid on one of them */
-	struct pst_policy *p = expect_ok("{ \"postern\": 1, \"sandboxes\": { " SB_AT("98", "1") " }, "
-					 SB_AT("a6b", "2") ", \"uid\": 300000 } } }");
+	struct pst_policy *p = expect_ok("{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	    "98", "1") " }, " SB_AT("a6b", "2") ", \"uid\": 300000 } } }");
 	pst_policy_free(p);
-	expect_error("{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1") ", \"uid\": 7000 }, "
-		     SB_AT("b", "2") ", \"uid\": 7000 } } }",
-		     "sandboxes.b.uid: uid 7000 (its \"uid\") is also the uid of sandbox \"a\" (its \"uid\")");
+	expect_error("{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	                 "a", "1") ", \"uid\": 7000 }, " SB_AT("b", "2") ", \"uid\": 7000 } } }",
+	             "sandboxes.b.uid: uid 7000 (its \"uid\") is also the uid of sandbox \"a\" "
+	             "(its \"uid\")");
 	char *j = NULL;
-	assert_true(asprintf(&j, "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1") " }, " SB_AT("b", "2")
-				 ", \"uid\": %u } } }", pst_sandbox_default_uid(200000, "a")) > 0);
-	expect_error(j, "sandboxes.b.uid: uid 210540 (its \"uid\") is also the uid of sandbox \"a\" (derived from its name)");
+	assert_true(asprintf(&j,
+	                     "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1") " }, " SB_AT(
+	                         "b", "2") ", \"uid\": %u } } }",
+	                     pst_sandbox_default_uid(200000, "a")) > 0);
+	expect_error(j, "sandboxes.b.uid: uid 210540 (its \"uid\") is also the uid of sandbox "
+	                "\"a\" (derived from its name)");
 	free(j);
 }
 
@@ -459,18 +605,25 @@ static void test_bind_sources(void **state)
 {
 	(void)state;
 	/* inside another sandbox's rw bind */
-	expect_error("{ \"postern\": 1, \"sandboxes\": { " SB_AT("w", "1") ", \"filesystem\": [ { \"bind\": \"/srv/data\", "
-		     "\"to\": \"/data\", \"mode\": \"rw\" } ] }, " SB_AT("r", "2") ", \"filesystem\": [ { \"bind\": \"/usr\" }, "
-		     "{ \"bind\": \"/srv/data/pub\", \"to\": \"/pub\" } ] } } }",
-		     "t.json: sandboxes.r.filesystem[1].bind: \"/srv/data/pub\": lies inside \"/srv/data\", an rw bind of "
-		     "sandbox \"w\" (filesystem[0]): its handlers could replace it with a symlink to any host path; "
-		     "bind a path outside every rw bind");
+	expect_error(
+	    "{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	        "w", "1") ", \"filesystem\": [ { \"bind\": \"/srv/data\", "
+	                  "\"to\": \"/data\", \"mode\": \"rw\" } ] }, " SB_AT(
+	                      "r", "2") ", \"filesystem\": [ { \"bind\": \"/usr\" }, "
+	                                "{ \"bind\": \"/srv/data/pub\", \"to\": \"/pub\" } ] } } }",
+	    "t.json: sandboxes.r.filesystem[1].bind: \"/srv/data/pub\": lies inside \"/srv/data\", "
+	    "an rw bind of "
+	    "sandbox \"w\" (filesystem[0]): its handlers could replace it with a symlink to any "
+	    "host path; "
+	    "bind a path outside every rw bind");
 	/* the same path, an ancestor, a sibling, a tmpfs: fine */
-	struct pst_policy *p = expect_ok(
-		"{ \"postern\": 1, \"sandboxes\": { " SB_AT("w", "1") ", \"filesystem\": [ { \"bind\": \"/srv/data\", "
-		"\"to\": \"/data\", \"mode\": \"rw\" }, { \"tmpfs\": \"/tmp\" } ] }, " SB_AT("r", "2") ", \"filesystem\": [ "
-		"{ \"bind\": \"/srv/data\", \"to\": \"/d\" }, { \"bind\": \"/srv\" }, { \"bind\": \"/srv/data2\", \"to\": \"/d2\" }, "
-		"{ \"bind\": \"/tmp\" } ], \"allow_bind\": true } } }");
+	struct pst_policy *p = expect_ok("{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	    "w", "1") ", \"filesystem\": [ { \"bind\": \"/srv/data\", "
+	              "\"to\": \"/data\", \"mode\": \"rw\" }, { \"tmpfs\": \"/tmp\" } ] }, " SB_AT(
+	                  "r", "2") ", \"filesystem\": [ "
+	                            "{ \"bind\": \"/srv/data\", \"to\": \"/d\" }, { \"bind\": "
+	                            "\"/srv\" }, { \"bind\": \"/srv/data2\", \"to\": \"/d2\" }, "
+	                            "{ \"bind\": \"/tmp\" } ], \"allow_bind\": true } } }");
 	assert_true(pst_policy_find(p, "r")->allow_bind);
 	assert_false(pst_policy_find(p, "w")->allow_bind);
 	pst_policy_free(p);
@@ -484,37 +637,60 @@ static void test_bind_sources(void **state)
 	assert_int_equal(mkdir(path, 0755), 0);
 	snprintf(link, sizeof(link), "%s/link", dir);
 	assert_int_equal(symlink("real", link), 0);
-	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
-		 ", \"filesystem\": [ { \"bind\": \"%s/link/sub\", \"to\": \"/s\" } ] } } }", dir);
+	snprintf(
+	    json, sizeof(json),
+	    "{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	        "a",
+	        "1") ", \"filesystem\": [ { \"bind\": \"%s/link/sub\", \"to\": \"/s\" } ] } } }",
+	    dir);
 	char want[600];
-	snprintf(want, sizeof(want), "sandboxes.a.filesystem[0].bind: \"%s/link/sub\": \"%s/link\" is a symlink (to "
-		 "\"real\"): bind sources are not followed through symlinks; if that is what is meant, declare the "
-		 "real path \"%s/real/sub\"", dir, dir, dir);
+	snprintf(want, sizeof(want),
+	         "sandboxes.a.filesystem[0].bind: \"%s/link/sub\": \"%s/link\" is a symlink (to "
+	         "\"real\"): bind sources are not followed through symlinks; if that is what is "
+	         "meant, declare the "
+	         "real path \"%s/real/sub\"",
+	         dir, dir, dir);
 	expect_error(json, want);
 	/* beside a bad mode, and compared with no other entry */
 	struct pst_diag d;
-	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
-		 ", \"filesystem\": [ { \"bind\": \"%s/link/sub\", \"to\": \"/s\", \"mode\": \"rx\" }, "
-		 "{ \"bind\": \"%s/link\", \"to\": \"/t\" }, { \"tmpfs\": \"/t\" } ] } } }", dir, dir);
+	snprintf(
+	    json, sizeof(json),
+	    "{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	        "a",
+	        "1") ", \"filesystem\": [ { \"bind\": \"%s/link/sub\", \"to\": \"/s\", \"mode\": "
+	             "\"rx\" }, "
+	             "{ \"bind\": \"%s/link\", \"to\": \"/t\" }, { \"tmpfs\": \"/t\" } ] } } }",
+	    dir, dir);
 	assert_int_equal(parse(json, &p, &d), -EINVAL);
 	assert_int_equal(d.n, 3);
-	assert_non_null(strstr(d.msgs[0], "sandboxes.a.filesystem[0].mode: \"rx\": must be \"ro\" or \"rw\""));
+	assert_non_null(
+	    strstr(d.msgs[0], "sandboxes.a.filesystem[0].mode: \"rx\": must be \"ro\" or \"rw\""));
 	assert_non_null(strstr(d.msgs[1], "sandboxes.a.filesystem[0].bind: "));
 	assert_non_null(strstr(d.msgs[2], "sandboxes.a.filesystem[1].bind: "));
 	pst_diag_free(&d);
 	/* the last component too */
-	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
-		 ", \"filesystem\": [ { \"bind\": \"%s/link\", \"to\": \"/s\" } ] } } }", dir);
+	snprintf(
+	    json, sizeof(json),
+	    "{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	        "a", "1") ", \"filesystem\": [ { \"bind\": \"%s/link\", \"to\": \"/s\" } ] } } }",
+	    dir);
 	expect_error(json, "is a symlink (to \"real\")");
 	/* dangling */
 	snprintf(path, sizeof(path), "%s/dangling", dir);
 	assert_int_equal(symlink("nowhere", path), 0);
-	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
-		 ", \"filesystem\": [ { \"bind\": \"%s/dangling\", \"to\": \"/s\" } ] } } }", dir);
+	snprintf(
+	    json, sizeof(json),
+	    "{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	        "a",
+	        "1") ", \"filesystem\": [ { \"bind\": \"%s/dangling\", \"to\": \"/s\" } ] } } }",
+	    dir);
 	expect_error(json, "use the real path (this one does not resolve)");
 	/* missing (yet): left to the spawn */
-	snprintf(json, sizeof(json), "{ \"postern\": 1, \"sandboxes\": { " SB_AT("a", "1")
-		 ", \"filesystem\": [ { \"bind\": \"%s/real/none/deeper\", \"to\": \"/s\" } ] } } }", dir);
+	snprintf(json, sizeof(json),
+	         "{ \"postern\": 1, \"sandboxes\": { " SB_AT(
+	             "a", "1") ", \"filesystem\": [ { \"bind\": \"%s/real/none/deeper\", \"to\": "
+	                       "\"/s\" } ] } } }",
+	         dir);
 	p = expect_ok(json);
 	pst_policy_free(p);
 	snprintf(path, sizeof(path), "%s/dangling", dir), unlink(path);
@@ -567,16 +743,22 @@ static void test_full_sandbox_values(void **state)
 {
 	(void)state;
 	char *j = wrap_sandbox(
-		"\"trigger\": { \"listen\": [\"127.0.0.1:7000\", \"[::1]:7000\", \"unix:/run/e.sock\"] },"
-		"\"exec\": [\"/usr/bin/echo\", \"-n\", \"x\"], \"socket\": \"listen_fds\","
-		"\"filesystem\": [ { \"bind\": \"/usr//\" }, { \"bind\": \"/srv\", \"to\": \"/data\", \"mode\": \"rw\" },"
-		"  { \"tmpfs\": \"/tmp\", \"size\": \"8M\" }, { \"proc\": \"/proc\" }, { \"symlink\": \"/lib\", \"target\": \"usr/lib\" } ],"
-		"\"egress\": [ { \"to\": \"10.152.163.0/24\", \"proto\": \"tcp\", \"ports\": [5432, 6432] },"
-		"  { \"to\": \"10.1.2.3\" }, { \"to\": \"2001:db8:5::/64\", \"proto\": \"udp\" }, { \"to\": \"::1\" } ],"
-		"\"limits\": { \"handlers\": 256, \"per_source\": 32, \"rate\": \"120/m\", \"timeout\": \"250ms\","
-		"  \"memory\": \"1G\", \"pids\": 16, \"nofile\": 64, \"cpu\": 0.5 },"
-		"\"seccomp\": { \"default\": \"kill\", \"deny\": [\"ptrace\"], \"allow\": [\"bpf\"] },"
-		"\"env\": { \"LANG\": \"C.UTF-8\", \"_X1\": \"\" }");
+	    "\"trigger\": { \"listen\": [\"127.0.0.1:7000\", \"[::1]:7000\", \"unix:/run/e.sock\"] "
+	    "},"
+	    "\"exec\": [\"/usr/bin/echo\", \"-n\", \"x\"], \"socket\": \"listen_fds\","
+	    "\"filesystem\": [ { \"bind\": \"/usr//\" }, { \"bind\": \"/srv\", \"to\": \"/data\", "
+	    "\"mode\": \"rw\" },"
+	    "  { \"tmpfs\": \"/tmp\", \"size\": \"8M\" }, { \"proc\": \"/proc\" }, { \"symlink\": "
+	    "\"/lib\", \"target\": \"usr/lib\" } ],"
+	    "\"egress\": [ { \"to\": \"10.152.163.0/24\", \"proto\": \"tcp\", \"ports\": [5432, "
+	    "6432] },"
+	    "  { \"to\": \"10.1.2.3\" }, { \"to\": \"2001:db8:5::/64\", \"proto\": \"udp\" }, { "
+	    "\"to\": \"::1\" } ],"
+	    "\"limits\": { \"handlers\": 256, \"per_source\": 32, \"rate\": \"120/m\", "
+	    "\"timeout\": \"250ms\","
+	    "  \"memory\": \"1G\", \"pids\": 16, \"nofile\": 64, \"cpu\": 0.5 },"
+	    "\"seccomp\": { \"default\": \"kill\", \"deny\": [\"ptrace\"], \"allow\": [\"bpf\"] },"
+	    "\"env\": { \"LANG\": \"C.UTF-8\", \"_X1\": \"\" }");
 	struct pst_policy *p = expect_ok(j);
 	free(j);
 	const struct pst_sandbox *s = &p->sandboxes[0];
@@ -626,14 +808,17 @@ static void test_full_sandbox_values(void **state)
 static void test_channels_and_startup(void **state)
 {
 	(void)state;
-	struct pst_policy *p = expect_ok(
-		"{ \"postern\": 1, \"broker\": { \"uid_base\": 5000, \"grace\": \"1m\", \"reuse_port\": true,"
-		"  \"metrics\": \"[::1]:9100\", \"table\": \"pst_test-1\" },"
-		"\"sandboxes\": {"
-		" \"l\": { \"trigger\": { \"startup\": true }, \"restart\": \"on-failure\", \"sockets\": [\"127.0.0.1:7300\"],"
-		"        \"send\": [\"conns\", \"jobs\"], \"exec\": [\"/x\"] },"
-		" \"r\": { \"trigger\": { \"fdpass\": \"conns\" }, \"exec\": [\"/x\"], \"prewarm\": 4 },"
-		" \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, \"exec\": [\"/x\"] } } }");
+	struct pst_policy *p =
+	    expect_ok("{ \"postern\": 1, \"broker\": { \"uid_base\": 5000, \"grace\": \"1m\", "
+	              "\"reuse_port\": true,"
+	              "  \"metrics\": \"[::1]:9100\", \"table\": \"pst_test-1\" },"
+	              "\"sandboxes\": {"
+	              " \"l\": { \"trigger\": { \"startup\": true }, \"restart\": \"on-failure\", "
+	              "\"sockets\": [\"127.0.0.1:7300\"],"
+	              "        \"send\": [\"conns\", \"jobs\"], \"exec\": [\"/x\"] },"
+	              " \"r\": { \"trigger\": { \"fdpass\": \"conns\" }, \"exec\": [\"/x\"], "
+	              "\"prewarm\": 4 },"
+	              " \"w\": { \"trigger\": { \"pipe\": \"jobs\" }, \"exec\": [\"/x\"] } } }");
 	assert_int_equal(p->n_sandboxes, 3);
 	assert_int_equal(p->sandboxes[0].trigger, PST_TRIGGER_STARTUP);
 	assert_int_equal(p->sandboxes[0].restart, PST_RESTART_ON_FAILURE);
@@ -654,11 +839,11 @@ static void test_channels_and_startup(void **state)
 static void test_shipped_policies_load(void **state)
 {
 	(void)state;
-	const char *files[] = { "policies/echo.json", "policies/db-egress.json", "policies/pipes.json",
-				"policies/fdpass.json" };
+	const char *files[] = {"policies/echo.json", "policies/db-egress.json",
+	                       "policies/pipes.json", "policies/fdpass.json"};
 	for (size_t i = 0; i < 4; i++) {
 		struct pst_policy *p = NULL;
-		struct pst_diag d = { 0 };
+		struct pst_diag d = {0};
 		int r = pst_policy_load(files[i], &p, &d);
 		for (size_t k = 0; k < d.n; k++)
 			fprintf(stderr, "%s\n", d.msgs[k]);
@@ -673,10 +858,11 @@ static void test_load_missing_file(void **state)
 {
 	(void)state;
 	struct pst_policy *p = NULL;
-	struct pst_diag d = { 0 };
+	struct pst_diag d = {0};
 	assert_int_equal(pst_policy_load("/nonexistent/p.json", &p, &d), -ENOENT);
 	assert_int_equal(d.n, 1);
-	assert_string_equal(d.msgs[0], "/nonexistent/p.json: (file): cannot open: No such file or directory");
+	assert_string_equal(d.msgs[0],
+	                    "/nonexistent/p.json: (file): cannot open: No such file or directory");
 	pst_diag_free(&d);
 	assert_int_equal(pst_policy_load("/", &p, &d), -EINVAL);
 	assert_non_null(strstr(d.msgs[0], "not a regular file"));
@@ -727,7 +913,7 @@ static void test_sizes(void **state)
 	assert_int_equal(v, 64u << 20);
 	assert_int_equal(pst_parse_size("1G", &v), 0);
 	assert_int_equal(v, 1u << 30);
-	assert_int_equal(pst_parse_size("17179869183G", &v), 0);	/* (2^64-1) >> 30 */
+	assert_int_equal(pst_parse_size("17179869183G", &v), 0); /* (2^64-1) >> 30 */
 	assert_int_equal(pst_parse_size("17179869184G", &v), -ERANGE);
 	assert_int_equal(pst_parse_size("99999999999999999999", &v), -ERANGE);
 	assert_int_equal(pst_parse_size("64MB", &v), -EINVAL);
@@ -800,24 +986,24 @@ static void test_sockaddrs(void **state)
 int main(void)
 {
 	const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(test_syntax_error_line_col),
-		cmocka_unit_test(test_all_errors_collected),
-		cmocka_unit_test(test_cross_checks),
-		cmocka_unit_test(test_address_overlaps),
-		cmocka_unit_test(test_verifier_beside_parse_errors),
-		cmocka_unit_test(test_fs_entry_numbers),
-		cmocka_unit_test(test_uid_derivation),
-		cmocka_unit_test(test_uid_collisions),
-		cmocka_unit_test(test_bind_sources),
-		cmocka_unit_test(test_defaults_applied),
-		cmocka_unit_test(test_full_sandbox_values),
-		cmocka_unit_test(test_channels_and_startup),
-		cmocka_unit_test(test_shipped_policies_load),
-		cmocka_unit_test(test_load_missing_file),
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_cidrs),
-		cmocka_unit_test(test_sockaddrs),
+	    cmocka_unit_test(test_syntax_error_line_col),
+	    cmocka_unit_test(test_all_errors_collected),
+	    cmocka_unit_test(test_cross_checks),
+	    cmocka_unit_test(test_address_overlaps),
+	    cmocka_unit_test(test_verifier_beside_parse_errors),
+	    cmocka_unit_test(test_fs_entry_numbers),
+	    cmocka_unit_test(test_uid_derivation),
+	    cmocka_unit_test(test_uid_collisions),
+	    cmocka_unit_test(test_bind_sources),
+	    cmocka_unit_test(test_defaults_applied),
+	    cmocka_unit_test(test_full_sandbox_values),
+	    cmocka_unit_test(test_channels_and_startup),
+	    cmocka_unit_test(test_shipped_policies_load),
+	    cmocka_unit_test(test_load_missing_file),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_cidrs),
+	    cmocka_unit_test(test_sockaddrs),
 	};
 	/* one test per row of the error tables, named after the expected message */
 	size_t n = N_ELEMS(fixed) + N_ELEMS(sandbox_cases) + N_ELEMS(top_cases), k = 0;

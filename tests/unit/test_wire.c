@@ -41,9 +41,9 @@ static void test_lines(void **state)
 	feed(b, "a\nbc\n\nde", 8);
 	expect_msg(b, "a");
 	expect_msg(b, "bc");
-	expect_msg(b, "");	/* an empty line is a message */
+	expect_msg(b, ""); /* an empty line is a message */
 	assert_int_equal(pst_lines_next(b, &m, &n), PST_LINES_MORE);
-	assert_true(pst_lines_partial(b));	/* "de" */
+	assert_true(pst_lines_partial(b)); /* "de" */
 	feed(b, "f\n", 2);
 	expect_msg(b, "def");
 	assert_int_equal(pst_lines_next(b, &m, &n), PST_LINES_MORE);
@@ -77,9 +77,9 @@ static void test_lines_too_long(void **state)
 		}
 	}
 	assert_int_equal(toolong, 1);
-	assert_false(pst_lines_partial(b));	/* dropping is not a message */
+	assert_false(pst_lines_partial(b)); /* dropping is not a message */
 	feed(b, "tail\nok\n", 8);
-	expect_msg(b, "ok");	/* "xxx...tail" went */
+	expect_msg(b, "ok"); /* "xxx...tail" went */
 	/* the longest message that fits */
 	char *big = malloc(PST_LINE_MAX);
 	memset(big, 'y', PST_LINE_MAX);
@@ -95,8 +95,8 @@ static void test_lines_too_long(void **state)
 static struct msghdr with_fds(void *buf, size_t cap, const int *fds, int n, int flags)
 {
 	memset(buf, 0, cap);
-	struct msghdr mh = { .msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)),
-			     .msg_flags = flags };
+	struct msghdr mh = {
+	    .msg_control = buf, .msg_controllen = CMSG_SPACE(n * sizeof(int)), .msg_flags = flags};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
@@ -112,7 +112,7 @@ static void test_fdpass(void **state)
 		struct cmsghdr h;
 		char b[CMSG_SPACE(8 * sizeof(int))];
 	} cm;
-	int fds[8], one[] = { 7 }, two[] = { 7, 9 };
+	int fds[8], one[] = {7}, two[] = {7, 9};
 	struct msghdr mh = with_fds(&cm, sizeof(cm), one, 1, 0);
 	assert_int_equal(pst_fdpass_fds(&mh, fds, 8), 1);
 	assert_int_equal(fds[0], 7);
@@ -124,7 +124,7 @@ static void test_fdpass(void **state)
 	mh = with_fds(&cm, sizeof(cm), one, 1, MSG_CTRUNC);
 	assert_int_equal(pst_fdpass_check(&mh, 1), -EMSGSIZE);
 	/* no control data at all */
-	struct msghdr none = { 0 };
+	struct msghdr none = {0};
 	assert_int_equal(pst_fdpass_fds(&none, fds, 8), 0);
 	assert_int_equal(pst_fdpass_check(&none, 0), -EBADMSG);
 	/* a length that claims more than the buffer holds */
@@ -132,7 +132,7 @@ static void test_fdpass(void **state)
 	CMSG_FIRSTHDR(&mh)->cmsg_len = 100000;
 	assert_true(pst_fdpass_fds(&mh, fds, 8) <= 8);
 	/* at most max */
-	int many[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	int many[8] = {1, 2, 3, 4, 5, 6, 7, 8};
 	mh = with_fds(&cm, sizeof(cm), many, 8, 0);
 	assert_int_equal(pst_fdpass_fds(&mh, fds, 3), 3);
 }
@@ -159,7 +159,7 @@ static void test_control(void **state)
 	assert_int_equal(pst_control_parse(big, 4095, 4096, &r), PST_CTL_TOOLONG);
 	big[200] = ' ';
 	big[4000] = '\n';
-	assert_int_equal(pst_control_parse(big, 4095, 4096, &r), PST_CTL_BAD);	/* verb too long */
+	assert_int_equal(pst_control_parse(big, 4095, 4096, &r), PST_CTL_BAD); /* verb too long */
 	free(big);
 }
 
@@ -180,7 +180,11 @@ static void test_http(void **state)
 	assert_int_equal(pst_http_parse(REQ("GET\r\n\r\n")), 400);
 	assert_int_equal(pst_http_parse(REQ("GET /x HTTP/2\r\n\r\n")), 400);
 	assert_int_equal(pst_http_parse(REQ("GET /\x01 HTTP/1.0\r\n\r\n")), 400);
-	assert_int_equal(pst_http_parse(REQ("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.0\r\n\r\n")), 400);
+	assert_int_equal(
+	    pst_http_parse(
+	        REQ("GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+	            "HTTP/1.0\r\n\r\n")),
+	    400);
 #undef REQ
 	char *big = malloc(4096);
 	memset(big, 'a', 4096);
@@ -191,9 +195,9 @@ static void test_http(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_lines),   cmocka_unit_test(test_lines_too_long),
-		cmocka_unit_test(test_fdpass),  cmocka_unit_test(test_control),
-		cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_lines),  cmocka_unit_test(test_lines_too_long),
+	    cmocka_unit_test(test_fdpass), cmocka_unit_test(test_control),
+	    cmocka_unit_test(test_http),
 	};
 	return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
