@@ -5,7 +5,7 @@
  * The loader turns one JSON policy file (DESIGN.md, "Policy file") into a
  * struct pst_policy. No cJSON type leaves the loader. Every string is owned
  * by the policy and freed by pst_policy_free(). Defaults are filled in one
- * place (pst_policy_defaults / pst_sandbox_defaults), so a loaded policy is
+ * place (the loader's defaults pass, broker/policy.c), so a loaded policy is
  * complete: consumers never re-derive a default.
  */
 #ifndef POSTERN_BROKER_H

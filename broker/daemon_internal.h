@@ -200,6 +200,8 @@ struct sbx {
 	struct gen *gen;
 	const struct pst_sandbox *conf;
 	struct sandbox *sb;
+	int destroy_r; /* sandbox_destroy()'s, when its generation retires */
+	struct sandbox_error destroy_err;
 	int netns_fd;
 	struct sbx_admission adm;
 	struct sbx_send send;
@@ -210,10 +212,12 @@ struct sbx {
 
 /* One loaded policy with its prepared sandboxes (generation.c). */
 struct gen {
+	struct daemon *d;
 	struct pst_policy *policy;
 	struct sbx *sbx;
 	size_t n_sbx;
-	unsigned refs; /* live handlers and pool jobs, + 1 while current */
+	unsigned refs;      /* live handlers and pool jobs, + 1 while current */
+	uv_work_t teardown; /* its sandboxes destroyed in the threadpool */
 };
 
 /* ---- handlers (handler.c, prewarm.c) ---------------------------------------
@@ -225,6 +229,7 @@ struct gen {
  *   fresh:      SERVING -> EXITING
  */
 enum handler_state {
+	H_SPAWNING,     /* fresh: its spawn runs in the threadpool; counted in active, not linked */
 	H_SETTING_UP,   /* pre-warm: its set-up runs in the threadpool; not linked */
 	H_WARMING,      /* pre-warm: set up, its readiness report awaited (ctl_fd) */
 	H_READY,        /* pre-warm: on its sandbox's ready stack */
@@ -248,6 +253,7 @@ enum handler_end {
  * spawn_run() makes the call that suspends its thread, spawn_complete()
  * takes the result on the loop (handler.c). */
 struct spawn_job {
+	uv_work_t req; /* in the threadpool: the loop never waits for a spawn */
 	struct sandbox *sb;
 	struct sandbox_spawn_args args;
 	struct pst_req_env env; /* args.extra_env points into it */

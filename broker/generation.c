@@ -34,16 +34,26 @@
 
 /* ---- generation objects ---------------------------------------------- */
 
-static void gen_free(struct gen *g)
+/* Its sandboxes' plans: sandbox_destroy() may wait (up to 1 s) for handler
+ * cgroups a process from outside keeps busy, so it runs in the threadpool
+ * when a generation retires (gen_teardown()); the warnings are logged on
+ * the loop. */
+static void gen_destroy_sandboxes(struct gen *g, bool log)
 {
-	if (!g)
-		return;
 	for (size_t i = 0; i < g->n_sbx; i++) {
 		struct sbx *s = &g->sbx[i];
-		struct sandbox_error err = {0};
-		int r = s->sb ? sandbox_destroy(s->sb, &err) : 0;
-		if (r < 0)
-			log_sandbox_error("warn", "cleanup", s->conf->name, &err, r);
+		s->destroy_r = s->sb ? sandbox_destroy(s->sb, &s->destroy_err) : 0;
+		s->sb = NULL;
+		if (log && s->destroy_r < 0)
+			log_sandbox_error("warn", "cleanup", s->conf->name, &s->destroy_err,
+			                  s->destroy_r);
+	}
+}
+
+static void gen_free_rest(struct gen *g)
+{
+	for (size_t i = 0; i < g->n_sbx; i++) {
+		struct sbx *s = &g->sbx[i];
 		pst_srctab_free(&s->adm.sources);
 		if (s->netns_fd >= 0)
 			close(s->netns_fd);
@@ -51,6 +61,46 @@ static void gen_free(struct gen *g)
 	free(g->sbx);
 	pst_policy_free(g->policy);
 	free(g);
+}
+
+/* A generation that never served (a failed load or reload): at once. */
+static void gen_free(struct gen *g)
+{
+	if (!g)
+		return;
+	gen_destroy_sandboxes(g, true);
+	gen_free_rest(g);
+}
+
+static void teardown_work(uv_work_t *req)
+{
+	gen_destroy_sandboxes(req->data, false);
+}
+
+static void teardown_done(uv_work_t *req, int status)
+{
+	struct gen *g = req->data;
+	struct daemon *d = g->d;
+	(void)status;
+	for (size_t i = 0; i < g->n_sbx; i++)
+		if (g->sbx[i].destroy_r < 0)
+			log_sandbox_error("warn", "cleanup", g->sbx[i].conf->name,
+			                  &g->sbx[i].destroy_err, g->sbx[i].destroy_r);
+	gen_free_rest(g);
+	d->pool_jobs--;
+	daemon_maybe_finish(d);
+}
+
+/* The last reference went: its sandboxes go in the threadpool, never
+ * waited for on the loop (at once where there is no pool). */
+static void gen_teardown(struct gen *g)
+{
+	g->teardown.data = g;
+	if (g->d && uv_queue_work(g->d->loop, &g->teardown, teardown_work, teardown_done) == 0) {
+		g->d->pool_jobs++;
+		return;
+	}
+	gen_free(g);
 }
 
 void gen_ref(struct gen *g)
@@ -61,7 +111,7 @@ void gen_ref(struct gen *g)
 void gen_unref(struct gen *g)
 {
 	if (g && --g->refs == 0)
-		gen_free(g);
+		gen_teardown(g);
 }
 
 struct sbx *gen_find(struct gen *g, const char *name)
@@ -115,7 +165,6 @@ static int fd_budget_check(const struct pst_policy *p)
  * errno (logged). */
 int gen_prepare(struct daemon *d, struct pst_policy *p, struct gen_plan *pl)
 {
-	(void)d;
 	memset(pl, 0, sizeof(*pl));
 	int r = fd_budget_check(p);
 	if (r < 0) {
@@ -129,6 +178,7 @@ int gen_prepare(struct daemon *d, struct pst_policy *p, struct gen_plan *pl)
 		pst_log("error", "load", "what", "allocate", "error", strerror(ENOMEM), NULL);
 		return -ENOMEM;
 	}
+	g->d = d;
 	g->policy = p;
 	g->n_sbx = p->n_sandboxes;
 	g->refs = 1;

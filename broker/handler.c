@@ -366,7 +366,8 @@ static void handler_started(struct daemon *d, struct handler *h, uint64_t t0, ui
 	struct sbx *s = h->sbx;
 	h->state = H_SERVING;
 	h->start_ns = t0;
-	admission_enter(s, h);
+	if (warm)
+		admission_enter(s, h); /* a fresh one was, when its spawn was queued */
 	s->stats.started++;
 	pst_latring_add(&s->stats.lat, (uint32_t)(spawn_ns / 1000));
 	if (s->conf->limits.timeout_ms)
@@ -421,13 +422,21 @@ static int spawn_prepare(struct daemon *d, struct sbx *s, struct handler *h,
 }
 
 /* The call that suspends its thread until the handler has exec'd (or
- * failed). It reads and writes only the job and h->h, so it may run on
- * another thread than the loop's (sandbox.h: spawns of one sandbox may run
- * on several threads); today it runs on the loop. */
+ * failed): a hung bind source or a slow exec would stop everything on the
+ * loop, so it runs in the threadpool (sandbox.h: spawns of one sandbox may
+ * run on several threads; a pool thread lives as long as the process, as
+ * the handler's parent-death signal wants). It reads and writes only the
+ * job and h->h; the job holds a reference on the generation, whose
+ * sandbox plan and netns fd it uses. */
 static void spawn_run(struct handler *h)
 {
 	struct spawn_job *j = &h->job.spawn;
 	j->r = sandbox_spawn(j->sb, &j->args, &h->h, &j->err);
+}
+
+static void spawn_work(uv_work_t *req)
+{
+	spawn_run(req->data);
 }
 
 static void close_fd(int fd)
@@ -451,6 +460,7 @@ static int spawn_complete(struct daemon *d, struct handler *h)
 	if (j->r < 0) {
 		s->stats.refused[REFUSE_SPAWN_FAILED]++;
 		int r = j->r;
+		admission_leave(d, s, h);
 		handler_put(d, h);
 		return r;
 	}
@@ -463,6 +473,21 @@ static int spawn_complete(struct daemon *d, struct handler *h)
 	cg_stock_start(d, s);
 	handler_started(d, h, j->t0, spawn_ns, false);
 	return 0;
+}
+
+static void spawn_work_done(uv_work_t *req, int status)
+{
+	struct handler *h = req->data;
+	struct daemon *d = h->d;
+	struct sbx *s = h->sbx;
+	struct gen *g = s->gen;
+	(void)status; /* a queued job is never cancelled */
+	d->pool_jobs--;
+	/* (h is gone when it failed) */
+	if (spawn_complete(d, h) < 0 && s->conf->trigger == PST_TRIGGER_STARTUP)
+		startup_schedule(d, s, true, 0);
+	gen_unref(g); /* the job's */
+	daemon_maybe_finish(d);
 }
 
 /* Serve req with a handler of s: a ready pre-warmed one, else a fresh
@@ -492,6 +517,15 @@ int handler_spawn(struct daemon *d, struct sbx *s, struct pst_request *req)
 	int r = spawn_prepare(d, s, h, req, t0);
 	if (r < 0)
 		return r;
-	spawn_run(h);
+	/* it counts against the caps from now on, while it is spawned */
+	h->state = H_SPAWNING;
+	admission_enter(s, h);
+	h->job.spawn.req.data = h;
+	if (uv_queue_work(d->loop, &h->job.spawn.req, spawn_work, spawn_work_done) == 0) {
+		gen_ref(s->gen);
+		d->pool_jobs++;
+		return 0;
+	}
+	spawn_run(h); /* no threadpool: here, as it was */
 	return spawn_complete(d, h);
 }

@@ -41,6 +41,8 @@ broker_json '{
   "bomb": { "trigger": { "listen": ["127.0.0.1:7203"] },
 	    "exec": ["/bin/sh", "-c", "n=0; while [ $n -lt 100 ]; do sleep 30 & n=$((n+1)); echo forked=$n; done"],
 	    "filesystem": '"$FS_PROC"', "limits": { "pids": 10, "timeout": "30s" } },
+  "quick": { "trigger": { "listen": ["127.0.0.1:7205"] }, "exec": ["/bin/sh", "-c", "echo quick"],
+	     "filesystem": '"$FS_PROC"' },
   "spin": { "trigger": { "listen": ["127.0.0.1:7204"] }, "exec": ["/bin/sh", "-c", "echo up; while :; do :; done"],
 	    "filesystem": '"$FS_PROC"', "limits": { "cpu": 0.2, "timeout": "6s" } }
 }' '"metrics": "127.0.0.1:9201"' >"$T/policy.json"
@@ -164,6 +166,27 @@ line=$(grep 'event=exit sandbox=probe ' "$BROKER_LOG")
 assert_contains "$line" "cpu_ms=" "CPU time in the exit line"
 assert_contains "$line" "mem_peak=" "memory peak in the exit line"
 wait_for 5 sh -c "[ ! -d '$hcg' ]" || fail "handler cgroup $hcg not removed"
+
+# ---- the loop never waits for a spawn --------------------------------------
+# the probe sandbox's cgroup frozen: a spawn's child stops where it enters
+# its handler's cgroup, before its exec, and holds the thread that spawns
+# it. Meanwhile the broker answers its control socket and serves another
+# sandbox at once; thawed, the held spawn completes.
+echo 1 >"$base/probe/cgroup.freeze" || fail "freeze $base/probe"
+in_lab "$CLIENT" -t $((60000 * PST_TIME_SCALE)) 127.0.0.1:7201 >"$T/held" 2>&1 &
+held=$!
+sleep 1
+t0=$(date +%s%N)
+status_json >/dev/null || fail "status while a spawn is held"
+assert_eq "$(in_lab "$CLIENT" -t 10000 127.0.0.1:7205 "")" quick "another sandbox while a spawn is held"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+note "status and a request while a spawn is held: ${ms} ms"
+[ "$ms" -lt $((2000 * PST_TIME_SCALE)) ] || fail "the broker took ${ms} ms to answer while a spawn was held"
+grep -q up "$T/held" && fail "the held spawn ran while its cgroup was frozen"
+echo 0 >"$base/probe/cgroup.freeze"
+wait_for 10 grep -q up "$T/held" || fail "the held spawn did not complete once thawed"
+kill -KILL "$(hpid_of probe)"
+wait "$held" 2>/dev/null
 
 # ---- memory.max: an OOM kill, counted ------------------------------------
 out=$(in_lab "$CLIENT" -t 30000 127.0.0.1:7202 "" 2>&1)
