@@ -74,6 +74,92 @@ static void fmt_bytes(char *b, size_t n, double v)
 		snprintf(b, n, "%.0fK", v / 1024);
 }
 
+/* A sandbox's table row. */
+static void render_row(FILE *out, const cJSON *s)
+{
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(s, "refused");
+	const cJSON *lat = cJSON_GetObjectItemCaseSensitive(s, "spawn_us");
+	const cJSON *ex = cJSON_GetObjectItemCaseSensitive(s, "exits");
+	const cJSON *eg = cJSON_GetObjectItemCaseSensitive(s, "egress");
+	char act[32], refs[48], sp[40], p50[16], p99[16], exits[64], den[24];
+	snprintf(act, sizeof(act), "%.0f/%.0f", num(s, "active"), num(s, "limit"));
+	snprintf(refs, sizeof(refs), "%.0f/%.0f/%.0f", num(ref, "per_source"), num(ref, "rate"),
+	         num(ref, "spawn_failed"));
+	fmt_us(p50, sizeof(p50), num(lat, "p50"));
+	fmt_us(p99, sizeof(p99), num(lat, "p99"));
+	if (num(lat, "samples") > 0)
+		snprintf(sp, sizeof(sp), "%s/%s", p50, p99);
+	else
+		snprintf(sp, sizeof(sp), "-");
+	snprintf(exits, sizeof(exits), "%.0f/%.0f/%.0f/%.0f", num(ex, "ok"), num(ex, "failed"),
+	         num(ex, "signaled"), num(ex, "timeout"));
+	if (eg)
+		snprintf(den, sizeof(den), "%.0f", num(eg, "denied_packets"));
+	else
+		snprintf(den, sizeof(den), "-");
+	fprintf(out, "%-12s %-8s %11s %9.0f %-22s %-15s %-24s %8s\n", str(s, "name"),
+	        str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
+}
+
+/* The lines under a sandbox's row: pre-warmed handlers, spawn phases (not
+ * in top), its cgroups' figures. */
+static void render_details(FILE *out, const cJSON *s, bool top)
+{
+	const cJSON *pw = cJSON_GetObjectItemCaseSensitive(s, "prewarm");
+	if (num(pw, "target") > 0)
+		fprintf(out,
+		        "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f failed; "
+		        "%.0f of the ready exec'd\n",
+		        num(pw, "ready"), num(pw, "starting"), num(pw, "target"), num(pw, "used"),
+		        num(pw, "failed"), num(pw, "execd"));
+	const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
+	if (!top && num(ph, "samples") > 0) {
+		fprintf(out, "    spawn phases (mean):");
+		const cJSON *x;
+		cJSON_ArrayForEach(x, ph)
+		{
+			if (strcmp(x->string, "samples") != 0) {
+				char b[16];
+				fmt_us(b, sizeof(b), x->valuedouble);
+				fprintf(out, " %s %s", x->string, b);
+			}
+		}
+		fputc('\n', out);
+	}
+	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(s, "cgroup");
+	if (cg) {
+		char mem[16], peak[16], cpu[16];
+		fmt_bytes(mem, sizeof(mem), num(cg, "memory_bytes"));
+		fmt_bytes(peak, sizeof(peak), num(cg, "memory_peak_bytes"));
+		fmt_us(cpu, sizeof(cpu), num(cg, "cpu_us"));
+		fprintf(out, "    cgroups: memory %s now, peak %s; cpu %s; OOM kills %.0f\n", mem,
+		        peak, cpu, num(cg, "oom_kills"));
+	}
+}
+
+/* Its running handlers, one line each (top: the first 20). */
+static void render_handlers(FILE *out, const cJSON *s, bool top)
+{
+	const cJSON *h;
+	int shown = 0;
+	cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(s, "handlers"))
+	{
+		if (top && shown++ >= 20) {
+			fprintf(out, "    ...\n");
+			break;
+		}
+		const char *peer = str(h, "peer");
+		char mem[16] = "-", cpu[16] = "-";
+		if (cJSON_GetObjectItemCaseSensitive(h, "memory_bytes"))
+			fmt_bytes(mem, sizeof(mem), num(h, "memory_bytes"));
+		if (cJSON_GetObjectItemCaseSensitive(h, "cpu_us"))
+			fmt_us(cpu, sizeof(cpu), num(h, "cpu_us"));
+		fprintf(out, "    pid %-8.0f peer %-40s age %6.1fs mem %7s cpu %8s pids %.0f\n",
+		        num(h, "pid"), peer[0] ? peer : "-", num(h, "age_ms") / 1000, mem, cpu,
+		        num(h, "pids"));
+	}
+}
+
 int pst_status_render(FILE *out, const char *json, bool top)
 {
 	cJSON *root = cJSON_Parse(json);
@@ -97,79 +183,9 @@ int pst_status_render(FILE *out, const char *json, bool top)
 	const cJSON *s;
 	cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(root, "sandboxes"))
 	{
-		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(s, "refused");
-		const cJSON *lat = cJSON_GetObjectItemCaseSensitive(s, "spawn_us");
-		const cJSON *ex = cJSON_GetObjectItemCaseSensitive(s, "exits");
-		const cJSON *eg = cJSON_GetObjectItemCaseSensitive(s, "egress");
-		char act[32], refs[48], sp[40], p50[16], p99[16], exits[64], den[24];
-		snprintf(act, sizeof(act), "%.0f/%.0f", num(s, "active"), num(s, "limit"));
-		snprintf(refs, sizeof(refs), "%.0f/%.0f/%.0f", num(ref, "per_source"),
-		         num(ref, "rate"), num(ref, "spawn_failed"));
-		fmt_us(p50, sizeof(p50), num(lat, "p50"));
-		fmt_us(p99, sizeof(p99), num(lat, "p99"));
-		if (num(lat, "samples") > 0)
-			snprintf(sp, sizeof(sp), "%s/%s", p50, p99);
-		else
-			snprintf(sp, sizeof(sp), "-");
-		snprintf(exits, sizeof(exits), "%.0f/%.0f/%.0f/%.0f", num(ex, "ok"),
-		         num(ex, "failed"), num(ex, "signaled"), num(ex, "timeout"));
-		if (eg)
-			snprintf(den, sizeof(den), "%.0f", num(eg, "denied_packets"));
-		else
-			snprintf(den, sizeof(den), "-");
-		fprintf(out, "%-12s %-8s %11s %9.0f %-22s %-15s %-24s %8s\n", str(s, "name"),
-		        str(s, "trigger"), act, num(s, "started"), refs, sp, exits, den);
-		const cJSON *pw = cJSON_GetObjectItemCaseSensitive(s, "prewarm");
-		if (num(pw, "target") > 0)
-			fprintf(out,
-			        "    prewarm: %.0f ready, %.0f starting (of %.0f); %.0f used, %.0f "
-			        "failed; "
-			        "%.0f of the ready exec'd\n",
-			        num(pw, "ready"), num(pw, "starting"), num(pw, "target"),
-			        num(pw, "used"), num(pw, "failed"), num(pw, "execd"));
-		const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
-		if (!top && num(ph, "samples") > 0) {
-			fprintf(out, "    spawn phases (mean):");
-			const cJSON *x;
-			cJSON_ArrayForEach(x, ph)
-			{
-				if (strcmp(x->string, "samples") != 0) {
-					char b[16];
-					fmt_us(b, sizeof(b), x->valuedouble);
-					fprintf(out, " %s %s", x->string, b);
-				}
-			}
-			fputc('\n', out);
-		}
-		const cJSON *cg = cJSON_GetObjectItemCaseSensitive(s, "cgroup");
-		if (cg) {
-			char mem[16], peak[16], cpu[16];
-			fmt_bytes(mem, sizeof(mem), num(cg, "memory_bytes"));
-			fmt_bytes(peak, sizeof(peak), num(cg, "memory_peak_bytes"));
-			fmt_us(cpu, sizeof(cpu), num(cg, "cpu_us"));
-			fprintf(out,
-			        "    cgroups: memory %s now, peak %s; cpu %s; OOM kills %.0f\n",
-			        mem, peak, cpu, num(cg, "oom_kills"));
-		}
-		const cJSON *h;
-		int shown = 0;
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(s, "handlers"))
-		{
-			if (top && shown++ >= 20) {
-				fprintf(out, "    ...\n");
-				break;
-			}
-			const char *peer = str(h, "peer");
-			char mem[16] = "-", cpu[16] = "-";
-			if (cJSON_GetObjectItemCaseSensitive(h, "memory_bytes"))
-				fmt_bytes(mem, sizeof(mem), num(h, "memory_bytes"));
-			if (cJSON_GetObjectItemCaseSensitive(h, "cpu_us"))
-				fmt_us(cpu, sizeof(cpu), num(h, "cpu_us"));
-			fprintf(out,
-			        "    pid %-8.0f peer %-40s age %6.1fs mem %7s cpu %8s pids %.0f\n",
-			        num(h, "pid"), peer[0] ? peer : "-", num(h, "age_ms") / 1000, mem,
-			        cpu, num(h, "pids"));
-		}
+		render_row(out, s);
+		render_details(out, s, top);
+		render_handlers(out, s, top);
 	}
 	cJSON_Delete(root);
 	return 0;

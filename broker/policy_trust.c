@@ -34,6 +34,24 @@ static const char *untrusted(const struct stat *st, bool dir)
 	return NULL;
 }
 
+/* The rest of a path (rest_in, after the link at link in directory dir),
+ * from the link's target on, into rest (PATH_MAX), to be walked again from
+ * /. */
+static int follow(const char *link, const char *dir, const char *rest_in, char *rest)
+{
+	char target[PATH_MAX], joined[PATH_MAX];
+	ssize_t t = readlink(link, target, sizeof(target) - 1);
+	if (t < 0)
+		return -errno;
+	target[t] = 0;
+	bool abs = target[0] == '/';
+	if (snprintf(joined, sizeof(joined), "%s%s%s%s", abs ? "" : dir, abs ? "" : "/", target,
+	             rest_in) >= (int)sizeof(joined))
+		return -ENAMETOOLONG;
+	memcpy(rest, joined, sizeof(joined));
+	return 0;
+}
+
 /* Walk path from / one component at a time without following anything but
  * the symlinks it checks; *links counts them. */
 static int walk(const char *path, int *links, char *why, size_t whylen)
@@ -94,18 +112,9 @@ static int walk(const char *path, int *links, char *why, size_t whylen)
 				snprintf(why, whylen, "%s: %s", next, strerror(ELOOP));
 				return -ELOOP;
 			}
-			char target[PATH_MAX], joined[PATH_MAX];
-			ssize_t t = readlink(next, target, sizeof(target) - 1);
-			if (t < 0)
-				return -errno;
-			target[t] = 0;
-			/* the rest of the path, from the link's target on,
-			 * walked again from / */
-			if (snprintf(joined, sizeof(joined), "%s%s%s%s",
-			             target[0] == '/' ? "" : cur, target[0] == '/' ? "" : "/",
-			             target, p) >= (int)sizeof(joined))
-				return -ENAMETOOLONG;
-			snprintf(rest, sizeof(rest), "%s", joined);
+			int r = follow(next, cur, p, rest);
+			if (r < 0)
+				return r;
 			p = rest;
 			cur[0] = 0;
 			continue;
