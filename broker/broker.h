@@ -110,6 +110,7 @@ struct pst_env {
 
 struct pst_sandbox {
 	char *name;
+	char *source;      /* its JSON object, compact: what a reload compares */
 	uint32_t index;    /* position in "sandboxes" */
 	uint32_t uid;      /* host uid and gid of its handlers: "uid", or
 	                    * pst_sandbox_default_uid(); unique in the policy */
@@ -193,5 +194,7 @@ int pst_cmd_check(int argc, char **argv);
 int pst_cmd_run(int argc, char **argv);
 int pst_cmd_status(int argc, char **argv);
 int pst_cmd_top(int argc, char **argv);
+int pst_cmd_reload(int argc, char **argv);
+int pst_cmd_stop(int argc, char **argv);
 
 #endif

@@ -15,7 +15,7 @@ static const char status_usage[] =
     "    postern status - print a running broker's status\n"
     "\n"
     "SYNOPSIS\n"
-    "    postern status [--json] [-s SOCKET | -p POLICY]\n"
+    "    postern status [--json] [-s SOCKET | -c POLICY]\n"
     "\n"
     "DESCRIPTION\n"
     "    Connects to the broker's control socket and prints, per sandbox: its\n"
@@ -34,13 +34,19 @@ static const char status_usage[] =
     "    root, identity, seccomp, exec) follows.\n"
     "\n"
     "OPTIONS\n"
-    "    -s, --socket PATH  control socket (default " PST_DEFAULT_CONTROL ")\n"
-    "    -p, --policy FILE  take the control socket path from FILE's broker.control\n"
-    "    -j, --json         print the broker's JSON answer as is\n"
-    "    -h, --help         this text\n"
+    "    -s, --socket PATH    control socket (default " PST_DEFAULT_CONTROL ")\n"
+    "    -c, --policy POLICY  take the control socket from POLICY's broker.control\n"
+    "                         (the policy is only parsed and validated; -p is\n"
+    "                         the old spelling)\n"
+    "    -j, --json           print the broker's JSON answer as is\n"
+    "    -h, --help           this text\n"
+    "\n"
+    "    The control socket is root's alone (mode 0600): run as root.\n"
     "\n"
     "EXIT STATUS\n"
-    "    0 on success; 1 if the broker cannot be reached; 2 on bad usage.\n";
+    "    0 on success; 1 if the broker cannot be reached (with why: \"the\n"
+    "    control socket is root-only; run as root\", \"no broker at PATH; pass\n"
+    "    -s or -c\"); 2 on bad usage.\n";
 
 static double num(const cJSON *o, const char *k)
 {
@@ -191,28 +197,15 @@ int pst_status_render(FILE *out, const char *json, bool top)
 	return 0;
 }
 
-/* Resolve the control socket path from -s / -p / the default. */
+/* The control socket path of -s / -c (pst_control_path_resolve()), its
+ * errors on stderr. */
 int pst_control_path(const char *sock, const char *policy, char *out, size_t len)
 {
-	if (sock) {
-		snprintf(out, len, "%s", sock);
-		return 0;
+	char why[4096];
+	if (pst_control_path_resolve(sock, policy, out, len, why, sizeof(why)) < 0) {
+		fprintf(stderr, "postern: %s\n", why);
+		return -1;
 	}
-	if (policy) {
-		struct pst_policy *p = NULL;
-		struct pst_diag diag = {0};
-		if (pst_policy_load(policy, &p, &diag) < 0) {
-			for (size_t i = 0; i < diag.n; i++)
-				fprintf(stderr, "%s\n", diag.msgs[i]);
-			pst_diag_free(&diag);
-			return -1;
-		}
-		pst_diag_free(&diag);
-		snprintf(out, len, "%s", p->broker.control);
-		pst_policy_free(p);
-		return 0;
-	}
-	snprintf(out, len, "%s", PST_DEFAULT_CONTROL);
 	return 0;
 }
 
@@ -220,7 +213,7 @@ int pst_cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"socket", required_argument, NULL, 's'},
-	    {"policy", required_argument, NULL, 'p'},
+	    {"policy", required_argument, NULL, 'c'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
@@ -230,12 +223,13 @@ int pst_cmd_status(int argc, char **argv)
 	int c;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:p:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:p:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			sock = optarg;
 			break;
-		case 'p':
+		case 'c':
+		case 'p': /* the old spelling */
 			policy = optarg;
 			break;
 		case 'j':
@@ -245,20 +239,21 @@ int pst_cmd_status(int argc, char **argv)
 			fputs(status_usage, stdout);
 			return 0;
 		default:
-			fputs("usage: postern status [--json] [-s SOCKET | -p POLICY]\n", stderr);
+			fputs("usage: postern status [--json] [-s SOCKET | -c POLICY]\n", stderr);
 			return 2;
 		}
 	}
 	if (optind != argc) {
-		fputs("usage: postern status [--json] [-s SOCKET | -p POLICY]\n", stderr);
+		fputs("usage: postern status [--json] [-s SOCKET | -c POLICY]\n", stderr);
 		return 2;
 	}
 	char path[256], why[512];
 	if (pst_control_path(sock, policy, path, sizeof(path)) < 0)
 		return 1;
 	char *answer = NULL;
-	if (pst_control_query(path, "status\n", &answer, why, sizeof(why)) < 0) {
-		fprintf(stderr, "postern status: %s (is the broker running?)\n", why);
+	int qr = pst_control_query(path, "status\n", &answer, why, sizeof(why));
+	if (qr < 0) {
+		pst_control_complain("status", path, qr, why);
 		return 1;
 	}
 	int r = 0;

@@ -1,17 +1,31 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The control socket ("status": the status JSON) and the metrics endpoint
- * (HTTP GET /metrics: Prometheus text), served on the loop. A client of
- * either sends one request and gets one answer, then is closed; clients
- * share CONTROL_CLIENTS_MAX slots, and one that has not sent a complete
- * request within CONTROL_IDLE_MS is closed. The requests are parsed by
- * wire.c. The client side is control_client.c.
+ * The control socket and the metrics endpoint (HTTP GET /metrics:
+ * Prometheus text), served on the loop. A client of either sends one
+ * request and gets one answer, then is closed; clients share
+ * CONTROL_CLIENTS_MAX slots, and one that has not sent a complete request
+ * within CONTROL_IDLE_MS is closed. The requests are parsed by wire.c. The
+ * client side is control_client.c.
+ *
+ * The control socket is root's alone (made 0600 in control_open()). Its
+ * verbs, one line each, each answered with one JSON line:
+ *   status      the status JSON (stats.c)
+ *   reload      daemon_reload(), as SIGHUP; answered from its end with what
+ *               it changed and every error ({"applied":..., ...})
+ *   stop        as SIGTERM: {"stopping":true,...} first, then the stop
+ *   kill PID    PID must be a handler of this broker serving a request:
+ *               killed as a timeout kills (its pidfd, its cgroup), never a
+ *               pid looked up anywhere but the handler table
+ * Errors: {"error":"..."}.
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <cJSON.h>
 
 #include "broker/daemon_internal.h"
 
@@ -33,6 +47,8 @@ struct control_client {
 	size_t len;
 	char req[CONTROL_REQ_MAX];
 	bool answered;
+	bool waiting_reload; /* asked for a reload: answered by control_reload_done() */
+	bool then_stop;      /* "stop": the stop begins once the answer is written */
 };
 
 static void on_client_closed(uv_handle_t *h)
@@ -70,9 +86,14 @@ static void on_control_written(uv_write_t *w, int status)
 {
 	(void)status;
 	struct control_client *c = w->data;
+	struct daemon *d = c->d;
+	bool stop = c->then_stop;
 	free(((char **)(w + 1))[0]);
 	free(w);
 	client_close(c);
+	/* written, or the client went away: either way the stop goes ahead */
+	if (stop)
+		daemon_stop(d, "control");
 }
 
 /* Write len bytes of data (ours to free), then close. */
@@ -147,6 +168,123 @@ static void http_request(struct control_client *c)
 	}
 }
 
+/* The pid of the process on the other end (for the log); -1 if unknown. */
+static long client_pid(struct control_client *c)
+{
+	uv_os_fd_t fd;
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (uv_fileno(&c->s.handle, &fd) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return -1;
+	return (long)cr.pid;
+}
+
+static void control_errorf(struct control_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void control_errorf(struct control_client *c, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON *o = cJSON_CreateObject();
+	char *js = o && cJSON_AddStringToObject(o, "error", msg) ? cJSON_PrintUnformatted(o) : NULL;
+	control_answer(c, js ? js : "{\"error\":\"out of memory\"}");
+	cJSON_free(js);
+	cJSON_Delete(o);
+}
+
+void control_reload_done(struct daemon *d, const char *json)
+{
+	for (struct control_client *c = d->clients; c; c = c->next) {
+		if (!c->waiting_reload || uv_is_closing(&c->s.handle))
+			continue; /* gone meanwhile: nobody to tell */
+		c->waiting_reload = false;
+		control_answer(c, json ? json : "{\"error\":\"out of memory\"}");
+	}
+}
+
+static void control_reload(struct control_client *c)
+{
+	struct daemon *d = c->d;
+	if (d->stopping) {
+		control_errorf(c, "the broker is stopping: no reload");
+		return;
+	}
+	c->waiting_reload = true;
+	uv_timer_stop(&c->idle); /* it asked: the reload takes what it takes */
+	daemon_reload(d);
+}
+
+static void control_stop(struct control_client *c)
+{
+	struct daemon *d = c->d;
+	char js[160];
+	snprintf(js, sizeof(js), "{\"stopping\":true,\"already\":%s,\"grace_ms\":%llu}",
+	         d->stopping ? "true" : "false",
+	         (unsigned long long)d->cur->policy->broker.grace_ms);
+	c->then_stop = true;
+	control_answer(c, js);
+}
+
+/* "kill PID": only a handler of the table serving a request; through its
+ * pidfd (no pid reuse: it is not reaped while in the table) and its
+ * cgroup, as a timeout kills. */
+static void control_kill(struct control_client *c, const char *arg)
+{
+	struct daemon *d = c->d;
+	pid_t pid;
+	if (pst_parse_pid(arg, &pid) < 0) {
+		control_errorf(c,
+		               "kill: \"%s\" is not a pid; usage: kill PID (a handler's pid, "
+		               "as postern status lists it)",
+		               arg);
+		return;
+	}
+	struct handler *h = handler_find(d, pid);
+	if (!h) {
+		control_errorf(
+		    c, "kill: pid %d is not a handler of this broker; nothing was signalled",
+		    (int)pid);
+		return;
+	}
+	const char *sb = h->sbx->conf->name;
+	if (h->state == H_EXITING) {
+		control_errorf(c, "kill: pid %d (sandbox %s) has exited already", (int)pid, sb);
+		return;
+	}
+	if (h->state != H_SERVING) {
+		control_errorf(c,
+		               "kill: pid %d is a pre-warmed handler of sandbox %s, not serving a "
+		               "request; nothing was signalled",
+		               (int)pid, sb);
+		return;
+	}
+	int r = handler_kill(h, END_KILLED);
+	struct pst_logline l;
+	pst_ll_begin(&l, r < 0 ? "error" : "warn", "kill");
+	pst_ll_str(&l, "sandbox", sb);
+	pst_ll_int(&l, "pid", pid);
+	if (h->peer[0])
+		pst_ll_str(&l, "peer", h->peer);
+	pst_ll_str(&l, "by", "control");
+	pst_ll_int(&l, "client_pid", client_pid(c));
+	if (r < 0) {
+		pst_ll_str(&l, "step", "pidfd_send_signal");
+		pst_ll_str(&l, "error", strerror(-r));
+	}
+	pst_ll_end(&l);
+	if (r < 0) {
+		control_errorf(c, "kill: pid %d (sandbox %s): %s", (int)pid, sb, strerror(-r));
+		return;
+	}
+	char js[96];
+	snprintf(js, sizeof(js), "{\"killed\":%d,\"sandbox\":\"%s\"}", (int)pid, sb);
+	control_answer(c, js);
+}
+
 static void control_request(struct control_client *c)
 {
 	struct pst_control_req rq;
@@ -157,12 +295,20 @@ static void control_request(struct control_client *c)
 		control_answer(c, "{\"error\":\"request too long\"}");
 		return;
 	}
-	if (pr == PST_CTL_OK && !strcmp(rq.verb, "status") && !rq.arg[0]) {
+	bool ok = pr == PST_CTL_OK, arg = ok && rq.arg[0];
+	if (ok && !strcmp(rq.verb, "status") && !arg) {
 		char *js = stats_status_json(c->d);
 		control_answer(c, js ? js : "{\"error\":\"out of memory\"}");
 		free(js);
+	} else if (ok && !strcmp(rq.verb, "reload") && !arg) {
+		control_reload(c);
+	} else if (ok && !strcmp(rq.verb, "stop") && !arg) {
+		control_stop(c);
+	} else if (ok && !strcmp(rq.verb, "kill")) {
+		control_kill(c, rq.arg);
 	} else {
-		control_answer(c, "{\"error\":\"unknown request; try \\\"status\\\"\"}");
+		control_answer(c, "{\"error\":\"unknown request; try \\\"status\\\", "
+		                  "\\\"reload\\\", \\\"stop\\\" or \\\"kill PID\\\"\"}");
 	}
 }
 
@@ -172,8 +318,13 @@ static void control_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	(void)buf;
 	if (c->answered)
 		return;
+	if (n == UV_EOF && c->waiting_reload) {
+		/* half-closed after its request: it still gets the outcome */
+		uv_read_stop(st);
+		return;
+	}
 	if (n < 0) {
-		client_close(c);
+		client_close(c); /* gone (also while its reload runs: nobody to tell) */
 		return;
 	}
 	c->len += (size_t)n;

@@ -94,20 +94,40 @@ static void on_grace(uv_timer_t *t)
 	handlers_kill_all(d);
 }
 
-static void begin_stop(struct daemon *d, const char *sig)
+/* Its handlers: those serving a request and the pre-warmed ones waiting. */
+static void count_handlers(const struct daemon *d, size_t *serving, size_t *prewarmed)
+{
+	*serving = *prewarmed = 0;
+	for (const struct handler *h = d->handlers; h; h = h->next) {
+		if (handler_served(h))
+			(*serving)++;
+		else if (handler_waiting(h))
+			(*prewarmed)++;
+	}
+}
+
+/* SIGTERM, SIGINT, or the control socket's "stop" (sig "control"). */
+void daemon_stop(struct daemon *d, const char *sig)
 {
 	d->stop_signals++;
+	bool signal = strcmp(sig, "control") != 0;
 	if (d->stopping) {
 		/* a second signal shortens the grace */
-		pst_log("warn", "stop", "signal", sig, "grace", "cut short", NULL);
+		pst_log("warn", "stop", signal ? "signal" : "by", sig, "grace", "cut short", NULL);
 		handlers_kill_all(d);
 		return;
 	}
 	d->stopping = true;
-	char n[32], g[32];
-	snprintf(n, sizeof(n), "%zu", d->n_handlers);
-	snprintf(g, sizeof(g), "%llu", (unsigned long long)d->cur->policy->broker.grace_ms);
-	pst_log("info", "stop", "signal", sig, "handlers", n, "grace_ms", g, NULL);
+	size_t serving, prewarmed;
+	count_handlers(d, &serving, &prewarmed);
+	struct pst_logline l;
+	pst_ll_begin(&l, "info", "stop");
+	pst_ll_str(&l, signal ? "signal" : "by", sig);
+	pst_ll_uint(&l, "handlers", d->n_handlers);
+	pst_ll_uint(&l, "grace_ms", d->cur->policy->broker.grace_ms);
+	pst_ll_uint(&l, "serving", serving);
+	pst_ll_uint(&l, "prewarmed", prewarmed);
+	pst_ll_end(&l);
 	/* stop accepting: close the listeners at once, so that the kernel
 	 * refuses new connections (and, with reuse_port, steers them to the
 	 * brokers that still listen) instead of completing handshakes nobody
@@ -131,7 +151,7 @@ static void on_signal(uv_signal_t *s, int signum)
 			daemon_reload(d);
 		return;
 	}
-	begin_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	daemon_stop(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* ---- the tick --------------------------------------------------------------- */

@@ -247,6 +247,7 @@ enum handler_end {
 	END_SHUTDOWN,     /* killed: the grace period is over, or a second signal */
 	END_DISCARD,      /* pre-warmed, killed unused (reload, stop, a failed report or release) */
 	END_SETUP_FAILED, /* pre-warmed, ended reporting a failed set-up (in job.setup.err) */
+	END_KILLED,       /* killed: the control socket's "kill PID" */
 };
 
 /* A fresh spawn as a job: spawn_prepare() fills it on the loop,
@@ -353,6 +354,9 @@ struct daemon {
 
 /* daemon.c: while stopping, finish once no handler and no job is left. */
 void daemon_maybe_finish(struct daemon *d);
+/* daemon.c: stop as SIGTERM does (sig: "SIGTERM", "SIGINT", "control"); a
+ * second call cuts the grace short. */
+void daemon_stop(struct daemon *d, const char *sig);
 
 /* ---- a generation being built beside the one in force (generation.c) -----
  * What it binds to, found or made while it is built: gen_commit() switches
@@ -425,8 +429,9 @@ void handler_link(struct daemon *d, struct handler *h);
 void handler_unlink(struct daemon *d, struct handler *h);
 void handler_watch(struct daemon *d, struct handler *h);
 int handler_spawn(struct daemon *d, struct sbx *s, struct pst_request *req);
-void handler_kill(struct handler *h, enum handler_end why);
+int handler_kill(struct handler *h, enum handler_end why); /* sandbox_kill()'s */
 void handlers_kill_all(struct daemon *d);
+struct handler *handler_find(struct daemon *d, pid_t pid); /* linked, by host pid */
 void log_spawn_failed(struct sbx *s, const char *peer, const struct sandbox_error *err, int r,
                       bool warm);
 
@@ -481,5 +486,8 @@ int control_open(struct daemon *d, const char *path);
 int metrics_open(struct daemon *d, const struct pst_sockaddr *a);
 void control_clients_close(struct daemon *d);
 void control_server_close(struct daemon *d);
+/* The end of a reload (generation.c): its outcome (JSON, may be NULL: out
+ * of memory) to the control clients waiting for it. */
+void control_reload_done(struct daemon *d, const char *json);
 
 #endif

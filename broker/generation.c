@@ -30,6 +30,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "broker/daemon_internal.h"
 
 /* ---- generation objects ---------------------------------------------- */
@@ -408,9 +410,100 @@ static int reload_netpolicy(struct daemon *d, const struct pst_policy *p)
 	return r < 0 && ne.applied ? 0 : r;
 }
 
+/* ---- what a reload did: the control socket's answer ------------------------ */
+
+struct reload_report {
+	cJSON *root, *added, *removed, *changed, *opened, *closed, *errors;
+};
+
+/* every error line logged while the reload runs (pst_log_capture()) */
+static void report_error(void *ctx, const char *msg)
+{
+	struct reload_report *rep = ctx;
+	if (rep->errors)
+		cJSON_AddItemToArray(rep->errors, cJSON_CreateString(msg));
+}
+
+static void report_begin(struct reload_report *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->root = cJSON_CreateObject();
+	cJSON *sb = cJSON_AddObjectToObject(rep->root, "sandboxes");
+	cJSON *ls = cJSON_AddObjectToObject(rep->root, "listeners");
+	if (sb && ls) {
+		rep->added = cJSON_AddArrayToObject(sb, "added");
+		rep->removed = cJSON_AddArrayToObject(sb, "removed");
+		rep->changed = cJSON_AddArrayToObject(sb, "changed");
+		rep->opened = cJSON_AddArrayToObject(ls, "opened");
+		rep->closed = cJSON_AddArrayToObject(ls, "closed");
+	}
+	rep->errors = cJSON_AddArrayToObject(rep->root, "errors");
+	pst_log_capture(report_error, rep);
+}
+
+static void report_name(cJSON *arr, const char *name)
+{
+	if (arr)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(name));
+}
+
+static void report_listener(cJSON *arr, const struct listener *ls, const struct sbx *s)
+{
+	cJSON *o = arr ? cJSON_CreateObject() : NULL;
+	if (!o)
+		return;
+	cJSON_AddStringToObject(o, "address", ls->addr.text);
+	cJSON_AddStringToObject(o, "sandbox", s ? s->conf->name : "");
+	cJSON_AddItemToArray(arr, o);
+}
+
+/* Before the switch: the sandboxes added, removed and changed (their JSON
+ * or their uid differs), the listeners opened and those that will close. */
+static void report_changes(struct daemon *d, const struct gen_plan *pl, struct reload_report *rep)
+{
+	const struct pst_policy *op = d->cur->policy, *np = pl->g->policy;
+	for (size_t i = 0; i < np->n_sandboxes; i++) {
+		const struct pst_sandbox *n = &np->sandboxes[i], *o = pst_policy_find(op, n->name);
+		if (!o)
+			report_name(rep->added, n->name);
+		else if (strcmp(o->source, n->source) != 0 || o->uid != n->uid)
+			report_name(rep->changed, n->name);
+	}
+	for (size_t i = 0; i < op->n_sandboxes; i++)
+		if (!pst_policy_find(np, op->sandboxes[i].name))
+			report_name(rep->removed, op->sandboxes[i].name);
+	for (size_t i = 0; i < pl->n_ls; i++)
+		if (pl->ls[i].fresh)
+			report_listener(rep->opened, pl->ls[i].ls, pl->ls[i].s);
+	for (const struct listener *ls = d->listeners; ls; ls = ls->next) {
+		bool kept = false;
+		for (size_t i = 0; i < pl->n_ls && !kept; i++)
+			kept = pl->ls[i].ls == ls;
+		if (!kept)
+			report_listener(rep->closed, ls, ls->sbx);
+	}
+}
+
+/* The outcome, to the control clients that asked for this reload. */
+static void report_end(struct daemon *d, struct reload_report *rep, bool applied)
+{
+	pst_log_capture(NULL, NULL);
+	char *js = NULL;
+	if (rep->root && cJSON_AddBoolToObject(rep->root, "applied", applied))
+		js = cJSON_PrintUnformatted(rep->root);
+	cJSON_Delete(rep->root);
+	control_reload_done(d, js);
+	cJSON_free(js);
+}
+
+/* The one reload (SIGHUP and the control socket's "reload"): it runs on the
+ * loop from start to end, so two never overlap; a second one asked for
+ * meanwhile runs after it, with the policy file as it is then. */
 void daemon_reload(struct daemon *d)
 {
 	struct gen_plan pl = {0};
+	struct reload_report rep;
+	report_begin(&rep);
 	pst_log("info", "reload", "policy", d->policy_path, NULL);
 	struct pst_policy *p = reload_policy(d);
 	if (!p || gen_prepare(d, p, &pl) < 0)
@@ -420,14 +513,17 @@ void daemon_reload(struct daemon *d)
 		goto failed;
 	}
 	size_t n_sbx = pl.g->n_sbx;
+	report_changes(d, &pl, &rep);
 	gen_commit(d, &pl);
 	d->reloads++;
 	char n[32];
 	snprintf(n, sizeof(n), "%zu", n_sbx);
 	pst_log("info", "reloaded", "policy", d->policy_path, "sandboxes", n, NULL);
+	report_end(d, &rep, true);
 	return;
 failed:
 	d->reload_failures++;
 	pst_log("warn", "reload_failed", "policy", d->policy_path, "keeping", "previous policy",
 	        NULL);
+	report_end(d, &rep, false);
 }

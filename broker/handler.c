@@ -156,11 +156,19 @@ static void on_handler_stderr(uv_poll_t *p, int status, int events)
 
 /* ---- kills and timeouts --------------------------------------------------- */
 
-void handler_kill(struct handler *h, enum handler_end why)
+int handler_kill(struct handler *h, enum handler_end why)
 {
 	if (h->end == END_NONE)
 		h->end = why;
-	sandbox_kill(&h->h);
+	return sandbox_kill(&h->h);
+}
+
+struct handler *handler_find(struct daemon *d, pid_t pid)
+{
+	for (struct handler *h = d->handlers; h; h = h->next)
+		if (h->h.pid == pid)
+			return h;
+	return NULL;
 }
 
 /* Every handler whose process still runs (grace over, second signal). */
@@ -226,6 +234,8 @@ static bool exit_line(struct handler *h, int r, int wstatus, uint64_t ran,
 		pst_ll_str(&l, "reason", "timeout");
 	else if (h->end == END_SHUTDOWN)
 		pst_ll_str(&l, "reason", "shutdown");
+	else if (h->end == END_KILLED)
+		pst_ll_str(&l, "reason", "killed");
 	if (h->stderr_dropped)
 		pst_ll_uint(&l, "stderr_dropped", h->stderr_dropped);
 	if (cs->has & SANDBOX_CG_HAS_CPU) {

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <netinet/in.h>
+#include <sys/types.h>
 
 /* ---- logfmt lines (log.c) ------------------------------------------------
  * One line per event on stderr: `ts=... level=info event=accept key=value`.
@@ -19,6 +20,7 @@ struct pst_logline {
 	char buf[PST_LOG_LINE_MAX];
 	size_t len;
 	bool truncated;
+	bool capture; /* an error line pst_log_capture() asked for */
 };
 
 extern int pst_log_fd;     /* default 2 */
@@ -47,6 +49,14 @@ int pst_log_nonblock_start(size_t cap, void (*pending)(bool on, int fd, void *ct
 void pst_log_flush(void);
 void pst_log_nonblock_stop(unsigned timeout_ms);
 uint64_t pst_log_dropped(void);
+
+/* While fn is set, each level=error line the calling thread logs is also
+ * given to fn as one human message: its sandbox, what, step and error
+ * fields joined with ": " ("sandbox web: step mount: /srv: No such file or
+ * directory"; a policy error's own "FILE: PATH: message" as it is). For a
+ * control-socket reload, which answers with every error (generation.c).
+ * pst_log_capture(NULL, NULL) ends it. Not nested. */
+void pst_log_capture(void (*fn)(void *ctx, const char *msg), void *ctx);
 
 /* ---- token bucket (util.c) --------------------------------------------- */
 struct pst_bucket {
@@ -169,6 +179,9 @@ struct pst_control_req {
 	char arg[128];
 };
 int pst_control_parse(const char *buf, size_t len, size_t cap, struct pst_control_req *req);
+/* The PID of "kill PID": decimal digits, 1..2^31-1, no sign, space or
+ * leading zero. 0 or -EINVAL. */
+int pst_parse_pid(const char *s, pid_t *out);
 
 /* A metrics client's HTTP request (buf holds len of at most cap bytes):
  * 0 while its headers are incomplete, else the status to answer: 200
@@ -229,6 +242,25 @@ void pst_instance_unlock(struct pst_instance_lock *lk);
  * whole answer into a malloc'd NUL-terminated buffer. 0 or negative errno. */
 int pst_control_query(const char *path, const char *request, char **answer, char *why,
                       size_t whylen);
+/* The same, waiting up to timeout_ms for each part of the answer (a reload
+ * answers once it is done). */
+int pst_control_query_timeout(const char *path, const char *request, int timeout_ms, char **answer,
+                              char *why, size_t whylen);
+
+/* Where the control socket is, for every client verb (status, top, reload,
+ * stop): sock (-s) as it is; else policy's broker.control (-c POLICY; the
+ * policy parsed and validated, nothing else: no preflight, nothing made);
+ * else PST_DEFAULT_CONTROL. 0, or -1 with why saying what (each policy
+ * error on a line of its own). */
+int pst_control_path_resolve(const char *sock, const char *policy, char *out, size_t len, char *why,
+                             size_t whylen);
+/* A hint that is true for a query's error (its negative errno), or NULL:
+ * EACCES/EPERM "the control socket is root-only; run as root",
+ * ENOENT/ECONNREFUSED "no broker at PATH; pass -s or -c (is postern
+ * running?)" (in buf). */
+const char *pst_control_hint(int err, const char *path, char *buf, size_t len);
+/* "postern VERB: WHY: HINT" on stderr. */
+void pst_control_complain(const char *verb, const char *path, int err, const char *why);
 
 /* ---- CLI helpers shared by status and top (cli_status.c) ---------------- */
 int pst_status_render(FILE *out, const char *json, bool top);

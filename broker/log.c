@@ -217,6 +217,67 @@ uint64_t pst_log_dropped(void)
 	return n;
 }
 
+/* ---- error lines captured (pst_log_capture()) --------------------------- */
+
+enum { CAP_SANDBOX, CAP_WHAT, CAP_STEP, CAP_ERROR, CAP__N };
+static const char *const cap_keys[CAP__N] = {"sandbox", "what", "step", "error"};
+static struct {
+	void (*fn)(void *ctx, const char *msg);
+	void *ctx;
+	pthread_t thread;
+	char val[CAP__N][PST_LOG_LINE_MAX / 2];
+} cap;
+
+void pst_log_capture(void (*fn)(void *ctx, const char *msg), void *ctx)
+{
+	cap.fn = fn;
+	cap.ctx = ctx;
+	cap.thread = pthread_self();
+}
+
+static void cap_begin(struct pst_logline *l, const char *level)
+{
+	l->capture = cap.fn && !strcmp(level, "error") && pthread_equal(cap.thread, pthread_self());
+	if (l->capture)
+		for (int i = 0; i < CAP__N; i++)
+			cap.val[i][0] = 0;
+}
+
+static void cap_field(const char *key, const char *val, size_t n)
+{
+	for (int i = 0; i < CAP__N; i++) {
+		if (strcmp(key, cap_keys[i]) != 0)
+			continue;
+		if (n >= sizeof(cap.val[i]))
+			n = sizeof(cap.val[i]) - 1;
+		memcpy(cap.val[i], val, n);
+		cap.val[i][n] = 0;
+	}
+}
+
+static void cap_end(void)
+{
+	char msg[PST_LOG_LINE_MAX];
+	size_t len = 0;
+	for (int i = 0; i < CAP__N; i++) {
+		if (!cap.val[i][0])
+			continue;
+		int n = snprintf(msg + len, sizeof(msg) - len, "%s%s%s", len ? ": " : "",
+		                 i == CAP_SANDBOX ? "sandbox "
+		                 : i == CAP_STEP  ? "step "
+		                                  : "",
+		                 cap.val[i]);
+		if (n < 0 || (size_t)n >= sizeof(msg) - len) {
+			len = sizeof(msg) - 1;
+			break;
+		}
+		len += (size_t)n;
+	}
+	msg[len] = 0;
+	if (len)
+		cap.fn(cap.ctx, msg);
+}
+
 static void ll_putc(struct pst_logline *l, char c)
 {
 	/* keep room for '\n' */
@@ -290,6 +351,7 @@ void pst_ll_begin(struct pst_logline *l, const char *level, const char *event)
 
 	l->len = 0;
 	l->truncated = false;
+	cap_begin(l, level);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t n = strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -306,6 +368,8 @@ void pst_ll_strn(struct pst_logline *l, const char *key, const char *val, size_t
 {
 	ll_key(l, key);
 	ll_value(l, val ? val : "", val ? n : 0);
+	if (l->capture && val)
+		cap_field(key, val, n);
 }
 
 void pst_ll_str(struct pst_logline *l, const char *key, const char *val)
@@ -349,6 +413,8 @@ void pst_ll_end(struct pst_logline *l)
 	}
 	l->buf[l->len++] = '\n';
 	emit(l->buf, l->len);
+	if (l->capture)
+		cap_end();
 }
 
 void pst_log(const char *level, const char *event, ...)

@@ -16,6 +16,8 @@ static const char usage[] =
     "    postern check [OPTIONS] POLICY    validate a policy file and exit\n"
     "    postern status [OPTIONS]          print a running broker's status\n"
     "    postern top [OPTIONS]             live view of sandboxes and handlers\n"
+    "    postern reload [OPTIONS]          apply a running broker's policy again\n"
+    "    postern stop [OPTIONS]            stop a running broker\n"
     "    postern --help | --version\n"
     "\n"
     "DESCRIPTION\n"
@@ -71,6 +73,10 @@ int main(int argc, char **argv)
 		return pst_cmd_status(argc - 1, argv + 1);
 	if (!strcmp(verb, "top"))
 		return pst_cmd_top(argc - 1, argv + 1);
+	if (!strcmp(verb, "reload"))
+		return pst_cmd_reload(argc - 1, argv + 1);
+	if (!strcmp(verb, "stop"))
+		return pst_cmd_stop(argc - 1, argv + 1);
 	fprintf(stderr, "postern: unknown command \"%s\"; see postern --help\n", verb);
 	return 2;
 }

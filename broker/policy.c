@@ -177,7 +177,8 @@ static void parse_sandboxes(struct pol_ctx *c, const cJSON *sbs, struct pst_poli
 		struct pst_sandbox *s = &p->sandboxes[p->n_sandboxes];
 		s->index = (uint32_t)p->n_sandboxes;
 		s->name = strdup(it->string);
-		if (!s->name)
+		s->source = cJSON_PrintUnformatted(it);
+		if (!s->name || !s->source)
 			pol_err(c, path, NULL, "out of memory");
 		sandbox_defaults(s);
 		pol_parse_sandbox(c, path, it, s, &c->origin[p->n_sandboxes++]);
@@ -310,6 +311,7 @@ static void free_strv(char **v, size_t n)
 static void sandbox_free(struct pst_sandbox *s)
 {
 	free(s->name);
+	free(s->source);
 	free(s->listen);
 	free(s->channel);
 	free_strv(s->send, s->n_send);

@@ -146,6 +146,24 @@ int pst_control_parse(const char *buf, size_t len, size_t cap, struct pst_contro
 	return PST_CTL_OK;
 }
 
+int pst_parse_pid(const char *s, pid_t *out)
+{
+	/* decimal digits only: no sign, no space, no leading zero */
+	size_t n = strlen(s);
+	if (!n || n > 10 || s[0] == '0')
+		return -EINVAL;
+	long long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v > INT32_MAX)
+		return -EINVAL;
+	*out = (pid_t)v;
+	return 0;
+}
+
 /* ---- metrics requests: HTTP/1.x GET ------------------------------------ */
 
 int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t pathlen)

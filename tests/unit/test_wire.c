@@ -163,6 +163,37 @@ static void test_control(void **state)
 	free(big);
 }
 
+/* "kill PID": only a plain decimal pid; nothing a shell or strtol would
+ * also take (signs, spaces, hex, leading zeros, overflow, pid 0). */
+static void test_pid(void **state)
+{
+	(void)state;
+	pid_t p = -1;
+	assert_int_equal(pst_parse_pid("1234", &p), 0);
+	assert_int_equal(p, 1234);
+	assert_int_equal(pst_parse_pid("1", &p), 0);
+	assert_int_equal(p, 1);
+	assert_int_equal(pst_parse_pid("2147483647", &p), 0);
+	assert_int_equal(p, 2147483647);
+	p = 7;
+	static const char *const bad[] = {
+	    "",     "0",  "-1",  "+5",         "01",          " 5",         "5 ",
+	    "0x10", "5a", "1e3", "2147483648", "99999999999", "4294967297", "12\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(pst_parse_pid(bad[i], &p), -EINVAL);
+		assert_int_equal(p, 7); /* untouched */
+	}
+	/* through the request parser: the verb, then the pid as the argument */
+	struct pst_control_req r;
+	assert_int_equal(pst_control_parse("kill  42\n", 9, 4096, &r), PST_CTL_OK);
+	assert_string_equal(r.verb, "kill");
+	assert_int_equal(pst_parse_pid(r.arg, &p), 0);
+	assert_int_equal(p, 42);
+	assert_int_equal(pst_control_parse("kill 42 43\n", 11, 4096, &r), PST_CTL_OK);
+	assert_int_equal(pst_parse_pid(r.arg, &p), -EINVAL);
+}
+
 static void test_http(void **state)
 {
 	(void)state;
@@ -197,7 +228,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lines),  cmocka_unit_test(test_lines_too_long),
 	    cmocka_unit_test(test_fdpass), cmocka_unit_test(test_control),
-	    cmocka_unit_test(test_http),
+	    cmocka_unit_test(test_pid),    cmocka_unit_test(test_http),
 	};
 	return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
