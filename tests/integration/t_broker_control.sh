@@ -141,6 +141,11 @@ policy "$(sb echo 7000), $slow, $warm"
 out=$("$POSTERN" reload -c "$T/policy.json" 2>&1) || fail "reload to the stop policy: $out"
 wait_for 10 sh -c "[ \"\$(\"$POSTERN\" status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"warm\") | .prewarm.ready')\" = 2 ]" ||
 	fail "pre-warmed handlers not ready: $(sb_stat warm .prewarm)"
+# a pre-warmed handler serves no request: refused, not signalled
+wpid=$(sb_stat warm '.prewarm.pids[0]')
+assert_contains "$(ctl "kill $wpid")" "is a pre-warmed handler of sandbox warm, not serving a request; nothing was signalled" "kill of a pre-warmed handler"
+kill -0 "$wpid" || fail "the pre-warmed handler was signalled"
+assert_eq "$(sb_stat warm .prewarm.ready)" 2 "pre-warmed handlers after the refused kill"
 in_lab "$CLIENT" -t 60000 127.0.0.1:7002 >"$T/slow2.out" 2>&1 &
 bg_pid $!
 wait_for 5 grep -q up "$T/slow2.out" || fail "second slow handler did not start"

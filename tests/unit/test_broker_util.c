@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -87,6 +88,57 @@ static void test_logfmt_truncates_one_line(void **state)
 	assert_int_equal(out[n - 1], '\n');
 	assert_non_null(strstr(out, " truncated=1\n"));
 	assert_null(memchr(out, '\n', n - 1)); /* exactly one line */
+}
+
+/* pst_log_capture(): error lines as the messages a control reload
+ * answers with; other levels, and lines after it ends, not taken. */
+struct caught {
+	char msg[4][512];
+	int n;
+};
+
+static void catch_msg(void *ctx, const char *msg)
+{
+	struct caught *c = ctx;
+	if (c->n < 4)
+		snprintf(c->msg[c->n], sizeof(c->msg[0]), "%s", msg);
+	c->n++;
+}
+
+static void test_log_capture(void **state)
+{
+	(void)state;
+	struct caught c = {0};
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 1];
+	pst_log_capture(catch_msg, &c);
+	pst_ll_begin(&l, "error", "reload_invalid");
+	pst_ll_str(&l, "error", "/p.json: sandboxes.x: missing required key \"trigger\"");
+	capture(&l, out, sizeof(out));
+	pst_ll_begin(&l, "error", "load");
+	pst_ll_str(&l, "sandbox", "web");
+	pst_ll_uint(&l, "uid", 5); /* not part of the message */
+	pst_ll_str(&l, "step", "mount");
+	pst_ll_str(&l, "error", "/srv: No such file or directory");
+	capture(&l, out, sizeof(out));
+	/* the log line is as it always is */
+	assert_string_equal(after_ts(out), "level=error event=load sandbox=web uid=5 step=mount "
+	                                   "error=\"/srv: No such file or directory\"\n");
+	pst_ll_begin(&l, "warn", "reload_failed");
+	pst_ll_str(&l, "error", "a warning");
+	capture(&l, out, sizeof(out));
+	pst_ll_begin(&l, "error", "listen");
+	pst_ll_str(&l, "what", "127.0.0.1:80");
+	pst_ll_str(&l, "error", "Address already in use");
+	capture(&l, out, sizeof(out));
+	pst_log_capture(NULL, NULL);
+	pst_ll_begin(&l, "error", "after");
+	pst_ll_str(&l, "error", "not taken");
+	capture(&l, out, sizeof(out));
+	assert_int_equal(c.n, 3);
+	assert_string_equal(c.msg[0], "/p.json: sandboxes.x: missing required key \"trigger\"");
+	assert_string_equal(c.msg[1], "sandbox web: step mount: /srv: No such file or directory");
+	assert_string_equal(c.msg[2], "127.0.0.1:80: Address already in use");
 }
 
 static void test_bucket_rate_and_burst(void **state)
@@ -213,6 +265,7 @@ int main(void)
 	    cmocka_unit_test(test_srctab_counts),
 	    cmocka_unit_test(test_srctab_against_reference),
 	    cmocka_unit_test(test_latring_percentiles),
+	    cmocka_unit_test(test_log_capture),
 	};
 	return cmocka_run_group_tests_name("broker_util", tests, NULL, NULL);
 }
