@@ -81,6 +81,14 @@ wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') -ge $((before + 8
 assert_eq "$(count_log 'event=reload_failed')" 1 "failed reloads (the invalid policy alone)"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 f)" f "echo after the concurrent reloads"
 
+# clients that go away before their reload's answer: the reloads run, the
+# broker stays
+before=$(count_log 'event=reloaded')
+for i in 1 2 3; do "$CLIENT" -t 1 "unix:$CONTROL" $'reload\n' >/dev/null 2>&1 || true; done
+wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') -ge $((before + 3)) ]" || fail "reloads of clients that went away"
+kill -0 "$BROKER_PID" || fail "the broker died of clients that went away"
+assert_eq "$("$POSTERN" reload -s "$CONTROL")" "no change" "reload after clients that went away"
+
 # ---- kill PID ---------------------------------------------------------------
 ctl() { "$CLIENT" -t 5000 "unix:$CONTROL" "$1"$'\n'; }
 in_lab "$CLIENT" -t 60000 127.0.0.1:7002 >"$T/slow.out" 2>&1 &
