@@ -96,6 +96,16 @@ static void on_control_written(uv_write_t *w, int status)
 		daemon_stop(d, "control");
 }
 
+/* No answer could be written: closed (a "stop" still stops). */
+static void client_unanswered(struct control_client *c)
+{
+	struct daemon *d = c->d;
+	bool stop = c->then_stop;
+	client_close(c);
+	if (stop)
+		daemon_stop(d, "control");
+}
+
 /* Write len bytes of data (ours to free), then close. */
 static void client_answer(struct control_client *c, char *data, size_t len)
 {
@@ -103,7 +113,7 @@ static void client_answer(struct control_client *c, char *data, size_t len)
 	if (!data || !w) {
 		free(data);
 		free(w);
-		client_close(c);
+		client_unanswered(c);
 		return;
 	}
 	((char **)(w + 1))[0] = data;
@@ -114,7 +124,7 @@ static void client_answer(struct control_client *c, char *data, size_t len)
 	if (uv_write(w, &c->s.stream, &b, 1, on_control_written) < 0) {
 		free(data);
 		free(w);
-		client_close(c);
+		client_unanswered(c);
 	}
 }
 

@@ -76,8 +76,10 @@ for i in 1 2 3 4; do
 	wait "${pids[$((i - 1))]}" || fail "concurrent reload $i: $(cat "$T/conc$i.out")"
 	assert_eq "$(cat "$T/conc$i.out")" "no change" "concurrent reload $i"
 done
-wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') -ge $((before + 8)) ]" ||
-	fail "8 reloads wanted, $(($(count_log 'event=reloaded') - before)) done"
+# each request is a reload of its own; SIGHUPs that come while one is
+# pending merge into it (the kernel's, and libuv's): at least one of them
+wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') -ge $((before + 5)) ]" ||
+	fail "5 or more reloads wanted, $(($(count_log 'event=reloaded') - before)) done"
 assert_eq "$(count_log 'event=reload_failed')" 1 "failed reloads (the invalid policy alone)"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 f)" f "echo after the concurrent reloads"
 
@@ -157,11 +159,21 @@ assert_eq "$(sb_stat warm .prewarm.ready)" 2 "pre-warmed handlers after the refu
 in_lab "$CLIENT" -t 60000 127.0.0.1:7002 >"$T/slow2.out" 2>&1 &
 bg_pid $!
 wait_for 5 grep -q up "$T/slow2.out" || fail "second slow handler did not start"
-out=$("$POSTERN" stop -c "$T/policy.json" 2>&1) || fail "stop: exit $?: $out"
-assert_contains "$out" "is stopping (grace 3000 ms)" "stop says it stops"
-assert_contains "$out" "postern stop: stopped" "stop says it stopped"
+# -t 0: asked, not waited for; the serving handler holds the broker in its
+# grace period (3 s)
+out=$("$POSTERN" stop -t 0 -c "$T/policy.json" 2>&1) || fail "stop -t 0: exit $?: $out"
+assert_eq "$out" "postern stop: the broker at $CONTROL is stopping (grace 3000 ms)" "stop -t 0"
 grep -q 'event=stop by=control handlers=3 grace_ms=3000 serving=1 prewarmed=2' "$BROKER_LOG" ||
 	fail "stop line: $(grep 'event=stop' "$BROKER_LOG")"
+kill -0 "$BROKER_PID" || fail "the broker did not wait for its serving handler"
+if out=$("$POSTERN" reload -s "$CONTROL" 2>&1); then fail "a stopping broker reloaded: $out"; fi
+assert_contains "$out" "the broker is stopping: no reload" "reload while stopping"
+# asked again: the grace is cut short, and this time it waits
+out=$("$POSTERN" stop -c "$T/policy.json" 2>&1) || fail "stop: exit $?: $out"
+assert_contains "$out" "is stopping already; its grace period is cut short" "second stop"
+assert_contains "$out" "postern stop: stopped" "stop says it stopped"
+grep -q 'event=stop by=control grace="cut short"' "$BROKER_LOG" || fail "no cut-short line: $(grep 'event=stop' "$BROKER_LOG")"
+grep -q 'event=exit sandbox=slow .*reason=shutdown' "$BROKER_LOG" || fail "the serving handler was not killed at the second stop"
 [ ! -e "$CONTROL" ] || fail "control socket left"
 wait_for 10 sh -c "! kill -0 $BROKER_PID 2>/dev/null" || fail "broker did not exit"
 rc=0; wait "$BROKER_PID" || rc=$?
