@@ -381,10 +381,12 @@ static struct pst_policy *reload_policy(struct daemon *d)
 	if (r < 0)
 		return NULL;
 	if (!broker_conf_same(&p->broker, &d->cur->policy->broker)) {
-		pst_log("error", "reload_invalid", "error",
-		        "broker.table, broker.state_dir, broker.control and broker.metrics cannot "
-		        "change on reload; restart the broker",
-		        NULL);
+		char msg[600];
+		snprintf(msg, sizeof(msg),
+		         "%s: broker: broker.table, broker.state_dir, broker.control and "
+		         "broker.metrics cannot change on reload; restart the broker",
+		         d->policy_path);
+		pst_log("error", "reload_invalid", "error", msg, NULL);
 		return NULL;
 	}
 	if (!reload_uids_ok(d, p))

@@ -64,6 +64,14 @@ assert_contains "$(tail -n 1 "$T/bad.err")" "reload refused: the broker keeps it
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 d)" d "the old policy serves after a refused reload"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7005 e)" e "the old policy's added sandbox serves"
 
+# what only the running broker can refuse: a key that cannot change
+sed "s/\"table\": \"$TABLE\"/\"table\": \"${TABLE}x\"/" "$T/good.json" >"$T/policy.json"
+rc=0
+"$POSTERN" reload -s "$CONTROL" >"$T/bad.out" 2>"$T/bad.err" || rc=$?
+assert_eq "$rc" 1 "exit code of a reload that changes broker.table"
+assert_line "$(cat "$T/bad.err")" "error: $T/policy.json: broker: broker.table, broker.state_dir, broker.control and broker.metrics cannot change on reload; restart the broker" "broker.table change refused"
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 g)" g "the old policy serves after the broker.table refusal"
+
 # ---- reloads while SIGHUPs come: each one answered, none lost ---------------
 cp "$T/good.json" "$T/policy.json"
 before=$(count_log 'event=reloaded')
@@ -81,7 +89,7 @@ done
 # pending merge into it (the kernel's, and libuv's): at least one of them
 wait_for 5 sh -c "[ \$(grep -c 'event=reloaded' '$BROKER_LOG') -ge $((before + 5)) ]" ||
 	fail "5 or more reloads wanted, $(($(count_log 'event=reloaded') - before)) done"
-assert_eq "$(count_log 'event=reload_failed')" 1 "failed reloads (the invalid policy alone)"
+assert_eq "$(count_log 'event=reload_failed')" 2 "failed reloads (the invalid policy, the broker.table change)"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 f)" f "echo after the concurrent reloads"
 
 # clients that go away before their reload's answer: the reloads run, the
