@@ -79,6 +79,8 @@ struct pst_request {
 	char label[PEER_MAX]; /* what a refusal names: the client (unix: "unix:uid=N"), a channel */
 	bool has_src;         /* per_source applies: src is its key */
 	uint8_t src[PST_SRCKEY_LEN];
+	bool has_cred;             /* a unix client: cred, its SO_PEERCRED at accept */
+	struct pst_peer_cred cred; /* (for the environment: UNIXREMOTEUID...) */
 };
 
 /* A request of this trigger, with nothing filled yet. */

@@ -176,29 +176,45 @@ int pst_control_parse(const char *buf, size_t len, size_t cap, struct pst_contro
 int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t pathlen);
 
 /* ---- a handler's per-request environment (wire.c) -----------------------
- * For an inet client (peer and local both AF_INET or AF_INET6):
- * REMOTE_ADDR, REMOTE_PORT (systemd style), TCPREMOTEIP, TCPREMOTEPORT,
- * TCPLOCALIP, TCPLOCALPORT and PROTO=TCP (ucspi-tcp); nothing for another
- * family or without one (NULL). Then the entries of extra (NULL-terminated,
- * at most PST_ENV_EXTRA_MAX taken; may be NULL). Built in e's own storage,
- * no allocation: e->envp is NULL-terminated and points into e and extra.
- * Returns the number of entries. */
+ * What it says of its client, as the UCSPI tools and systemd say it:
+ *  - an IPv4 client (peer and local both inet; an IPv4-mapped IPv6 address,
+ *    a v4 client of a dual-stack socket, counts as IPv4, dotted quad):
+ *    REMOTE_ADDR, REMOTE_PORT (systemd), TCPREMOTEIP, TCPREMOTEPORT,
+ *    TCPLOCALIP, TCPLOCALPORT, PROTO=TCP (ucspi-tcp);
+ *  - an IPv6 client: the same, then TCP6REMOTEIP, TCP6REMOTEPORT,
+ *    TCP6LOCALIP, TCP6LOCALPORT and PROTO=TCP6 (ucspi-tcp6 sets both sets);
+ *  - else, with cred (a unix client's SO_PEERCRED): UNIXREMOTEUID,
+ *    UNIXREMOTEGID, UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID
+ *    (ucspi-unix's spelling) and PROTO=UNIX;
+ *  - nothing for another family or without one (NULL).
+ * Then the entries of extra (NULL-terminated, at most PST_ENV_EXTRA_MAX
+ * taken; may be NULL). Built in e's own storage, no allocation: e->envp is
+ * NULL-terminated and points into e and extra. Returns the number of
+ * entries (at most PST_ENV_OWN_MAX + PST_ENV_EXTRA_MAX). */
 #define PST_ENV_EXTRA_MAX 16
+#define PST_ENV_OWN_MAX 11 /* IPv6: 10 values and PROTO */
 #define PST_ENV_VAL_MAX (INET6_ADDRSTRLEN + 24)
 struct pst_req_env {
-	char buf[6][PST_ENV_VAL_MAX];
-	const char *envp[7 + PST_ENV_EXTRA_MAX + 1];
+	char buf[PST_ENV_OWN_MAX - 1][PST_ENV_VAL_MAX];
+	const char *envp[PST_ENV_OWN_MAX + PST_ENV_EXTRA_MAX + 1];
+};
+/* A unix client's credentials (SO_PEERCRED, at accept). */
+struct pst_peer_cred {
+	uint32_t uid, gid;
+	int32_t pid;
 };
 struct sockaddr_storage;
 size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
-                     const struct sockaddr_storage *local, const char *const *extra);
+                     const struct sockaddr_storage *local, const struct pst_peer_cred *cred,
+                     const char *const *extra);
 
 /* An inet address as the broker logs a peer: "192.0.2.1:5000",
- * "[2001:db8::1]:5000"; "" for another family. */
+ * "[2001:db8::1]:5000" (an IPv4-mapped one as IPv4); "" for another family. */
 void pst_peer_format(const struct sockaddr_storage *sa, char *buf, size_t len);
 
-/* The per-source key of an inet address (family tag, then the address);
- * false (key zeroed but for the tag) for another family. */
+/* The per-source key of an inet address (family tag, then the address; an
+ * IPv4-mapped one is the IPv4 address's key: one client, whichever socket
+ * it reached); false (key zeroed but for the tag) for another family. */
 bool pst_srckey_inet(const struct sockaddr_storage *sa, uint8_t key[PST_SRCKEY_LEN]);
 
 /* ---- the daemon (daemon.c) --------------------------------------------- */
