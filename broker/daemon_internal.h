@@ -185,7 +185,8 @@ struct sbx_stats {
 	uint64_t phase_sum_ns[SANDBOX_PHASE_COUNT], phase_n; /* fresh spawns */
 	uint64_t refused[REFUSE__N];
 	uint64_t warm_used, warm_failed;
-	struct pst_latring lat;
+	struct pst_latring lat;        /* p50/p99 for status */
+	struct pst_hist spawn;         /* the same spawns' times, for the metrics */
 	struct {                       /* of its exited handlers, from their cgroups */
 		uint64_t cpu_usec;     /* CPU time */
 		uint64_t oom_kills;    /* processes the OOM killer killed */

@@ -372,6 +372,7 @@ static void handler_started(struct daemon *d, struct handler *h, uint64_t t0, ui
 		admission_enter(s, h); /* a fresh one was, when its spawn was queued */
 	s->stats.started++;
 	pst_latring_add(&s->stats.lat, (uint32_t)(spawn_ns / 1000));
+	pst_hist_add(&s->stats.spawn, spawn_ns);
 	if (s->conf->limits.timeout_ms)
 		uv_timer_start(&h->timer, on_handler_timeout, s->conf->limits.timeout_ms, 0);
 

@@ -124,6 +124,39 @@ uint32_t pst_latring_pct(const struct pst_latring *r, double pct); /* 0 if empty
 
 uint64_t pst_now_ns(void); /* CLOCK_MONOTONIC */
 
+/* ---- the Prometheus text format (prom.c) ---------------------------------
+ * pst_prom_escape: s as a label value (label: \\, \" and \n escaped) or in
+ * a HELP line (\\ and \n). pst_prom_head: a family's HELP and TYPE lines. */
+void pst_prom_escape(FILE *f, const char *s, bool label);
+void pst_prom_head(FILE *f, const char *name, const char *type, const char *help);
+
+/* A histogram of durations, fixed buckets of 100 us .. 10 s (their upper
+ * bounds, inclusive, in pst_hist_bounds_ns), no allocation. pst_prom_hist
+ * writes NAME_bucket{LABEL="VALUE",le=...} (cumulative, then +Inf),
+ * NAME_sum (seconds) and NAME_count. */
+#define PST_HIST_BUCKETS 16
+extern const uint64_t pst_hist_bounds_ns[PST_HIST_BUCKETS];
+struct pst_hist {
+	uint64_t n[PST_HIST_BUCKETS + 1]; /* per bucket (not cumulative); the last: above */
+	uint64_t count, sum_ns;
+};
+void pst_hist_add(struct pst_hist *h, uint64_t ns);
+void pst_prom_hist(FILE *f, const char *name, const char *label, const char *value,
+                   const struct pst_hist *h);
+
+/* The process figures the Prometheus client libraries export
+ * (process_cpu_seconds_total, ...). pst_proc_stat_parse: from the text of
+ * /proc/self/stat and of /proc/stat (its btime line, after a newline), with
+ * the clock ticks and page size; pst_proc_self reads them, counts
+ * /proc/self/fd and takes RLIMIT_NOFILE. 0, or -1 if unread or malformed. */
+struct pst_proc {
+	double cpu_seconds, start_time_seconds;
+	unsigned long long virtual_bytes, resident_bytes, open_fds, max_fds;
+};
+int pst_proc_stat_parse(const char *stat, const char *procstat, long ticks, long page,
+                        struct pst_proc *p);
+int pst_proc_self(struct pst_proc *p);
+
 /* ---- whether root may trust a policy file (policy_trust.c) --------------
  * 0 when path, every directory on the way to it and every symlink's
  * directory are root's and writable by nobody else (a sticky directory such
