@@ -153,7 +153,7 @@ for k in process_cpu_seconds_total process_resident_memory_bytes process_virtual
 	[ -n "$(val "$k")" ] || fail "no $k"
 done
 fds=$(val process_open_fds)
-have=$(ls "/proc/$BROKER_PID/fd" | wc -l)
+have=$(find "/proc/$BROKER_PID/fd" -mindepth 1 -maxdepth 1 | wc -l)
 [ "$fds" -ge 5 ] && [ $((fds - have)) -le 3 ] && [ $((have - fds)) -le 3 ] ||
 	fail "process_open_fds $fds, /proc/$BROKER_PID/fd holds $have"
 [ "$fds" -lt "$(val process_max_fds)" ] || fail "open fds $fds not below max $(val process_max_fds)"
