@@ -6,7 +6,8 @@
 # postern_build_info and the process_* figures are there and plausible.
 # Then the handler environment a client gets: IPv6 (PROTO=TCP6, TCP6*),
 # an IPv4 client of a dual-stack socket systemd passed (IPv4, no TCP6*),
-# a unix client (PROTO=UNIX, its uid, gid and pid from SO_PEERCRED).
+# a unix client (PROTO=UNIX, its uid, gid and pid from SO_PEERCRED), and
+# both again through pre-warmed handlers (the environment sent at release).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 command -v systemd-socket-activate >/dev/null || skip "needs systemd-socket-activate"
@@ -57,7 +58,9 @@ broker_json '{
   "echo": { "trigger": { "listen": ["127.0.0.1:7101"] },
 	    "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"', "limits": { "handlers": 4 } },
   "env": { "trigger": { "listen": ["[::1]:7102", "[::]:7103", "unix:'"$T"'/env.sock"] },
-	   "exec": ["/usr/bin/env"], "filesystem": '"$FS_JSON"', "limits": { "handlers": 4 } }
+	   "exec": ["/usr/bin/env"], "filesystem": '"$FS_JSON"', "limits": { "handlers": 4 } },
+  "warm": { "trigger": { "listen": ["[::1]:7104", "unix:'"$T"'/warm.sock"] },
+	    "exec": ["/usr/bin/env"], "filesystem": '"$FS_JSON"', "prewarm": 1 }
 }' '"metrics": "127.0.0.1:9466"' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || fail "test policy invalid"
 # a policy cannot set what postern says of the client
@@ -117,8 +120,25 @@ done
 assert_not_contains "$ux" "TCPREMOTEIP" "unix client's environment"
 assert_not_contains "$ux" "REMOTE_ADDR" "unix client's environment"
 
+# the same through a pre-warmed handler (the environment sent at release)
+warm_ready() { wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"warm\") | .prewarm.ready')\" = 1 ]"; }
+warm_ready || fail "warm: no pre-warmed handler: $(sb_stat warm .prewarm)"
+w6=$(in_lab "$CLIENT" "[::1]:7104" "")
+for l in PROTO=TCP6 TCP6REMOTEIP=::1 TCP6LOCALPORT=7104 TCPREMOTEIP=::1; do
+	assert_line "$w6" "$l" "pre-warmed IPv6 client's environment"
+done
+warm_ready || fail "warm: not refilled: $(sb_stat warm .prewarm)"
+chmod 666 "$T/warm.sock"
+setpriv --reuid=12347 --regid=12348 --clear-groups "$CLIENT" "unix:$T/warm.sock" "" >"$T/warm.env" &
+cpid=$!
+wait "$cpid" || fail "unix client of warm failed"
+for l in PROTO=UNIX UNIXREMOTEUID=12347 UNIXREMOTEGID=12348 UNIXREMOTEPID=$cpid; do
+	assert_line "$(cat "$T/warm.env")" "$l" "pre-warmed unix client's environment"
+done
+assert_eq "$(sb_stat warm .prewarm.used)" 2 "both warm requests taken by pre-warmed handlers"
+
 # ---- the metrics ------------------------------------------------------------
-wait_for 5 sh -c "[ \$(grep -c 'event=exit ' '$BROKER_LOG') -ge 7 ]" || fail "7 exit lines expected"
+wait_for 5 sh -c "[ \$(grep -c 'event=exit ' '$BROKER_LOG') -ge 9 ]" || fail "9 exit lines expected"
 in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/9466 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' >"$T/resp" ||
 	fail "GET /metrics"
 head -n 1 "$T/resp" | grep -q '^HTTP/1.0 200 OK' || fail "metrics status: $(head -n 1 "$T/resp")"
@@ -139,6 +159,8 @@ assert_eq "$(val 'postern_spawn_seconds_count{sandbox="env"}')" 4 "env spawns in
 assert_eq "$(val 'postern_spawn_seconds_bucket{sandbox="echo",le="+Inf"}')" 3 "echo +Inf bucket"
 assert_eq "$(val 'postern_spawn_seconds_bucket{sandbox="echo",le="10"}')" 3 "echo spawns under 10 s"
 assert_eq "$(val 'postern_sandbox_started_total{sandbox="env"}')" 4 "env started"
+# pre-warmed releases are spawns too
+assert_eq "$(val 'postern_spawn_seconds_count{sandbox="warm"}')" 2 "warm releases in the histogram"
 [ "$(val 'postern_spawn_seconds_bucket{sandbox="echo",le="0.0001"}')" -le 3 ] || fail "first bucket"
 sum=$(val 'postern_spawn_seconds_sum{sandbox="echo"}')
 awk -v s="$sum" 'BEGIN { exit !(s > 0 && s < 30) }' || fail "echo spawn time sum $sum"
