@@ -75,7 +75,7 @@ BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests
 .SECONDARY:
 
 .PHONY: all deps test lint unit unit-asan tsan integration integration-asan test-cgroup2 demo bench \
-	fuzz install clean check-policies
+	fuzz install clean check-policies promtool
 
 all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(BENCHES)
 
@@ -151,6 +151,12 @@ deps:
 	else echo "deps: installing$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
 		|| { echo "deps: apt-get failed" >&2; exit 1; }; fi
+
+# promtool (for tests/integration/t_metrics.sh) from Debian's prometheus
+# package: apt-get download, only the binary unpacked into $(BUILD)/promtool;
+# nothing installed, no daemon. The test fetches it itself when it can.
+promtool:
+	tests/metrics/get-promtool.sh $(BUILD)
 
 unit: $(UNIT_TESTS)
 	@fail=0; for t in $(UNIT_TESTS); do $$t || fail=1; done; exit $$fail

@@ -18,6 +18,9 @@
 #include <sys/un.h>
 
 #define PST_POLICY_VERSION 1
+#ifndef PST_VERSION
+#define PST_VERSION "0.1.0" /* postern --version, postern_build_info */
+#endif
 #define PST_NAME_MAX 12  /* sandbox names: [a-z0-9][a-z0-9_-]{0,11} */
 #define PST_TABLE_MAX 32 /* nftables table name length */
 #define PST_ADDR_TEXT_MAX 128

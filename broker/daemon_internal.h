@@ -79,6 +79,8 @@ struct pst_request {
 	char label[PEER_MAX]; /* what a refusal names: the client (unix: "unix:uid=N"), a channel */
 	bool has_src;         /* per_source applies: src is its key */
 	uint8_t src[PST_SRCKEY_LEN];
+	bool has_cred;             /* a unix client: cred, its SO_PEERCRED at accept */
+	struct pst_peer_cred cred; /* (for the environment: UNIXREMOTEUID...) */
 };
 
 /* A request of this trigger, with nothing filled yet. */
@@ -183,7 +185,8 @@ struct sbx_stats {
 	uint64_t phase_sum_ns[SANDBOX_PHASE_COUNT], phase_n; /* fresh spawns */
 	uint64_t refused[REFUSE__N];
 	uint64_t warm_used, warm_failed;
-	struct pst_latring lat;
+	struct pst_latring lat;        /* p50/p99 for status */
+	struct pst_hist spawn;         /* the same spawns' times, for the metrics */
 	struct {                       /* of its exited handlers, from their cgroups */
 		uint64_t cpu_usec;     /* CPU time */
 		uint64_t oom_kills;    /* processes the OOM killer killed */

@@ -28,6 +28,7 @@ void request_init(struct pst_request *req, enum pst_trigger trigger)
 	req->peer_sa.ss_family = req->local_sa.ss_family = AF_UNSPEC;
 	req->peer[0] = req->label[0] = 0;
 	req->has_src = false;
+	req->has_cred = false;
 }
 
 void request_close(struct pst_request *req)
@@ -366,7 +367,8 @@ static void handler_take_request(struct handler *h, const struct pst_request *re
 static void request_env(struct pst_req_env *e, const struct sbx *s, const struct pst_request *req)
 {
 	bool inet = req->sock_fd >= 0 && req->peer[0];
-	pst_env_build(e, inet ? &req->peer_sa : NULL, inet ? &req->local_sa : NULL, s->send.envp);
+	pst_env_build(e, inet ? &req->peer_sa : NULL, inet ? &req->local_sa : NULL,
+	              req->sock_fd >= 0 && req->has_cred ? &req->cred : NULL, s->send.envp);
 }
 
 /* h has its request (released or spawned): SERVING, counted, timed, logged. */
@@ -380,6 +382,7 @@ static void handler_started(struct daemon *d, struct handler *h, uint64_t t0, ui
 		admission_enter(s, h); /* a fresh one was, when its spawn was queued */
 	s->stats.started++;
 	pst_latring_add(&s->stats.lat, (uint32_t)(spawn_ns / 1000));
+	pst_hist_add(&s->stats.spawn, spawn_ns);
 	if (s->conf->limits.timeout_ms)
 		uv_timer_start(&h->timer, on_handler_timeout, s->conf->limits.timeout_ms, 0);
 

@@ -134,6 +134,39 @@ uint32_t pst_latring_pct(const struct pst_latring *r, double pct); /* 0 if empty
 
 uint64_t pst_now_ns(void); /* CLOCK_MONOTONIC */
 
+/* ---- the Prometheus text format (prom.c) ---------------------------------
+ * pst_prom_escape: s as a label value (label: \\, \" and \n escaped) or in
+ * a HELP line (\\ and \n). pst_prom_head: a family's HELP and TYPE lines. */
+void pst_prom_escape(FILE *f, const char *s, bool label);
+void pst_prom_head(FILE *f, const char *name, const char *type, const char *help);
+
+/* A histogram of durations, fixed buckets of 100 us .. 10 s (their upper
+ * bounds, inclusive, in pst_hist_bounds_ns), no allocation. pst_prom_hist
+ * writes NAME_bucket{LABEL="VALUE",le=...} (cumulative, then +Inf),
+ * NAME_sum (seconds) and NAME_count. */
+#define PST_HIST_BUCKETS 16
+extern const uint64_t pst_hist_bounds_ns[PST_HIST_BUCKETS];
+struct pst_hist {
+	uint64_t n[PST_HIST_BUCKETS + 1]; /* per bucket (not cumulative); the last: above */
+	uint64_t count, sum_ns;
+};
+void pst_hist_add(struct pst_hist *h, uint64_t ns);
+void pst_prom_hist(FILE *f, const char *name, const char *label, const char *value,
+                   const struct pst_hist *h);
+
+/* The process figures the Prometheus client libraries export
+ * (process_cpu_seconds_total, ...). pst_proc_stat_parse: from the text of
+ * /proc/self/stat and of /proc/stat (its btime line, after a newline), with
+ * the clock ticks and page size; pst_proc_self reads them, counts
+ * /proc/self/fd and takes RLIMIT_NOFILE. 0, or -1 if unread or malformed. */
+struct pst_proc {
+	double cpu_seconds, start_time_seconds;
+	unsigned long long virtual_bytes, resident_bytes, open_fds, max_fds;
+};
+int pst_proc_stat_parse(const char *stat, const char *procstat, long ticks, long page,
+                        struct pst_proc *p);
+int pst_proc_self(struct pst_proc *p);
+
 /* ---- whether root may trust a policy file (policy_trust.c) --------------
  * 0 when path, every directory on the way to it and every symlink's
  * directory are root's and writable by nobody else (a sticky directory such
@@ -189,29 +222,45 @@ int pst_parse_pid(const char *s, pid_t *out);
 int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t pathlen);
 
 /* ---- a handler's per-request environment (wire.c) -----------------------
- * For an inet client (peer and local both AF_INET or AF_INET6):
- * REMOTE_ADDR, REMOTE_PORT (systemd style), TCPREMOTEIP, TCPREMOTEPORT,
- * TCPLOCALIP, TCPLOCALPORT and PROTO=TCP (ucspi-tcp); nothing for another
- * family or without one (NULL). Then the entries of extra (NULL-terminated,
- * at most PST_ENV_EXTRA_MAX taken; may be NULL). Built in e's own storage,
- * no allocation: e->envp is NULL-terminated and points into e and extra.
- * Returns the number of entries. */
+ * What it says of its client, as the UCSPI tools and systemd say it:
+ *  - an IPv4 client (peer and local both inet; an IPv4-mapped IPv6 address,
+ *    a v4 client of a dual-stack socket, counts as IPv4, dotted quad):
+ *    REMOTE_ADDR, REMOTE_PORT (systemd), TCPREMOTEIP, TCPREMOTEPORT,
+ *    TCPLOCALIP, TCPLOCALPORT, PROTO=TCP (ucspi-tcp);
+ *  - an IPv6 client: the same, then TCP6REMOTEIP, TCP6REMOTEPORT,
+ *    TCP6LOCALIP, TCP6LOCALPORT and PROTO=TCP6 (ucspi-tcp6 sets both sets);
+ *  - else, with cred (a unix client's SO_PEERCRED): UNIXREMOTEUID,
+ *    UNIXREMOTEGID, UNIXREMOTEPID, UNIXREMOTEEUID, UNIXREMOTEEGID
+ *    (ucspi-unix's spelling) and PROTO=UNIX;
+ *  - nothing for another family or without one (NULL).
+ * Then the entries of extra (NULL-terminated, at most PST_ENV_EXTRA_MAX
+ * taken; may be NULL). Built in e's own storage, no allocation: e->envp is
+ * NULL-terminated and points into e and extra. Returns the number of
+ * entries (at most PST_ENV_OWN_MAX + PST_ENV_EXTRA_MAX). */
 #define PST_ENV_EXTRA_MAX 16
+#define PST_ENV_OWN_MAX 11 /* IPv6: 10 values and PROTO */
 #define PST_ENV_VAL_MAX (INET6_ADDRSTRLEN + 24)
 struct pst_req_env {
-	char buf[6][PST_ENV_VAL_MAX];
-	const char *envp[7 + PST_ENV_EXTRA_MAX + 1];
+	char buf[PST_ENV_OWN_MAX - 1][PST_ENV_VAL_MAX];
+	const char *envp[PST_ENV_OWN_MAX + PST_ENV_EXTRA_MAX + 1];
+};
+/* A unix client's credentials (SO_PEERCRED, at accept). */
+struct pst_peer_cred {
+	uint32_t uid, gid;
+	int32_t pid;
 };
 struct sockaddr_storage;
 size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
-                     const struct sockaddr_storage *local, const char *const *extra);
+                     const struct sockaddr_storage *local, const struct pst_peer_cred *cred,
+                     const char *const *extra);
 
 /* An inet address as the broker logs a peer: "192.0.2.1:5000",
- * "[2001:db8::1]:5000"; "" for another family. */
+ * "[2001:db8::1]:5000" (an IPv4-mapped one as IPv4); "" for another family. */
 void pst_peer_format(const struct sockaddr_storage *sa, char *buf, size_t len);
 
-/* The per-source key of an inet address (family tag, then the address);
- * false (key zeroed but for the tag) for another family. */
+/* The per-source key of an inet address (family tag, then the address; an
+ * IPv4-mapped one is the IPv4 address's key: one client, whichever socket
+ * it reached); false (key zeroed but for the tag) for another family. */
 bool pst_srckey_inet(const struct sockaddr_storage *sa, uint8_t key[PST_SRCKEY_LEN]);
 
 /* ---- the daemon (daemon.c) --------------------------------------------- */

@@ -83,7 +83,8 @@ void listeners_emfile_resume(struct daemon *d, uint64_t now)
 }
 
 /* A request for an accepted connection: its peer, its source (inet: the
- * address; unix: the peer's uid), what a refusal names. */
+ * address; unix: the peer's uid), what a refusal names; a unix peer's
+ * credentials (the one SO_PEERCRED also serves the environment). */
 static void request_accepted(struct pst_request *req, int fd, const struct sockaddr_storage *ss)
 {
 	request_init(req, PST_TRIGGER_LISTEN);
@@ -101,6 +102,8 @@ static void request_accepted(struct pst_request *req, int fd, const struct socka
 	req->src[0] = AF_UNIX;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0) {
 		memcpy(req->src + 1, &cred.uid, sizeof(cred.uid));
+		req->has_cred = true;
+		req->cred = (struct pst_peer_cred){cred.uid, cred.gid, cred.pid};
 		snprintf(req->label, sizeof(req->label), "unix:uid=%u", (unsigned)cred.uid);
 	}
 }

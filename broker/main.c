@@ -5,8 +5,6 @@
 
 #include "broker/broker.h"
 
-#define PST_VERSION "0.1.0"
-
 static const char usage[] =
     "NAME\n"
     "    postern - socket-brokering firewall gateway: one isolated process per request\n"

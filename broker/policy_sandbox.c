@@ -523,10 +523,11 @@ static bool env_name_ok(const char *k)
 
 static bool env_reserved(const char *k)
 {
-	static const char *const reserved[] = {"LISTEN_FDS",    "LISTEN_PID",  "LISTEN_FDNAMES",
-	                                       "REMOTE_ADDR",   "REMOTE_PORT", "TCPREMOTEIP",
-	                                       "TCPREMOTEPORT", "TCPLOCALIP",  "TCPLOCALPORT",
-	                                       "PROTO",         NULL};
+	static const char *const reserved[] = {
+	    "LISTEN_FDS",     "LISTEN_PID",     "LISTEN_FDNAMES", "REMOTE_ADDR",   "REMOTE_PORT",
+	    "TCPREMOTEIP",    "TCPREMOTEPORT",  "TCPLOCALIP",     "TCPLOCALPORT",  "TCP6REMOTEIP",
+	    "TCP6REMOTEPORT", "TCP6LOCALIP",    "TCP6LOCALPORT",  "UNIXREMOTEUID", "UNIXREMOTEGID",
+	    "UNIXREMOTEPID",  "UNIXREMOTEEUID", "UNIXREMOTEEGID", "PROTO",         NULL};
 	for (const char *const *r = reserved; *r; r++)
 		if (!strcmp(*r, k))
 			return true;

@@ -185,27 +185,56 @@ char *stats_status_json(struct daemon *d)
 	return out;
 }
 
-/* ---- Prometheus text ------------------------------------------------------ */
+/* ---- Prometheus text ------------------------------------------------------
+ * The exposition format 0.0.4, as `promtool check metrics` wants it: each
+ * family once, with HELP and TYPE; counters end in _total; units in names;
+ * every label value escaped (pst_prom_escape). */
 
-static void metric_head(FILE *f, const char *name, const char *type, const char *help)
+/* postern_build_info and the process_* families of the client libraries,
+ * from /proc/self (left out if it cannot be read). */
+static void metrics_process(FILE *f)
 {
-	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	pst_prom_head(f, "postern_build_info", "gauge",
+	              "Always 1; the labels say which postern this is.");
+	fputs("postern_build_info{version=\"", f);
+	pst_prom_escape(f, PST_VERSION, true);
+	fprintf(f, "\",policy_version=\"%d\",compiler=\"", PST_POLICY_VERSION);
+	pst_prom_escape(f, __VERSION__, true);
+	fputs("\"} 1\n", f);
+	struct pst_proc p;
+	if (pst_proc_self(&p) < 0)
+		return;
+	pst_prom_head(f, "process_cpu_seconds_total", "counter",
+	              "Total user and system CPU time spent in seconds.");
+	fprintf(f, "process_cpu_seconds_total %.2f\n", p.cpu_seconds);
+	pst_prom_head(f, "process_resident_memory_bytes", "gauge",
+	              "Resident memory size in bytes.");
+	fprintf(f, "process_resident_memory_bytes %llu\n", p.resident_bytes);
+	pst_prom_head(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+	fprintf(f, "process_virtual_memory_bytes %llu\n", p.virtual_bytes);
+	pst_prom_head(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+	fprintf(f, "process_open_fds %llu\n", p.open_fds);
+	pst_prom_head(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+	fprintf(f, "process_max_fds %llu\n", p.max_fds);
+	pst_prom_head(f, "process_start_time_seconds", "gauge",
+	              "Start time of the process since unix epoch in seconds.");
+	fprintf(f, "process_start_time_seconds %.2f\n", p.start_time_seconds);
 }
 
 static void metrics_globals(FILE *f, const struct daemon *d, uint64_t now)
 {
-	metric_head(f, "postern_uptime_seconds", "gauge", "Seconds since the broker started.");
+	pst_prom_head(f, "postern_uptime_seconds", "gauge", "Seconds since the broker started.");
 	fprintf(f, "postern_uptime_seconds %llu\n",
 	        (unsigned long long)((now - d->started_ns) / 1000000000ull));
-	metric_head(f, "postern_reloads_total", "counter", "Policy reloads that took effect.");
+	pst_prom_head(f, "postern_reloads_total", "counter", "Policy reloads that took effect.");
 	fprintf(f, "postern_reloads_total %llu\n", (unsigned long long)d->reloads);
-	metric_head(f, "postern_reload_failures_total", "counter",
-	            "Policy reloads refused or failed.");
+	pst_prom_head(f, "postern_reload_failures_total", "counter",
+	              "Policy reloads refused or failed.");
 	fprintf(f, "postern_reload_failures_total %llu\n", (unsigned long long)d->reload_failures);
-	metric_head(f, "postern_handlers", "gauge", "Handlers serving a request, all sandboxes.");
+	pst_prom_head(f, "postern_handlers", "gauge", "Handlers serving a request, all sandboxes.");
 	fprintf(f, "postern_handlers %zu\n", serving_handlers(d));
-	metric_head(f, "postern_log_dropped_lines_total", "counter",
-	            "Log lines dropped because the log sink was too slow.");
+	pst_prom_head(f, "postern_log_dropped_lines_total", "counter",
+	              "Log lines dropped because the log sink was too slow.");
 	fprintf(f, "postern_log_dropped_lines_total %llu\n", (unsigned long long)pst_log_dropped());
 }
 
@@ -218,8 +247,8 @@ static const struct {
      "Handlers started (spawned or pre-warmed and released)."},
     {"postern_sandbox_refused_total", "counter", "Requests refused, by reason."},
     {"postern_sandbox_exits_total", "counter", "Handler exits, by result."},
-    {"postern_sandbox_spawn_seconds", "gauge",
-     "Spawn latency over the last 1024 spawns, by quantile."},
+    {"postern_spawn_seconds", "histogram",
+     "Time from a request's admission to its handler running (spawned or released)."},
     {"postern_sandbox_spawn_phase_seconds", "gauge", "Mean time of each phase of a fresh spawn."},
     {"postern_sandbox_prewarm_ready", "gauge", "Pre-warmed handlers ready."},
     {"postern_sandbox_prewarm_used_total", "counter", "Requests taken by pre-warmed handlers."},
@@ -252,36 +281,56 @@ enum {
 	NPER
 };
 
+/* `NAME{sandbox="N"` (escaped): the caller ends the labels and the line. */
+static void metric_open(FILE *f, int k, const char *n)
+{
+	fprintf(f, "%s{sandbox=\"", per[k].name);
+	pst_prom_escape(f, n, true);
+	fputc('"', f);
+}
+
 static void metric_u(FILE *f, int k, const char *n, unsigned long long v)
 {
-	fprintf(f, "%s{sandbox=\"%s\"} %llu\n", per[k].name, n, v);
+	metric_open(f, k, n);
+	fprintf(f, "} %llu\n", v);
+}
+
+/* One line of metric k with a second label (its value a constant name). */
+static void metric_l2(FILE *f, int k, const char *n, const char *label, const char *value,
+                      const char *num)
+{
+	metric_open(f, k, n);
+	fprintf(f, ",%s=\"", label);
+	pst_prom_escape(f, value, true);
+	fprintf(f, "\"} %s\n", num);
 }
 
 /* The lines of metric k with several labels. */
 static void metric_multi(FILE *f, int k, const struct sbx *s, const char *n)
 {
 	const struct sbx_stats *st = &s->stats;
+	char num[32];
 	if (k == REFUSED) {
-		for (int r = 0; r < REFUSE__N; r++)
-			fprintf(f, "%s{sandbox=\"%s\",reason=\"%s\"} %llu\n", per[k].name, n,
-			        refusal_names[r], (unsigned long long)st->refused[r]);
+		for (int r = 0; r < REFUSE__N; r++) {
+			snprintf(num, sizeof(num), "%llu", (unsigned long long)st->refused[r]);
+			metric_l2(f, k, n, "reason", refusal_names[r], num);
+		}
 	} else if (k == EXITS) {
 		const uint64_t v[] = {st->exit_ok, st->exit_failed, st->exit_signaled,
 		                      st->exit_timeout};
 		static const char *const r[] = {"ok", "failed", "signaled", "timeout"};
-		for (int j = 0; j < 4; j++)
-			fprintf(f, "%s{sandbox=\"%s\",result=\"%s\"} %llu\n", per[k].name, n, r[j],
-			        (unsigned long long)v[j]);
-	} else if (k == SPAWN && st->lat.n) {
-		fprintf(f, "%s{sandbox=\"%s\",quantile=\"0.5\"} %.6f\n", per[k].name, n,
-		        pst_latring_pct(&st->lat, 50) / 1e6);
-		fprintf(f, "%s{sandbox=\"%s\",quantile=\"0.99\"} %.6f\n", per[k].name, n,
-		        pst_latring_pct(&st->lat, 99) / 1e6);
+		for (int j = 0; j < 4; j++) {
+			snprintf(num, sizeof(num), "%llu", (unsigned long long)v[j]);
+			metric_l2(f, k, n, "result", r[j], num);
+		}
+	} else if (k == SPAWN) {
+		pst_prom_hist(f, per[k].name, "sandbox", n, &st->spawn);
 	} else if (k == PHASE) {
-		for (int j = 0; st->phase_n && j < SANDBOX_PHASE_COUNT; j++)
-			fprintf(f, "%s{sandbox=\"%s\",phase=\"%s\"} %.6f\n", per[k].name, n,
-			        sandbox_phase_names[j],
-			        (double)st->phase_sum_ns[j] / (double)st->phase_n / 1e9);
+		for (int j = 0; st->phase_n && j < SANDBOX_PHASE_COUNT; j++) {
+			snprintf(num, sizeof(num), "%.6f",
+			         (double)st->phase_sum_ns[j] / (double)st->phase_n / 1e9);
+			metric_l2(f, k, n, "phase", sandbox_phase_names[j], num);
+		}
 	}
 }
 
@@ -319,7 +368,8 @@ static void metric_line(FILE *f, const struct daemon *d, int k, const struct sbx
 		break;
 	}
 	case CG_CPU:
-		fprintf(f, "%s{sandbox=\"%s\"} %.6f\n", per[k].name, n,
+		metric_open(f, k, n);
+		fprintf(f, "} %.6f\n",
 		        (double)(st->cg.cpu_usec + (live ? live->cpu_usec : 0)) / 1e6);
 		break;
 	case CG_MEM:
@@ -359,10 +409,11 @@ char *stats_metrics_text(struct daemon *d)
 	if (!f)
 		return NULL;
 	struct gen *g = d->cur;
+	metrics_process(f);
 	metrics_globals(f, d, pst_now_ns());
 	cleanup_free struct sandbox_cg_stats *live = g ? live_cg(d, g) : NULL;
 	for (int k = 0; k < NPER; k++) {
-		metric_head(f, per[k].name, per[k].type, per[k].help);
+		pst_prom_head(f, per[k].name, per[k].type, per[k].help);
 		for (size_t i = 0; g && i < g->n_sbx; i++)
 			metric_line(f, d, k, &g->sbx[i], live ? &live[i] : NULL);
 	}

@@ -203,40 +203,79 @@ int pst_http_parse(const char *buf, size_t len, size_t cap, char *path, size_t p
 
 /* ---- a handler's per-request environment ----------------------------- */
 
-/* The address and port of an inet sockaddr; false for another family. */
-static bool inet_parts(const struct sockaddr_storage *sa, char *addr, size_t alen, int *port)
+/* The address of an inet sockaddr as text and its port, an IPv4-mapped
+ * IPv6 address (a v4 client of a dual-stack socket) as IPv4: the family it
+ * is then, or 0 for another family. */
+static int inet_parts(const struct sockaddr_storage *sa, char *addr, size_t alen, int *port)
 {
 	if (sa->ss_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)sa;
 		*port = ntohs(in->sin_port);
-		return inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)alen) != NULL;
+		return inet_ntop(AF_INET, &in->sin_addr, addr, (socklen_t)alen) ? AF_INET : 0;
 	}
 	if (sa->ss_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)sa;
 		*port = ntohs(in6->sin6_port);
-		return inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)alen) != NULL;
+		if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+			return inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, addr,
+			                 (socklen_t)alen)
+			           ? AF_INET
+			           : 0;
+		return inet_ntop(AF_INET6, &in6->sin6_addr, addr, (socklen_t)alen) ? AF_INET6 : 0;
 	}
-	return false;
+	return 0;
 }
 
-size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
-                     const struct sockaddr_storage *local, const char *const *extra)
+/* e->buf[*k] = NAME=VALUE, appended to the environment. */
+static void env_put(struct pst_req_env *e, size_t *k, size_t *n, const char *name,
+                    const char *fmt_s, long long v)
+{
+	if (fmt_s)
+		snprintf(e->buf[*k], sizeof(e->buf[*k]), "%s=%s", name, fmt_s);
+	else
+		snprintf(e->buf[*k], sizeof(e->buf[*k]), "%s=%lld", name, v);
+	e->envp[(*n)++] = e->buf[(*k)++];
+}
+
+/* An inet client's entries (see internal.h); false if it is none. */
+static bool env_inet(struct pst_req_env *e, size_t *n, const struct sockaddr_storage *peer,
+                     const struct sockaddr_storage *local)
 {
 	char pa[INET6_ADDRSTRLEN], la[INET6_ADDRSTRLEN];
 	int pp, lp;
-	size_t n = 0;
+	size_t k = 0;
+	int fam = peer && local ? inet_parts(peer, pa, sizeof(pa), &pp) : 0;
+	if (!fam || !inet_parts(local, la, sizeof(la), &lp))
+		return false;
+	env_put(e, &k, n, "REMOTE_ADDR", pa, 0);
+	env_put(e, &k, n, "REMOTE_PORT", NULL, pp);
+	env_put(e, &k, n, "TCPREMOTEIP", pa, 0);
+	env_put(e, &k, n, "TCPREMOTEPORT", NULL, pp);
+	env_put(e, &k, n, "TCPLOCALIP", la, 0);
+	env_put(e, &k, n, "TCPLOCALPORT", NULL, lp);
+	if (fam == AF_INET6) {
+		env_put(e, &k, n, "TCP6REMOTEIP", pa, 0);
+		env_put(e, &k, n, "TCP6REMOTEPORT", NULL, pp);
+		env_put(e, &k, n, "TCP6LOCALIP", la, 0);
+		env_put(e, &k, n, "TCP6LOCALPORT", NULL, lp);
+	}
+	e->envp[(*n)++] = fam == AF_INET6 ? "PROTO=TCP6" : "PROTO=TCP";
+	return true;
+}
 
-	if (peer && local && inet_parts(peer, pa, sizeof(pa), &pp) &&
-	    inet_parts(local, la, sizeof(la), &lp)) {
-		snprintf(e->buf[0], sizeof(e->buf[0]), "REMOTE_ADDR=%s", pa);
-		snprintf(e->buf[1], sizeof(e->buf[1]), "REMOTE_PORT=%d", pp);
-		snprintf(e->buf[2], sizeof(e->buf[2]), "TCPREMOTEIP=%s", pa);
-		snprintf(e->buf[3], sizeof(e->buf[3]), "TCPREMOTEPORT=%d", pp);
-		snprintf(e->buf[4], sizeof(e->buf[4]), "TCPLOCALIP=%s", la);
-		snprintf(e->buf[5], sizeof(e->buf[5]), "TCPLOCALPORT=%d", lp);
-		for (size_t k = 0; k < 6; k++)
-			e->envp[n++] = e->buf[k];
-		e->envp[n++] = "PROTO=TCP";
+size_t pst_env_build(struct pst_req_env *e, const struct sockaddr_storage *peer,
+                     const struct sockaddr_storage *local, const struct pst_peer_cred *cred,
+                     const char *const *extra)
+{
+	size_t n = 0;
+	if (!env_inet(e, &n, peer, local) && cred) {
+		size_t k = 0;
+		env_put(e, &k, &n, "UNIXREMOTEUID", NULL, cred->uid);
+		env_put(e, &k, &n, "UNIXREMOTEGID", NULL, cred->gid);
+		env_put(e, &k, &n, "UNIXREMOTEPID", NULL, cred->pid);
+		env_put(e, &k, &n, "UNIXREMOTEEUID", NULL, cred->uid);
+		env_put(e, &k, &n, "UNIXREMOTEEGID", NULL, cred->gid);
+		e->envp[n++] = "PROTO=UNIX";
 	}
 	for (size_t i = 0; extra && extra[i] && i < PST_ENV_EXTRA_MAX; i++)
 		e->envp[n++] = extra[i];
@@ -251,20 +290,28 @@ void pst_peer_format(const struct sockaddr_storage *sa, char *buf, size_t len)
 	if (!len)
 		return;
 	buf[0] = 0;
-	if (!inet_parts(sa, a, sizeof(a), &port))
-		return;
-	snprintf(buf, len, sa->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", a, port);
+	int fam = inet_parts(sa, a, sizeof(a), &port);
+	if (fam)
+		snprintf(buf, len, fam == AF_INET6 ? "[%s]:%d" : "%s:%d", a, port);
 }
 
 bool pst_srckey_inet(const struct sockaddr_storage *sa, uint8_t key[PST_SRCKEY_LEN])
 {
 	memset(key, 0, PST_SRCKEY_LEN);
 	key[0] = (uint8_t)sa->ss_family;
-	if (sa->ss_family == AF_INET)
+	if (sa->ss_family == AF_INET) {
 		memcpy(key + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
-	else if (sa->ss_family == AF_INET6)
-		memcpy(key + 1, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
-	else
+	} else if (sa->ss_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			key[0] = AF_INET;
+			memcpy(key + 1, a6->s6_addr + 12, 4);
+		} else {
+			memcpy(key + 1, a6, 16);
+		}
+	} else {
 		return false;
+	}
 	return true;
 }

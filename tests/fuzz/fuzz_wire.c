@@ -45,8 +45,10 @@ static void env_case(const uint8_t *d, size_t n)
 		extra[i] = "POSTERN_SEND_X=3";
 	extra[nx < PST_ENV_EXTRA_MAX + 2 ? nx : PST_ENV_EXTRA_MAX + 2] = NULL;
 	struct pst_req_env e;
-	size_t got = pst_env_build(&e, (ctl & 0x80) ? NULL : &peer, &local, extra);
-	if (got > 7 + PST_ENV_EXTRA_MAX || e.envp[got])
+	struct pst_peer_cred cred = {(uint32_t)-1, (uint32_t)-1, -1};
+	size_t got = pst_env_build(&e, (ctl & 0x80) ? NULL : &peer, &local,
+	                           (ctl & 0x08) ? &cred : NULL, extra);
+	if (got > PST_ENV_OWN_MAX + PST_ENV_EXTRA_MAX || e.envp[got])
 		abort();
 	for (size_t i = 0; i < got; i++)
 		if (!e.envp[i] || strnlen(e.envp[i], PST_ENV_VAL_MAX) >= PST_ENV_VAL_MAX)

@@ -66,7 +66,7 @@ static void test_ipv4(void **state)
 	(void)state;
 	struct pst_req_env e;
 	struct sockaddr_storage peer = in4("192.0.2.10", 51234), local = in4("127.0.0.1", 7000);
-	size_t n = pst_env_build(&e, &peer, &local, send_env);
+	size_t n = pst_env_build(&e, &peer, &local, NULL, send_env);
 	static const char *const want[] = {
 	    "REMOTE_ADDR=192.0.2.10",
 	    "REMOTE_PORT=51234",
@@ -87,60 +87,87 @@ static void test_ipv6(void **state)
 	(void)state;
 	struct pst_req_env e;
 	struct sockaddr_storage peer = in6("2001:db8::1", 40000), local = in6("::1", 7000);
-	size_t n = pst_env_build(&e, &peer, &local, NULL);
+	size_t n = pst_env_build(&e, &peer, &local, NULL, NULL);
 	static const char *const want[] = {
-	    "REMOTE_ADDR=2001:db8::1",
-	    "REMOTE_PORT=40000",
-	    "TCPREMOTEIP=2001:db8::1",
-	    "TCPREMOTEPORT=40000",
-	    "TCPLOCALIP=::1",
-	    "TCPLOCALPORT=7000",
-	    "PROTO=TCP",
-	    NULL,
+	    "REMOTE_ADDR=2001:db8::1",  "REMOTE_PORT=40000",    "TCPREMOTEIP=2001:db8::1",
+	    "TCPREMOTEPORT=40000",      "TCPLOCALIP=::1",       "TCPLOCALPORT=7000",
+	    "TCP6REMOTEIP=2001:db8::1", "TCP6REMOTEPORT=40000", "TCP6LOCALIP=::1",
+	    "TCP6LOCALPORT=7000",       "PROTO=TCP6",           NULL,
 	};
 	expect_env(&e, n, want);
-	/* the longest address text fits */
+	/* the longest address text fits, in every entry */
 	peer = in6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 65535);
-	pst_env_build(&e, &peer, &local, NULL);
+	local = in6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65534);
+	n = pst_env_build(&e, &peer, &local, NULL, NULL);
+	assert_int_equal(n, PST_ENV_OWN_MAX);
 	assert_string_equal(e.envp[0], "REMOTE_ADDR=ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
 	assert_string_equal(e.envp[1], "REMOTE_PORT=65535");
+	assert_string_equal(e.envp[6], "TCP6REMOTEIP=ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff");
+	assert_string_equal(e.envp[8], "TCP6LOCALIP=ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe");
+	assert_string_equal(e.envp[9], "TCP6LOCALPORT=65534");
 }
 
-/* A v4 client of a dual-stack socket (an fd passed on by a startup
- * handler): the address as the kernel gives it, mapped. */
+/* A v4 client of a dual-stack socket ([::]:P, or an fd passed on by a
+ * startup handler): an IPv4 client, dotted quads, PROTO=TCP, no TCP6*. */
 static void test_v4_mapped(void **state)
 {
 	(void)state;
 	struct pst_req_env e;
 	struct sockaddr_storage peer = in6("::ffff:192.0.2.7", 1),
 	                        local = in6("::ffff:10.0.0.1", 80);
-	size_t n = pst_env_build(&e, &peer, &local, NULL);
+	size_t n = pst_env_build(&e, &peer, &local, NULL, NULL);
 	static const char *const want[] = {
-	    "REMOTE_ADDR=::ffff:192.0.2.7",
+	    "REMOTE_ADDR=192.0.2.7",
 	    "REMOTE_PORT=1",
-	    "TCPREMOTEIP=::ffff:192.0.2.7",
+	    "TCPREMOTEIP=192.0.2.7",
 	    "TCPREMOTEPORT=1",
-	    "TCPLOCALIP=::ffff:10.0.0.1",
+	    "TCPLOCALIP=10.0.0.1",
 	    "TCPLOCALPORT=80",
 	    "PROTO=TCP",
 	    NULL,
 	};
 	expect_env(&e, n, want);
+	/* ::ffff:0:0/96 only: an IPv4-compatible or NAT64 address stays IPv6 */
+	peer = in6("64:ff9b::c000:207", 2);
+	n = pst_env_build(&e, &peer, &local, NULL, NULL);
+	assert_string_equal(e.envp[0], "REMOTE_ADDR=64:ff9b::c000:207");
+	assert_string_equal(e.envp[n - 1], "PROTO=TCP6");
+	assert_string_equal(e.envp[4], "TCPLOCALIP=10.0.0.1");
 }
 
-/* A unix client, or a connection without an inet peer: only the sandbox's
- * own entries. */
+/* A unix client: its credentials as ucspi-unix says them (and as the
+ * agreed UNIXREMOTEUID/GID); without them, or a connection without an inet
+ * peer: only the sandbox's own entries. */
 static void test_unix(void **state)
 {
 	(void)state;
 	struct pst_req_env e;
 	struct sockaddr_storage peer = unix_sa(""), local = unix_sa("/run/x.sock");
-	size_t n = pst_env_build(&e, &peer, &local, send_env);
+	struct pst_peer_cred cred = {1001, 1002, 4242};
+	size_t n = pst_env_build(&e, &peer, &local, &cred, send_env);
+	static const char *const want_cred[] = {
+	    "UNIXREMOTEUID=1001",  "UNIXREMOTEGID=1002",   "UNIXREMOTEPID=4242",
+	    "UNIXREMOTEEUID=1001", "UNIXREMOTEEGID=1002",  "PROTO=UNIX",
+	    "POSTERN_SEND_JOBS=3", "POSTERN_SEND_CONNS=4", NULL};
+	expect_env(&e, n, want_cred);
+	/* the widest values fit (uid_t, pid_t as the kernel gives them) */
+	cred = (struct pst_peer_cred){4294967294u, 4294967295u, 2147483647};
+	n = pst_env_build(&e, NULL, NULL, &cred, NULL);
+	assert_int_equal(n, 6);
+	assert_string_equal(e.envp[0], "UNIXREMOTEUID=4294967294");
+	assert_string_equal(e.envp[1], "UNIXREMOTEGID=4294967295");
+	assert_string_equal(e.envp[2], "UNIXREMOTEPID=2147483647");
+	/* an inet client is never PROTO=UNIX, whatever cred says */
+	struct sockaddr_storage p4 = in4("192.0.2.1", 9), l4 = in4("192.0.2.2", 10);
+	n = pst_env_build(&e, &p4, &l4, &cred, NULL);
+	assert_int_equal(n, 7);
+	assert_string_equal(e.envp[6], "PROTO=TCP");
+	n = pst_env_build(&e, &peer, &local, NULL, send_env);
 	static const char *const want[] = {"POSTERN_SEND_JOBS=3", "POSTERN_SEND_CONNS=4", NULL};
 	expect_env(&e, n, want);
 	/* an inet peer with a local end of another family is no inet client */
 	peer = in4("192.0.2.1", 5);
-	n = pst_env_build(&e, &peer, &local, NULL);
+	n = pst_env_build(&e, &peer, &local, NULL, NULL);
 	assert_int_equal(n, 0);
 	assert_null(e.envp[0]);
 }
@@ -150,15 +177,15 @@ static void test_no_peer(void **state)
 	(void)state;
 	struct pst_req_env e;
 	struct sockaddr_storage local = in4("127.0.0.1", 7000);
-	size_t n = pst_env_build(&e, NULL, &local, NULL);
+	size_t n = pst_env_build(&e, NULL, &local, NULL, NULL);
 	assert_int_equal(n, 0);
 	assert_null(e.envp[0]);
-	n = pst_env_build(&e, NULL, NULL, send_env);
+	n = pst_env_build(&e, NULL, NULL, NULL, send_env);
 	static const char *const want[] = {"POSTERN_SEND_JOBS=3", "POSTERN_SEND_CONNS=4", NULL};
 	expect_env(&e, n, want);
 	struct sockaddr_storage unspec;
 	memset(&unspec, 0, sizeof(unspec));
-	assert_int_equal(pst_env_build(&e, &unspec, &unspec, NULL), 0);
+	assert_int_equal(pst_env_build(&e, &unspec, &unspec, NULL, NULL), 0);
 }
 
 /* At most PST_ENV_EXTRA_MAX extra entries are taken. */
@@ -171,8 +198,14 @@ static void test_extra_bounded(void **state)
 	many[PST_ENV_EXTRA_MAX + 3] = NULL;
 	struct pst_req_env e;
 	struct sockaddr_storage peer = in4("192.0.2.1", 1), local = in4("192.0.2.2", 2);
-	size_t n = pst_env_build(&e, &peer, &local, many);
+	size_t n = pst_env_build(&e, &peer, &local, NULL, many);
 	assert_int_equal(n, 7 + PST_ENV_EXTRA_MAX);
+	assert_null(e.envp[n]);
+	/* the most: an IPv6 client's own entries and all extras */
+	peer = in6("2001:db8::1", 1);
+	local = in6("2001:db8::2", 2);
+	n = pst_env_build(&e, &peer, &local, NULL, many);
+	assert_int_equal(n, PST_ENV_OWN_MAX + PST_ENV_EXTRA_MAX);
 	assert_null(e.envp[n]);
 }
 
@@ -202,6 +235,17 @@ static void test_peer_text_and_key(void **state)
 	a = in6("2001:db8::1", 444);
 	assert_true(pst_srckey_inet(&a, key2));
 	assert_memory_equal(key, key2, PST_SRCKEY_LEN);
+
+	/* a v4 client of a dual-stack socket: logged, and counted per source,
+	 * as the same client over IPv4 */
+	a = in6("::ffff:192.0.2.10", 443);
+	pst_peer_format(&a, buf, sizeof(buf));
+	assert_string_equal(buf, "192.0.2.10:443");
+	uint8_t key4[PST_SRCKEY_LEN];
+	struct sockaddr_storage b = in4("192.0.2.10", 1);
+	assert_true(pst_srckey_inet(&a, key2));
+	assert_true(pst_srckey_inet(&b, key4));
+	assert_memory_equal(key2, key4, PST_SRCKEY_LEN);
 
 	a = unix_sa("/x");
 	strcpy(buf, "junk");

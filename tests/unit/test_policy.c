@@ -231,6 +231,12 @@ static const struct case_ sandbox_cases[] = {
     /* env */
     {SB_OK ", \"env\": { \"LISTEN_FDS\": \"1\" }", "sandboxes.a.env.LISTEN_FDS: reserved"},
     {SB_OK ", \"env\": { \"POSTERN_X\": \"1\" }", "reserved"},
+    /* what postern says of the client, ucspi-tcp6 and ucspi-unix style */
+    {SB_OK ", \"env\": { \"TCP6REMOTEIP\": \"::1\" }", "sandboxes.a.env.TCP6REMOTEIP: reserved"},
+    {SB_OK ", \"env\": { \"TCP6LOCALPORT\": \"1\" }", "sandboxes.a.env.TCP6LOCALPORT: reserved"},
+    {SB_OK ", \"env\": { \"UNIXREMOTEUID\": \"0\" }", "sandboxes.a.env.UNIXREMOTEUID: reserved"},
+    {SB_OK ", \"env\": { \"UNIXREMOTEEUID\": \"0\" }", "sandboxes.a.env.UNIXREMOTEEUID: reserved"},
+    {SB_OK ", \"env\": { \"UNIXREMOTEPID\": \"1\" }", "sandboxes.a.env.UNIXREMOTEPID: reserved"},
     {SB_OK ", \"env\": { \"1X\": \"1\" }", "invalid variable name"},
     {SB_OK ", \"env\": { \"N\": 5 }", "sandboxes.a.env.N: 5: expected a string, got a number"},
     /* uid, allow_bind */
