@@ -90,9 +90,18 @@ note "starter: ${line#*line=}"
 # (the sandbox may bind) it listens in the broker's namespace. Connections
 # to it must not be accepted. The same for a connection a startup handler
 # accepted (it carries the listener's mark), dissolved.
+# Newer kernels (seen on 6.18) refuse listen() on a TCP socket that was
+# connected and dissolved with connect(AF_UNSPEC): EINVAL. Then the kernel
+# stopped the attack before the table had to; that is counted, not failed.
+listened=0
 steal() { # sandbox port
-	wait_for 5 grep -q "sandbox=$1 .*hostile: listening on 127.0.0.1:$2" "$BROKER_LOG" ||
+	wait_for 5 grep -q "sandbox=$1 .*hostile: \(listening on 127.0.0.1:$2\|listen: Invalid argument\)" "$BROKER_LOG" ||
 		fail "$1 did not listen on $2: $(grep "sandbox=$1 " "$BROKER_LOG")"
+	if grep -q "sandbox=$1 .*hostile: listen: Invalid argument" "$BROKER_LOG"; then
+		note "$1: this kernel refuses listen() on the dissolved socket (EINVAL)"
+		return 0
+	fi
+	listened=$((listened + 1))
 	local stolen=0 i out
 	for i in 1 2 3; do
 		out=$(in_lab "$CLIENT" -t 1000 "127.0.0.1:$2" "x" 2>&1)
@@ -117,8 +126,14 @@ rules=$(in_lab nft list table inet "$TABLE")
 assert_contains "$rules" "socket mark 0x70737463" "connection mark rule"
 assert_contains "$rules" "socket mark 0x7073746c" "listener mark rule"
 count() { in_lab nft list chain inet "$TABLE" "$1" | awk '/socket mark/ { for (i = 1; i <= NF; i++) if ($i == "packets") s += $(i + 1) } END { print s + 0 }'; }
-[ "$(count output)" -ge 5 ] || fail "the output chain refused $(count output) SYNs of handed-over sockets, want >= 5"
-[ "$(count handed_in)" -ge 6 ] || fail "the handed_in chain refused $(count handed_in) SYNs, want >= 6"
+# one SYN per reconnect the table refused (a kernel that refuses connect()
+# on a shut-down listener with EINVAL, as 6.18 does, sends none)
+want_out=$(grep -c "event=stderr .*hostile: .*refused: Connection refused" "$BROKER_LOG")
+[ "$want_out" -ge 4 ] || fail "only $want_out reconnects were refused by the table, want >= 4"
+[ "$(count output)" -ge "$want_out" ] || fail "the output chain refused $(count output) SYNs of handed-over sockets, want >= $want_out"
+# 3 SYNs per listening thief at least (and the reconnects' answers)
+want_in=$((listened > 0 ? 6 : 0))
+[ "$(count handed_in)" -ge "$want_in" ] || fail "the handed_in chain refused $(count handed_in) SYNs, want >= $want_in"
 
 # and the ordinary paths still work afterwards
 assert_eq "$(in_lab "$CLIENT" -t 5000 127.0.0.1:7300 "still fine")" "still fine" "echo after the attacks"
