@@ -10,9 +10,9 @@
 
 /* head, width, max, prio, left, sort */
 const struct top_col top_sbx_cols[TOP_SC__N] = {
-    [TOP_SC_NAME] = {"SANDBOX", 10, 24, 0, true, TOP_S_NAME},
+    [TOP_SC_NAME] = {"SANDBOX", 12, 24, 0, true, TOP_S_NAME},
     [TOP_SC_TRIGGER] = {"TRIGGER", 7, 7, 6, true, -1},
-    [TOP_SC_ACTIVE] = {"ACT/MAX", 7, 7, 0, false, TOP_S_ACTIVE},
+    [TOP_SC_ACTIVE] = {"ACT/MAX", 8, 8, 0, false, TOP_S_ACTIVE},
     [TOP_SC_STARTED] = {"STARTED", 8, 8, 1, false, TOP_S_STARTED},
     [TOP_SC_ACC] = {"ACC/s", 6, 6, 2, false, -1},
     [TOP_SC_REFUSED] = {"REFUSED", 8, 8, 2, false, TOP_S_REFUSED},
@@ -24,7 +24,7 @@ const struct top_col top_sbx_cols[TOP_SC__N] = {
     [TOP_SC_P50] = {"P50", 7, 7, 4, false, -1},
     [TOP_SC_P99] = {"P99", 7, 7, 6, false, -1},
     [TOP_SC_EXITS] = {"EXITS ok/f/s/t", 15, 15, 8, false, -1},
-    [TOP_SC_DENIED] = {"DENIED", 7, 7, 7, false, -1},
+    [TOP_SC_DENIED] = {"DENIED", 6, 6, 7, false, -1},
     [TOP_SC_LISTEN] = {"LISTEN", 16, 28, 7, true, -1},
 };
 

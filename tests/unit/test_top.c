@@ -111,6 +111,19 @@ static void test_fit_80_132(void **state)
 	assert_int_equal(hw[TOP_HC_PEER], top_h_cols[TOP_HC_PEER].max);
 }
 
+/* A sortable column's header fits with its '*'. */
+static void test_sort_marks_fit(void **state)
+{
+	(void)state;
+	for (int i = 0; i < TOP_SC__N; i++)
+		if (top_sbx_cols[i].sort >= 0)
+			assert_true(strlen(top_sbx_cols[i].head) + 1 <=
+			            (size_t)top_sbx_cols[i].width);
+	for (int i = 0; i < TOP_HC__N; i++)
+		if (top_h_cols[i].sort >= 0)
+			assert_true(strlen(top_h_cols[i].head) + 1 <= (size_t)top_h_cols[i].width);
+}
+
 static void test_cell(void **state)
 {
 	(void)state;
@@ -324,10 +337,10 @@ static void test_draw_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_fit_80_132),  cmocka_unit_test(test_cell),
-	    cmocka_unit_test(test_parse_sort),  cmocka_unit_test(test_draw_80x24),
-	    cmocka_unit_test(test_draw_scroll), cmocka_unit_test(test_hostile_strings),
-	    cmocka_unit_test(test_draw_gone),
+	    cmocka_unit_test(test_fit_80_132),      cmocka_unit_test(test_cell),
+	    cmocka_unit_test(test_sort_marks_fit),  cmocka_unit_test(test_parse_sort),
+	    cmocka_unit_test(test_draw_80x24),      cmocka_unit_test(test_draw_scroll),
+	    cmocka_unit_test(test_hostile_strings), cmocka_unit_test(test_draw_gone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
