@@ -256,6 +256,10 @@ static int add_line(struct top_frame *f, int attr, const char *fmt, ...)
 	char *out = malloc((size_t)f->cols + 1);
 	if (!out)
 		return -ENOMEM;
+	/* nothing that moves the cursor or talks to the terminal, whoever wrote it */
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
 	int len = (int)strlen(buf);
 	/* highlighted lines span the width; the others end where their text does */
 	bool pad = attr == TOP_A_HEAD || attr == TOP_A_SEL || attr == TOP_A_TITLE;
@@ -337,6 +341,8 @@ static void fix_selection(const struct top_model *m, struct top_view *v, size_t 
                           int *sel_s, int *sel_h)
 {
 	*sel_s = find_sbx(m, v->sel_sbx);
+	if (*sel_s < 0 && v->handlers_view && v->have_model)
+		v->handlers_view = false; /* its sandbox is gone (a reload): back to all */
 	if (*sel_s < 0 && m->n_sbx) {
 		*sel_s = 0;
 		snprintf(v->sel_sbx, sizeof(v->sel_sbx), "%s", m->sbx[0].name);

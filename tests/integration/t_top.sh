@@ -5,7 +5,7 @@
 # handlers, K asks y/n (n does nothing; y kills through the control socket
 # once the broker has the kill verb), a resize redraws at the new width,
 # a broker gone is "broker gone, retrying" and top keeps running until it
-# is back, and q, SIGINT and SIGTERM leave the terminal sane.
+# is back, and q, SIGINT, SIGTERM and SIGHUP leave the terminal sane.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 command -v tmux >/dev/null || skip "needs tmux (make deps)"
@@ -184,12 +184,14 @@ tm send-keys -t b x
 tm send-keys -t b C-c
 sane_after b b 130
 
-# ---- SIGTERM ----------------------------------------------------------------
-tm new-session -d -s c -x 80 -y 24 "$T/run-top.sh c"
-expect_screen c "postern top - pid $BROKER_PID" "header"
-TOP_C=$(top_pid c) || fail "no top in session c"
-kill -TERM "$TOP_C"
-sane_after c c 143
+# ---- SIGTERM, SIGHUP -----------------------------------------------------------
+for sig in TERM HUP; do
+	tm new-session -d -s "$sig" -x 80 -y 24 "$T/run-top.sh $sig"
+	expect_screen "$sig" "postern top - pid $BROKER_PID" "header"
+	pid=$(top_pid "$sig") || fail "no top in session $sig"
+	kill -"$sig" "$pid"
+	sane_after "$sig" "$sig" $((128 + $(kill -l "$sig")))
+done
 
 broker_stop TERM
 echo "top at 80x24 and 132x43: layout, keys, resize, broker gone and back, exits: ok"

@@ -256,6 +256,12 @@ static void test_draw_80x24(void **state)
 	assert_int_equal(top_draw(&f, &m, &v, 80, 24), 0);
 	assert_non_null(strstr(marked(&f), "1011"));
 	assert_non_null(strstr(f.line[23], "Esc back  j/k select  K kill  s sort: age"));
+	/* its sandbox gone (a reload): back to all sandboxes */
+	v.handlers_view = true;
+	snprintf(v.sel_sbx, sizeof(v.sel_sbx), "gone");
+	assert_int_equal(top_draw(&f, &m, &v, 80, 24), 0);
+	assert_false(v.handlers_view);
+	assert_string_equal(v.sel_sbx, "sb00");
 	/* 132x43: more columns, wider peers */
 	v.handlers_view = false;
 	assert_int_equal(top_draw(&f, &m, &v, 132, 43), 0);
@@ -331,6 +337,11 @@ static void test_draw_gone(void **state)
 	assert_non_null(strstr(f.line[2], "broker gone, retrying (3s)"));
 	assert_int_equal(f.attr[2], TOP_A_ALERT);
 	assert_null(marked(&f));
+	/* whatever the alert says (a path, an answer), it reaches the screen printable */
+	snprintf(v.alert, sizeof(v.alert), "connect /tmp/\033[2J\nx: refused");
+	assert_int_equal(top_draw(&f, &m, &v, 80, 24), 0);
+	check_fits(&f, 80, 24);
+	assert_non_null(strstr(f.line[2], "connect /tmp/?[2J?x: refused"));
 	top_frame_free(&f);
 }
 
