@@ -193,5 +193,10 @@ for sig in TERM HUP; do
 	sane_after "$sig" "$sig" $((128 + $(kill -l "$sig")))
 done
 
+# a terminal ncurses cannot drive: said, exit 1, nothing changed
+tm new-session -d -s bogus -x 80 -y 24 "TERM=pst-bogus-term $T/run-top.sh bogus"
+expect_screen bogus "cannot use the terminal (TERM=pst-bogus-term): no terminfo entry" "unknown TERM"
+sane_after bogus bogus 1
+
 broker_stop TERM
 echo "top at 80x24 and 132x43: layout, keys, resize, broker gone and back, exits: ok"
