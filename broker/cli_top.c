@@ -242,11 +242,63 @@ static void draw(struct top_run *t)
 	refresh();
 }
 
+/* K: ask before killing the selected handler (in a sandbox's view). */
+static void key_kill(struct top_run *t)
+{
+	struct top_view *v = &t->v;
+	size_t idx[1];
+	top_select_move(&t->cur, v, 0); /* the selection onto a row */
+	if (!v->handlers_view)
+		note(t, "K: Enter a sandbox first, then select one of its handlers");
+	else if (!top_view_handlers(&t->cur, v, idx, 1) || v->sel_pid <= 0)
+		note(t, "K: no handler to kill");
+	else
+		t->kill_pid = v->sel_pid;
+}
+
+/* A key that moves: the selection, into a sandbox's view or out; false
+ * when ch is none of them. */
+static bool key_move(struct top_run *t, int ch)
+{
+	struct top_view *v = &t->v;
+	int page = LINES > 8 ? LINES - 8 : 1;
+	switch (ch) {
+	case KEY_UP:
+	case 'k':
+		top_select_move(&t->cur, v, -1);
+		return true;
+	case KEY_DOWN:
+	case 'j':
+		top_select_move(&t->cur, v, 1);
+		return true;
+	case KEY_PPAGE:
+	case KEY_NPAGE:
+		top_select_move(&t->cur, v, ch == KEY_PPAGE ? -page : page);
+		return true;
+	case '\n':
+	case '\r':
+	case KEY_ENTER:
+		if (!v->handlers_view && v->sel_sbx[0]) {
+			v->handlers_view = true;
+			v->sel_pid = 0;
+			v->h_scroll = 0;
+		}
+		return true;
+	case 27: /* Esc */
+	case KEY_BACKSPACE:
+	case 127:
+	case 8:
+		v->handlers_view = false;
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* A key; false when it quits. */
 static bool on_key(struct top_run *t, int ch, double *next_poll)
 {
 	struct top_view *v = &t->v;
-	int rows = LINES > 8 ? LINES - 8 : 1;
 	if (t->kill_pid > 0) {
 		double pid = t->kill_pid;
 		t->kill_pid = 0;
@@ -263,39 +315,12 @@ static bool on_key(struct top_run *t, int ch, double *next_poll)
 		if (ch == '?')
 			return true;
 	}
+	if (key_move(t, ch))
+		return true;
 	switch (ch) {
 	case 'q':
 	case 'Q':
 		return false;
-	case KEY_UP:
-	case 'k':
-		top_select_move(&t->cur, v, -1);
-		break;
-	case KEY_DOWN:
-	case 'j':
-		top_select_move(&t->cur, v, 1);
-		break;
-	case KEY_PPAGE:
-		top_select_move(&t->cur, v, -rows);
-		break;
-	case KEY_NPAGE:
-		top_select_move(&t->cur, v, rows);
-		break;
-	case '\n':
-	case '\r':
-	case KEY_ENTER:
-		if (!v->handlers_view && v->sel_sbx[0]) {
-			v->handlers_view = true;
-			v->sel_pid = 0;
-			v->h_scroll = 0;
-		}
-		break;
-	case 27: /* Esc */
-	case KEY_BACKSPACE:
-	case 127:
-	case 8:
-		v->handlers_view = false;
-		break;
 	case 's':
 		if (v->handlers_view)
 			v->h_sort = (enum top_h_sort)((v->h_sort + 1) % TOP_H__N);
@@ -303,17 +328,9 @@ static bool on_key(struct top_run *t, int ch, double *next_poll)
 			v->sbx_sort = (enum top_sbx_sort)((v->sbx_sort + 1) % TOP_S__N);
 		top_sort(&t->cur, v->sbx_sort, v->h_sort);
 		break;
-	case 'K': {
-		size_t idx[1];
-		top_select_move(&t->cur, v, 0); /* the selection onto a row */
-		if (!v->handlers_view)
-			note(t, "K: Enter a sandbox first, then select one of its handlers");
-		else if (!top_view_handlers(&t->cur, v, idx, 1) || v->sel_pid <= 0)
-			note(t, "K: no handler to kill");
-		else
-			t->kill_pid = v->sel_pid;
+	case 'K':
+		key_kill(t);
 		break;
-	}
 	case 'p':
 		v->paused = !v->paused;
 		if (!v->paused)
@@ -417,6 +434,64 @@ static int run_batch(struct top_run *t, int width)
 	return 0;
 }
 
+struct top_opts {
+	const char *sock, *policy;
+	bool batch, n_given, help;
+	int width;
+};
+
+/* One option into t and o; 0, or 2 after saying what is wrong. */
+static int top_option(int c, struct top_run *t, struct top_opts *o)
+{
+	char *end;
+	switch (c) {
+	case 'd':
+		t->delay = strtod(optarg, &end);
+		if (*end || !(t->delay >= 0.1 && t->delay <= 60)) {
+			fprintf(stderr, "postern top: -d %s: expected seconds between 0.1 and 60\n",
+			        optarg);
+			return 2;
+		}
+		return 0;
+	case 'n':
+		t->iterations = strtol(optarg, &end, 10);
+		if (*end || t->iterations < 1) {
+			fprintf(stderr, "postern top: -n %s: expected a positive count\n", optarg);
+			return 2;
+		}
+		o->n_given = true;
+		return 0;
+	case 'o': /* --once */
+		t->iterations = 1;
+		o->n_given = true;
+		/* fall through */
+	case 'b':
+		o->batch = true;
+		return 0;
+	case 'w':
+		o->width = (int)strtol(optarg, &end, 10);
+		if (*end || o->width < 20 || o->width > 1000) {
+			fprintf(stderr, "postern top: -w %s: expected columns from 20 to 1000\n",
+			        optarg);
+			return 2;
+		}
+		return 0;
+	case 's':
+		o->sock = optarg;
+		return 0;
+	case 'c':
+	case 'p': /* the policy, as before -c (kept for scripts) */
+		o->policy = optarg;
+		return 0;
+	case 'h':
+		o->help = true;
+		return 0;
+	default:
+		fputs(TOP_USAGE_LINE, stderr);
+		return 2;
+	}
+}
+
 int pst_cmd_top(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -431,95 +506,42 @@ int pst_cmd_top(int argc, char **argv)
 	    {0},
 	};
 	static struct top_run t; /* large; one per process */
-	const char *sock = NULL, *policy = NULL;
-	bool batch = false, n_given = false;
-	int width = 0, c;
-	char *end;
+	struct top_opts o = {0};
+	int c, r;
 
 	memset(&t, 0, sizeof(t));
 	t.delay = 1.0;
 	t.v.h_sort = TOP_H_AGE;
 	optind = 1;
-	/* -p: the policy, as before -c (kept for scripts) */
-	while ((c = getopt_long(argc, argv, "d:n:bw:s:c:p:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			t.delay = strtod(optarg, &end);
-			if (*end || !(t.delay >= 0.1 && t.delay <= 60)) {
-				fprintf(stderr,
-				        "postern top: -d %s: expected seconds between 0.1 and 60\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 'n':
-			t.iterations = strtol(optarg, &end, 10);
-			if (*end || t.iterations < 1) {
-				fprintf(stderr, "postern top: -n %s: expected a positive count\n",
-				        optarg);
-				return 2;
-			}
-			n_given = true;
-			break;
-		case 'b':
-			batch = true;
-			break;
-		case 'o':
-			batch = true;
-			t.iterations = 1;
-			n_given = true;
-			break;
-		case 'w':
-			width = (int)strtol(optarg, &end, 10);
-			if (*end || width < 20 || width > 1000) {
-				fprintf(stderr,
-				        "postern top: -w %s: expected columns from 20 to 1000\n",
-				        optarg);
-				return 2;
-			}
-			break;
-		case 's':
-			sock = optarg;
-			break;
-		case 'c':
-		case 'p':
-			policy = optarg;
-			break;
-		case 'h':
-			fputs(top_usage, stdout);
-			return 0;
-		default:
-			fputs(TOP_USAGE_LINE, stderr);
-			return 2;
-		}
+	while ((c = getopt_long(argc, argv, "d:n:bw:s:c:p:h", opts, NULL)) != -1)
+		if ((r = top_option(c, &t, &o)) != 0)
+			return r;
+	if (o.help) {
+		fputs(top_usage, stdout);
+		return 0;
 	}
-	if (optind != argc || (sock && policy)) {
+	if (optind != argc || (o.sock && o.policy)) {
 		fputs(TOP_USAGE_LINE, stderr);
 		return 2;
 	}
-	if (pst_control_path(sock, policy, t.path, sizeof(t.path)) < 0)
+	if (pst_control_path(o.sock, o.policy, t.path, sizeof(t.path)) < 0)
 		return 1;
-	bool tty = isatty(0) && isatty(1);
-	if (!batch && !tty) {
-		if (!n_given) {
+	if (!o.batch && !(isatty(0) && isatty(1))) {
+		if (!o.n_given) {
 			fputs("postern top: standard input or output is not a terminal: use -b "
 			      "(batch mode: plain text frames) or --once\n",
 			      stderr);
 			return 1;
 		}
-		batch = true; /* -n N into a pipe: as before, frames as text */
+		o.batch = true; /* -n N into a pipe: as before, frames as text */
 	}
-	if (batch) {
-		if (!width) {
-			const char *cs = getenv("COLUMNS");
-			long w = cs ? strtol(cs, &end, 10) : 0;
-			width = cs && !*end && w >= 20 && w <= 1000 ? (int)w : 80;
-		}
-		int r = run_batch(&t, width);
-		top_model_free(&t.cur);
-		return r;
+	if (o.batch && !o.width) {
+		const char *cs = getenv("COLUMNS");
+		char *end;
+		long w = cs ? strtol(cs, &end, 10) : 0;
+		o.width = cs && !*end && w >= 20 && w <= 1000 ? (int)w : 80;
 	}
-	int r = run_tty(&t);
+	r = o.batch ? run_batch(&t, o.width) : run_tty(&t);
 	top_model_free(&t.cur);
 	return r;
 }
