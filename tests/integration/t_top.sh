@@ -35,7 +35,7 @@ read -r H1 H2 <<<"$(sb_stat echo '.handlers[].pid' | sort -n | tr '\n' ' ')"
 # not a terminal: a clear error; --once: one plain frame
 err=$("$POSTERN" top -s "$CONTROL" </dev/null 2>&1 >/dev/null) && fail "top without a terminal exited 0"
 assert_contains "$err" "is not a terminal: use -b" "top without a terminal"
-once=$("$POSTERN" top --once -w 80 -s "$CONTROL")
+once=$("$POSTERN" top --once -w 80 -c "$T/policy.json") # -c: the socket from broker.control
 assert_contains "$once" "postern top - pid $BROKER_PID" "--once header"
 assert_contains "$once" " $H1 echo " "--once lists the held handler"
 [ "$(awk '{ if (length > m) m = length } END { print m + 0 }' <<<"$once")" -le 80 ] || fail "--once -w 80 wider than 80: $once"
@@ -176,8 +176,18 @@ expect_screen b "LISTEN" "the listen column at 132"
 s=$(screen b)
 assert_eq "$(wc -l <<<"$s")" 43 "lines on the 132x43 screen"
 [ "$(widest b)" -le 132 ] || fail "a line wider than 132: $s"
+# p: the figures stand still (the broker's uptime), p again: they move
+uptime_b() { screen b | sed -n 's/^postern top - pid [0-9]* - up \([^ ]*\) .*/\1/p'; }
 tm send-keys -t b p
 expect_screen b " - paused" "p pauses"
+u1=$(uptime_b)
+[ -n "$u1" ] || fail "no uptime in the header: $(screen b)"
+sleep 1.5
+assert_eq "$(uptime_b)" "$u1" "uptime while paused"
+tm send-keys -t b p
+wait_for 3 sh -c "! tmux -L '$TMUX_L' capture-pane -p -t b | grep -qF -- ' - paused'" || fail "p did not resume"
+wait_for 3 sh -c "[ \"\$(tmux -L '$TMUX_L' capture-pane -p -t b | sed -n 's/^postern top - pid [0-9]* - up \([^ ]*\) .*/\1/p')\" != '$u1' ]" ||
+	fail "uptime still $u1 after resuming"
 tm send-keys -t b '?'
 expect_screen b "K               kill the selected handler" "? help"
 tm send-keys -t b x
