@@ -36,6 +36,9 @@ PKGS        := libuv libnftnl libmnl libseccomp libcjson
 PKG_CFLAGS  := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+# postern top's terminal (broker/cli_top.c): the postern binary alone links it
+CURSES_CFLAGS := $(shell pkg-config --cflags ncursesw 2>/dev/null)
+CURSES_LIBS   := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncurses)
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wformat=2 -Wvla
 CPPFLAGS += -D_GNU_SOURCE -I.
@@ -52,9 +55,13 @@ DEPFLAGS  = -MMD -MP
 DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
 	clang clang-format libclang-rt-14-dev ucspi-tcp jq \
-	qemu-system-x86 busybox-static cpio kmod
+	qemu-system-x86 busybox-static cpio kmod libncurses-dev tmux
 
-LIB_SRCS  := $(filter-out broker/main.c,$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
+# what only the postern binary has (the CLI's entry and top's terminal):
+# the library, the tests and the helpers link without ncurses
+BIN_SRCS  := broker/main.c broker/cli_top.c
+BIN_OBJS  := $(BIN_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB_SRCS  := $(filter-out $(BIN_SRCS),$(wildcard broker/*.c netpolicy/*.c sandbox/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/warm_blob.o $(BUILD)/obj/warm_so_blob.o
 WARM_BIN  := $(BUILD)/postern-warm
 WARM_SO   := $(BUILD)/postern-warm.so
@@ -119,8 +126,10 @@ $(EXLIB): $(EXLIB_OBJS)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^
 
-$(POSTERN): $(BUILD)/obj/broker/main.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+$(BUILD)/obj/broker/cli_top.o: CPPFLAGS += $(CURSES_CFLAGS)
+
+$(POSTERN): $(BIN_OBJS) $(LIB)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) $(CURSES_LIBS) -o $@
 
 # Handler programs: libc only, so they run in a root that binds /usr alone.
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(EXLIB)
