@@ -132,7 +132,9 @@ static int poll_broker(struct top_run *t)
 	char *answer = NULL, why[512];
 	struct top_model m;
 	double now = now_s();
-	int r = pst_control_query(t->path, "status\n", &answer, why, sizeof(why));
+	/* 1 s at most: a broker that accepts and never answers must not hold
+	 * the keys (or Ctrl-C) for the 5 s a plain query waits */
+	int r = pst_control_query_timeout(t->path, "status\n", 1000, &answer, why, sizeof(why));
 	if (r == 0) {
 		char pwhy[300];
 		r = top_model_parse(answer, &m, pwhy, sizeof(pwhy));
