@@ -411,6 +411,8 @@ static int reload_netpolicy(struct daemon *d, const struct pst_policy *p)
 void daemon_reload(struct daemon *d)
 {
 	struct gen_plan pl = {0};
+	/* systemd: reloading until the READY=1 of either outcome */
+	notify_reloading();
 	pst_log("info", "reload", "policy", d->policy_path, NULL);
 	struct pst_policy *p = reload_policy(d);
 	if (!p || gen_prepare(d, p, &pl) < 0)
@@ -425,9 +427,11 @@ void daemon_reload(struct daemon *d)
 	char n[32];
 	snprintf(n, sizeof(n), "%zu", n_sbx);
 	pst_log("info", "reloaded", "policy", d->policy_path, "sandboxes", n, NULL);
+	notify_ready(d);
 	return;
 failed:
 	d->reload_failures++;
 	pst_log("warn", "reload_failed", "policy", d->policy_path, "keeping", "previous policy",
 	        NULL);
+	notify_ready(d);
 }
