@@ -26,7 +26,7 @@ struct pst_logline {
 
 /* The line format (postern run --log-format): text (the default: logfmt,
  * control bytes as \xNN), logfmt (control bytes as \u00NN, as logfmt
- * and JSON parsers unquote them), json (one object per line: "ts",
+ * and JSON parsers unquote them; invalid UTF-8 as U+FFFD), json (one object per line: "ts",
  * "level", "event", then the fields; a key repeated in a row becomes an
  * array; invalid UTF-8 becomes U+FFFD). */
 enum pst_log_format { PST_LOG_TEXT, PST_LOG_LOGFMT, PST_LOG_JSON };

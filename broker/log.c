@@ -373,13 +373,15 @@ static void ll_value(struct pst_logline *l, const char *v, size_t n)
 		return;
 	}
 	/* the key and the opening quote went in as one unit (ll_key) */
+	if (pst_log_format != PST_LOG_TEXT) {
+		json_chars(l, v, n); /* valid UTF-8, as parsers read it */
+		ll_force(l, "\"");
+		return;
+	}
 	for (size_t i = 0; i < n; i++)
 		if (!ll_escaped(l, (unsigned char)v[i]))
 			break; /* UTF-8 passes through */
-	if (pst_log_format == PST_LOG_TEXT)
-		ll_putc(l, '"');
-	else
-		ll_force(l, "\"");
+	ll_putc(l, '"');
 }
 
 /* The start of a field: ` key=` (with `"` when quoted) or `,"key":` (with
