@@ -6,18 +6,16 @@
  *   fake-systemd [-l NAME=ADDRESS]... [-n LOG] [-p NOTIFY_PATH] [-w USEC]
  *                [-c CGROUP_DIR] [-i INFO] [-x] -- COMMAND [ARG]...
  *
- * Binds and listens on each ADDRESS (127.0.0.1:P, [::1]:P, unix:/path) as a
- * socket unit's ListenStream= would (NAME its FileDescriptorName=; "-" for
- * none), makes a notify socket (abstract "@fake-systemd-PID", or the path
- * NOTIFY_PATH), forks, and in the child passes the sockets as fds 3.. with
- * LISTEN_FDS, LISTEN_FDNAMES, LISTEN_PID (the child's own pid; with -x one
- * that is not), NOTIFY_SOCKET and, with -w, WATCHDOG_USEC, enters
- * CGROUP_DIR (-c: as a service's cgroup holds only its main process) and
- * execs COMMAND. INFO gets "pid PID" and one "fd N NAME ADDRESS INODE" line
- * per socket. Every notification datagram is written to LOG, one line per
- * assignment: "MONOTONIC_USEC_NOW ASSIGNMENT". When COMMAND exits, LOG gets
- * "EXIT STATUS" and fake-systemd exits with COMMAND's status (128+signal if
- * killed). Bounded: it ends when COMMAND does.
+ * Binds and listens on each ADDRESS (127.0.0.1:P, [::1]:P, unix:/path; see
+ * listen_on() for the broken kinds) as a socket unit's ListenStream= would (NAME its
+ * FileDescriptorName=; "-" for none), makes a notify socket (abstract "@fake-systemd-PID", or the
+ * path NOTIFY_PATH), forks, and in the child passes the sockets as fds 3.. with LISTEN_FDS,
+ * LISTEN_FDNAMES, LISTEN_PID (the child's own pid; with -x one that is not), NOTIFY_SOCKET and,
+ * with -w, WATCHDOG_USEC, enters CGROUP_DIR (-c: as a service's cgroup holds only its main process)
+ * and execs COMMAND. INFO gets "pid PID" and one "fd N NAME ADDRESS INODE" line per socket. Every
+ * notification datagram is written to LOG, one line per assignment: "MONOTONIC_USEC_NOW
+ * ASSIGNMENT". When COMMAND exits, LOG gets "EXIT STATUS" and fake-systemd exits with COMMAND's
+ * status (128+signal if killed). Bounded: it ends when COMMAND does.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -52,12 +50,18 @@ static uint64_t mono_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* A listening socket for ADDRESS, as systemd makes one for ListenStream=. */
+/* A listening socket for ADDRESS, as systemd makes one for ListenStream=;
+ * "dgram:ADDRESS" a datagram one (ListenDatagram=), "bound:ADDRESS" a
+ * stream one bound but not listening (what no socket unit passes). */
 static int listen_on(const char *addr)
 {
 	struct sockaddr_storage ss = {0};
 	socklen_t len;
-	int one = 1;
+	int one = 1, type = SOCK_STREAM, listening = 1;
+	if (!strncmp(addr, "dgram:", 6))
+		addr += 6, type = SOCK_DGRAM, listening = 0;
+	else if (!strncmp(addr, "bound:", 6))
+		addr += 6, listening = 0;
 	if (!strncmp(addr, "unix:", 5)) {
 		struct sockaddr_un *un = (void *)&ss;
 		un->sun_family = AF_UNIX;
@@ -91,7 +95,7 @@ static int listen_on(const char *addr)
 			len = sizeof(*s4);
 		}
 	}
-	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(ss.ss_family, type | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		die("socket");
 	if (ss.ss_family != AF_UNIX)
@@ -100,7 +104,7 @@ static int listen_on(const char *addr)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, len) < 0)
 		die(addr);
-	if (listen(fd, 128) < 0)
+	if (listening && listen(fd, 128) < 0)
 		die("listen");
 	return fd;
 }

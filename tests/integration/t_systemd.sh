@@ -49,10 +49,11 @@ first=$(head -1 "$T/j2.log")
 
 # ---- the policy ------------------------------------------------------------
 ENVSB='"envp": { "trigger": { "listen": ["127.0.0.1:7001"] }, "exec": ["/usr/bin/env"], "filesystem": '"$FS_JSON"' }'
-ECHO='"echo": { "trigger": { "listen": ["127.0.0.1:7000", "[::1]:7000"] }, "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"' }'
+ECHO='"echo": { "trigger": { "listen": ["127.0.0.1:7000", "[::1]:7000", "unix:'"$T"'/echo.sock"] }, "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"' }'
+SLOW='"slow": { "trigger": { "listen": ["127.0.0.1:7004"] }, "exec": ["/bin/sh", "-c", "sleep 3; echo slow-done"], "filesystem": '"$FS_JSON"' }'
 # writes hostile bytes (ESC, BEL, a quote, '=', invalid UTF-8) to its stderr
 EVIL='"evil": { "trigger": { "listen": ["127.0.0.1:7003"] }, "exec": ["/bin/sh", "-c", "printf '"'"'a\\033]0;x\\007\\377\"b=c d\\n'"'"' >&2; echo ok"], "filesystem": '"$FS_JSON"' }'
-broker_json "{ $ECHO, $ENVSB, $EVIL }" >"$T/policy.json"
+broker_json "{ $ECHO, $ENVSB, $EVIL, $SLOW }" >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || fail "test policy invalid"
 
 # fs_start FAKE_OPTION... -- POSTERN_RUN_OPTION...: the broker under
@@ -81,11 +82,12 @@ fs_wait_exit() {
 
 # ---- socket activation, notify, watchdog ----------------------------------
 fs_start -l echo=127.0.0.1:7000 -l "echo=[::1]:7000" -l envp=127.0.0.1:7001 -l other=127.0.0.1:7003 \
-	-l -=127.0.0.1:7009 -w 400000 --
+	-l -=127.0.0.1:7009 -l "echo=unix:$T/echo.sock" -w 400000 --
 wait_for 10 grep -q ' READY=1$' "$NLOG" || fail "no READY=1: $(cat "$NLOG")"
 # READY=1 means serving: the first connection right after it is answered
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7000 "over fd")" "over fd" "echo over the inherited IPv4 fd"
 assert_eq "$(in_lab "$CLIENT" "[::1]:7000" "over fd6")" "over fd6" "echo over the inherited IPv6 fd"
+assert_eq "$(in_lab "$CLIENT" "unix:$T/echo.sock" "over unix fd")" "over unix fd" "echo over the inherited unix fd"
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7003 x)" "ok" "evil: unnamed-for-it fd matched by address"
 # the listening socket is the helper's (same inode), held by the broker
 ino=$(awk '$1 == "fd" && $4 == "127.0.0.1:7000" { print $5 }' "$INFO")
@@ -96,7 +98,14 @@ assert_contains "$ssl" "pid=$BROKER_PID," "the broker holds the inherited socket
 grep -q 'event=inherit .*fd=7 name=- address=127.0.0.1:7009 .*closed' "$BROKER_LOG" ||
 	fail "no warning for the unused inherited fd: $(grep event=inherit "$BROKER_LOG")"
 # STATUS= in the READY=1 datagram, and the watchdog
-assert_contains "$(cat "$NLOG")" "STATUS=serving 3 sandboxes, 0 handlers, 0 pre-warmed" "STATUS line"
+assert_contains "$(cat "$NLOG")" "STATUS=serving 4 sandboxes, 0 handlers, 0 pre-warmed" "STATUS line"
+# STATUS= follows a change (at most once a second)
+in_lab "$CLIENT" -t 10000 127.0.0.1:7004 >"$T/slow.out" 2>&1 &
+wait_for 5 grep -q 'STATUS=serving 4 sandboxes, 1 handler, 0 pre-warmed$' "$NLOG" ||
+	fail "STATUS= did not follow a running handler: $(grep STATUS= "$NLOG")"
+wait_for 10 grep -q slow-done "$T/slow.out" || fail "the slow handler did not finish"
+wait_for 5 sh -c "tail -n 20 '$NLOG' | grep -q 'STATUS=serving 4 sandboxes, 0 handlers, 0 pre-warmed\$'" ||
+	fail "STATUS= did not follow the handler's exit"
 w0=$(nlines ' WATCHDOG=1$')
 sleep 3
 w1=$(nlines ' WATCHDOG=1$')
@@ -140,6 +149,8 @@ kill -TERM "$BROKER_PID"
 assert_eq "$(fs_wait_exit)" 0 "the broker's exit status"
 grep -q ' STOPPING=1$' "$NLOG" || fail "no STOPPING=1"
 BROKER_PID=
+# the unix socket is systemd's: its file stays
+[ -S "$T/echo.sock" ] || fail "the broker unlinked the inherited unix socket's file"
 
 # ---- a path notify socket, a name mismatch: refused at start ---------------
 fs_start -p "$T/notify.sock" -l echo=127.0.0.1:7000 -l "echo=[::1]:7000" -l echo=127.0.0.1:7005 --
@@ -148,6 +159,16 @@ line=$(grep 'event=inherit ' "$BROKER_LOG" | grep 'address=127.0.0.1:7005' | tai
 assert_contains "$line" 'name=echo' "the error names the fd's name"
 assert_contains "$line" 'sandbox \"echo\" does not declare' "the error names the sandbox"
 assert_not_contains "$(cat "$NLOG")" "READY=1" "no READY=1 for a refused start"
+
+# ---- what the broker cannot serve on: refused at start, saying why ----------
+fs_start -l "echo=dgram:127.0.0.1:7000" --
+assert_eq "$(fs_wait_exit)" 1 "a datagram socket passed"
+grep -q 'event=inherit fd=3 name=echo .*a datagram socket, not a stream one (use ListenStream=)' "$BROKER_LOG" ||
+	fail "no error for the datagram socket: $(grep event=inherit "$BROKER_LOG" | tail -2)"
+fs_start -l "echo=bound:127.0.0.1:7000" --
+assert_eq "$(fs_wait_exit)" 1 "a socket not listening passed"
+grep -q 'event=inherit fd=3 name=echo .*not listening' "$BROKER_LOG" ||
+	fail "no error for the socket not listening: $(grep event=inherit "$BROKER_LOG" | tail -2)"
 
 # ---- a LISTEN_PID not ours: the fds are not taken ----------------------------
 fs_start -x -l echo=127.0.0.1:7000 --
@@ -169,7 +190,9 @@ jq -e -c 'select((.ts|type) != "string" or (.level|type) != "string" or (.event|
 	"$BROKER_LOG" >"$T/bad.json" 2>&1 || true
 jq -c . "$BROKER_LOG" >/dev/null 2>"$T/jq.err" || fail "json lines that do not parse: $(cat "$T/jq.err")"
 [ ! -s "$T/bad.json" ] || fail "json lines without ts/level/event: $(cat "$T/bad.json")"
-assert_eq "$(jq -r 'select(.event == "start") | .sandboxes' "$BROKER_LOG")" 3 "json start line"
+assert_eq "$(jq -r 'select(.event == "start") | .sandboxes' "$BROKER_LOG")" 4 "json start line"
+assert_eq "$(jq -c 'select(.event == "sandbox" and .name == "echo") | .listen' "$BROKER_LOG")" \
+	"[\"127.0.0.1:7000\",\"[::1]:7000\",\"unix:$T/echo.sock\"]" "json: a repeated key as an array"
 got=$(jq -r 'select(.event == "stderr") | .line' "$BROKER_LOG" | od -An -c | tr -s ' ')
 assert_contains "$got" 'a 033 ] 0 ; x \a 357 277 275 " b = c d' "json: the hostile stderr line, escaped and decoded (U+FFFD for \\377)"
 raw=$(grep '"event":"stderr"' "$BROKER_LOG")
