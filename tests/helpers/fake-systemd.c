@@ -4,7 +4,7 @@
  * service, for tests/integration/t_systemd.sh.
  *
  *   fake-systemd [-l NAME=ADDRESS]... [-n LOG] [-p NOTIFY_PATH] [-w USEC]
- *                [-c CGROUP_DIR] [-i INFO] [-x] -- COMMAND [ARG]...
+ *                [-W PID] [-c CGROUP_DIR] [-i INFO] [-x] [-N] -- COMMAND [ARG]...
  *
  * Binds and listens on each ADDRESS (127.0.0.1:P, [::1]:P, unix:/path; see
  * listen_on() for the broken kinds) as a socket unit's ListenStream= would (NAME its
@@ -124,9 +124,10 @@ int main(int argc, char **argv)
 	const char *names[MAX_LISTEN], *addrs[MAX_LISTEN];
 	const char *logpath = NULL, *npath = NULL, *wd = NULL, *cg = NULL, *info = NULL;
 	int nl = 0, c;
-	int wrong_pid = 0;
+	int wrong_pid = 0, extra_name = 0;
+	const char *wd_pid = NULL;
 
-	while ((c = getopt(argc, argv, "+l:n:p:w:c:i:x")) != -1) {
+	while ((c = getopt(argc, argv, "+l:n:p:w:W:c:i:xN")) != -1) {
 		switch (c) {
 		case 'l': {
 			char *eq = strchr(optarg, '=');
@@ -158,6 +159,12 @@ int main(int argc, char **argv)
 		case 'x':
 			wrong_pid = 1;
 			break;
+		case 'W':
+			wd_pid = optarg;
+			break;
+		case 'N':
+			extra_name = 1;
+			break;
 		default:
 			return 2;
 		}
@@ -165,7 +172,7 @@ int main(int argc, char **argv)
 	if (optind >= argc || !logpath) {
 		fprintf(stderr,
 		        "usage: fake-systemd [-l NAME=ADDRESS]... -n LOG [-p PATH] [-w USEC] "
-		        "[-c CGROUP] [-i INFO] [-x] -- COMMAND [ARG]...\n");
+		        "[-W PID] [-c CGROUP] [-i INFO] [-x] [-N] -- COMMAND [ARG]...\n");
 		return 2;
 	}
 
@@ -214,6 +221,8 @@ int main(int argc, char **argv)
 			snprintf(names_env + off, sizeof(names_env) - off, "%s%s", i ? ":" : "",
 			         strcmp(names[i], "-") ? names[i] : "");
 		}
+		if (extra_name)
+			strcat(names_env, ":extra");
 		if (nl) {
 			snprintf(buf, sizeof(buf), "%d", nl);
 			setenv("LISTEN_FDS", buf, 1);
@@ -224,6 +233,8 @@ int main(int argc, char **argv)
 		setenv("NOTIFY_SOCKET", notify_env, 1);
 		if (wd)
 			setenv("WATCHDOG_USEC", wd, 1);
+		if (wd_pid)
+			setenv("WATCHDOG_PID", wd_pid, 1);
 		if (cg) {
 			char p[4096];
 			snprintf(p, sizeof(p), "%s/cgroup.procs", cg);

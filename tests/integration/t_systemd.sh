@@ -17,8 +17,11 @@ NLOG="$T/notify.log"
 INFO="$T/info"
 
 # ---- the units: systemd-analyze verify (offline; ExecStart at the build) --
-if command -v systemd-analyze >/dev/null && systemd-analyze --version >/dev/null 2>&1; then
-	mkdir "$T/units"
+# probe: can systemd-analyze verify a trivial unit here (offline, no manager)?
+mkdir "$T/units"
+printf '[Service]\nType=oneshot\nExecStart=/bin/true\n' >"$T/units/probe.service"
+if command -v systemd-analyze >/dev/null &&
+	[ -z "$(systemd-analyze verify --man=no "$T/units/probe.service" 2>&1)" ]; then
 	sed "s|/usr/local/sbin/postern|$POSTERN|g" "$ROOT/examples/systemd/postern.service" >"$T/units/postern.service"
 	cp "$ROOT/examples/systemd/postern.socket" "$T/units/"
 	out=$(systemd-analyze verify --man=no "$T/units/postern.service" "$T/units/postern.socket" 2>&1) ||
@@ -169,6 +172,20 @@ fs_start -l "echo=bound:127.0.0.1:7000" --
 assert_eq "$(fs_wait_exit)" 1 "a socket not listening passed"
 grep -q 'event=inherit fd=3 name=echo .*not listening' "$BROKER_LOG" ||
 	fail "no error for the socket not listening: $(grep event=inherit "$BROKER_LOG" | tail -2)"
+
+fs_start -N -l echo=127.0.0.1:7000 --
+assert_eq "$(fs_wait_exit)" 1 "LISTEN_FDNAMES naming more fds than LISTEN_FDS"
+grep -q 'event=inherit .*LISTEN_FDNAMES names a different number of fds' "$BROKER_LOG" ||
+	fail "no error for LISTEN_FDNAMES not matching LISTEN_FDS"
+
+# ---- WATCHDOG_PID another process's: no pings --------------------------------
+fs_start -p "$T/notify.sock" -w 100000 -W 1 --
+wait_for 10 grep -q ' READY=1$' "$NLOG" || fail "no READY=1 (WATCHDOG_PID=1)"
+sleep 0.5
+assert_eq "$(nlines ' WATCHDOG=1$')" 0 "watchdog pings for WATCHDOG_PID=1"
+kill -TERM "$BROKER_PID"
+fs_wait_exit >/dev/null
+BROKER_PID=
 
 # ---- a LISTEN_PID not ours: the fds are not taken ----------------------------
 fs_start -x -l echo=127.0.0.1:7000 --
