@@ -158,7 +158,7 @@ static void on_tick(uv_timer_t *t)
 	}
 }
 
-/* ---- the log --------------------------------------------------------- */
+/* ---- the log ------------------------------------------------------------------ */
 
 /* Log lines wait for a slow sink (log.c): flush them when it takes more. */
 static void on_log_writable(uv_poll_t *p, int status, int events)
@@ -345,12 +345,13 @@ static void log_started(struct daemon *d)
 static int start_serving(struct daemon *d, struct pst_policy *p)
 {
 	struct gen_plan pl;
-	d->loop = uv_default_loop();
+	/* a socket systemd named after a sandbox is on an address of it */
 	int r = listeners_inherited_check(d, p);
 	if (r < 0) {
 		pst_policy_free(p);
 		return r;
 	}
+	d->loop = uv_default_loop();
 	r = gen_prepare(d, p, &pl);
 	if (r < 0)
 		return r;
