@@ -13,7 +13,8 @@ static const char run_usage[] =
     "    postern run - run the broker in the foreground\n"
     "\n"
     "SYNOPSIS\n"
-    "    postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] POLICY\n"
+    "    postern run [-v] [--log-format=text|logfmt|json] [--prewarm-refill=idle|busy]\n"
+    "                [--insecure-policy] POLICY\n"
     "\n"
     "DESCRIPTION\n"
     "    Loads and validates POLICY (as `postern check` does), creates one\n"
@@ -98,6 +99,15 @@ static const char run_usage[] =
     "    as a `kill` line, its exit line says reason=killed).\n"
     "\n"
     "OPTIONS\n"
+    "    --log-format=text|logfmt|json\n"
+    "                     the log line format. text (the default): logfmt\n"
+    "                     lines, control bytes as \\xNN; logfmt: the same\n"
+    "                     with control bytes as \\u00NN, as logfmt parsers\n"
+    "                     unquote them; json: one object per line with ts,\n"
+    "                     level, event and the fields (numbers as numbers,\n"
+    "                     a repeated key as an array, invalid UTF-8 as\n"
+    "                     U+FFFD). A line over 2048 bytes is cut, still\n"
+    "                     parses, and says truncated.\n"
     "    -v, --verbose    also log (level=debug) one `accept` line per connection\n"
     "                     and the pre-warmed handlers' `prewarm_ready` and\n"
     "                     `prewarm_refill` lines\n"
@@ -130,15 +140,30 @@ static const char run_usage[] =
     "    within 10 s are closed.\n"
     "\n"
     "SYSTEMD\n"
-    "    Sockets passed with LISTEN_FDS are used for the policy addresses they\n"
-    "    are bound to; READY=1 is sent to NOTIFY_SOCKET once serving.\n"
+    "    Sockets passed with LISTEN_FDS (LISTEN_PID this process) are used for\n"
+    "    the policy addresses they are bound to; one named (LISTEN_FDNAMES,\n"
+    "    FileDescriptorName=) like a sandbox serves that sandbox, and must be\n"
+    "    bound to an address it declares, else the broker refuses to start\n"
+    "    naming both. Each must be a listening stream socket (inet, inet6,\n"
+    "    unix); one nothing uses is closed with a warning. With NOTIFY_SOCKET\n"
+    "    (Type=notify): READY=1 once serving; RELOADING=1 and MONOTONIC_USEC=\n"
+    "    when a reload starts, READY=1 when it ends, applied or refused;\n"
+    "    STOPPING=1 at stop; STATUS= (\"serving 2 sandboxes, 3 handlers, 1\n"
+    "    pre-warmed\"), at most once a second as it changes; WATCHDOG=1 every\n"
+    "    WATCHDOG_USEC/2 when set (WatchdogSec=). These variables are removed\n"
+    "    from the broker's environment at start; handlers never see them.\n"
+    "    Under journald (JOURNAL_STREAM names stderr) each line starts with\n"
+    "    its priority (<3> error, <4> warn, <6> info, <7> debug), for\n"
+    "    journalctl -p, and text and logfmt lines carry no ts= (the journal\n"
+    "    stamps them).\n"
     "\n"
     "EXIT STATUS\n"
     "    0 after a clean stop; 1 if the policy is invalid, another broker\n"
     "    holds the table or set-up failed; 2 on bad usage.\n";
 
 static const char run_short[] =
-    "usage: postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] POLICY\n"
+    "usage: postern run [-v] [--log-format=text|logfmt|json] [--prewarm-refill=idle|busy]\n"
+    "                   [--insecure-policy] POLICY\n"
     "       (see postern run --help)\n";
 
 int pst_cmd_run(int argc, char **argv)
@@ -147,6 +172,7 @@ int pst_cmd_run(int argc, char **argv)
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"prewarm-refill", required_argument, NULL, 'R'},
 	    {"insecure-policy", no_argument, NULL, 'I'},
+	    {"log-format", required_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -171,6 +197,15 @@ int pst_cmd_run(int argc, char **argv)
 		case 'I':
 			ro.insecure_policy = true;
 			break;
+		case 'L':
+			if (pst_log_format_parse(optarg, &pst_log_format) < 0) {
+				fprintf(
+				    stderr,
+				    "postern run: --log-format: \"%s\": not text, logfmt or json\n",
+				    optarg);
+				return 2;
+			}
+			break;
 		case 'h':
 			fputs(run_usage, stdout);
 			return 0;
@@ -189,5 +224,6 @@ int pst_cmd_run(int argc, char **argv)
 	}
 	ro.policy_path = argv[optind];
 	pst_log_debug = ro.debug;
+	pst_log_detect_journal();
 	return pst_daemon_run(&ro);
 }

@@ -3,7 +3,8 @@
  * The broker daemon: one libuv loop. This file starts it in order (policy,
  * lock, cgroups, sandboxes, networks, control socket, listeners, signals),
  * ticks, handles signals (SIGHUP reloads, SIGTERM/SIGINT stop with a grace
- * period), tells systemd it is ready, and hooks the log up to the loop.
+ * period), tells systemd where it is (notify.c), and hooks the log up to
+ * the loop.
  * The rest, per concern:
  *
  *   listener.c      sockets, the accept loop          -> a request
@@ -16,6 +17,7 @@
  *   plan.c          policy -> sandbox/netpolicy configs
  *   stats.c         status JSON, Prometheus text
  *   control_server.c the control socket and metrics endpoint
+ *   notify.c        sd_notify: READY, RELOADING, STOPPING, STATUS, WATCHDOG
  *
  * Types: daemon_internal.h.
  */
@@ -118,6 +120,7 @@ void daemon_stop(struct daemon *d, const char *sig)
 		return;
 	}
 	d->stopping = true;
+	notify_stopping(d);
 	size_t serving, prewarmed;
 	count_handlers(d, &serving, &prewarmed);
 	struct pst_logline l;
@@ -166,6 +169,7 @@ static void on_tick(uv_timer_t *t)
 	listeners_emfile_resume(d, now);
 	if (!d->cur || d->stopping)
 		return;
+	notify_status(d, false);
 	for (size_t i = 0; i < d->cur->n_sbx; i++) {
 		struct sbx *s = &d->cur->sbx[i];
 		if (s->restart.at_ns && now >= s->restart.at_ns)
@@ -174,27 +178,7 @@ static void on_tick(uv_timer_t *t)
 	}
 }
 
-/* ---- systemd, the log --------------------------------------------------------- */
-
-static void sd_notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	if (!path || (path[0] != '/' && path[0] != '@'))
-		return;
-	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	size_t len = strlen(path);
-	if (len >= sizeof(un.sun_path))
-		return;
-	memcpy(un.sun_path, path, len);
-	if (un.sun_path[0] == '@')
-		un.sun_path[0] = 0;
-	cleanup_close int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	static const char msg[] = "READY=1";
-	sendto(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL, (struct sockaddr *)&un,
-	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-}
+/* ---- the log ------------------------------------------------------------------ */
 
 /* Log lines wait for a slow sink (log.c): flush them when it takes more. */
 static void on_log_writable(uv_poll_t *p, int status, int events)
@@ -221,7 +205,10 @@ static void log_pending(bool on, int fd, void *ctx)
 
 /* ---- start ------------------------------------------------------------------- */
 
-static void daemon_init(struct daemon *d, const struct pst_run_opts *opts)
+/* What the service manager passed (NOTIFY_SOCKET, LISTEN_FDS), taken and
+ * removed from the environment before anything is spawned. 0, or -1 when
+ * a passed socket cannot be served on (logged). */
+static int daemon_init(struct daemon *d, const struct pst_run_opts *opts)
 {
 	d->policy_path = opts->policy_path;
 	d->refill_busy = opts->refill_busy;
@@ -236,7 +223,10 @@ static void daemon_init(struct daemon *d, const struct pst_run_opts *opts)
 	d->started_ns = pst_now_ns();
 	d->exit_code = 1;
 	signal(SIGPIPE, SIG_IGN);
-	listeners_inherit(d);
+	char why[256];
+	if (notify_open(why, sizeof(why)) < 0)
+		pst_log("warn", "notify", "error", why, NULL);
+	return listeners_inherit(d) < 0 ? -1 : 0;
 }
 
 /* The policy, trusted and valid; NULL (logged) if not. */
@@ -375,8 +365,14 @@ static void log_started(struct daemon *d)
 static int start_serving(struct daemon *d, struct pst_policy *p)
 {
 	struct gen_plan pl;
+	/* a socket systemd named after a sandbox is on an address of it */
+	int r = listeners_inherited_check(d, p);
+	if (r < 0) {
+		pst_policy_free(p);
+		return r;
+	}
 	d->loop = uv_default_loop();
-	int r = gen_prepare(d, p, &pl);
+	r = gen_prepare(d, p, &pl);
 	if (r < 0)
 		return r;
 	p = pl.g->policy;
@@ -419,7 +415,8 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	struct daemon dd = {0}, *d = &dd;
 	char why[512];
 
-	daemon_init(d, opts);
+	if (daemon_init(d, opts) < 0)
+		return 1;
 	struct pst_policy *p = start_policy(d);
 	if (!p)
 		return 1;
@@ -441,7 +438,8 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 		return 1;
 	}
 	log_started(d);
-	sd_notify_ready();
+	notify_ready(d);
+	notify_watchdog_start(d);
 
 	d->exit_code = 0;
 	/* from here on a slow log sink cannot stall the loop */

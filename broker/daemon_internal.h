@@ -96,7 +96,8 @@ struct listener {
 	int fd;
 	bool passive; /* a startup `sockets` entry: handed over, not polled */
 	bool polling;
-	uint32_t mark; /* the SO_MARK the broker set on it: 0 or NETPOLICY_MARK_LISTEN */
+	bool inherited; /* systemd's (LISTEN_FDS): its unix path is not ours to unlink */
+	uint32_t mark;  /* the SO_MARK the broker set on it: 0 or NETPOLICY_MARK_LISTEN */
 	struct pst_sockaddr addr;
 	struct listener *next; /* d->listeners */
 };
@@ -314,6 +315,16 @@ static inline bool handler_waiting(const struct handler *h)
 }
 
 /* ---- the daemon (daemon.c) ------------------------------------------------- */
+/* A socket systemd passed (LISTEN_FDS), checked at start: a listening
+ * stream socket (inet, inet6 or unix), its name (LISTEN_FDNAMES) and
+ * address. fd -1 once a listener took it. */
+#define INHERITED_MAX 64
+struct inherited_fd {
+	int fd;
+	char name[256];
+	struct pst_sockaddr addr; /* what it is bound to; text for messages */
+};
+
 struct daemon {
 	uv_loop_t *loop;
 	const char *policy_path;
@@ -350,8 +361,9 @@ struct daemon {
 	uint64_t emfile_resume_ns;
 	uint64_t started_ns;
 	uint64_t reloads, reload_failures;
-	int inherited[64]; /* LISTEN_FDS from systemd, -1 once taken */
+	struct inherited_fd inherited[INHERITED_MAX]; /* LISTEN_FDS (listener.c) */
 	size_t n_inherited;
+	uv_timer_t watchdog; /* WATCHDOG=1 (notify.c) */
 	int exit_code;
 };
 
@@ -402,7 +414,8 @@ void log_diag(const char *event, const struct pst_diag *diag);
 void listener_start(struct listener *ls);
 void listener_stop(struct listener *ls);
 void listeners_close_all(struct daemon *d);
-void listeners_inherit(struct daemon *d); /* LISTEN_FDS */
+int listeners_inherit(struct daemon *d); /* LISTEN_FDS; <0: refuse to start (logged) */
+int listeners_inherited_check(struct daemon *d, const struct pst_policy *p);
 void listeners_inherited_unused(struct daemon *d);
 void listeners_emfile_resume(struct daemon *d, uint64_t now);
 int listeners_prepare(struct daemon *d, struct gen_plan *pl);
@@ -483,6 +496,17 @@ void log_netpolicy_error(const char *level, const char *event, const struct netp
 char *stats_status_json(struct daemon *d); /* malloc'd; NULL: out of memory */
 char *stats_metrics_text(struct daemon *d);
 extern const char *const trigger_names[5];
+
+/* ---- notify.c: sd_notify(3) ------------------------------------------------- */
+int notify_open(char *why, size_t whylen); /* reads and unsets NOTIFY_SOCKET, WATCHDOG_* */
+bool notify_enabled(void);
+uint64_t notify_watchdog_usec(void);
+void notify_send(const char *msg);
+void notify_ready(struct daemon *d);              /* READY=1 and STATUS= */
+void notify_reloading(void);                      /* RELOADING=1, MONOTONIC_USEC= */
+void notify_stopping(struct daemon *d);           /* STOPPING=1 and STATUS= */
+void notify_status(struct daemon *d, bool force); /* STATUS= if changed (1/s) */
+void notify_watchdog_start(struct daemon *d);
 
 /* ---- control_server.c -------------------------------------------------------- */
 int control_open(struct daemon *d, const char *path);

@@ -506,6 +506,8 @@ void daemon_reload(struct daemon *d)
 	struct gen_plan pl = {0};
 	struct reload_report rep;
 	report_begin(&rep);
+	/* systemd: reloading until the READY=1 of either outcome */
+	notify_reloading();
 	pst_log("info", "reload", "policy", d->policy_path, NULL);
 	struct pst_policy *p = reload_policy(d);
 	if (!p || gen_prepare(d, p, &pl) < 0)
@@ -521,11 +523,13 @@ void daemon_reload(struct daemon *d)
 	char n[32];
 	snprintf(n, sizeof(n), "%zu", n_sbx);
 	pst_log("info", "reloaded", "policy", d->policy_path, "sandboxes", n, NULL);
+	notify_ready(d);
 	report_end(d, &rep, true);
 	return;
 failed:
 	d->reload_failures++;
 	pst_log("warn", "reload_failed", "policy", d->policy_path, "keeping", "previous policy",
 	        NULL);
+	notify_ready(d);
 	report_end(d, &rep, false);
 }

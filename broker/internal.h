@@ -21,7 +21,25 @@ struct pst_logline {
 	size_t len;
 	bool truncated;
 	bool capture; /* an error line pst_log_capture() asked for */
+	const char *last_key; /* json: a repeated key makes an array */
+	size_t val_off;       /* json: where last_key's value starts */
+	bool in_array;
 };
+
+/* The line format (postern run --log-format): text (the default: logfmt,
+ * control bytes as \xNN), logfmt (control bytes as \u00NN, as logfmt
+ * and JSON parsers unquote them; invalid UTF-8 as U+FFFD), json (one object per line: "ts",
+ * "level", "event", then the fields; a key repeated in a row becomes an
+ * array; invalid UTF-8 becomes U+FFFD). */
+enum pst_log_format { PST_LOG_TEXT, PST_LOG_LOGFMT, PST_LOG_JSON };
+extern enum pst_log_format pst_log_format;
+/* Under journald (JOURNAL_STREAM names stderr): each line starts with its
+ * sd-daemon priority "<3>" err, "<4>" warn, "<6>" info, "<7>" debug, and
+ * text and logfmt lines carry no ts= (journald stamps each line). */
+extern bool pst_log_journal;
+int pst_log_format_parse(const char *name, enum pst_log_format *out); /* 0 or -EINVAL */
+/* pst_log_journal from JOURNAL_STREAM ("DEV:INODE") and fstat(pst_log_fd). */
+void pst_log_detect_journal(void);
 
 extern int pst_log_fd;     /* default 2 */
 extern bool pst_log_debug; /* also log level=debug events (accept) */

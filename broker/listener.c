@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,7 +45,7 @@ static void on_listener_closed(uv_handle_t *h)
 static void listener_close(struct listener *ls)
 {
 	listener_stop(ls);
-	if (ls->addr.ss.ss_family == AF_UNIX && !ls->passive) {
+	if (ls->addr.ss.ss_family == AF_UNIX && !ls->passive && !ls->inherited) {
 		const struct sockaddr_un *un = (const void *)&ls->addr.ss;
 		if (un->sun_path[0])
 			unlink(un->sun_path);
@@ -205,17 +206,186 @@ static bool sockaddr_equal(const struct sockaddr_storage *a, const struct sockad
 	return false;
 }
 
-void listeners_inherit(struct daemon *d)
+/* The address of a socket systemd passed, as the policy writes it. */
+static void addr_text(struct pst_sockaddr *a)
 {
-	const char *pid = getenv("LISTEN_PID"), *n = getenv("LISTEN_FDS");
-	if (!pid || !n || strtol(pid, NULL, 10) != getpid())
+	if (a->ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)&a->ss;
+		size_t off = offsetof(struct sockaddr_un, sun_path);
+		char path[sizeof(un->sun_path) + 1] = "";
+		bool abstract = a->len > off + 1 && un->sun_path[0] == 0;
+		if (abstract)
+			memcpy(path, un->sun_path + 1, a->len - off - 1);
+		else
+			memcpy(path, un->sun_path, sizeof(un->sun_path));
+		snprintf(a->text, sizeof(a->text), "unix:%s%s", abstract ? "@" : "", path);
 		return;
-	long cnt = strtol(n, NULL, 10);
-	for (long i = 0; i < cnt && d->n_inherited < 64; i++)
-		d->inherited[d->n_inherited++] = 3 + (int)i;
+	}
+	pst_peer_format(&a->ss, a->text, sizeof(a->text));
+}
+
+/* What a passed fd must be to serve: a listening stream socket of a family
+ * the policy can name. 0, or -1 with why. */
+static int inherited_validate(int fd, struct pst_sockaddr *a, char *why, size_t whylen)
+{
+	struct stat st;
+	int type = 0, dom = 0, acc = 0;
+	socklen_t l1 = sizeof(type), l2 = sizeof(dom), l3 = sizeof(acc);
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "not an open fd: %s", strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(why, whylen, "not a socket (a FIFO or file: use ListenStream=)");
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &l2) < 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l3) < 0) {
+		snprintf(why, whylen, "getsockopt: %s", strerror(errno));
+		return -1;
+	}
+	if (type != SOCK_STREAM) {
+		snprintf(why, whylen, "a %s socket, not a stream one (use ListenStream=)",
+		         type == SOCK_DGRAM       ? "datagram"
+		         : type == SOCK_SEQPACKET ? "seqpacket"
+		                                  : "raw");
+		return -1;
+	}
+	if (dom != AF_INET && dom != AF_INET6 && dom != AF_UNIX) {
+		snprintf(why, whylen, "of address family %d, not inet, inet6 or unix", dom);
+		return -1;
+	}
+	if (!acc) {
+		snprintf(why, whylen,
+		         "not listening (Accept=yes passes connections: use Accept=no)");
+		return -1;
+	}
+	a->len = sizeof(a->ss);
+	if (getsockname(fd, (struct sockaddr *)&a->ss, &a->len) < 0) {
+		snprintf(why, whylen, "getsockname: %s", strerror(errno));
+		return -1;
+	}
+	addr_text(a);
+	return 0;
+}
+
+/* A count or pid: decimal digits only; -1 if not. */
+static long parse_count(const char *s)
+{
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	return errno || *end ? -1 : v;
+}
+
+static void inherit_error(const char *fd, const char *name, const char *addr, const char *why)
+{
+	pst_log("error", "inherit", "fd", fd, "name", name, "address", addr, "error", why, NULL);
+}
+
+/* The fds systemd passed (LISTEN_FDS from 3, LISTEN_PID this process),
+ * each named by LISTEN_FDNAMES when set: CLOEXEC at once, checked, kept
+ * for listeners_prepare(). The variables are removed (nothing spawned sees
+ * them). 0, or -EINVAL (logged) for fds the broker cannot serve on. */
+int listeners_inherit(struct daemon *d)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	const char *names = getenv("LISTEN_FDNAMES");
+	int r = 0;
+	if (!pid || !fds)
+		goto out;
+	if (parse_count(pid) != (long)getpid()) {
+		char self[16];
+		snprintf(self, sizeof(self), "%d", (int)getpid());
+		pst_log("warn", "inherit", "listen_pid", pid, "pid", self, "error",
+		        "LISTEN_PID is not this process: LISTEN_FDS ignored, the sockets are not "
+		        "ours",
+		        NULL);
+		goto out;
+	}
+	long cnt = parse_count(fds);
+	if (cnt < 0 || cnt > INHERITED_MAX) {
+		pst_log("error", "inherit", "listen_fds", fds, "error",
+		        "LISTEN_FDS is not a count of 0 to 64 sockets", NULL);
+		r = -EINVAL;
+		goto out;
+	}
+	size_t n_names = 0;
+	if (names) {
+		n_names = 1;
+		for (const char *c = names; *c; c++)
+			n_names += *c == ':';
+		if (n_names != (size_t)cnt) {
+			char nn[24];
+			snprintf(nn, sizeof(nn), "%zu", n_names);
+			pst_log("error", "inherit", "listen_fds", fds, "names", nn, "error",
+			        "LISTEN_FDNAMES names a different number of fds than LISTEN_FDS",
+			        NULL);
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	const char *c = names;
+	for (long i = 0; i < cnt; i++) {
+		struct inherited_fd *e = &d->inherited[d->n_inherited++];
+		e->fd = 3 + (int)i;
+		fcntl(e->fd, F_SETFD, FD_CLOEXEC);
+		if (c) {
+			size_t len = strcspn(c, ":");
+			snprintf(e->name, sizeof(e->name), "%.*s", (int)len, c);
+			c += len + (c[len] == ':');
+		}
+		char why[160], fd[16];
+		if (inherited_validate(e->fd, &e->addr, why, sizeof(why)) < 0) {
+			snprintf(fd, sizeof(fd), "%d", e->fd);
+			inherit_error(fd, e->name, "-", why);
+			r = -EINVAL;
+		}
+	}
+out:
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");
 	unsetenv("LISTEN_FDNAMES");
+	return r;
+}
+
+/* Does the sandbox declare this address (trigger.listen or sockets)? */
+static bool sandbox_declares(const struct pst_sandbox *sc, const struct pst_sockaddr *a)
+{
+	for (size_t j = 0; j < sc->n_listen; j++)
+		if (sockaddr_equal(&sc->listen[j].ss, &a->ss))
+			return true;
+	for (size_t j = 0; j < sc->n_sockets; j++)
+		if (sockaddr_equal(&sc->sockets[j].ss, &a->ss))
+			return true;
+	return false;
+}
+
+/* At start, before any socket is opened: a passed fd named like a sandbox
+ * (FileDescriptorName=) must be bound to an address that sandbox declares.
+ * 0, or -EINVAL with each mismatch logged. */
+int listeners_inherited_check(struct daemon *d, const struct pst_policy *p)
+{
+	int r = 0;
+	for (size_t i = 0; i < d->n_inherited; i++) {
+		const struct inherited_fd *e = &d->inherited[i];
+		const struct pst_sandbox *sc = e->name[0] ? pst_policy_find(p, e->name) : NULL;
+		if (!sc || sandbox_declares(sc, &e->addr))
+			continue;
+		char fd[16], why[PST_NAME_MAX + PST_ADDR_TEXT_MAX + 200];
+		snprintf(fd, sizeof(fd), "%d", e->fd);
+		snprintf(why, sizeof(why),
+		         "the socket named \"%s\" is bound to %s, which sandbox \"%s\" does not "
+		         "declare (fix ListenStream= in the socket unit or the sandbox's "
+		         "trigger.listen)",
+		         e->name, e->addr.text, sc->name);
+		inherit_error(fd, e->name, e->addr.text, why);
+		r = -EINVAL;
+	}
+	return r;
 }
 
 /* At start, once the policy's sockets are open: what systemd passed and no
@@ -223,30 +393,29 @@ void listeners_inherit(struct daemon *d)
 void listeners_inherited_unused(struct daemon *d)
 {
 	for (size_t i = 0; i < d->n_inherited; i++) {
-		if (d->inherited[i] < 0)
+		struct inherited_fd *e = &d->inherited[i];
+		if (e->fd < 0)
 			continue;
 		char fd[16];
-		snprintf(fd, sizeof(fd), "%d", d->inherited[i]);
-		pst_log("warn", "start", "inherited_fd", fd, "error",
-		        "matches no address of the policy; closed", NULL);
-		close(take_fd(&d->inherited[i]));
+		snprintf(fd, sizeof(fd), "%d", e->fd);
+		pst_log("warn", "inherit", "fd", fd, "name", e->name[0] ? e->name : "-", "address",
+		        e->addr.text, "error", "matches no address of the policy; closed", NULL);
+		close(take_fd(&e->fd));
 	}
 }
 
-/* A socket systemd passed us (LISTEN_FDS) for this address, or -1. */
-static int take_inherited(struct daemon *d, const struct pst_sockaddr *a)
+/* A socket systemd passed us for this address of this sandbox, or -1: the
+ * one named after the sandbox first, then any bound to the address. */
+static int take_inherited(struct daemon *d, const char *sandbox, const struct pst_sockaddr *a)
 {
-	for (size_t i = 0; i < d->n_inherited; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = d->inherited[i];
-		if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-			continue;
-		if (sockaddr_equal(&ss, &a->ss)) {
-			d->inherited[i] = -1;
-			int fl = fcntl(fd, F_GETFL);
-			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < d->n_inherited; i++) {
+			struct inherited_fd *e = &d->inherited[i];
+			if (e->fd < 0 || (pass == 0 && strcmp(e->name, sandbox) != 0) ||
+			    !sockaddr_equal(&e->addr.ss, &a->ss))
+				continue;
+			int fd = take_fd(&e->fd);
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 			return fd;
 		}
 	}
@@ -290,10 +459,11 @@ static int socket_setup(int fd, const struct pst_sockaddr *a, bool reuse_port, c
 	return 0;
 }
 
-static int open_socket(struct daemon *d, const struct pst_sockaddr *a, bool reuse_port, char *why,
-                       size_t whylen)
+static int open_socket(struct daemon *d, const char *sandbox, const struct pst_sockaddr *a,
+                       bool reuse_port, bool *inherited, char *why, size_t whylen)
 {
-	int fd = take_inherited(d, a);
+	int fd = take_inherited(d, sandbox, a);
+	*inherited = fd >= 0;
 	if (fd >= 0)
 		return fd;
 	cleanup_close int s =
@@ -354,7 +524,8 @@ static int listener_open(struct daemon *d, struct gen *g, const struct pst_sandb
 	struct listener *ls = calloc(1, sizeof(*ls));
 	if (!ls)
 		return -ENOMEM;
-	ls->fd = open_socket(d, a, g->policy->broker.reuse_port, why, sizeof(why));
+	ls->fd = open_socket(d, sc->name, a, g->policy->broker.reuse_port, &ls->inherited, why,
+	                     sizeof(why));
 	if (ls->fd < 0) {
 		int e = ls->fd;
 		pst_log("error", "listen", "sandbox", sc->name, "address", a->text, "error", why,

@@ -29,6 +29,30 @@
 
 int pst_log_fd = 2;
 bool pst_log_debug;
+enum pst_log_format pst_log_format = PST_LOG_TEXT;
+bool pst_log_journal;
+
+int pst_log_format_parse(const char *name, enum pst_log_format *out)
+{
+	static const char *const names[] = {"text", "logfmt", "json"};
+	for (int i = 0; i < 3; i++)
+		if (!strcmp(name, names[i])) {
+			*out = (enum pst_log_format)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+void pst_log_detect_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	char end;
+	struct stat st;
+	pst_log_journal = js && sscanf(js, "%llu:%llu%c", &dev, &ino, &end) == 2 &&
+	                  fstat(pst_log_fd, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	                  (unsigned long long)st.st_ino == ino;
+}
 
 static struct {
 	pthread_mutex_t lock;
@@ -42,6 +66,8 @@ static struct {
 	void (*pending)(bool on, int fd, void *ctx);
 	void *ctx;
 } q = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+static void ll_finish(struct pst_logline *l);
 
 static void write_all(const char *p, size_t n)
 {
@@ -101,7 +127,7 @@ static void flush_locked(void)
 		pst_ll_begin(&l, "warn", "log_dropped");
 		pst_ll_uint(&l, "lines", q.unreported);
 		pst_ll_str(&l, "reason", "the log sink was too slow");
-		l.buf[l.len++] = '\n';
+		ll_finish(&l);
 		q.unreported = 0;
 		queue_put(l.buf, l.len);
 	}
@@ -278,20 +304,50 @@ static void cap_end(void)
 		cap.fn(cap.ctx, msg);
 }
 
-static void ll_putc(struct pst_logline *l, char c)
+/* ---- building a line ----------------------------------------------------
+ * Bytes go in whole units (a character, an escape, a key with its opening
+ * quote): a unit that does not fit ends the line there, marked truncated.
+ * In logfmt and json the last LL_RESERVE bytes are kept for what closes
+ * the line (a quote, "]", the truncated field, "}", the newline), so a
+ * truncated line still parses; text keeps its format: the marker replaces
+ * the tail. */
+#define LL_RESERVE 32
+
+static size_t ll_limit(void)
 {
-	/* keep room for '\n' */
-	if (l->len + 2 > sizeof(l->buf)) {
+	return pst_log_format == PST_LOG_TEXT ? PST_LOG_LINE_MAX - 2
+	                                      : PST_LOG_LINE_MAX - LL_RESERVE;
+}
+
+static bool ll_putn(struct pst_logline *l, const char *s, size_t n)
+{
+	if (l->truncated || l->len + n > ll_limit()) {
 		l->truncated = true;
-		return;
+		return false;
 	}
-	l->buf[l->len++] = c;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+	return true;
+}
+
+static bool ll_putc(struct pst_logline *l, char c)
+{
+	return ll_putn(l, &c, 1);
 }
 
 static void ll_puts(struct pst_logline *l, const char *s)
 {
-	while (*s)
-		ll_putc(l, *s++);
+	ll_putn(l, s, strlen(s));
+}
+
+/* What closes a line: into the reserve (logfmt, json). */
+static void ll_force(struct pst_logline *l, const char *s)
+{
+	size_t n = strlen(s);
+	if (l->len + n > PST_LOG_LINE_MAX - 1)
+		n = PST_LOG_LINE_MAX - 1 - l->len;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
 }
 
 static bool needs_quotes(const char *v, size_t n)
@@ -306,41 +362,131 @@ static bool needs_quotes(const char *v, size_t n)
 	return false;
 }
 
+static const char hex[] = "0123456789abcdef";
+
+/* One byte of a quoted value: escaped when it must be. */
+static bool ll_escaped(struct pst_logline *l, unsigned char c)
+{
+	char e[8];
+	if (c == '"' || c == '\\') {
+		e[0] = '\\', e[1] = (char)c;
+		return ll_putn(l, e, 2);
+	}
+	if (c == '\n')
+		return ll_putn(l, "\\n", 2);
+	if (c == '\t')
+		return ll_putn(l, "\\t", 2);
+	if (c == '\r' && pst_log_format != PST_LOG_TEXT)
+		return ll_putn(l, "\\r", 2);
+	if (c < ' ' || c == 0x7f) {
+		if (pst_log_format == PST_LOG_TEXT) {
+			e[0] = '\\', e[1] = 'x', e[2] = hex[c >> 4], e[3] = hex[c & 15];
+			return ll_putn(l, e, 4);
+		}
+		memcpy(e, "\\u00", 4);
+		e[4] = hex[c >> 4], e[5] = hex[c & 15];
+		return ll_putn(l, e, 6);
+	}
+	return ll_putc(l, (char)c);
+}
+
+/* The length of the valid UTF-8 sequence at v (at most n bytes), 0 if
+ * there is none: overlong forms, surrogates and values past U+10FFFF are
+ * invalid. */
+static size_t utf8_len(const unsigned char *v, size_t n)
+{
+	unsigned char c = v[0];
+	size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+	if (c < 0xc2 || c > 0xf4 || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((v[i] & 0xc0) != 0x80)
+			return 0;
+	if ((c == 0xe0 && v[1] < 0xa0) || (c == 0xed && v[1] > 0x9f) ||
+	    (c == 0xf0 && v[1] < 0x90) || (c == 0xf4 && v[1] > 0x8f))
+		return 0;
+	return len;
+}
+
+/* A JSON string's content: escapes as above, valid UTF-8 as it is, each
+ * byte of invalid UTF-8 as U+FFFD. */
+static void json_chars(struct pst_logline *l, const char *v, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)v;
+	for (size_t i = 0; i < n;) {
+		if (u[i] < 0x80) {
+			if (!ll_escaped(l, u[i++]))
+				return;
+			continue;
+		}
+		size_t k = utf8_len(u + i, n - i);
+		if (!(k ? ll_putn(l, v + i, k) : ll_putn(l, "\xef\xbf\xbd", 3)))
+			return;
+		i += k ? k : 1;
+	}
+}
+
 static void ll_value(struct pst_logline *l, const char *v, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-
 	if (!needs_quotes(v, n)) {
-		for (size_t i = 0; i < n; i++)
-			ll_putc(l, v[i]);
+		for (size_t i = 0; i < n && ll_putc(l, v[i]); i++)
+			;
 		return;
 	}
-	ll_putc(l, '"');
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)v[i];
-		if (c == '"' || c == '\\') {
-			ll_putc(l, '\\');
-			ll_putc(l, (char)c);
-		} else if (c == '\n') {
-			ll_puts(l, "\\n");
-		} else if (c == '\t') {
-			ll_puts(l, "\\t");
-		} else if (c < ' ' || c == 0x7f) {
-			ll_puts(l, "\\x");
-			ll_putc(l, hex[c >> 4]);
-			ll_putc(l, hex[c & 15]);
-		} else {
-			ll_putc(l, (char)c); /* UTF-8 passes through */
-		}
+	/* the key and the opening quote went in as one unit (ll_key) */
+	if (pst_log_format != PST_LOG_TEXT) {
+		json_chars(l, v, n); /* valid UTF-8, as parsers read it */
+		ll_force(l, "\"");
+		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		if (!ll_escaped(l, (unsigned char)v[i]))
+			break; /* UTF-8 passes through */
 	ll_putc(l, '"');
 }
 
-static void ll_key(struct pst_logline *l, const char *key)
+/* The start of a field: ` key=` (with `"` when quoted) or `,"key":` (with
+ * `"` for a string), as one unit; false if it did not fit. A json key
+ * repeated in a row turns the field into an array. */
+static bool ll_key(struct pst_logline *l, const char *key, bool quote)
 {
-	ll_putc(l, ' ');
-	ll_puts(l, key);
-	ll_putc(l, '=');
+	char u[96];
+	if (l->truncated)
+		return false;
+	if (pst_log_format != PST_LOG_JSON) {
+		int n = snprintf(u, sizeof(u), " %s=%s", key, quote ? "\"" : "");
+		return n > 0 && (size_t)n < sizeof(u) && ll_putn(l, u, (size_t)n);
+	}
+	if (l->last_key && !strcmp(l->last_key, key)) {
+		/* `"k":v` becomes `"k":[v,w]`: one unit with the '[' */
+		if (l->len + 2 + quote > ll_limit()) {
+			l->truncated = true;
+			return false;
+		}
+		if (!l->in_array) {
+			memmove(l->buf + l->val_off + 1, l->buf + l->val_off, l->len - l->val_off);
+			l->buf[l->val_off] = '[';
+			l->len++;
+			l->in_array = true;
+		}
+		return ll_putn(l, quote ? ",\"" : ",", quote ? 2 : 1);
+	}
+	int n =
+	    snprintf(u, sizeof(u), "%s,\"%s\":%s", l->in_array ? "]" : "", key, quote ? "\"" : "");
+	if (n <= 0 || (size_t)n >= sizeof(u) || !ll_putn(l, u, (size_t)n))
+		return false;
+	l->in_array = false;
+	l->last_key = key;
+	l->val_off = l->len - quote;
+	return true;
+}
+
+static int level_priority(const char *level)
+{
+	return !strcmp(level, "error")   ? 3
+	       : !strcmp(level, "warn")  ? 4
+	       : !strcmp(level, "debug") ? 7
+	                                 : 6;
 }
 
 void pst_ll_begin(struct pst_logline *l, const char *level, const char *event)
@@ -352,24 +498,53 @@ void pst_ll_begin(struct pst_logline *l, const char *level, const char *event)
 	l->len = 0;
 	l->truncated = false;
 	cap_begin(l, level);
+	l->last_key = NULL;
+	l->in_array = false;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	size_t n = strftime(tbuf, sizeof(tbuf), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(tbuf + n, sizeof(tbuf) - n, ".%03ldZ", ts.tv_nsec / 1000000);
-	ll_puts(l, "ts=");
-	ll_puts(l, tbuf);
-	ll_key(l, "level");
+	if (pst_log_journal) {
+		char p[8];
+		snprintf(p, sizeof(p), "<%d>", level_priority(level));
+		ll_puts(l, p);
+	}
+	if (pst_log_format == PST_LOG_JSON) {
+		ll_puts(l, "{\"ts\":\"");
+		ll_puts(l, tbuf);
+		ll_puts(l, "\",\"level\":\"");
+		json_chars(l, level, strlen(level));
+		ll_puts(l, "\",\"event\":\"");
+		json_chars(l, event, strlen(event));
+		ll_putc(l, '"');
+		return;
+	}
+	if (!pst_log_journal) {
+		ll_puts(l, "ts=");
+		ll_puts(l, tbuf);
+		ll_putc(l, ' ');
+	}
+	ll_puts(l, "level=");
 	ll_puts(l, level);
-	ll_key(l, "event");
+	ll_puts(l, " event=");
 	ll_puts(l, event);
 }
 
 void pst_ll_strn(struct pst_logline *l, const char *key, const char *val, size_t n)
 {
-	ll_key(l, key);
-	ll_value(l, val ? val : "", val ? n : 0);
 	if (l->capture && val)
 		cap_field(key, val, n);
+	if (!val)
+		val = "", n = 0;
+	if (pst_log_format == PST_LOG_JSON) {
+		if (ll_key(l, key, true)) {
+			json_chars(l, val, n);
+			ll_force(l, "\"");
+		}
+		return;
+	}
+	if (ll_key(l, key, needs_quotes(val, n)))
+		ll_value(l, val, n);
 }
 
 void pst_ll_str(struct pst_logline *l, const char *key, const char *val)
@@ -377,32 +552,47 @@ void pst_ll_str(struct pst_logline *l, const char *key, const char *val)
 	pst_ll_strn(l, key, val, val ? strlen(val) : 0);
 }
 
+/* A number: digits and '.', never quoted; in json a number. */
+static void ll_number(struct pst_logline *l, const char *key, const char *digits)
+{
+	if (ll_key(l, key, false))
+		ll_puts(l, digits);
+}
+
 void pst_ll_int(struct pst_logline *l, const char *key, long long v)
 {
 	char b[32];
 	snprintf(b, sizeof(b), "%lld", v);
-	ll_key(l, key);
-	ll_puts(l, b);
+	ll_number(l, key, b);
 }
 
 void pst_ll_uint(struct pst_logline *l, const char *key, unsigned long long v)
 {
 	char b[32];
 	snprintf(b, sizeof(b), "%llu", v);
-	ll_key(l, key);
-	ll_puts(l, b);
+	ll_number(l, key, b);
 }
 
 void pst_ll_ms(struct pst_logline *l, const char *key, uint64_t ns)
 {
 	char b[48];
 	snprintf(b, sizeof(b), "%" PRIu64 ".%03" PRIu64, ns / 1000000, (ns / 1000) % 1000);
-	ll_key(l, key);
-	ll_puts(l, b);
+	ll_number(l, key, b);
 }
 
-void pst_ll_end(struct pst_logline *l)
+/* The line made whole, with its newline, not written. */
+static void ll_finish(struct pst_logline *l)
 {
+	if (pst_log_format == PST_LOG_JSON) {
+		if (l->in_array)
+			ll_force(l, "]");
+		ll_force(l, l->truncated ? ",\"truncated\":true}\n" : "}\n");
+		return;
+	}
+	if (l->truncated && pst_log_format == PST_LOG_LOGFMT) {
+		ll_force(l, " truncated=1\n");
+		return;
+	}
 	if (l->truncated) {
 		/* make room for the marker */
 		static const char mark[] = " truncated=1";
@@ -412,6 +602,11 @@ void pst_ll_end(struct pst_logline *l)
 		l->len += sizeof(mark) - 1;
 	}
 	l->buf[l->len++] = '\n';
+}
+
+void pst_ll_end(struct pst_logline *l)
+{
+	ll_finish(l);
 	emit(l->buf, l->len);
 	if (l->capture)
 		cap_end();

@@ -141,6 +141,99 @@ static void test_log_capture(void **state)
 	assert_string_equal(c.msg[2], "127.0.0.1:80: Address already in use");
 }
 
+/* json: escapes, numbers, a repeated key as an array, invalid UTF-8 */
+static void test_log_json(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 16];
+	pst_log_format = PST_LOG_JSON;
+	pst_ll_begin(&l, "warn", "stderr");
+	pst_ll_strn(&l, "line", "a\"\\\n\x01\x1b[31m\xff\xc3\xa9", 13);
+	pst_ll_str(&l, "listen", "127.0.0.1:1");
+	pst_ll_str(&l, "listen", "[::1]:1");
+	pst_ll_int(&l, "status", -3);
+	pst_ll_ms(&l, "ms", 1500000);
+	capture(&l, out, sizeof(out));
+	pst_log_format = PST_LOG_TEXT;
+	const char *rest = strstr(out, "\",\"level\"");
+	assert_memory_equal(out, "{\"ts\":\"", 7);
+	assert_non_null(rest);
+	assert_string_equal(rest, "\",\"level\":\"warn\",\"event\":\"stderr\","
+	                          "\"line\":\"a\\\"\\\\\\n\\u0001\\u001b[31m\xef\xbf\xbd\xc3\xa9\","
+	                          "\"listen\":[\"127.0.0.1:1\",\"[::1]:1\"],\"status\":-3,"
+	                          "\"ms\":1.500}\n");
+}
+
+/* logfmt: control bytes as \u00NN; a truncated line keeps its quotes */
+static void test_log_logfmt_truncated(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 64], big[PST_LOG_LINE_MAX * 2];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	big[5] = 0x1b;
+	pst_log_format = PST_LOG_LOGFMT;
+	pst_ll_begin(&l, "info", "stderr");
+	pst_ll_str(&l, "line", big);
+	pst_ll_str(&l, "after", "gone");
+	capture(&l, out, sizeof(out));
+	pst_log_format = PST_LOG_TEXT;
+	size_t n = strlen(out);
+	assert_true(n <= PST_LOG_LINE_MAX);
+	assert_non_null(strstr(out, " line=\"xxxxx\\u001bxx"));
+	assert_non_null(strstr(out, "xx\" truncated=1\n"));
+	assert_null(strstr(out, "after="));
+}
+
+/* json: a truncated line still closes its string and object */
+static void test_log_json_truncated(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 64], big[PST_LOG_LINE_MAX * 2];
+	memset(big, '\n', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	pst_log_format = PST_LOG_JSON;
+	pst_ll_begin(&l, "info", "stderr");
+	pst_ll_str(&l, "a", "1");
+	pst_ll_str(&l, "a", "2");
+	pst_ll_str(&l, "line", big);
+	capture(&l, out, sizeof(out));
+	pst_log_format = PST_LOG_TEXT;
+	size_t n = strlen(out);
+	assert_true(n <= PST_LOG_LINE_MAX);
+	assert_non_null(strstr(out, "\"a\":[\"1\",\"2\"],\"line\":\"\\n\\n"));
+	assert_non_null(strstr(out, "\\n\",\"truncated\":true}\n"));
+	assert_null(memchr(out, '\n', n - 1));
+}
+
+/* under journald: the priority first, no ts= */
+static void test_log_journal_prefix(void **state)
+{
+	(void)state;
+	struct pst_logline l;
+	char out[PST_LOG_LINE_MAX + 16];
+	pst_log_journal = true;
+	pst_ll_begin(&l, "error", "listen");
+	capture(&l, out, sizeof(out));
+	assert_string_equal(out, "<3>level=error event=listen\n");
+	pst_ll_begin(&l, "debug", "accept");
+	capture(&l, out, sizeof(out));
+	assert_string_equal(out, "<7>level=debug event=accept\n");
+	pst_log_format = PST_LOG_JSON;
+	pst_ll_begin(&l, "warn", "x");
+	capture(&l, out, sizeof(out));
+	assert_memory_equal(out, "<4>{\"ts\":", 9);
+	pst_log_format = PST_LOG_TEXT;
+	pst_log_journal = false;
+	enum pst_log_format f;
+	assert_int_equal(pst_log_format_parse("logfmt", &f), 0);
+	assert_int_equal(f, PST_LOG_LOGFMT);
+	assert_int_not_equal(pst_log_format_parse("JSON", &f), 0);
+}
+
 static void test_bucket_rate_and_burst(void **state)
 {
 	(void)state;
@@ -260,6 +353,10 @@ int main(void)
 	    cmocka_unit_test(test_logfmt_plain_and_quoted),
 	    cmocka_unit_test(test_logfmt_control_chars),
 	    cmocka_unit_test(test_logfmt_truncates_one_line),
+	    cmocka_unit_test(test_log_json),
+	    cmocka_unit_test(test_log_logfmt_truncated),
+	    cmocka_unit_test(test_log_json_truncated),
+	    cmocka_unit_test(test_log_journal_prefix),
 	    cmocka_unit_test(test_bucket_rate_and_burst),
 	    cmocka_unit_test(test_bucket_slow_rate_and_unlimited),
 	    cmocka_unit_test(test_srctab_counts),
