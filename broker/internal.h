@@ -20,7 +20,7 @@ struct pst_logline {
 	char buf[PST_LOG_LINE_MAX];
 	size_t len;
 	bool truncated;
-	bool capture; /* an error line pst_log_capture() asked for */
+	bool capture;         /* an error line pst_log_capture() asked for */
 	const char *last_key; /* json: a repeated key makes an array */
 	size_t val_off;       /* json: where last_key's value starts */
 	bool in_array;
