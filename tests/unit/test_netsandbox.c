@@ -97,18 +97,18 @@ static void test_batch_build(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
-	/* 3 table msgs, 2 sets, 2 counters, 6 chains, 2 elements, base rules
+	/* 3 table msgs, 2 sets, 2 counters, 7 chains, 2 elements, base rules
 	 * (2 forward, 1+3+2 input, 1+2 output, 2 handed_in, 1 postrouting),
 	 * sandbox chain: 1 + 3 + 2 */
-	assert_int_equal(n, 3 + 2 + 2 + 6 + 2 + 14 + 6);
+	assert_int_equal(n, 3 + 2 + 2 + 7 + 2 + 14 + 6);
 	assert_string_equal(what[0].desc, "add table t");
 	assert_string_equal(what[n - 1].desc, "sandbox \"db\": add rule");
 	assert_true(len > 0);
 	free(buf);
 	free(what);
-	assert_int_equal(np_rules_build("t", NULL, 0, NULL, 0, &buf, &len, &what, &n, &first, true),
+	assert_int_equal(np_rules_build("t", NULL, 0, NULL, &buf, &len, &what, &n, &first, true),
 	                 0);
 	assert_int_equal(n, 2); /* add + delete: removes the table, tolerates its absence */
 	free(buf);
@@ -128,7 +128,7 @@ static void test_batch_with_interval_set(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
 	bool set = false;
 	size_t elems = 0;
@@ -162,7 +162,7 @@ static void test_batch_two_interval_sets(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
 	size_t e0 = 0, e1 = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -187,7 +187,7 @@ static void test_batch_what(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
 	assert_string_equal(what[0].step, "add table");
 	assert_string_equal(what[0].object, "t");
@@ -299,7 +299,8 @@ static void test_batch_handed_sockets(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, ls, 2, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, &(struct np_rules_in){ls, 2, NULL, 0}, &buf,
+	                                &len, &what, &n, &first, false),
 	                 0);
 	bool out = false, in = false;
 	for (size_t i = 0; i < n; i++) {

@@ -115,7 +115,7 @@ static const struct case_ sandbox_cases[] = {
     {"\"trigger\": { \"listen\": [\"unix:sock\"] }, \"exec\": [\"/x\"]",
      "unix socket path must be absolute"},
     {"\"trigger\": { \"listen\": [42] }, \"exec\": [\"/x\"]",
-     "sandboxes.a.trigger.listen[0]: 42: expected an address string, got a number"},
+     "sandboxes.a.trigger.listen[0]: 42: expected an address string or object, got a number"},
     {"\"trigger\": { \"pipe\": \"Jobs\" }, \"exec\": [\"/x\"]", "invalid channel name"},
     {"\"trigger\": { \"startup\": false }, \"exec\": [\"/x\"]",
      "sandboxes.a.trigger.startup: false: must be true"},
