@@ -265,6 +265,7 @@ static int np_access(const struct pst_policy *p, struct netpolicy_config *cfg)
 				continue;
 			struct netpolicy_access *e = &acc[cfg->n_access++];
 			e->sandbox = sc->name;
+			e->listen_index = a == &sc->access ? -1 : (int)j;
 			e->family = ss->ss_family;
 			e->port = sa_port(ss);
 			if (ss->ss_family == AF_INET) {

@@ -6,13 +6,14 @@
  * listener entry I (one per listen address of a sandbox) and family F
  * (ip, ip6) it applies to:
  *
- *   set acc_I_dF { type ipv4_addr|ipv6_addr; flags interval }   deny
- *   set acc_I_aF { ... }                                        allow
+ *   set sb_NAME_denyV  { type ipv4_addr|ipv6_addr; flags interval }  V: 4, 6
+ *   set sb_NAME_allowV { ... }        the sandbox's lists, shared by its addresses
+ *   set sb_NAME_lI_denyV, sb_NAME_lI_allowV   those of listen entry I with its own
  *   counter sb_NAME_addr                                        per sandbox
  *   chain access_in
  *     meta nfproto F tcp flags & (syn|ack) == syn tcp dport P [F daddr A]
- *         F saddr @acc_I_dF counter name sb_NAME_addr reject with tcp reset
- *     ... F saddr != @acc_I_aF counter name sb_NAME_addr reject with tcp reset
+ *         F saddr @..._denyV counter name sb_NAME_addr reject with tcp reset
+ *     ... F saddr != @..._allowV counter name sb_NAME_addr reject with tcp reset
  *         (with an allow list but no entry of family F: every F client refused)
  *
  * The ip6 sets hold the IPv4 CIDRs too, as ::ffff:a.b.c.d/(96+n): an
@@ -96,9 +97,44 @@ static void refuse(struct np_batch *b, struct nftnl_rule *r, const char *counter
 	np_rule_msg(b, r, desc);
 }
 
-/* The rules of entry i for one family. */
-static int family_rules(struct np_batch *b, const char *chain, const struct netpolicy_access *a,
-                        size_t i, bool v4)
+/* The sets made so far in this batch, by name: the sandbox's are shared. */
+struct made {
+	char name[48];
+	uint32_t id;
+};
+struct made_sets {
+	struct made *v;
+	size_t n, cap;
+};
+
+/* The set NAME of the CIDRs c[k]: made now, or the one made already. */
+static uint32_t set_for(struct np_batch *b, struct made_sets *m, const char *name, bool v4,
+                        const struct netpolicy_cidr *c, size_t k)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (!strcmp(m->v[i].name, name))
+			return m->v[i].id;
+	uint32_t id = np_cidr_set(b, name, v4, c, k);
+	if (m->n < m->cap) {
+		snprintf(m->v[m->n].name, sizeof(m->v[m->n].name), "%s", name);
+		m->v[m->n++].id = id;
+	}
+	return id;
+}
+
+static void set_name(char *out, size_t len, const struct netpolicy_access *a, const char *kind,
+                     bool v4)
+{
+	if (a->listen_index < 0)
+		snprintf(out, len, "sb_%s_%s%c", a->sandbox, kind, v4 ? '4' : '6');
+	else
+		snprintf(out, len, "sb_%s_l%d_%s%c", a->sandbox, a->listen_index, kind,
+		         v4 ? '4' : '6');
+}
+
+/* The rules of entry a for one family. */
+static int family_rules(struct np_batch *b, struct made_sets *m, const char *chain,
+                        const struct netpolicy_access *a, bool v4)
 {
 	char counter[48], set[48], desc[96];
 	size_t room = a->n_allow + a->n_deny + 1;
@@ -107,11 +143,10 @@ static int family_rules(struct np_batch *b, const char *chain, const struct netp
 		return -ENOMEM;
 	snprintf(counter, sizeof(counter), "sb_%s_addr", a->sandbox);
 	snprintf(desc, sizeof(desc), "sandbox \"%s\": add client address rule", a->sandbox);
-	const char *fam = v4 ? "4" : "6";
 	size_t k = family_cidrs(a->deny, a->n_deny, v4, c);
 	if (k) {
-		snprintf(set, sizeof(set), "acc_%zu_d%s", i, fam);
-		uint32_t id = np_cidr_set(b, set, v4, c, k);
+		set_name(set, sizeof(set), a, "deny", v4);
+		uint32_t id = set_for(b, m, set, v4, c, k);
 		struct nftnl_rule *r = match_listener(b, chain, a, v4);
 		np_e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, v4 ? 4 : 16);
 		np_e_lookup(r, set, id, false);
@@ -122,8 +157,8 @@ static int family_rules(struct np_batch *b, const char *chain, const struct netp
 	k = family_cidrs(a->allow, a->n_allow, v4, c);
 	struct nftnl_rule *r;
 	if (k) {
-		snprintf(set, sizeof(set), "acc_%zu_a%s", i, fam);
-		uint32_t id = np_cidr_set(b, set, v4, c, k);
+		set_name(set, sizeof(set), a, "allow", v4);
+		uint32_t id = set_for(b, m, set, v4, c, k);
 		r = match_listener(b, chain, a, v4);
 		np_e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, v4 ? 4 : 16);
 		np_e_lookup_inv(r, set, id);
@@ -148,11 +183,15 @@ int np_access_rules(struct np_batch *b, const char *chain, const struct netpolic
 		snprintf(counter, sizeof(counter), "sb_%s_addr", a[i].sandbox);
 		np_counter_msg(b, counter);
 	}
+	_cleanup_free_ struct made *made = calloc(4 * n + 1, sizeof(*made));
+	if (!made)
+		return -ENOMEM;
+	struct made_sets m = {made, 0, 4 * n};
 	for (size_t i = 0; i < n; i++) {
 		bool v4 = a[i].family == AF_INET;
-		int r = family_rules(b, chain, &a[i], i, v4);
+		int r = family_rules(b, &m, chain, &a[i], v4);
 		if (r == 0 && a[i].family == AF_INET6 && a[i].v4_too)
-			r = family_rules(b, chain, &a[i], i, true);
+			r = family_rules(b, &m, chain, &a[i], true);
 		if (r < 0)
 			return r;
 	}

@@ -109,6 +109,8 @@ struct netpolicy_access {
 	uint8_t addr[16]; /* network byte order; all zero: any address */
 	uint16_t port;    /* host byte order */
 	bool v4_too;      /* a [::]:P listener that may be dual-stack: IPv4 SYNs to P too */
+	int listen_index; /* lists of this address alone (its sets sb_NAME_lI_*), or -1:
+	                   * the sandbox's (sets sb_NAME_allow4 ... shared by its addresses) */
 	const struct netpolicy_cidr *allow; /* n_allow == 0: everyone not denied */
 	size_t n_allow;
 	const struct netpolicy_cidr *deny;

@@ -132,6 +132,10 @@ for s in acl:3 over:2 dual:2 lo:1 ux:0; do
 done
 assert_eq "$(sb_stat ux .refused.peer)" 1 "refused.peer of ux"
 assert_contains "$(in_lab nft list counter inet "$TABLE" sb_acl_addr)" "packets 3 " "the table's counter"
+# the sandbox's lists in its sets, the address with its own lists in its own
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_l1_allow4)" "10.9.2.0/24" "the address's own set"
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_allow6)" "2001:db8:1::/64" "the sandbox's set"
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_allow6)" "::ffff:10.9.1.0/120" "IPv4 CIDRs mapped in the ip6 set"
 human=$("$REAL" status -s "$CONTROL")
 assert_contains "$human" "refused before accept: address 3 " "status text"
 m=$(in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' | tr -d '\r')
@@ -164,9 +168,10 @@ for stale in sb_over_addr sb_lo_addr "10.9.1.0/24" "2001:db8:1::/64" "127.0.0.0"
 	assert_not_contains "$table" "$stale" "stale after reload"
 done
 assert_contains "$table" "10.9.2.0/24" "the new list in the table"
-nsets=$(in_lab nft -j list sets inet | jq "[.nftables[].set | select(. != null and .table == \"$TABLE\" and (.name | startswith(\"acc_\")))] | length")
-# acl: 0.0.0.0:7200 a4, [::]:7200 a6; dual [::]:7203: d6 and d4 (dual-stack)
-assert_eq "$nsets" 4 "access sets after reload"
+sets=$(in_lab nft -j list sets inet | jq -r ".nftables[].set | select(. != null and .table == \"$TABLE\") | .name" | grep -E '_(allow|deny)[46]$' | sort | tr '\n' ' ')
+# acl: the sandbox's lists, ip for 0.0.0.0:7200, ip6 for [::]:7200; dual
+# [::]:7203: its deny list for ip6 and (dual-stack) ip
+assert_eq "$sets" "sb_acl_allow4 sb_acl_allow6 sb_dual_deny4 sb_dual_deny6 " "access sets after reload"
 
 broker_stop TERM
 assert_clean_lab
