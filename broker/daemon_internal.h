@@ -98,7 +98,8 @@ struct listener {
 	uint32_t mark; /* the SO_MARK the broker set on it: 0 or NETPOLICY_MARK_LISTEN */
 	struct pst_sockaddr addr;
 	const struct pst_listen_opt *opt; /* of its owner's policy (unix peers), or NULL */
-	dev_t dev;                        /* unix: the socket file bind() made */
+	bool inherited; /* passed by systemd (LISTEN_FDS): its file is systemd's */
+	dev_t dev;      /* unix: the socket file bind() made */
 	ino_t ino;
 	struct listener *next; /* d->listeners */
 };

@@ -424,8 +424,10 @@ static int open_socket(struct daemon *d, const struct pst_sockaddr *a,
                        char *why, size_t whylen)
 {
 	int fd = take_inherited(d, a);
-	if (fd >= 0)
+	if (fd >= 0) {
+		ls->inherited = true; /* mode, owner, group: systemd's (SocketMode=, ...) */
 		return fd;
+	}
 	cleanup_close int s =
 	    socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -527,9 +529,9 @@ static int plan_address(struct daemon *d, struct gen_plan *pl, struct sbx *s,
 	}
 	p->ls = ls;
 	pl->n_ls++;
-	if (a->ss.ss_family == AF_UNIX) {
+	if (a->ss.ss_family == AF_UNIX && !ls->inherited) {
 		/* a kept socket file gets the new mode, owner, group (not undone
-		 * if the reload is refused later: say so in the log) */
+		 * if the reload is refused later) */
 		char why[512] = "";
 		const struct sockaddr_un *un = (const void *)&a->ss;
 		int r = unix_apply(un->sun_path, opt, false, &ls->dev, &ls->ino, why, sizeof(why));
