@@ -474,11 +474,35 @@ static bool v6_wildcard(const struct pst_sockaddr *a)
 	return a->ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
 }
 
+static uint16_t sa_port(const struct pst_sockaddr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)(const void *)&a->ss)->sin6_port);
+}
+
+/* An IPv4 socket of the policy on this port takes its IPv4 clients: a
+ * [::]:P listener then gets none (broker/plan.c gives it no IPv4 rules). */
+static bool v4_port_taken(const struct pst_policy *p, uint16_t port)
+{
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *s = &p->sandboxes[i];
+		for (size_t j = 0; j < s->n_listen; j++)
+			if (s->listen[j].ss.ss_family == AF_INET && sa_port(&s->listen[j]) == port)
+				return true;
+		for (size_t j = 0; j < s->n_sockets; j++)
+			if (s->sockets[j].ss.ss_family == AF_INET &&
+			    sa_port(&s->sockets[j]) == port)
+				return true;
+	}
+	return false;
+}
+
 /* The entries of one list that no listener it applies to can ever see: an
  * IPv6 CIDR where every listener is IPv4, an IPv4 CIDR where every one is
  * a specific IPv6 address ([::]:P may be dual-stack, inherited from
- * systemd). Refused rather than warned of: a rule that never matches is a
- * mistake in a firewall's policy (the operator believes it does something). */
+ * systemd, unless an IPv4 socket of the policy holds P). Refused rather than warned of: a rule that
+ * never matches is a mistake in a firewall's policy (the operator believes it does something). */
 static void verify_access_families(struct pol_ctx *c, const char *path, const char *key,
                                    const struct pst_cidr *l, size_t n, bool v4, bool v6)
 {
@@ -498,7 +522,8 @@ static void verify_access_families(struct pol_ctx *c, const char *path, const ch
 	}
 }
 
-static void verify_access(struct pol_ctx *c, const struct pst_sandbox *s)
+static void verify_access(struct pol_ctx *c, const struct pst_policy *p,
+                          const struct pst_sandbox *s)
 {
 	char path[POL_PATH_MAX];
 	bool lists = s->access.n_allow || s->access.n_deny;
@@ -520,7 +545,8 @@ static void verify_access(struct pol_ctx *c, const struct pst_sandbox *s)
 		const struct pst_listen_opt *o = s->listen_opt ? &s->listen_opt[i] : NULL;
 		if (!is_inet(a))
 			continue;
-		bool lv4 = a->ss.ss_family == AF_INET || v6_wildcard(a);
+		bool lv4 =
+		    a->ss.ss_family == AF_INET || (v6_wildcard(a) && !v4_port_taken(p, sa_port(a)));
 		bool lv6 = a->ss.ss_family == AF_INET6;
 		if (o && o->own_access) {
 			char base[POL_PATH_MAX], lp[48];
@@ -565,7 +591,7 @@ void pol_verify(struct pol_ctx *c, const struct pst_policy *p)
 		verify_fs(c, s, c->origin[i].fs); /* bind sources, destinations */
 		verify_seccomp(c, s);             /* no syscall allowed and denied */
 		verify_limits(c, s);              /* per_source <= handlers */
-		verify_access(c, s);              /* listen only, families listened on */
+		verify_access(c, p, s);           /* listen only, families listened on */
 	}
 	/* Across sandboxes and the broker: only on a policy that is whole. */
 	if (c->errors)

@@ -281,6 +281,10 @@ static const struct case_ sandbox_cases[] = {
     {"\"trigger\": { \"listen\": [{ \"address\": \"[::1]:1\", \"allow_from\": "
      "[\"10.0.0.0/8\"] }] }, \"exec\": [\"/x\"]",
      "sandboxes.a.trigger.listen[0].allow_from[0]: 10.0.0.0/8 never matches"},
+    {"\"trigger\": { \"listen\": [\"0.0.0.0:1\", { \"address\": \"[::]:1\", \"deny_from\": "
+     "[\"10.0.0.0/8\"] }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[1].deny_from[0]: 10.0.0.0/8 never matches: every listen address "
+     "it applies to is IPv6"},
     {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"mode\": \"01777\" }] "
      "}, \"exec\": [\"/x\"]",
      "sandboxes.a.trigger.listen[0].mode: \"01777\": must be an octal mode string such as "
@@ -870,7 +874,7 @@ static void test_access_values(void **state)
 {
 	(void)state;
 	char *j = wrap_sandbox(
-	    "\"trigger\": { \"listen\": [\"0.0.0.0:80\", { \"address\": \"[::]:80\", "
+	    "\"trigger\": { \"listen\": [\"0.0.0.0:80\", { \"address\": \"[::]:81\", "
 	    "\"deny_from\": "
 	    "[\"::ffff:10.1.0.0/112\", \"2001:db8::/32\"] }, { \"address\": \"unix:/run/x.sock\", "
 	    "\"mode\": \"0660\", \"owner\": \"root\", \"group\": \"0\", \"allow_uids\": [0, 4242], "
