@@ -64,18 +64,12 @@ broker_json "{
 # [::]:7203 passed in as systemd passes a socket (LISTEN_FDS), dual-stack
 # (IPV6_V6ONLY off, as systemd makes it with BindIPv6Only=both)
 REAL=$POSTERN
+DUAL="$BUILD/tests/helpers/dualstack-fd"
+[ -x "$DUAL" ] || fail "missing $DUAL: run make first"
 cat >"$T/sa" <<EOF
 #!/bin/sh
 [ "\$1" = run ] || exec "$REAL" "\$@"
-exec python3 -c '
-import os, socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("::", 7203)); s.listen(64)
-os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
-os.environ["LISTEN_FDS"] = "1"; os.environ["LISTEN_PID"] = str(os.getpid())
-os.execv(sys.argv[1], sys.argv[1:])' "$REAL" "\$@"
+exec "$DUAL" 7203 "$REAL" "\$@"
 EOF
 chmod 755 "$T/sa"
 POSTERN="$T/sa" broker_start "$T/policy.json"
