@@ -9,8 +9,8 @@
  */
 #include "broker/daemon_internal.h"
 
-const char *const refusal_names[REFUSE__N] = {"per_source", "rate", "spawn_failed",
-                                              "shutting_down"};
+const char *const refusal_names[REFUSE__N] = {"per_source", "rate", "spawn_failed", "shutting_down",
+                                              "peer"};
 
 bool sbx_at_capacity(const struct sbx *s)
 {
@@ -65,6 +65,11 @@ static void refuse(struct sbx *s, enum refusal why, const char *label)
 	if (label)
 		pst_ll_str(&l, "peer", label);
 	pst_ll_end_throttled(&l, sup);
+}
+
+void admission_refused(struct sbx *s, enum refusal why, const char *label)
+{
+	refuse(s, why, label);
 }
 
 /* Checked in this order: stopping, the handlers cap (before the request

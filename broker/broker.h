@@ -56,6 +56,28 @@ struct pst_cidr {
 	uint8_t prefix;
 };
 
+/* Who may connect to a TCP listener (allow_from / deny_from): deny wins;
+ * n_allow == 0: everyone not denied. */
+struct pst_access {
+	struct pst_cidr *allow;
+	size_t n_allow;
+	struct pst_cidr *deny;
+	size_t n_deny;
+};
+
+/* What a `trigger.listen` object adds to its address. */
+struct pst_listen_opt {
+	bool own_access;          /* allow_from or deny_from given: replaces the sandbox's */
+	struct pst_access access; /* TCP only */
+	bool has_mode, has_owner, has_group; /* unix only */
+	uint32_t mode;                       /* permission bits, <= 0777 */
+	uint32_t owner, group;               /* resolved at load */
+	uint32_t *allow_uids;                /* SO_PEERCRED; both empty: everyone */
+	size_t n_allow_uids;
+	uint32_t *allow_gids; /* the peer's primary or a supplementary group */
+	size_t n_allow_gids;
+};
+
 enum pst_trigger {
 	PST_TRIGGER_LISTEN = 1,
 	PST_TRIGGER_PIPE,
@@ -120,8 +142,10 @@ struct pst_sandbox {
 	bool uid_explicit; /* "uid" was given */
 	bool allow_bind;   /* handlers may bind(), listen() (seccomp, Landlock) */
 	enum pst_trigger trigger;
-	struct pst_sockaddr *listen; /* trigger listen */
+	struct pst_sockaddr *listen;       /* trigger listen */
+	struct pst_listen_opt *listen_opt; /* one per listen entry (zeroed for a string) */
 	size_t n_listen;
+	struct pst_access access; /* allow_from / deny_from, listen triggers only */
 	char *channel;            /* trigger pipe / fdpass */
 	enum pst_restart restart; /* startup only */
 	uint32_t prewarm;
@@ -191,6 +215,8 @@ int pst_parse_size(const char *s, uint64_t *out);        /* "512", "64K", "64M",
 int pst_parse_cidr(const char *s, struct pst_cidr *out, char *why, size_t whylen);
 int pst_parse_sockaddr(const char *s, struct pst_sockaddr *out, char *why, size_t whylen);
 void pst_cidr_format(const struct pst_cidr *c, char *buf, size_t len);
+/* The access lists in force on a sandbox's listen entry i. */
+const struct pst_access *pst_listen_access(const struct pst_sandbox *s, size_t i);
 
 /* Entry points of the CLI verbs (broker/cli_*.c); argv[0] is the verb. */
 int pst_cmd_check(int argc, char **argv);

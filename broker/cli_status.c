@@ -20,7 +20,10 @@ static const char status_usage[] =
     "DESCRIPTION\n"
     "    Connects to the broker's control socket and prints, per sandbox: its\n"
     "    trigger, active handlers and the cap, handlers started, refusals by\n"
-    "    reason (per_source, rate, spawn_failed), spawn latency p50/p99 over the\n"
+    "    reason (per_source, rate, spawn_failed; and, on a line of their own\n"
+    "    when not zero, address: SYNs its allow_from/deny_from refused in the\n"
+    "    broker's nftables table, and peer: unix clients not in allow_uids or\n"
+    "    allow_gids), spawn latency p50/p99 over the\n"
     "    last 1024 spawns, exits (ok, failed, signaled, timeout), egress\n"
     "    denials (packets rejected by the sandbox's nftables chain), figures from\n"
     "    its handlers' cgroups (memory in use now and the highest peak, CPU time\n"
@@ -118,6 +121,12 @@ static void render_details(FILE *out, const cJSON *s, bool top)
 		        "%.0f of the ready exec'd\n",
 		        num(pw, "ready"), num(pw, "starting"), num(pw, "target"), num(pw, "used"),
 		        num(pw, "failed"), num(pw, "execd"));
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(s, "refused");
+	if (num(ref, "address") > 0 || num(ref, "peer") > 0)
+		fprintf(out,
+		        "    refused before accept: address %.0f (allow_from/deny_from), peer %.0f "
+		        "(allow_uids/allow_gids)\n",
+		        num(ref, "address"), num(ref, "peer"));
 	const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
 	if (!top && num(ph, "samples") > 0) {
 		fprintf(out, "    spawn phases (mean):");

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -96,9 +97,13 @@ struct listener {
 	int fd;
 	bool passive; /* a startup `sockets` entry: handed over, not polled */
 	bool polling;
-	bool inherited; /* systemd's (LISTEN_FDS): its unix path is not ours to unlink */
 	uint32_t mark;  /* the SO_MARK the broker set on it: 0 or NETPOLICY_MARK_LISTEN */
 	struct pst_sockaddr addr;
+	const struct pst_listen_opt *opt; /* of its owner's policy (unix peers), or NULL */
+	bool inherited; /* passed by systemd (LISTEN_FDS): its file (path, mode,
+	                 * owner) is systemd's, never unlinked or changed */
+	dev_t dev;      /* unix: the socket file bind() made */
+	ino_t ino;
 	struct listener *next; /* d->listeners */
 };
 
@@ -136,7 +141,14 @@ struct pool_job {
 	struct sandbox_error err;
 };
 
-enum refusal { REFUSE_PER_SOURCE, REFUSE_RATE, REFUSE_SPAWN_FAILED, REFUSE_SHUTDOWN, REFUSE__N };
+enum refusal {
+	REFUSE_PER_SOURCE,
+	REFUSE_RATE,
+	REFUSE_SPAWN_FAILED,
+	REFUSE_SHUTDOWN,
+	REFUSE_PEER, /* a unix peer not in allow_uids / allow_gids */
+	REFUSE__N
+};
 extern const char *const refusal_names[REFUSE__N];
 
 /* admission.c: what decides whether a request is taken */
@@ -383,6 +395,7 @@ struct plan_listener {
 	bool passive;  /* a startup sandbox's `sockets` entry */
 	bool remarked; /* kept, and its mark changed: mark_was restores it */
 	uint32_t mark_was;
+	const struct pst_listen_opt *opt; /* its trigger.listen entry's, or NULL */
 };
 
 struct plan_channel {
@@ -433,6 +446,8 @@ enum admit {
 bool sbx_at_capacity(const struct sbx *s);
 bool admission_room(struct daemon *d, struct sbx *s);
 enum admit admit(struct daemon *d, struct sbx *s, const struct pst_request *req);
+/* A refusal decided elsewhere (a unix peer): counted and logged (throttled). */
+void admission_refused(struct sbx *s, enum refusal why, const char *label);
 void admission_resume(struct daemon *d, struct sbx *s);
 void admission_enter(struct sbx *s, struct handler *h);
 void admission_leave(struct daemon *d, struct sbx *s, struct handler *h);

@@ -191,6 +191,9 @@ int pst_proc_self(struct pst_proc *p);
  * as /tmp excepted); else -EPERM (or another negative errno) with why
  * naming the path and what is wrong with it. */
 int pst_policy_trust(const char *path, char *why, size_t whylen);
+/* The same for a directory (a unix listener's): root's, and nobody else
+ * can rename or remove what root puts in it. */
+int pst_dir_trust(const char *path, char *why, size_t whylen);
 
 /* ---- parsers of what less trusted peers send (wire.c) -------------------
  * Pure functions over buffers, unit-tested and fuzzed on their own. */

@@ -119,6 +119,40 @@ static void log_accept(struct sbx *s, struct listener *ls, const struct pst_requ
 	pst_ll_end(&l);
 }
 
+static bool id_listed(const uint32_t *l, size_t n, uint32_t id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (l[i] == id)
+			return true;
+	return false;
+}
+
+/* allow_uids / allow_gids of a unix listener (both empty: everyone): the
+ * peer's uid, its primary gid, or one of its supplementary groups
+ * (SO_PEERGROUPS) listed. Credentials that cannot be read are refused. */
+static bool unix_peer_allowed(int fd, const struct pst_listen_opt *o)
+{
+	if (!o || (!o->n_allow_uids && !o->n_allow_gids))
+		return true;
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0)
+		return false;
+	if (id_listed(o->allow_uids, o->n_allow_uids, cred.uid) ||
+	    id_listed(o->allow_gids, o->n_allow_gids, cred.gid))
+		return true;
+	if (!o->n_allow_gids)
+		return false;
+	gid_t groups[256];
+	socklen_t glen = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &glen) < 0)
+		return false; /* ERANGE: more than 256 groups; refused rather than half-checked */
+	for (size_t i = 0; i < glen / sizeof(gid_t); i++)
+		if (id_listed(o->allow_gids, o->n_allow_gids, groups[i]))
+			return true;
+	return false;
+}
+
 /* One accepted connection -> admit() -> handler_spawn(). */
 static void accepted(struct daemon *d, struct listener *ls, int fd,
                      const struct sockaddr_storage *ss)
@@ -139,6 +173,11 @@ static void accepted(struct daemon *d, struct listener *ls, int fd,
 	}
 	struct pst_request req;
 	request_accepted(&req, fd, ss);
+	if (ss->ss_family == AF_UNIX && !unix_peer_allowed(fd, ls->opt)) {
+		admission_refused(s, REFUSE_PEER, req.label);
+		request_close(&req);
+		return;
+	}
 	if (admit(d, s, &req) != ADMIT_YES) {
 		request_close(&req);
 		return;
@@ -429,14 +468,93 @@ static int fail_errno(char *why, size_t whylen, const char *what)
 	return -e;
 }
 
-/* Options and bind: 0 or a negative errno, with why. */
-static int socket_setup(int fd, const struct pst_sockaddr *a, bool reuse_port, char *why,
-                        size_t whylen)
+/* The process umask, read without changing it (threads share it). */
+static mode_t current_umask(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[128];
+	unsigned m = 022;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &m) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (mode_t)(m & 0777);
+}
+
+/* A unix listener's directory and every one above: root's and writable by
+ * nobody else (or sticky, like /tmp). Otherwise someone could rename the
+ * broker's socket away and put theirs in its place, and its clients would
+ * talk to them. */
+static int unix_dir_check(const char *path, char *why, size_t whylen)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)], w[200];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	slash[slash == dir] = 0;
+	int r = pst_dir_trust(dir, w, sizeof(w));
+	if (r < 0)
+		snprintf(why, whylen,
+		         "its directory cannot be trusted: %s (another user could replace the "
+		         "socket; put it in a directory only root can write, such as /run/postern)",
+		         w);
+	return r;
+}
+
+/* The mode, owner and group of a unix listener's file, set on the socket
+ * bind() made (fresh: mode 0, ours) or made earlier (kept: dev/ino as
+ * recorded), reached with O_PATH|O_NOFOLLOW: a link or another file put
+ * in its place is refused, never followed. */
+static int unix_apply(const char *path, const struct pst_listen_opt *o, bool fresh, dev_t *dev,
+                      ino_t *ino, char *why, size_t whylen)
+{
+	if (!o || (!o->has_mode && !o->has_owner && !o->has_group))
+		return 0;
+	cleanup_close int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return fail_errno(why, whylen, "open the socket file");
+	bool ours = S_ISSOCK(st.st_mode) && (fresh ? st.st_uid == geteuid() && !(st.st_mode & 07777)
+	                                           : st.st_dev == *dev && st.st_ino == *ino);
+	if (!ours) {
+		snprintf(why, whylen,
+		         "%s is not the socket the broker made (replaced by uid %u, mode %04o); "
+		         "nothing changed on it",
+		         path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+		return -EEXIST;
+	}
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	if ((o->has_owner || o->has_group) &&
+	    fchownat(fd, "", o->has_owner ? (uid_t)o->owner : (uid_t)-1,
+	             o->has_group ? (gid_t)o->group : (gid_t)-1, AT_EMPTY_PATH) < 0)
+		return fail_errno(why, whylen, "chown the socket file");
+	/* chmod through the O_PATH fd: the inode checked above, whatever the
+	 * path names by now */
+	char proc[32];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	mode_t mode = o->has_mode ? (mode_t)o->mode : 0777 & ~current_umask();
+	if (chmod(proc, mode) < 0)
+		return fail_errno(why, whylen, "chmod the socket file");
+	return 0;
+}
+
+/* Options and bind: 0 or a negative errno, with why. A unix socket with a
+ * mode, owner or group is bound with mode 0 (fchmod on the socket before
+ * bind: its file is made so), and gets them before listen(). */
+static int socket_setup(int fd, const struct pst_sockaddr *a, const struct pst_listen_opt *o,
+                        bool reuse_port, struct listener *ls, char *why, size_t whylen)
 {
 	int family = a->ss.ss_family, one = 1;
+	bool attrs = o && (o->has_mode || o->has_owner || o->has_group);
 	if (family == AF_UNIX) {
 		const struct sockaddr_un *un = (const void *)&a->ss;
 		struct stat st;
+		int r = un->sun_path[0] ? unix_dir_check(un->sun_path, why, whylen) : 0;
+		if (r < 0)
+			return r;
 		if (lstat(un->sun_path, &st) == 0) {
 			if (!S_ISSOCK(st.st_mode)) {
 				snprintf(why, whylen, "%s exists and is not a socket",
@@ -445,6 +563,8 @@ static int socket_setup(int fd, const struct pst_sockaddr *a, bool reuse_port, c
 			}
 			unlink(un->sun_path); /* stale socket of an earlier run */
 		}
+		if (attrs && fchmod(fd, 0) < 0)
+			return fail_errno(why, whylen, "fchmod the socket");
 	} else {
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
@@ -454,23 +574,37 @@ static int socket_setup(int fd, const struct pst_sockaddr *a, bool reuse_port, c
 	}
 	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) < 0)
 		return fail_errno(why, whylen, "bind");
+	if (family == AF_UNIX) {
+		const struct sockaddr_un *un = (const void *)&a->ss;
+		struct stat st;
+		int r =
+		    attrs ? unix_apply(un->sun_path, o, true, &ls->dev, &ls->ino, why, whylen) : 0;
+		if (r < 0)
+			return r;
+		if (!attrs && un->sun_path[0] && lstat(un->sun_path, &st) == 0) {
+			ls->dev = st.st_dev; /* for a reload that sets its mode */
+			ls->ino = st.st_ino;
+		}
+	}
 	if (listen(fd, LISTEN_BACKLOG) < 0)
 		return fail_errno(why, whylen, "listen");
 	return 0;
 }
 
 static int open_socket(struct daemon *d, const char *sandbox, const struct pst_sockaddr *a,
-                       bool reuse_port, bool *inherited, char *why, size_t whylen)
+                       const struct pst_listen_opt *o, bool reuse_port, struct listener *ls,
+                       char *why, size_t whylen)
 {
 	int fd = take_inherited(d, sandbox, a);
-	*inherited = fd >= 0;
-	if (fd >= 0)
+	if (fd >= 0) {
+		ls->inherited = true; /* mode, owner, group: systemd's (SocketMode=, ...) */
 		return fd;
+	}
 	cleanup_close int s =
 	    socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return fail_errno(why, whylen, "socket");
-	int r = socket_setup(s, a, reuse_port, why, whylen);
+	int r = socket_setup(s, a, o, reuse_port, ls, why, whylen);
 	return r < 0 ? r : take_fd(&s);
 }
 
@@ -520,11 +654,11 @@ static uint32_t role_mark(const struct pst_sockaddr *a, bool passive)
 static int listener_open(struct daemon *d, struct gen *g, const struct pst_sandbox *sc,
                          const struct pst_sockaddr *a, struct plan_listener *pl)
 {
-	char why[256] = "";
+	char why[512] = "";
 	struct listener *ls = calloc(1, sizeof(*ls));
 	if (!ls)
 		return -ENOMEM;
-	ls->fd = open_socket(d, sc->name, a, g->policy->broker.reuse_port, &ls->inherited, why,
+	ls->fd = open_socket(d, sc->name, a, pl->opt, g->policy->broker.reuse_port, ls, why,
 	                     sizeof(why));
 	if (ls->fd < 0) {
 		int e = ls->fd;
@@ -553,11 +687,12 @@ static int listener_open(struct daemon *d, struct gen *g, const struct pst_sandb
 /* One address of the new generation: the open socket (its mark set to what
  * its new role wants, the old one kept to restore), or a new one. */
 static int plan_address(struct daemon *d, struct gen_plan *pl, struct sbx *s,
-                        const struct pst_sockaddr *a)
+                        const struct pst_sockaddr *a, const struct pst_listen_opt *opt)
 {
 	struct plan_listener *p = &pl->ls[pl->n_ls];
 	p->s = s;
 	p->passive = s->conf->trigger != PST_TRIGGER_LISTEN;
+	p->opt = opt;
 	struct listener *ls = find_listener(d, a->text);
 	if (!ls) {
 		int r = listener_open(d, pl->g, s->conf, a, p);
@@ -567,6 +702,18 @@ static int plan_address(struct daemon *d, struct gen_plan *pl, struct sbx *s,
 	}
 	p->ls = ls;
 	pl->n_ls++;
+	if (a->ss.ss_family == AF_UNIX && !ls->inherited) {
+		/* a kept socket file gets the new mode, owner, group (not undone
+		 * if the reload is refused later) */
+		char why[512] = "";
+		const struct sockaddr_un *un = (const void *)&a->ss;
+		int r = unix_apply(un->sun_path, opt, false, &ls->dev, &ls->ino, why, sizeof(why));
+		if (r < 0) {
+			pst_log("error", "listen", "sandbox", s->conf->name, "address", a->text,
+			        "error", why, NULL);
+			return r;
+		}
+	}
 	uint32_t want = role_mark(a, p->passive);
 	if (want == ls->mark)
 		return 0;
@@ -611,7 +758,9 @@ int listeners_prepare(struct daemon *d, struct gen_plan *pl)
 		const struct pst_sockaddr *addrs = listen ? sc->listen : sc->sockets;
 		size_t na = listen ? sc->n_listen : sc->n_sockets;
 		for (size_t j = 0; j < na; j++) {
-			int r = plan_address(d, pl, s, &addrs[j]);
+			const struct pst_listen_opt *o =
+			    listen && sc->listen_opt ? &sc->listen_opt[j] : NULL;
+			int r = plan_address(d, pl, s, &addrs[j], o);
 			if (r < 0)
 				return r;
 		}
@@ -633,6 +782,7 @@ void listeners_commit(struct daemon *d, struct gen_plan *pl)
 		struct plan_listener *p = &pl->ls[i];
 		p->ls->sbx = p->s;
 		p->ls->passive = p->passive;
+		p->ls->opt = p->opt;
 		if (p->fresh) {
 			p->ls->next = d->listeners;
 			d->listeners = p->ls;

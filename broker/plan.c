@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -209,6 +210,85 @@ static int np_listeners(const struct pst_policy *p, struct netpolicy_config *cfg
 	return 0;
 }
 
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)ss)->sin6_port);
+	return 0;
+}
+
+/* Some IPv4 socket of the policy holds this port: a [::]:P listener then
+ * gets no IPv4 client (the IPv4 rules of P are that socket's). */
+static bool v4_port_taken(const struct pst_policy *p, uint16_t port)
+{
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *sc = &p->sandboxes[i];
+		for (size_t j = 0; j < sc->n_listen; j++)
+			if (sc->listen[j].ss.ss_family == AF_INET &&
+			    sa_port(&sc->listen[j].ss) == port)
+				return true;
+		for (size_t j = 0; j < sc->n_sockets; j++)
+			if (sc->sockets[j].ss.ss_family == AF_INET &&
+			    sa_port(&sc->sockets[j].ss) == port)
+				return true;
+	}
+	return false;
+}
+
+static struct netpolicy_cidr *cidrs_to_np(const struct pst_cidr *c, size_t n)
+{
+	struct netpolicy_cidr *o = calloc(n + 1, sizeof(*o));
+	for (size_t i = 0; o && i < n; i++)
+		cidr_to_np(&c[i], &o[i]);
+	return o;
+}
+
+/* One access entry per TCP listen address with client address rules. */
+static int np_access(const struct pst_policy *p, struct netpolicy_config *cfg)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_sandboxes; i++)
+		n += p->sandboxes[i].trigger == PST_TRIGGER_LISTEN ? p->sandboxes[i].n_listen : 0;
+	struct netpolicy_access *acc = calloc(n + 1, sizeof(*acc));
+	if (!acc)
+		return -ENOMEM;
+	cfg->access = acc;
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *sc = &p->sandboxes[i];
+		for (size_t j = 0; sc->trigger == PST_TRIGGER_LISTEN && j < sc->n_listen; j++) {
+			const struct sockaddr_storage *ss = &sc->listen[j].ss;
+			const struct pst_access *a = pst_listen_access(sc, j);
+			if ((ss->ss_family != AF_INET && ss->ss_family != AF_INET6) ||
+			    (!a->n_allow && !a->n_deny))
+				continue;
+			struct netpolicy_access *e = &acc[cfg->n_access++];
+			e->sandbox = sc->name;
+			e->listen_index = a == &sc->access ? -1 : (int)j;
+			e->family = ss->ss_family;
+			e->port = sa_port(ss);
+			if (ss->ss_family == AF_INET) {
+				memcpy(e->addr,
+				       &((const struct sockaddr_in *)(const void *)ss)->sin_addr,
+				       4);
+			} else {
+				const struct sockaddr_in6 *in6 = (const void *)ss;
+				memcpy(e->addr, &in6->sin6_addr, 16);
+				e->v4_too = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) &&
+				            !v4_port_taken(p, e->port);
+			}
+			e->allow = cidrs_to_np(a->allow, a->n_allow);
+			e->n_allow = a->n_allow;
+			e->deny = cidrs_to_np(a->deny, a->n_deny);
+			e->n_deny = a->n_deny;
+			if (!e->allow || !e->deny)
+				return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 /* The netpolicy config of a policy; its arrays freed by plan_netpolicy_free()
  * (also after a failure). */
 int plan_netpolicy(const struct pst_policy *p, struct netpolicy_config *cfg)
@@ -228,13 +308,20 @@ int plan_netpolicy(const struct pst_policy *p, struct netpolicy_config *cfg)
 	for (size_t i = 0; i < p->n_sandboxes; i++)
 		if (np_rules(&p->sandboxes[i], &sbs[i]) < 0)
 			return -ENOMEM;
-	return np_listeners(p, cfg);
+	int r = np_listeners(p, cfg);
+	return r < 0 ? r : np_access(p, cfg);
 }
 
 void plan_netpolicy_free(struct netpolicy_config *cfg)
 {
 	free((void *)cfg->listeners);
 	cfg->listeners = NULL;
+	for (size_t i = 0; cfg->access && i < cfg->n_access; i++) {
+		free((void *)cfg->access[i].allow);
+		free((void *)cfg->access[i].deny);
+	}
+	free((void *)cfg->access);
+	cfg->access = NULL;
 	if (!cfg->sandboxes)
 		return;
 	for (size_t i = 0; i < cfg->n_sandboxes; i++)

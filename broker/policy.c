@@ -313,6 +313,15 @@ static void sandbox_free(struct pst_sandbox *s)
 	free(s->name);
 	free(s->source);
 	free(s->listen);
+	for (size_t j = 0; s->listen_opt && j < s->n_listen; j++) {
+		free(s->listen_opt[j].access.allow);
+		free(s->listen_opt[j].access.deny);
+		free(s->listen_opt[j].allow_uids);
+		free(s->listen_opt[j].allow_gids);
+	}
+	free(s->listen_opt);
+	free(s->access.allow);
+	free(s->access.deny);
 	free(s->channel);
 	free_strv(s->send, s->n_send);
 	free(s->sockets);
@@ -360,4 +369,11 @@ const struct pst_sandbox *pst_policy_find(const struct pst_policy *p, const char
 		if (!strcmp(p->sandboxes[i].name, name))
 			return &p->sandboxes[i];
 	return NULL;
+}
+
+const struct pst_access *pst_listen_access(const struct pst_sandbox *s, size_t i)
+{
+	if (s->listen_opt && i < s->n_listen && s->listen_opt[i].own_access)
+		return &s->listen_opt[i].access;
+	return &s->access;
 }

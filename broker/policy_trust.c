@@ -54,7 +54,7 @@ static int follow(const char *link, const char *dir, const char *rest_in, char *
 
 /* Walk path from / one component at a time without following anything but
  * the symlinks it checks; *links counts them. */
-static int walk(const char *path, int *links, char *why, size_t whylen)
+static int walk(const char *path, int *links, bool want_dir, char *why, size_t whylen)
 {
 	char cur[PATH_MAX], rest[PATH_MAX];
 	struct stat st;
@@ -134,7 +134,11 @@ static int walk(const char *path, int *links, char *why, size_t whylen)
 	}
 	if (lstat(cur[0] ? cur : "/", &st) < 0)
 		return -errno;
-	if (!S_ISREG(st.st_mode)) {
+	if (want_dir && !S_ISDIR(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a directory", cur[0] ? cur : "/");
+		return -ENOTDIR;
+	}
+	if (!want_dir && !S_ISREG(st.st_mode)) {
 		snprintf(why, whylen, "%s is not a regular file", cur[0] ? cur : "/");
 		return -EPERM;
 	}
@@ -145,7 +149,17 @@ int pst_policy_trust(const char *path, char *why, size_t whylen)
 {
 	int links = 0;
 	why[0] = 0;
-	int r = walk(path, &links, why, whylen);
+	int r = walk(path, &links, false, why, whylen);
+	if (r < 0 && !why[0])
+		snprintf(why, whylen, "%s: %s", path, strerror(-r));
+	return r;
+}
+
+int pst_dir_trust(const char *path, char *why, size_t whylen)
+{
+	int links = 0;
+	why[0] = 0;
+	int r = walk(path, &links, true, why, whylen);
 	if (r < 0 && !why[0])
 		snprintf(why, whylen, "%s: %s", path, strerror(-r));
 	return r;

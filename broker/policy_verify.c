@@ -461,6 +461,123 @@ static void verify_egress_pools(struct pol_ctx *c, const struct pst_policy *p)
 	}
 }
 
+/* ---- inbound access -------------------------------------------------------------- */
+
+static bool is_inet(const struct pst_sockaddr *a)
+{
+	return a->ss.ss_family == AF_INET || a->ss.ss_family == AF_INET6;
+}
+
+static bool v6_wildcard(const struct pst_sockaddr *a)
+{
+	const struct sockaddr_in6 *in6 = (const void *)&a->ss;
+	return a->ss.ss_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+}
+
+static uint16_t sa_port(const struct pst_sockaddr *a)
+{
+	if (a->ss.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)&a->ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)(const void *)&a->ss)->sin6_port);
+}
+
+/* An IPv4 socket of the policy on this port takes its IPv4 clients: a
+ * [::]:P listener then gets none (broker/plan.c gives it no IPv4 rules). */
+static bool v4_port_taken(const struct pst_policy *p, uint16_t port)
+{
+	for (size_t i = 0; i < p->n_sandboxes; i++) {
+		const struct pst_sandbox *s = &p->sandboxes[i];
+		for (size_t j = 0; j < s->n_listen; j++)
+			if (s->listen[j].ss.ss_family == AF_INET && sa_port(&s->listen[j]) == port)
+				return true;
+		for (size_t j = 0; j < s->n_sockets; j++)
+			if (s->sockets[j].ss.ss_family == AF_INET &&
+			    sa_port(&s->sockets[j]) == port)
+				return true;
+	}
+	return false;
+}
+
+/* The entries of one list that no listener it applies to can ever see: an
+ * IPv6 CIDR where every listener is IPv4, an IPv4 CIDR where every one is
+ * a specific IPv6 address ([::]:P may be dual-stack, inherited from
+ * systemd, unless an IPv4 socket of the policy holds P). Refused rather than warned of: a rule that
+ * never matches is a mistake in a firewall's policy (the operator believes it does something). */
+static void verify_access_families(struct pol_ctx *c, const char *path, const char *key,
+                                   const struct pst_cidr *l, size_t n, bool v4, bool v6)
+{
+	for (size_t k = 0; k < n; k++) {
+		bool dead = l[k].family == AF_INET6 ? !v6 : !v4;
+		if (!dead)
+			continue;
+		char q[POL_PATH_MAX], base[POL_PATH_MAX], t[64];
+		pol_join(base, path, key);
+		pol_join_idx(q, base, k);
+		pst_cidr_format(&l[k], t, sizeof(t));
+		pol_err(c, q, NULL,
+		        "%s never matches: every listen address it applies to is %s (remove it, "
+		        "or listen on an %s address too)",
+		        t, l[k].family == AF_INET6 ? "IPv4" : "IPv6",
+		        l[k].family == AF_INET6 ? "IPv6" : "IPv4");
+	}
+}
+
+static void verify_access(struct pol_ctx *c, const struct pst_policy *p,
+                          const struct pst_sandbox *s)
+{
+	char path[POL_PATH_MAX];
+	bool lists = s->access.n_allow || s->access.n_deny;
+	const char *key = s->access.n_allow ? "allow_from" : "deny_from";
+	if (lists && s->trigger != PST_TRIGGER_LISTEN) {
+		sb_path(path, s, key);
+		pol_err(c, path, NULL,
+		        "client address rules apply to listen triggers only (a %s sandbox accepts "
+		        "no connections)",
+		        s->trigger == PST_TRIGGER_PIPE      ? "pipe"
+		        : s->trigger == PST_TRIGGER_FDPASS  ? "fdpass"
+		        : s->trigger == PST_TRIGGER_STARTUP ? "startup"
+		                                            : "non-listen");
+		return;
+	}
+	bool v4 = false, v6 = false, any_inet = false;
+	for (size_t i = 0; i < s->n_listen; i++) {
+		const struct pst_sockaddr *a = &s->listen[i];
+		const struct pst_listen_opt *o = s->listen_opt ? &s->listen_opt[i] : NULL;
+		if (!is_inet(a))
+			continue;
+		bool lv4 =
+		    a->ss.ss_family == AF_INET || (v6_wildcard(a) && !v4_port_taken(p, sa_port(a)));
+		bool lv6 = a->ss.ss_family == AF_INET6;
+		if (o && o->own_access) {
+			char base[POL_PATH_MAX], lp[48];
+			snprintf(lp, sizeof(lp), "trigger.listen[%zu]", i);
+			sb_path(base, s, lp);
+			verify_access_families(c, base, "allow_from", o->access.allow,
+			                       o->access.n_allow, lv4, lv6);
+			verify_access_families(c, base, "deny_from", o->access.deny,
+			                       o->access.n_deny, lv4, lv6);
+			continue;
+		}
+		any_inet = true;
+		v4 |= lv4;
+		v6 |= lv6;
+	}
+	if (!lists)
+		return;
+	if (!any_inet) {
+		sb_path(path, s, key);
+		pol_err(c, path, NULL,
+		        "no TCP listen address uses the sandbox's client address rules (unix "
+		        "sockets: allow_uids, allow_gids; an address with its own allow_from or "
+		        "deny_from replaces them)");
+		return;
+	}
+	char base[POL_PATH_MAX];
+	pol_join(base, "sandboxes", s->name);
+	verify_access_families(c, base, "allow_from", s->access.allow, s->access.n_allow, v4, v6);
+	verify_access_families(c, base, "deny_from", s->access.deny, s->access.n_deny, v4, v6);
+}
+
 /* ---- the list ---------------------------------------------------------------------- */
 
 void pol_verify(struct pol_ctx *c, const struct pst_policy *p)
@@ -474,6 +591,7 @@ void pol_verify(struct pol_ctx *c, const struct pst_policy *p)
 		verify_fs(c, s, c->origin[i].fs); /* bind sources, destinations */
 		verify_seccomp(c, s);             /* no syscall allowed and denied */
 		verify_limits(c, s);              /* per_source <= handlers */
+		verify_access(c, p, s);           /* listen only, families listened on */
 	}
 	/* Across sandboxes and the broker: only on a policy that is whole. */
 	if (c->errors)

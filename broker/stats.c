@@ -22,6 +22,17 @@ static size_t serving_handlers(const struct daemon *d)
 	return n;
 }
 
+/* Connections to s's listeners its client address rules refused (the
+ * nftables counter, one netlink request: a listen sandbox only). */
+static int refused_address(const struct daemon *d, const struct sbx *s, uint64_t *out,
+                           struct netpolicy_error *ne)
+{
+	*out = 0;
+	if (!d->np || s->conf->trigger != PST_TRIGGER_LISTEN)
+		return 0;
+	return netpolicy_refused_address(d->np, s->conf->name, out, ne);
+}
+
 /* ---- status JSON ---------------------------------------------------------- */
 
 static void status_spawn(cJSON *o, const struct sbx *s)
@@ -150,6 +161,11 @@ static void status_sandbox(cJSON *arr, const struct daemon *d, const struct sbx 
 	cJSON *ref = cJSON_AddObjectToObject(o, "refused");
 	for (int r = 0; r < REFUSE__N; r++)
 		cJSON_AddNumberToObject(ref, refusal_names[r], (double)s->stats.refused[r]);
+	uint64_t addr = 0;
+	struct netpolicy_error ne = {0};
+	if (refused_address(d, s, &addr, &ne) < 0)
+		cJSON_AddStringToObject(ref, "address_error", ne.msg);
+	cJSON_AddNumberToObject(ref, "address", (double)addr);
 	status_spawn(o, s);
 	status_prewarm(o, d, s);
 	status_exits_egress(o, d, s);
@@ -306,7 +322,7 @@ static void metric_l2(FILE *f, int k, const char *n, const char *label, const ch
 }
 
 /* The lines of metric k with several labels. */
-static void metric_multi(FILE *f, int k, const struct sbx *s, const char *n)
+static void metric_multi(FILE *f, const struct daemon *d, int k, const struct sbx *s, const char *n)
 {
 	const struct sbx_stats *st = &s->stats;
 	char num[32];
@@ -314,6 +330,12 @@ static void metric_multi(FILE *f, int k, const struct sbx *s, const char *n)
 		for (int r = 0; r < REFUSE__N; r++) {
 			snprintf(num, sizeof(num), "%llu", (unsigned long long)st->refused[r]);
 			metric_l2(f, k, n, "reason", refusal_names[r], num);
+		}
+		uint64_t addr = 0;
+		struct netpolicy_error ne = {0};
+		if (refused_address(d, s, &addr, &ne) == 0) {
+			snprintf(num, sizeof(num), "%llu", (unsigned long long)addr);
+			metric_l2(f, k, n, "reason", "address", num);
 		}
 	} else if (k == EXITS) {
 		const uint64_t v[] = {st->exit_ok, st->exit_failed, st->exit_signaled,
@@ -379,7 +401,7 @@ static void metric_line(FILE *f, const struct daemon *d, int k, const struct sbx
 		metric_u(f, k, n, st->cg.oom_kills + (live ? live->oom_kills : 0));
 		break;
 	default:
-		metric_multi(f, k, s, n);
+		metric_multi(f, d, k, s, n);
 	}
 }
 

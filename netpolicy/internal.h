@@ -66,6 +66,7 @@ __attribute__((format(printf, 5, 6))) void np_error(struct netpolicy_error *e, i
 /* The network of one sandbox. */
 struct np_sb {
 	char name[16];
+	uint64_t addr_base; /* refused_address counted by earlier tables (reloads) */
 	char ifname[16];
 	int netns_fd;
 	unsigned slot;
@@ -191,6 +192,7 @@ void np_e_cmp(struct nftnl_rule *r, uint32_t op, const void *data, uint32_t len)
 void np_e_payload(struct nftnl_rule *r, uint32_t base, uint32_t off, uint32_t len);
 void np_e_bitwise(struct nftnl_rule *r, const void *mask, uint32_t len);
 void np_e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id, bool vmap);
+void np_e_lookup_inv(struct nftnl_rule *r, const char *set, uint32_t set_id); /* != @set */
 void np_e_ct_state(struct nftnl_rule *r, uint32_t bits);
 void np_e_verdict(struct nftnl_rule *r, int verdict);
 void np_e_counter(struct nftnl_rule *r, const char *named);
@@ -219,6 +221,18 @@ void np_ifname_elem(struct np_batch *b, const char *set, uint32_t set_id, const 
 void np_egress_sets(struct np_batch *b, const struct netpolicy_sandbox *s, const char *chain,
                     const char *acc, const char *desc, bool *done);
 
+/* An interval set of IPv4 (v4) or IPv6 addresses holding c[n]; its id. */
+uint32_t np_cidr_set(struct np_batch *b, const char *name, bool v4, const struct netpolicy_cidr *c,
+                     size_t n);
+
+/* ---- access.c: client address rules of the broker's listeners ----------------------------- */
+
+/* Sets, counters and rules of a[n] into chain `chain` (an input base chain). */
+int np_access_rules(struct np_batch *b, const char *chain, const struct netpolicy_access *a,
+                    size_t n);
+/* Messages np_access_rules() may add. */
+size_t np_access_msgs(const struct netpolicy_access *a, size_t n);
+
 /* ---- rules.c: the ruleset ----------------------------------------------------------------- */
 
 /* One sandbox as the ruleset sees it. */
@@ -229,12 +243,16 @@ struct np_rules_sb {
 };
 
 /* The rules of sandboxes sbs[n] and of the handed-over listeners ls[n_ls]. */
+struct np_rules_in {
+	const struct netpolicy_listener *ls; /* handed-over listeners */
+	size_t n_ls;
+	const struct netpolicy_access *acc; /* client address rules */
+	size_t n_acc;
+};
 int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
-                   const struct netpolicy_listener *ls, size_t n_ls, void **out_buf,
-                   size_t *out_len, struct np_what **out_what, size_t *out_n, uint32_t *first_seq,
-                   bool remove_only);
+                   const struct np_rules_in *in, void **out_buf, size_t *out_len,
+                   struct np_what **out_what, size_t *out_n, uint32_t *first_seq, bool remove_only);
 int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n,
-                    const struct netpolicy_listener *ls, size_t n_ls, bool remove_only,
-                    struct netpolicy_error *err);
+                    const struct np_rules_in *in, bool remove_only, struct netpolicy_error *err);
 
 #endif

@@ -84,8 +84,8 @@ static int commit(const struct netpolicy_config *cfg, struct netpolicy_error *er
 		np_ifname(cfg->ifprefix, cfg->sandboxes[i].name, rs[i].ifname);
 		rs[i].has_veth = cfg->sandboxes[i].n_rules > 0;
 	}
-	return np_rules_commit(cfg->table, rs, cfg->n_sandboxes, cfg->listeners, cfg->n_listeners,
-	                       false, err);
+	struct np_rules_in in = {cfg->listeners, cfg->n_listeners, cfg->access, cfg->n_access};
+	return np_rules_commit(cfg->table, rs, cfg->n_sandboxes, &in, false, err);
 }
 
 /* ---- a sandbox's network ------------------------------------------------------------------- */
@@ -132,7 +132,7 @@ static struct np_sb *find(struct netpolicy *np, const char *name)
 static int cleanup_at(struct netpolicy *np, const char *table, const char *ifprefix, int sfd,
                       struct netpolicy_error *err)
 {
-	int r = np_rules_commit(table, NULL, 0, NULL, 0, true, err);
+	int r = np_rules_commit(table, NULL, 0, NULL, true, err);
 	np_links_del_owned(ifprefix, table);
 	if (sfd < 0)
 		return r;
@@ -334,9 +334,11 @@ static int reload_switch(struct netpolicy *np, const struct netpolicy_config *cf
 			old->alias[0] = 0;
 			continue;
 		}
+		uint64_t base = old->addr_base;
 		sb_down(np, old);
 		old->name[0] = 0;
 		struct np_sb *s = &nsb[i];
+		s->addr_base = base;
 		snprintf(s->name, sizeof(s->name), "%s", c->name);
 		np_ifname(np->prefix, s->name, s->ifname);
 		s->netns_fd = -1;
@@ -352,6 +354,15 @@ static int reload_switch(struct netpolicy *np, const struct netpolicy_config *cf
 		if (np->sbs[i].name[0])
 			sb_down(np, &np->sbs[i]);
 	return r;
+}
+
+/* The sb_NAME_addr counter of the table in force; 0 when it has none. */
+static uint64_t addr_counter(const struct netpolicy *np, const char *sandbox)
+{
+	char name[64];
+	uint64_t v = 0;
+	snprintf(name, sizeof(name), "sb_%s_addr", sandbox);
+	return np_counter_read(np->table, name, &v) == 0 ? v : 0;
 }
 
 int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
@@ -374,14 +385,24 @@ int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
 	}
 	/* what can fail first, beside what is in force: new networks, then
 	 * the rules in one transaction; either failing changes nothing */
+	_cleanup_free_ uint64_t *refused = calloc(np->n + 1, sizeof(*refused));
+	if (!refused) {
+		np_error(err, ENOMEM, "reload", cfg->table, "netpolicy: %s", strerror(ENOMEM));
+		return -ENOMEM;
+	}
 	if ((r = reload_new_networks(np, cfg, nsb, err)) < 0)
 		return r;
+	/* the refused_address counters of the table about to go */
+	for (size_t i = 0; i < np->n; i++)
+		refused[i] = addr_counter(np, np->sbs[i].name);
 	if ((r = commit(cfg, err)) < 0) {
 		for (size_t i = 0; i < cfg->n_sandboxes; i++)
 			if (nsb[i].name[0])
 				sb_down(np, &nsb[i]);
 		return r;
 	}
+	for (size_t i = 0; i < np->n; i++)
+		np->sbs[i].addr_base += refused[i];
 	r = reload_switch(np, cfg, nsb, err);
 	free(np->sbs);
 	np->sbs = nsb;
@@ -411,11 +432,32 @@ int netpolicy_counters(struct netpolicy *np, const char *sandbox, struct netpoli
 	return r;
 }
 
+int netpolicy_refused_address(struct netpolicy *np, const char *sandbox, uint64_t *out,
+                              struct netpolicy_error *err)
+{
+	char name[64];
+	uint64_t v = 0;
+	struct np_sb *s = find(np, sandbox);
+	*out = s ? s->addr_base : 0;
+	snprintf(name, sizeof(name), "sb_%s_addr", sandbox);
+	int r = np_counter_read(np->table, name, &v);
+	if (r == -ENOENT)
+		return 0; /* no client address rules now */
+	if (r < 0) {
+		np_error(err, -r, "read counter", name,
+		         "netpolicy: sandbox \"%s\": read counter %s: %s", sandbox, name,
+		         strerror(-r));
+		return r;
+	}
+	*out += v;
+	return 0;
+}
+
 int netpolicy_destroy(struct netpolicy *np, struct netpolicy_error *err)
 {
 	if (!np)
 		return 0;
-	int r = np_rules_commit(np->table, NULL, 0, NULL, 0, true, err);
+	int r = np_rules_commit(np->table, NULL, 0, NULL, true, err);
 	for (size_t i = 0; i < np->n; i++)
 		sb_down(np, &np->sbs[i]);
 	np_fwd_restore(np);

@@ -98,6 +98,25 @@ struct netpolicy_listener {
 	uint16_t port;    /* host byte order */
 };
 
+/* Who may connect to one of the broker's TCP listeners: checked on the
+ * SYN in the input hook (access.c), before any accept. A client in deny,
+ * or (n_allow > 0) not in allow, gets a reset, counted by the sandbox's
+ * counter sb_NAME_addr. IPv4 CIDRs are matched against IPv4 clients and,
+ * as ::ffff:a.b.c.d, against IPv4-mapped IPv6 sources. */
+struct netpolicy_access {
+	const char *sandbox;
+	int family;       /* of the listener: AF_INET or AF_INET6 */
+	uint8_t addr[16]; /* network byte order; all zero: any address */
+	uint16_t port;    /* host byte order */
+	bool v4_too;      /* a [::]:P listener that may be dual-stack: IPv4 SYNs to P too */
+	int listen_index; /* lists of this address alone (its sets sb_NAME_lI_*), or -1:
+	                   * the sandbox's (sets sb_NAME_allow4 ... shared by its addresses) */
+	const struct netpolicy_cidr *allow; /* n_allow == 0: everyone not denied */
+	size_t n_allow;
+	const struct netpolicy_cidr *deny;
+	size_t n_deny;
+};
+
 struct netpolicy_sandbox {
 	const char *name; /* [a-z0-9][a-z0-9_-]{0,11} */
 	const struct netpolicy_rule *rules;
@@ -114,6 +133,8 @@ struct netpolicy_config {
 	size_t n_sandboxes;
 	const struct netpolicy_listener *listeners; /* the `sockets` of startup sandboxes */
 	size_t n_listeners;
+	const struct netpolicy_access *access; /* client address rules of TCP listeners */
+	size_t n_access;
 	void (*log)(void *ctx, const char *msg); /* optional */
 	void *log_ctx;
 };
@@ -149,8 +170,18 @@ int netpolicy_netns_fd(const struct netpolicy *np, const char *sandbox);
 int netpolicy_reload(struct netpolicy *np, const struct netpolicy_config *cfg,
                      struct netpolicy_error *err);
 
+/* The egress counters of a sandbox (-ENOENT without egress). */
 int netpolicy_counters(struct netpolicy *np, const char *sandbox, struct netpolicy_counters *out,
                        struct netpolicy_error *err);
+
+/* Connections to a sandbox's listeners refused by its client address
+ * rules (netpolicy_access) since netpolicy_create, kept across reloads (a
+ * reload replaces the table: the old counter is read into a base first;
+ * what is refused between that read and the commit, microseconds, is
+ * lost). 0 for a sandbox without rules. One netlink request answered at
+ * once by the kernel, no dump: cheap enough for the broker's loop. */
+int netpolicy_refused_address(struct netpolicy *np, const char *sandbox, uint64_t *out,
+                              struct netpolicy_error *err);
 
 /* Remove table, veths, namespaces and state; frees np. Errors are collected
  * into err (first one kept) but removal goes on. */

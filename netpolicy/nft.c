@@ -228,6 +228,16 @@ void np_e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id, bool vm
 	nftnl_rule_add_expr(r, e);
 }
 
+void np_e_lookup_inv(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+	nftnl_rule_add_expr(r, e);
+}
+
 void np_e_ct_state(struct nftnl_rule *r, uint32_t bits)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("ct");

@@ -297,13 +297,17 @@ static int sandbox_chain(struct np_batch *b, const struct netpolicy_sandbox *s)
 /* ---- the whole table ------------------------------------------------------------------------ */
 
 int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
-                   const struct netpolicy_listener *ls, size_t n_ls, void **out_buf,
-                   size_t *out_len, struct np_what **out_what, size_t *out_n, uint32_t *first_seq,
-                   bool remove_only)
+                   const struct np_rules_in *in, void **out_buf, size_t *out_len,
+                   struct np_what **out_what, size_t *out_n, uint32_t *first_seq, bool remove_only)
 {
 	struct np_batch b;
 	/* worst case per sandbox: chains, counters, elements, rules per port */
-	size_t msgs = 48 + n_ls;
+	static const struct np_rules_in none;
+	if (!in)
+		in = &none;
+	const struct netpolicy_listener *ls = in->ls;
+	size_t n_ls = in->n_ls;
+	size_t msgs = 48 + n_ls + np_access_msgs(in->acc, in->n_acc);
 	for (size_t i = 0; i < n; i++) {
 		msgs += 8;
 		for (size_t k = 0; k < sbs[i].cfg->n_rules; k++)
@@ -322,6 +326,8 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
 		forward_rules(&b, ids);
 		input_rules(&b, ids);
 		output_rules(&b, ids, ls, n_ls);
+		np_chain_msg(&b, "access_in", "filter", NF_INET_LOCAL_IN, -10);
+		r = np_access_rules(&b, "access_in", in->acc, in->n_acc);
 		for (size_t i = 0; i < n && r == 0; i++)
 			if (sbs[i].cfg->n_rules || sbs[i].has_veth)
 				r = sandbox_chain(&b, sbs[i].cfg);
@@ -334,15 +340,13 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
 }
 
 int np_rules_commit(const char *table, const struct np_rules_sb *sbs, size_t n,
-                    const struct netpolicy_listener *ls, size_t n_ls, bool remove_only,
-                    struct netpolicy_error *err)
+                    const struct np_rules_in *in, bool remove_only, struct netpolicy_error *err)
 {
 	_cleanup_free_ void *buf = NULL;
 	_cleanup_free_ struct np_what *what = NULL;
 	size_t len = 0, n_what = 0;
 	uint32_t first = 0;
-	int r = np_rules_build(table, sbs, n, ls, n_ls, &buf, &len, &what, &n_what, &first,
-	                       remove_only);
+	int r = np_rules_build(table, sbs, n, in, &buf, &len, &what, &n_what, &first, remove_only);
 	if (r < 0) {
 		np_error(err, -r, "build ruleset", table,
 		         "netpolicy: table \"%s\": build ruleset: %s", table, strerror(-r));

@@ -121,25 +121,20 @@ static bool same_kind(const struct netpolicy_rule *a, const struct netpolicy_rul
 	return !a->n_ports || !memcmp(a->ports, b->ports, a->n_ports * sizeof(a->ports[0]));
 }
 
-/* The CIDRs of the member rules as ranges into r, sorted, overlapping and
+/* CIDRs (one family, len bytes) as ranges into r, sorted, overlapping and
  * adjacent ones merged; how many. */
-static size_t merged_ranges(const struct netpolicy_rule *rules, size_t n, const bool *member,
-                            struct range *r, size_t len)
+static size_t merged_ranges(const struct netpolicy_cidr *c, size_t n, struct range *r, size_t len)
 {
-	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!member[i])
-			continue;
-		memset(r[k].lo, 0, 16);
-		memcpy(r[k].lo, rules[i].to.addr, len);
-		memcpy(r[k].hi, r[k].lo, 16);
-		for (unsigned bit = rules[i].to.prefix; bit < len * 8; bit++)
-			r[k].hi[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
-		k++;
+		memset(r[i].lo, 0, 16);
+		memcpy(r[i].lo, c[i].addr, len);
+		memcpy(r[i].hi, r[i].lo, 16);
+		for (unsigned bit = c[i].prefix; bit < len * 8; bit++)
+			r[i].hi[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
 	}
-	qsort(r, k, sizeof(*r), range_cmp);
+	qsort(r, n, sizeof(*r), range_cmp);
 	size_t m = 0;
-	for (size_t i = 0; i < k; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (m) {
 			uint8_t next[16];
 			memcpy(next, r[m - 1].hi, 16);
@@ -155,18 +150,13 @@ static size_t merged_ranges(const struct netpolicy_rule *rules, size_t n, const 
 	return m;
 }
 
-/* An interval set holding the CIDRs of the member rules (one kind, so one
- * family), r: room for them. Returns its id. */
-static uint32_t interval_set(struct np_batch *b, const char *name,
-                             const struct netpolicy_rule *rules, size_t n, const bool *member,
-                             struct range *r)
+/* An interval set of addresses (ip or ip6: v4) holding the CIDRs c[n], r:
+ * room for n ranges. Returns its id. */
+static uint32_t cidr_set(struct np_batch *b, const char *name, bool v4,
+                         const struct netpolicy_cidr *c, size_t n, struct range *r)
 {
-	bool v4 = false;
-	for (size_t i = 0; i < n; i++)
-		if (member[i])
-			v4 = rules[i].to.family == AF_INET;
 	size_t len = v4 ? 4 : 16;
-	size_t m = merged_ranges(rules, n, member, r, len);
+	size_t m = merged_ranges(c, n, r, len);
 	struct nftnl_set *s = nftnl_set_alloc();
 	uint32_t id = ++b->set_id;
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
@@ -193,6 +183,33 @@ static uint32_t interval_set(struct np_batch *b, const char *name,
 			elem_msg(b, name, id, end, len, true, NULL);
 	}
 	return id;
+}
+
+uint32_t np_cidr_set(struct np_batch *b, const char *name, bool v4, const struct netpolicy_cidr *c,
+                     size_t n)
+{
+	_cleanup_free_ struct range *r = calloc(n + 1, sizeof(*r));
+	if (!r)
+		n = 0; /* an empty set: the batch still builds; the caller checked memory */
+	return cidr_set(b, name, v4, c, n, r ? r : &(struct range){0});
+}
+
+/* An interval set holding the CIDRs of the member rules (one kind, so one
+ * family), r: room for them. Returns its id. */
+static uint32_t interval_set(struct np_batch *b, const char *name,
+                             const struct netpolicy_rule *rules, size_t n, const bool *member,
+                             struct range *r)
+{
+	_cleanup_free_ struct netpolicy_cidr *c = calloc(n + 1, sizeof(*c));
+	bool v4 = false;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (member[i]) {
+			v4 = rules[i].to.family == AF_INET;
+			if (c)
+				c[k++] = rules[i].to;
+		}
+	return cidr_set(b, name, v4, c, k, r);
 }
 
 /* The accept rule(s) of a set of CIDRs of one kind, one per port. */

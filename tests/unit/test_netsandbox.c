@@ -97,18 +97,18 @@ static void test_batch_build(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
-	/* 3 table msgs, 2 sets, 2 counters, 6 chains, 2 elements, base rules
+	/* 3 table msgs, 2 sets, 2 counters, 7 chains, 2 elements, base rules
 	 * (2 forward, 1+3+2 input, 1+2 output, 2 handed_in, 1 postrouting),
 	 * sandbox chain: 1 + 3 + 2 */
-	assert_int_equal(n, 3 + 2 + 2 + 6 + 2 + 14 + 6);
+	assert_int_equal(n, 3 + 2 + 2 + 7 + 2 + 14 + 6);
 	assert_string_equal(what[0].desc, "add table t");
 	assert_string_equal(what[n - 1].desc, "sandbox \"db\": add rule");
 	assert_true(len > 0);
 	free(buf);
 	free(what);
-	assert_int_equal(np_rules_build("t", NULL, 0, NULL, 0, &buf, &len, &what, &n, &first, true),
+	assert_int_equal(np_rules_build("t", NULL, 0, NULL, &buf, &len, &what, &n, &first, true),
 	                 0);
 	assert_int_equal(n, 2); /* add + delete: removes the table, tolerates its absence */
 	free(buf);
@@ -128,7 +128,7 @@ static void test_batch_with_interval_set(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
 	bool set = false;
 	size_t elems = 0;
@@ -162,7 +162,7 @@ static void test_batch_two_interval_sets(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
 	size_t e0 = 0, e1 = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -187,7 +187,7 @@ static void test_batch_what(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, NULL, 0, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
 	assert_string_equal(what[0].step, "add table");
 	assert_string_equal(what[0].object, "t");
@@ -252,7 +252,11 @@ static size_t rules_of(const void *buf, size_t len, char out[][512], size_t max)
 				             : "cmp==",
 				         hx);
 			} else if (!strcmp(name, "lookup")) {
-				snprintf(x, sizeof(x), "lookup:%s",
+				snprintf(x, sizeof(x), "lookup%s:%s",
+				         nftnl_expr_get_u32(e, NFTNL_EXPR_LOOKUP_FLAGS) &
+				                 NFT_LOOKUP_F_INV
+				             ? "!="
+				             : "",
 				         nftnl_expr_get_str(e, NFTNL_EXPR_LOOKUP_SET));
 			} else if (!strcmp(name, "immediate")) {
 				snprintf(x, sizeof(x), "imm:%d",
@@ -299,7 +303,8 @@ static void test_batch_handed_sockets(void **state)
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", &rs, 1, ls, 2, &buf, &len, &what, &n, &first, false),
+	assert_int_equal(np_rules_build("t", &rs, 1, &(struct np_rules_in){ls, 2, NULL, 0}, &buf,
+	                                &len, &what, &n, &first, false),
 	                 0);
 	bool out = false, in = false;
 	for (size_t i = 0; i < n; i++) {
@@ -353,6 +358,113 @@ static void test_batch_handed_sockets(void **state)
 			rej = i;
 	}
 	assert_true(exc < rej && rej < nr);
+	free(buf);
+	free(what);
+}
+
+static size_t count_what(const struct np_what *w, size_t n, const char *desc)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += !strcmp(w[i].desc, desc);
+	return k;
+}
+
+/* Client address rules: the sandbox's lists in sets shared by its
+ * addresses, an address's own in its own, IPv4 CIDRs mapped into the ip6
+ * sets, deny before allow, one counter per sandbox. */
+static void test_batch_access(void **state)
+{
+	(void)state;
+	struct netpolicy_cidr allow[] = {cidr(AF_INET, "10.0.0.0", 8),
+	                                 cidr(AF_INET6, "2001:db8::", 32)};
+	struct netpolicy_cidr deny[] = {cidr(AF_INET, "10.1.0.0", 16)};
+	struct netpolicy_cidr deny2[] = {cidr(AF_INET, "192.0.2.0", 24)};
+	struct netpolicy_access acc[3] = {
+	    {.sandbox = "w",
+	     .family = AF_INET,
+	     .port = 80,
+	     .listen_index = -1,
+	     .allow = allow,
+	     .n_allow = 2,
+	     .deny = deny,
+	     .n_deny = 1},
+	    {.sandbox = "w",
+	     .family = AF_INET6,
+	     .port = 80,
+	     .listen_index = -1,
+	     .allow = allow,
+	     .n_allow = 2,
+	     .deny = deny,
+	     .n_deny = 1},
+	    {.sandbox = "w",
+	     .family = AF_INET,
+	     .port = 81,
+	     .listen_index = 2,
+	     .deny = deny2,
+	     .n_deny = 1},
+	};
+	inet_pton(AF_INET, "127.0.0.1", acc[2].addr);
+	void *buf;
+	size_t len, n;
+	struct np_what *what;
+	uint32_t first;
+	assert_int_equal(np_rules_build("t", NULL, 0, &(struct np_rules_in){NULL, 0, acc, 3}, &buf,
+	                                &len, &what, &n, &first, false),
+	                 0);
+	assert_int_equal(count_what(what, n, "add counter sb_w_addr"), 1);
+	assert_int_equal(count_what(what, n, "add chain access_in"), 1);
+	const char *once[] = {"add set sb_w_allow4", "add set sb_w_allow6", "add set sb_w_deny4",
+	                      "add set sb_w_deny6", "add set sb_w_l2_deny4"};
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(count_what(what, n, once[i]), 1);
+	assert_int_equal(count_what(what, n, "add set sb_w_l2_allow4"), 0);
+	/* ::ffff:10.0.0.0/104 and 2001:db8::/32: an end at zero, two ranges */
+	assert_int_equal(count_what(what, n, "add element to set sb_w_allow6"), 5);
+	static char rules[64][512];
+	size_t nr = rules_of(buf, len, rules, 64);
+	const char *syn4 = "meta cmp==02 meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
+	const char *syn6 = "meta cmp==0a meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
+	char want[512];
+	snprintf(want, sizeof(want),
+	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/12/4 lookup:sb_w_deny4 objref "
+	         "reject",
+	         syn4);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want),
+	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/12/4 lookup!=:sb_w_allow4 objref "
+	         "reject",
+	         syn4);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want),
+	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/8/16 lookup:sb_w_deny6 objref "
+	         "reject",
+	         syn6);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want),
+	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/8/16 lookup!=:sb_w_allow6 objref "
+	         "reject",
+	         syn6);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(
+	    want, sizeof(want),
+	    "access_in: %s payload:2/2/2 cmp==0051 payload:1/16/4 cmp==7f000001 payload:1/12/4 "
+	    "lookup:sb_w_l2_deny4 objref reject",
+	    syn4);
+	assert_true(has_rule(rules, nr, want));
+	/* deny before allow */
+	size_t d = nr, a = nr;
+	for (size_t i = 0; i < nr; i++) {
+		if (strstr(rules[i], "lookup:sb_w_deny4") && d == nr)
+			d = i;
+		if (strstr(rules[i], "lookup!=:sb_w_allow4") && a == nr)
+			a = i;
+	}
+	assert_true(d < a && a < nr);
+	size_t in_access = 0;
+	for (size_t i = 0; i < nr; i++)
+		in_access += !strncmp(rules[i], "access_in:", 10);
+	assert_int_equal(in_access, 5);
 	free(buf);
 	free(what);
 }
@@ -418,6 +530,7 @@ int main(void)
 	    cmocka_unit_test(test_batch_two_interval_sets),
 	    cmocka_unit_test(test_batch_what),
 	    cmocka_unit_test(test_batch_handed_sockets),
+	    cmocka_unit_test(test_batch_access),
 	    cmocka_unit_test(test_sandbox_config_checks),
 	    cmocka_unit_test(test_sandbox_prepare_ok),
 	};

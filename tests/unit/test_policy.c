@@ -115,7 +115,7 @@ static const struct case_ sandbox_cases[] = {
     {"\"trigger\": { \"listen\": [\"unix:sock\"] }, \"exec\": [\"/x\"]",
      "unix socket path must be absolute"},
     {"\"trigger\": { \"listen\": [42] }, \"exec\": [\"/x\"]",
-     "sandboxes.a.trigger.listen[0]: 42: expected an address string, got a number"},
+     "sandboxes.a.trigger.listen[0]: 42: expected an address string or object, got a number"},
     {"\"trigger\": { \"pipe\": \"Jobs\" }, \"exec\": [\"/x\"]", "invalid channel name"},
     {"\"trigger\": { \"startup\": false }, \"exec\": [\"/x\"]",
      "sandboxes.a.trigger.startup: false: must be true"},
@@ -248,6 +248,71 @@ static const struct case_ sandbox_cases[] = {
     {SB_OK ", \"uid\": \"5000\"", "sandboxes.a.uid: \"5000\": expected an integer, got a string"},
     {SB_OK ", \"uid\": 5000.5", "sandboxes.a.uid: 5000.5: expected an integer"},
     {SB_OK ", \"allow_bind\": 1", "sandboxes.a.allow_bind: 1: expected a boolean"},
+    /* inbound access */
+    {SB_OK ", \"allow_from\": [\"10.1.2.3/8\"]",
+     "sandboxes.a.allow_from[0]: \"10.1.2.3/8\": host bits are set; the network is 10.0.0.0/8"},
+    {SB_OK ", \"deny_from\": \"10.0.0.0/8\"",
+     "sandboxes.a.deny_from: \"10.0.0.0/8\": expected an array, got a string"},
+    {SB_OK ", \"allow_from\": [42]",
+     "sandboxes.a.allow_from[0]: 42: expected a CIDR string such as \"10.0.0.0/8\""},
+    {SB_OK ", \"allow_from\": [\"2001:db8::/32\"]",
+     "sandboxes.a.allow_from[0]: 2001:db8::/32 never matches: every listen address it applies "
+     "to is IPv4"},
+    {"\"trigger\": { \"listen\": [\"[::1]:7000\"] }, \"exec\": [\"/x\"], \"deny_from\": "
+     "[\"10.0.0.0/8\"]",
+     "sandboxes.a.deny_from[0]: 10.0.0.0/8 never matches: every listen address it applies to is "
+     "IPv6"},
+    {"\"trigger\": { \"pipe\": \"jobs\" }, \"exec\": [\"/x\"], \"allow_from\": [\"10.0.0.0/8\"]",
+     "sandboxes.a.allow_from: client address rules apply to listen triggers only (a pipe "
+     "sandbox accepts no connections)"},
+    {"\"trigger\": { \"listen\": [\"unix:/run/x.sock\"] }, \"exec\": [\"/x\"], \"deny_from\": "
+     "[\"10.0.0.0/8\"]",
+     "sandboxes.a.deny_from: no TCP listen address uses the sandbox's client address rules"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"127.0.0.1:1\", \"allow_from\": [] }] }, "
+     "\"exec\": [\"/x\"], \"allow_from\": [\"10.0.0.0/8\"]",
+     "sandboxes.a.allow_from: no TCP listen address uses the sandbox's client address rules"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"allow_from\": "
+     "[\"10.0.0.0/8\"] }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].allow_from: only a TCP address has client address rules"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"127.0.0.1:1\", \"mode\": \"0600\" }] }, "
+     "\"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].mode: only a unix socket address has a file mode"},
+    {"\"trigger\": { \"listen\": [{ \"allow_from\": [] }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0]: missing required key \"address\""},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"127.0.0.1:1\", \"colour\": 1 }] }, "
+     "\"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].colour: unknown key"},
+    {"\"trigger\": { \"listen\": [{ \"address\": 80 }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].address: 80: expected an address string, got a number"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"[::1]:1\", \"allow_from\": "
+     "[\"10.0.0.0/8\"] }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].allow_from[0]: 10.0.0.0/8 never matches"},
+    {"\"trigger\": { \"listen\": [\"0.0.0.0:1\", { \"address\": \"[::]:1\", \"deny_from\": "
+     "[\"10.0.0.0/8\"] }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[1].deny_from[0]: 10.0.0.0/8 never matches: every listen address "
+     "it applies to is IPv6"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"mode\": \"01777\" }] "
+     "}, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].mode: \"01777\": must be an octal mode string such as "
+     "\"0660\" (at most 0777)"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"mode\": \"0968\" }] "
+     "}, \"exec\": [\"/x\"]",
+     "must be an octal mode string"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"mode\": 660 }] }, "
+     "\"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].mode: 660: must be an octal mode string"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"owner\": "
+     "\"no-such-user-pst\" }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].owner: \"no-such-user-pst\": no such user on this host"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"group\": "
+     "\"no-such-group-pst\" }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].group: \"no-such-group-pst\": no such group on this host"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"allow_uids\": [-1] }] "
+     "}, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].allow_uids[0]: -1: out of range"},
+    {"\"trigger\": { \"listen\": [{ \"address\": \"unix:/run/x.sock\", \"allow_gids\": "
+     "[true] }] }, \"exec\": [\"/x\"]",
+     "sandboxes.a.trigger.listen[0].allow_gids[0]: true: expected a group name or gid"},
     /* unknown key */
     {SB_OK ", \"user\": \"nobody\"", "sandboxes.a.user: unknown key (allowed here: trigger,"},
 };
@@ -811,6 +876,51 @@ static void test_full_sandbox_values(void **state)
 	pst_policy_free(p);
 }
 
+static void test_access_values(void **state)
+{
+	(void)state;
+	char *j = wrap_sandbox(
+	    "\"trigger\": { \"listen\": [\"0.0.0.0:80\", { \"address\": \"[::]:81\", "
+	    "\"deny_from\": "
+	    "[\"::ffff:10.1.0.0/112\", \"2001:db8::/32\"] }, { \"address\": \"unix:/run/x.sock\", "
+	    "\"mode\": \"0660\", \"owner\": \"root\", \"group\": \"0\", \"allow_uids\": [0, 4242], "
+	    "\"allow_gids\": [\"root\", 5] }] },"
+	    "\"exec\": [\"/x\"], \"allow_from\": [\"10.0.0.0/8\", \"192.0.2.1\"], \"deny_from\": "
+	    "[\"10.0.0.0/16\"]");
+	struct pst_policy *p = expect_ok(j);
+	free(j);
+	const struct pst_sandbox *s = &p->sandboxes[0];
+	assert_int_equal(s->n_listen, 3);
+	assert_int_equal(s->access.n_allow, 2);
+	assert_int_equal(s->access.allow[1].prefix, 32);
+	assert_int_equal(s->access.n_deny, 1); /* overlapping allow and deny: fine, deny wins */
+	assert_false(s->listen_opt[0].own_access);
+	assert_ptr_equal(pst_listen_access(s, 0), &s->access);
+	assert_true(s->listen_opt[1].own_access);
+	assert_ptr_equal(pst_listen_access(s, 1), &s->listen_opt[1].access);
+	const struct pst_access *a = pst_listen_access(s, 1);
+	assert_int_equal(a->n_allow, 0);
+	assert_int_equal(a->n_deny, 2);
+	/* an IPv4-mapped CIDR is the IPv4 one */
+	assert_int_equal(a->deny[0].family, AF_INET);
+	assert_int_equal(a->deny[0].prefix, 16);
+	assert_memory_equal(a->deny[0].addr, "\x0a\x01\x00\x00", 4);
+	assert_int_equal(a->deny[1].family, AF_INET6);
+	const struct pst_listen_opt *u = &s->listen_opt[2];
+	assert_true(u->has_mode && u->has_owner && u->has_group);
+	assert_int_equal(u->mode, 0660);
+	assert_int_equal(u->owner, 0);
+	assert_int_equal(u->group, 0);
+	assert_int_equal(u->n_allow_uids, 2);
+	assert_int_equal(u->allow_uids[1], 4242);
+	assert_int_equal(u->n_allow_gids, 2);
+	assert_int_equal(u->allow_gids[0], 0);
+	assert_int_equal(u->allow_gids[1], 5);
+	/* a string is still an address, its options zero */
+	assert_false(s->listen_opt[0].has_mode);
+	pst_policy_free(p);
+}
+
 static void test_channels_and_startup(void **state)
 {
 	(void)state;
@@ -1003,6 +1113,7 @@ int main(void)
 	    cmocka_unit_test(test_bind_sources),
 	    cmocka_unit_test(test_defaults_applied),
 	    cmocka_unit_test(test_full_sandbox_values),
+	    cmocka_unit_test(test_access_values),
 	    cmocka_unit_test(test_channels_and_startup),
 	    cmocka_unit_test(test_shipped_policies_load),
 	    cmocka_unit_test(test_load_missing_file),
