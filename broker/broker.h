@@ -110,11 +110,12 @@ struct pst_env {
 
 struct pst_sandbox {
 	char *name;
-	uint32_t index;    /* position in "sandboxes" */
-	uint32_t uid;      /* host uid and gid of its handlers: "uid", or
-	                    * pst_sandbox_default_uid(); unique in the policy */
-	bool uid_explicit; /* "uid" was given */
-	bool allow_bind;   /* handlers may bind(), listen() (seccomp, Landlock) */
+	uint32_t index;      /* position in "sandboxes" */
+	uint32_t uid;        /* host uid and gid of its handlers: "uid", or
+	                      * pst_sandbox_default_uid(); unique in the policy */
+	bool uid_explicit;   /* "uid" was given */
+	bool allow_bind;     /* handlers may bind(), listen() (seccomp, Landlock) */
+	bool identity_files; /* the root gets /etc/passwd, /etc/group, /etc/hosts */
 	enum pst_trigger trigger;
 	struct pst_sockaddr *listen; /* trigger listen */
 	size_t n_listen;

@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 
 #include "broker/daemon_internal.h"
+#include "broker/preflight.h"
 
 #define TICK_MS 100
 #define LOG_QUEUE_BYTES (256 * 1024) /* log lines waiting for a slow sink */
@@ -238,6 +239,11 @@ static struct pst_policy *start_policy(struct daemon *d)
 		if (!diag.n)
 			pst_log("error", "policy", "file", d->policy_path, "error", strerror(-r),
 			        NULL);
+	} else if (pst_preflight(p, &diag) > 0) {
+		/* before anything is bound, made or mounted */
+		log_diag("preflight_failed", &diag);
+		pst_policy_free(p);
+		r = -EINVAL;
 	}
 	pst_diag_free(&diag);
 	return r < 0 ? NULL : p;

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "broker/daemon_internal.h"
+#include "broker/preflight.h"
 
 /* ---- generation objects ---------------------------------------------- */
 
@@ -375,6 +376,8 @@ static struct pst_policy *reload_policy(struct daemon *d)
 	int r = pst_policy_load(d->policy_path, &p, &diag);
 	if (r < 0)
 		log_diag("reload_invalid", &diag);
+	else if (pst_preflight(p, &diag) > 0) /* the running generation stays */
+		log_diag("reload_invalid", &diag), r = -EINVAL;
 	pst_diag_free(&diag);
 	if (r < 0)
 		return NULL;
