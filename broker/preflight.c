@@ -980,7 +980,8 @@ static void check_libs(struct pf *f, const char *who, struct obj *prog)
 				hint_lib(f, prog, name, hint, sizeof(hint));
 			pf_err(
 			    f, who,
-			    "%slibrary %s%s is not inside the sandbox's root, as ld.so searches it "
+			    "%slibrary %s%s, which is not inside the sandbox's root as ld.so "
+			    "searches it "
 			    "(DT_RPATH, LD_LIBRARY_PATH, DT_RUNPATH, /etc/ld.so.cache, the default "
 			    "directories)%s",
 			    "needs the ", name, by, hint);
