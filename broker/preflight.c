@@ -154,28 +154,39 @@ static int read_dynamic(const struct pf_reader *r, struct pf_elf *e, const struc
 {
 	size_t esz = e->cls == ELFCLASS64 ? 16 : 8;
 	uint64_t n = dyn->filesz / esz;
+	uint8_t chunk[64 * 16];
 	if (n > PF_DYN_MAX)
 		n = PF_DYN_MAX;
-	for (uint64_t i = 0; i < n; i++) {
-		uint8_t b[16];
-		if (dyn->offset > UINT64_MAX - i * esz ||
-		    r->read(r->ctx, dyn->offset + i * esz, b, esz) < 0)
-			return fail(why, whylen, "its dynamic section lies outside the file");
-		uint64_t tag = get_u(e, b, esz / 2), val = get_u(e, b + esz / 2, esz / 2);
-		if (tag == DT_NULL)
-			break;
-		if (tag == DT_NEEDED && d->n_needed < PF_NEEDED_MAX)
-			d->needed[d->n_needed++] = val;
-		else if (tag == DT_NEEDED)
-			return fail(why, whylen, "more DT_NEEDED entries than preflight follows");
-		else if (tag == DT_STRTAB)
-			d->strtab = val, d->has_strtab = true;
-		else if (tag == DT_STRSZ)
-			d->strsz = val;
-		else if (tag == DT_RUNPATH)
-			d->runpath = val, d->has_runpath = true;
-		else if (tag == DT_RPATH)
-			d->rpath = val, d->has_rpath = true;
+	for (uint64_t i = 0; i < n;) {
+		/* 64 entries a read; entry by entry where the file ends */
+		uint64_t k = n - i < 64 ? n - i : 64;
+		if (dyn->offset > UINT64_MAX - (i + k) * esz ||
+		    r->read(r->ctx, dyn->offset + i * esz, chunk, (size_t)(k * esz)) < 0) {
+			k = 1;
+			if (dyn->offset > UINT64_MAX - (i + 1) * esz ||
+			    r->read(r->ctx, dyn->offset + i * esz, chunk, esz) < 0)
+				return fail(why, whylen,
+				            "its dynamic section lies outside the file");
+		}
+		for (uint64_t j = 0; j < k; j++, i++) {
+			const uint8_t *b = chunk + j * esz;
+			uint64_t tag = get_u(e, b, esz / 2), val = get_u(e, b + esz / 2, esz / 2);
+			if (tag == DT_NULL)
+				return 0;
+			if (tag == DT_NEEDED && d->n_needed < PF_NEEDED_MAX)
+				d->needed[d->n_needed++] = val;
+			else if (tag == DT_NEEDED)
+				return fail(why, whylen,
+				            "more DT_NEEDED entries than preflight follows");
+			else if (tag == DT_STRTAB)
+				d->strtab = val, d->has_strtab = true;
+			else if (tag == DT_STRSZ)
+				d->strsz = val;
+			else if (tag == DT_RUNPATH)
+				d->runpath = val, d->has_runpath = true;
+			else if (tag == DT_RPATH)
+				d->rpath = val, d->has_rpath = true;
+		}
 	}
 	return 0;
 }
@@ -414,7 +425,7 @@ static int lookup(const struct pf_root *root, const char *p, struct node *n)
 	/* the root's own tmpfs: the mount points' parents, its own files */
 	n->kind = PF_ROOTDIR;
 	n->st.st_mode = S_IFDIR | 0755;
-	if (!strcmp(p, "/"))
+	if (!strcmp(p, "/") || (root->identity_files && !strcmp(p, "/etc")))
 		return 0;
 	for (size_t i = 0; i < root->n_fs; i++)
 		if (strictly_below(root->fs[i].dst, p))
@@ -503,6 +514,7 @@ void pf_resolve(const struct pf_root *root, const char *path, bool follow, struc
 	o->kind = n.kind;
 	o->entry = n.entry;
 	o->dir = S_ISDIR(n.st.st_mode);
+	o->reg = S_ISREG(n.st.st_mode);
 	memcpy(o->host, n.host, sizeof(o->host));
 }
 
@@ -518,6 +530,7 @@ struct pf {
 	bool cache_read;
 	uint8_t *cache; /* the root's /etc/ld.so.cache, or NULL */
 	size_t cache_len;
+	char unusable[PATH_MAX + 96]; /* a library found that ld.so could not load */
 };
 
 /* One problem of exec[0]: "WHO PROBLEM" (who: NULL for exec[0] itself). */
@@ -660,9 +673,12 @@ static int check_file(struct pf *f, const char *who, const char *what, const cha
 			       errtext(r, e, sizeof(e)), hint);
 		return -1;
 	}
-	if (r->kind != PF_HOST || r->dir) {
+	if (r->kind != PF_HOST || !r->reg) {
 		pf_err(f, who, "is %s, not a regular file",
-		       r->dir ? "a directory" : "not a host file");
+		       r->dir ? "a directory"
+		       : r->kind == PF_HOST
+		           ? "a special file (a FIFO, a device, a socket)"
+		           : "not a host file (under /dev or /proc, or made by postern)");
 		return -1;
 	}
 	int fd = open_found(r);
@@ -713,7 +729,7 @@ static void cache_load(struct pf *f)
 	struct stat st;
 	f->cache_read = true;
 	pf_resolve(&f->root, "/etc/ld.so.cache", true, &r);
-	if (r.err || r.kind != PF_HOST || r.dir)
+	if (r.err || r.kind != PF_HOST || !r.reg)
 		return;
 	int fd = open_found(&r);
 	if (fd < 0)
@@ -783,16 +799,21 @@ static bool lib_try(struct pf *f, const struct obj *prog, const char *path, stru
 	pf_resolve(&f->root, path, true, &r);
 	if (r.err || r.kind != PF_HOST || r.dir)
 		return false;
-	int fd = open_found(&r);
+	int fd = r.reg ? open_found(&r) : -1;
 	if (fd < 0)
 		return false;
 	struct pf_reader rd = {fd_read, &fd};
+	struct statvfs vfs;
 	bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
 	          pf_elf_parse(&rd, &out->elf, why, sizeof(why)) == 1 &&
 	          out->elf.cls == prog->elf.cls && out->elf.machine == prog->elf.machine;
+	bool noexec = ok && fstatvfs(fd, &vfs) == 0 && (vfs.f_flag & ST_NOEXEC);
 	close(fd);
-	if (ok && !may(&st, f->s->uid, f->s->uid, 4)) {
+	if (ok && (noexec || !may(&st, f->s->uid, f->s->uid, 4))) {
+		/* ld.so would fail on it: open (EACCES), or mmap PROT_EXEC */
 		*unreadable = true;
+		say(f->unusable, sizeof(f->unusable), ": %s is there, but %s", r.spath,
+		    noexec ? "on a noexec mount on the host" : "not readable by the sandbox's uid");
 		return false;
 	}
 	if (ok)
@@ -974,8 +995,7 @@ static void check_libs(struct pf *f, const char *who, struct obj *prog)
 			if (i)
 				snprintf(by, sizeof(by), " (needed by %s)", objs[i]->spath);
 			if (unreadable)
-				snprintf(hint, sizeof(hint),
-				         ": found, but not readable by the sandbox's uid");
+				snprintf(hint, sizeof(hint), "%s", f->unusable);
 			else
 				hint_lib(f, prog, name, hint, sizeof(hint));
 			pf_err(

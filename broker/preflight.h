@@ -87,10 +87,12 @@ enum pf_kind {
 #define PF_SYMLINKS_MAX 40
 
 struct pf_res {
-	int err;              /* 0, or ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG */
-	enum pf_kind kind;    /* err == 0 */
-	bool dir;             /* err == 0: a directory */
-	int entry;            /* the filesystem entry it is in, or -1 */
+	int err;           /* 0, or ENOENT, ENOTDIR, ELOOP, EACCES, ENAMETOOLONG */
+	enum pf_kind kind; /* err == 0 */
+	bool dir;          /* err == 0: a directory */
+	bool reg;  /* err == 0: a regular file (PF_HOST: as lstat saw it; only those are opened, no
+	              FIFO nor device) */
+	int entry; /* the filesystem entry it is in, or -1 */
 	char host[PATH_MAX];  /* PF_HOST: the host path (no symlink in it, but maybe the
 	                       * bind source's own components above) */
 	char spath[PATH_MAX]; /* the path inside the root, symlinks resolved */
