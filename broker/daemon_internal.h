@@ -326,6 +326,7 @@ struct daemon {
 	unsigned pool_jobs;    /* in the threadpool: pre-warm set-ups, cgroup stocking */
 	bool refill_busy;      /* --prewarm-refill=busy */
 	bool insecure_policy;  /* --insecure-policy */
+	bool no_preflight;     /* --no-preflight */
 	unsigned refill_slots; /* with it, set-ups under way per sandbox */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace_timer, tick, refill_timer;

@@ -376,8 +376,6 @@ static struct pst_policy *reload_policy(struct daemon *d)
 	int r = pst_policy_load(d->policy_path, &p, &diag);
 	if (r < 0)
 		log_diag("reload_invalid", &diag);
-	else if (pst_preflight(p, &diag) > 0) /* the running generation stays */
-		log_diag("reload_invalid", &diag), r = -EINVAL;
 	pst_diag_free(&diag);
 	if (r < 0)
 		return NULL;
@@ -390,6 +388,12 @@ static struct pst_policy *reload_policy(struct daemon *d)
 	}
 	if (!reload_uids_ok(d, p))
 		return NULL;
+	/* last: it reads files; the running generation stays */
+	if (!d->no_preflight && pst_preflight(p, &diag) > 0) {
+		log_diag("reload_invalid", &diag);
+		pst_diag_free(&diag);
+		return NULL;
+	}
 	struct pst_policy *ok = p;
 	p = NULL;
 	return ok;

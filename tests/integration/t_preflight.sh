@@ -105,6 +105,10 @@ assert_contains "$(cat "$T/run.log")" "its interpreter /lib64/ld-linux-x86-64.so
 assert_not_contains "$(in_lab nft list tables 2>/dev/null)" "$TABLE" "no table made"
 [ ! -e "$CONTROL" ] || fail "control socket made"
 [ ! -e "/run/postern/$TABLE.lock" ] || fail "lock taken"
+# run --no-preflight: started, and said so (its handlers fail at their spawn)
+broker_start "$T/run-bad.json" --no-preflight
+assert_contains "$(grep 'event=preflight ' "$BROKER_LOG")" 'preflight="skipped (--no-preflight)"' "run --no-preflight says so"
+broker_stop
 
 # ---- identity_files, then a reload that fails its preflight ----------------
 broker_json "{ \"who\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\"] }, \"exec\": [\"/opt/helpers/whoami\"],
