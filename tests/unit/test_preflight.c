@@ -429,16 +429,19 @@ static void test_preflight_policy(void **state)
 {
 	(void)state;
 	char json[2048];
-	snprintf(json, sizeof(json),
-	         "{ \"postern\": 1, \"sandboxes\": {"
-	         " \"a\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\"] }, \"exec\": "
-	         "[\"/usr/bin/lost\"], \"filesystem\": [ { \"bind\": \"%s/usr\", \"to\": \"/usr\" } ] },"
-	         " \"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7001\"] }, \"exec\": "
-	         "[\"/usr/bin/nothere\"], \"filesystem\": [ { \"bind\": \"%s/usr\", \"to\": \"/usr\" }, { \"bind\": "
-	         "\"%s/gone\", \"to\": \"/g\" } ] },"
-	         " \"c\": { \"trigger\": { \"listen\": [\"127.0.0.1:7002\"] }, \"exec\": "
-	         "[\"/usr/bin/prog\"], \"filesystem\": [ { \"bind\": \"%s/usr\", \"to\": \"/usr\" } ] } } }",
-	         tree, tree, tree, tree);
+	snprintf(
+	    json, sizeof(json),
+	    "{ \"postern\": 1, \"sandboxes\": {"
+	    " \"a\": { \"trigger\": { \"listen\": [\"127.0.0.1:7000\"] }, \"exec\": "
+	    "[\"/usr/bin/lost\"], \"filesystem\": [ { \"bind\": \"%s/usr\", \"to\": \"/usr\" } ] },"
+	    " \"b\": { \"trigger\": { \"listen\": [\"127.0.0.1:7001\"] }, \"exec\": "
+	    "[\"/usr/bin/nothere\"], \"filesystem\": [ { \"bind\": \"%s/usr\", \"to\": \"/usr\" }, "
+	    "{ \"bind\": "
+	    "\"%s/gone\", \"to\": \"/g\" } ] },"
+	    " \"c\": { \"trigger\": { \"listen\": [\"127.0.0.1:7002\"] }, \"exec\": "
+	    "[\"/usr/bin/prog\"], \"filesystem\": [ { \"bind\": \"%s/usr\", \"to\": \"/usr\" } ] } "
+	    "} }",
+	    tree, tree, tree, tree);
 	struct pst_policy *p = NULL;
 	struct pst_diag d = {0};
 	assert_int_equal(pst_policy_parse("t.json", json, strlen(json), &p, &d), 0);
