@@ -41,6 +41,16 @@ printf '#!/bin/sh\necho hi\n' >"$T/scripts/good.sh"
 chmod 755 "$T/scripts/"*.sh "$T/app" "$T/app/bin" "$T/app/lib" "$T/scripts"
 chmod 644 "$T/scripts/noexec.txt" 2>/dev/null || true
 printf '#!/bin/sh\n' >"$T/scripts/notx.sh"; chmod 644 "$T/scripts/notx.sh"
+# hostile: a link in a bind source to a host path outside the root (never
+# followed there), a FIFO (never opened), a program on a noexec mount
+ln -s /usr/bin/true "$T/scripts/inroot"
+ln -s "$T/app/bin/prog" "$T/scripts/outside"
+mkfifo "$T/scripts/fifo"
+mkdir "$T/nx"
+mount -t tmpfs -o noexec,size=1m tmpfs "$T/nx" || fail "mount a noexec tmpfs"
+on_exit "umount -l '$T/nx'"
+cp /usr/bin/true "$T/nx/true"; chmod 755 "$T/nx" "$T/nx/true"
+NX='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "bind": "'"$T"'/nx", "to": "/opt/nx" } ]'
 
 NOLIB64='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/bin", "target": "usr/bin" } ]'
 APP_BIN='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "bind": "'"$T"'/app/bin", "to": "/opt/app/bin" } ]'
@@ -52,7 +62,9 @@ broker_json "{ $(sb nolib64 /usr/bin/cat "$NOLIB64"),
   $(sb nosrc /usr/bin/cat '[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "bind": "'"$T"'/gone", "to": "/data" } ]'),
   $(sb shebang /opt/s/bad.sh "$SCRIPTS"),
   $(sb notx /opt/s/notx.sh "$SCRIPTS"),
-  $(sb nolib /opt/app/bin/prog "$APP_BIN") }" >"$T/bad.json"
+  $(sb nolib /opt/app/bin/prog "$APP_BIN"),
+  $(sb outside /opt/s/outside "$SCRIPTS"), $(sb fifo /opt/s/fifo "$SCRIPTS"),
+  $(sb nx /opt/nx/true "$NX") }" >"$T/bad.json"
 err=$(check_err "$T/bad.json")
 assert_contains "$err" "$T/bad.json: sandboxes.nolib64.exec[0]: \"/usr/bin/cat\": its interpreter /lib64/ld-linux-x86-64.so.2 is not inside the sandbox's root: /lib64 does not exist there (add { \"symlink\": \"/lib64\", \"target\": \"usr/lib64\" })" "missing interpreter, with the fix"
 assert_contains "$err" "sandboxes.noexec.exec[0]: \"/opt/postern/none\": not found in the sandbox's root: /opt/postern/none does not exist there" "missing exec"
@@ -60,7 +72,10 @@ assert_contains "$err" "sandboxes.nosrc.filesystem[3].bind: \"$T/gone\": does no
 assert_contains "$err" "sandboxes.shebang.exec[0]: \"/opt/s/bad.sh\": its interpreter /nonexistent/sh (#!) is not inside the sandbox's root" "#! interpreter"
 assert_contains "$err" "sandboxes.notx.exec[0]: \"/opt/s/notx.sh\": is not executable by the sandbox's uid" "not executable"
 assert_contains "$err" "sandboxes.nolib.exec[0]: \"/opt/app/bin/prog\": needs the library libpfx.so.1, which is not inside the sandbox's root" "missing DT_NEEDED library"
-assert_contains "$err" "6 errors (preflight)" "one error each"
+assert_contains "$err" "sandboxes.outside.exec[0]: \"/opt/s/outside\": not found in the sandbox's root: /tmp does not exist there" "a link to a host path is followed inside the root"
+assert_contains "$err" "sandboxes.fifo.exec[0]: \"/opt/s/fifo\": is a special file (a FIFO, a device, a socket), not a regular file" "a FIFO"
+assert_contains "$err" "sandboxes.nx.exec[0]: \"/opt/nx/true\": lies on a noexec mount on the host ($T/nx/true)" "noexec"
+assert_contains "$err" "9 errors (preflight)" "one error each"
 # --no-preflight: only the policy itself
 "$POSTERN" check --no-preflight -q "$T/bad.json" || fail "--no-preflight still runs the preflight"
 # as a user: said to be skipped
@@ -70,10 +85,10 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$POSTERN" check "$T/ba
 assert_contains "$out" "preflight skipped: not root" "a user is told"
 
 # what passes: the library through DT_RUNPATH $ORIGIN/../lib, a #! script
-broker_json "{ $(sb app /opt/app/bin/prog "$APP_ALL"), $(sb good /opt/s/good.sh "$SCRIPTS"),
+broker_json "{ $(sb app /opt/app/bin/prog "$APP_ALL"), $(sb good /opt/s/good.sh "$SCRIPTS"), $(sb inroot /opt/s/inroot "$SCRIPTS"),
   $(sb who /opt/helpers/whoami "$FS_JSON" '"identity_files": true') }" >"$T/good.json"
 out=$("$POSTERN" check "$T/good.json" 2>&1) || fail "a policy whose roots hold what they need: $out"
-assert_contains "$out" "policy OK (3 sandboxes)" "good policy"
+assert_contains "$out" "policy OK (4 sandboxes)" "good policy"
 
 # a plain check error: a cpu quota below the kernel's minimum
 broker_json "{ $(sb cpu /usr/bin/cat "$FS_JSON" '"limits": { "cpu": 0.000001 }') }" >"$T/cpu.json"
