@@ -36,6 +36,13 @@ int main(void) { printf("%d\n", pfx_answer()); return 0; }
 C
 cc -shared -fPIC -Wl,-soname,libpfx.so.1 -o "$T/app/lib/libpfx.so.1" "$T/lib.c"
 cc -o "$T/app/bin/prog" "$T/prog.c" -L"$T/app/lib" -l:libpfx.so.1 -Wl,--enable-new-dtags,-rpath,'$ORIGIN/../lib'
+# prog2 has no DT_RUNPATH: its library is found through the root's own
+# /etc/ld.so.cache (made by ldconfig for /opt/custom), or not at all
+cc -o "$T/app/bin/prog2" "$T/prog.c" -L"$T/app/lib" -l:libpfx.so.1
+mkdir -p "$T/croot/opt/custom" "$T/croot/etc"
+cp "$T/app/lib/libpfx.so.1" "$T/croot/opt/custom/"
+echo /opt/custom >"$T/croot/etc/ld.so.conf"
+ldconfig -r "$T/croot" || fail "ldconfig -r"
 printf '#!/nonexistent/sh\necho hi\n' >"$T/scripts/bad.sh"
 printf '#!/bin/sh\necho hi\n' >"$T/scripts/good.sh"
 chmod 755 "$T/scripts/"*.sh "$T/app" "$T/app/bin" "$T/app/lib" "$T/scripts"
@@ -55,6 +62,8 @@ NX='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink
 NOLIB64='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/bin", "target": "usr/bin" } ]'
 APP_BIN='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "bind": "'"$T"'/app/bin", "to": "/opt/app/bin" } ]'
 APP_ALL='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "bind": "'"$T"'/app", "to": "/opt/app" } ]'
+CUSTOM='{ "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "bind": "'"$T"'/app/bin", "to": "/opt/app/bin" }, { "bind": "'"$T"'/croot/opt/custom", "to": "/opt/custom" }'
+CACHE="[ $CUSTOM, { \"bind\": \"$T/croot/etc\", \"to\": \"/etc\" } ]"
 SCRIPTS='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" }, { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" }, { "bind": "'"$T"'/scripts", "to": "/opt/s" } ]'
 
 broker_json "{ $(sb nolib64 /usr/bin/cat "$NOLIB64"),
@@ -64,7 +73,7 @@ broker_json "{ $(sb nolib64 /usr/bin/cat "$NOLIB64"),
   $(sb notx /opt/s/notx.sh "$SCRIPTS"),
   $(sb nolib /opt/app/bin/prog "$APP_BIN"),
   $(sb outside /opt/s/outside "$SCRIPTS"), $(sb fifo /opt/s/fifo "$SCRIPTS"),
-  $(sb nx /opt/nx/true "$NX") }" >"$T/bad.json"
+  $(sb nx /opt/nx/true "$NX"), $(sb nocache /opt/app/bin/prog2 "[ $CUSTOM ]") }" >"$T/bad.json"
 err=$(check_err "$T/bad.json")
 assert_contains "$err" "$T/bad.json: sandboxes.nolib64.exec[0]: \"/usr/bin/cat\": its interpreter /lib64/ld-linux-x86-64.so.2 is not inside the sandbox's root: /lib64 does not exist there (add { \"symlink\": \"/lib64\", \"target\": \"usr/lib64\" })" "missing interpreter, with the fix"
 assert_contains "$err" "sandboxes.noexec.exec[0]: \"/opt/postern/none\": not found in the sandbox's root: /opt/postern/none does not exist there" "missing exec"
@@ -75,7 +84,8 @@ assert_contains "$err" "sandboxes.nolib.exec[0]: \"/opt/app/bin/prog\": needs th
 assert_contains "$err" "sandboxes.outside.exec[0]: \"/opt/s/outside\": not found in the sandbox's root: /tmp does not exist there" "a link to a host path is followed inside the root"
 assert_contains "$err" "sandboxes.fifo.exec[0]: \"/opt/s/fifo\": is a special file (a FIFO, a device, a socket), not a regular file" "a FIFO"
 assert_contains "$err" "sandboxes.nx.exec[0]: \"/opt/nx/true\": lies on a noexec mount on the host ($T/nx/true)" "noexec"
-assert_contains "$err" "9 errors (preflight)" "one error each"
+assert_contains "$err" "sandboxes.nocache.exec[0]: \"/opt/app/bin/prog2\": needs the library libpfx.so.1, which is not inside" "no cache, no library"
+assert_contains "$err" "10 errors (preflight)" "one error each"
 # --no-preflight: only the policy itself
 "$POSTERN" check --no-preflight -q "$T/bad.json" || fail "--no-preflight still runs the preflight"
 # as a user: said to be skipped
@@ -84,11 +94,12 @@ out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$POSTERN" check "$T/ba
 	fail "check as a user failed: $out"
 assert_contains "$out" "preflight skipped: not root" "a user is told"
 
-# what passes: the library through DT_RUNPATH $ORIGIN/../lib, a #! script
-broker_json "{ $(sb app /opt/app/bin/prog "$APP_ALL"), $(sb good /opt/s/good.sh "$SCRIPTS"), $(sb inroot /opt/s/inroot "$SCRIPTS"),
+# what passes: the library through DT_RUNPATH $ORIGIN/../lib or the root's
+# ld.so.cache, a #! script, a link inside the bind source to the root's /usr
+broker_json "{ $(sb app /opt/app/bin/prog "$APP_ALL"), $(sb good /opt/s/good.sh "$SCRIPTS"), $(sb inroot /opt/s/inroot "$SCRIPTS"), $(sb cache /opt/app/bin/prog2 "$CACHE"),
   $(sb who /opt/helpers/whoami "$FS_JSON" '"identity_files": true') }" >"$T/good.json"
 out=$("$POSTERN" check "$T/good.json" 2>&1) || fail "a policy whose roots hold what they need: $out"
-assert_contains "$out" "policy OK (4 sandboxes)" "good policy"
+assert_contains "$out" "policy OK (5 sandboxes)" "good policy"
 
 # a plain check error: a cpu quota below the kernel's minimum
 broker_json "{ $(sb cpu /usr/bin/cat "$FS_JSON" '"limits": { "cpu": 0.000001 }') }" >"$T/cpu.json"
