@@ -34,7 +34,13 @@ static const char check_usage[] =
     "    program's interpreter (PT_INTERP) is in the root and the libraries it\n"
     "    needs are found there as ld.so would find them (DT_RPATH,\n"
     "    LD_LIBRARY_PATH, DT_RUNPATH, the root's /etc/ld.so.cache, the default\n"
-    "    directories), with theirs. `postern run` and a reload always run it.\n"
+    "    directories), with theirs. `postern run` and a reload always run it\n"
+    "    (unless started with --no-preflight). e.g.\n"
+    "        echo.json: sandboxes.echo.exec[0]: \"/usr/bin/cat\": its interpreter\n"
+    "        /lib64/ld-linux-x86-64.so.2 is not inside the sandbox's root: /lib64\n"
+    "        does not exist there (add { \"symlink\": \"/lib64\", \"target\":\n"
+    "        \"usr/lib64\" })\n"
+    "    Not root, check says the preflight was skipped.\n"
     "\n"
     "    Every problem is reported, not only the first, one per line on stderr:\n"
     "        FILE: JSON.PATH: VALUE: what is wrong\n"
@@ -58,7 +64,8 @@ static const char check_usage[] =
     "\n"
     "EXAMPLES\n"
     "    postern check /etc/postern/*.json\n"
-    "    postern check -q policy.json && systemctl reload postern\n";
+    "    postern check -q policy.json && systemctl reload postern\n"
+    "    postern check --no-preflight policy.json   # on another machine\n";
 
 static void fmt_ms(char *b, size_t n, uint64_t ms)
 {

@@ -991,6 +991,12 @@ static void check_libs(struct pf *f, const char *who, struct obj *prog)
 				continue;
 			}
 			free(lib);
+			if (f->lookups > PF_LOOKUPS_MAX) {
+				pf_err(f, who,
+				       "needs more library lookups than preflight makes (%d)",
+				       PF_LOOKUPS_MAX);
+				goto out;
+			}
 			char hint[PATH_MAX + 128], by[PATH_MAX + 32] = "";
 			if (i)
 				snprintf(by, sizeof(by), " (needed by %s)", objs[i]->spath);
