@@ -42,7 +42,8 @@
 #define PF_OBJECTS_MAX 128  /* objects (program, libraries) followed per exec */
 #define PF_LOOKUPS_MAX 4096 /* path lookups per exec */
 #define PF_CACHE_MAX (16u << 20)
-#define PF_SCRIPT_DEPTH 4 /* nested #! interpreters (the kernel's own bound) */
+#define PF_CACHE_WORK (1u << 22) /* cache entries looked at per exec, all names together */
+#define PF_SCRIPT_DEPTH 4        /* nested #! interpreters (the kernel's own bound) */
 
 /* ---- ELF ------------------------------------------------------------------------ */
 
@@ -530,6 +531,7 @@ struct pf {
 	bool cache_read;
 	uint8_t *cache; /* the root's /etc/ld.so.cache, or NULL */
 	size_t cache_len;
+	size_t cache_budget;          /* cache entries still to look at (PF_CACHE_WORK) */
 	char unusable[PATH_MAX + 96]; /* a library found that ld.so could not load */
 };
 
@@ -748,11 +750,9 @@ static void cache_load(struct pf *f)
 #define CACHE_NEW "glibc-ld.so.cache1.1"
 #define CACHE_OLD "ld.so-1.7.0"
 
-/* The cache's paths for name, one after another: i is where to go on. */
-static const char *cache_next(const struct pf *f, const char *name, size_t *i)
+const char *pf_cache_next(const uint8_t *c, size_t len, const char *name, size_t *i, size_t *budget)
 {
-	const uint8_t *c = f->cache;
-	size_t len = f->cache_len, base = 0;
+	size_t base = 0, nlen = strlen(name);
 	if (!c)
 		return NULL;
 	if (len >= 16 && !memcmp(c, CACHE_OLD, sizeof(CACHE_OLD) - 1)) {
@@ -768,19 +768,24 @@ static const char *cache_next(const struct pf *f, const char *name, size_t *i)
 	memcpy(&nlibs, c + base + 20, 4);
 	if (nlibs > (len - base - 48) / 24)
 		return NULL;
-	for (; *i < nlibs; (*i)++) {
+	size_t room = len - base;
+	for (; *i<nlibs && * budget> 0; (*i)++, (*budget)--) {
 		const uint8_t *ent = c + base + 48 + *i * 24;
 		uint32_t key, value;
 		memcpy(&key, ent + 4, 4);
 		memcpy(&value, ent + 8, 4);
-		/* offsets from the new header (the start of a new-only file) */
-		if (key >= len - base || value >= len - base)
+		/* offsets from the new header (the start of a new-only file); the
+		 * name compared with its NUL, the path's NUL looked for within
+		 * PATH_MAX: no scan over the file per entry */
+		if (key >= room || value >= room || room - key <= nlen ||
+		    memcmp(c + base + key, name, nlen + 1))
 			continue;
-		const char *k = (const char *)c + base + key, *v = (const char *)c + base + value;
-		size_t room_k = len - base - key, room_v = len - base - value;
-		if (!memchr(k, 0, room_k) || !memchr(v, 0, room_v) || strcmp(k, name))
+		const char *v = (const char *)c + base + value;
+		size_t vroom = room - value < PATH_MAX ? room - value : PATH_MAX;
+		if (!memchr(v, 0, vroom))
 			continue;
 		(*i)++;
+		(*budget)--;
 		return v;
 	}
 	return NULL;
@@ -921,7 +926,8 @@ static bool lib_find(struct pf *f, const struct obj *prog, const struct obj *o, 
 	if (!f->cache_read)
 		cache_load(f);
 	size_t ci = 0;
-	for (const char *v; (v = cache_next(f, name, &ci));)
+	for (const char *v;
+	     (v = pf_cache_next(f->cache, f->cache_len, name, &ci, &f->cache_budget));)
 		if (v[0] == '/' && lib_try(f, prog, v, out, unreadable))
 			return true;
 	return lib_in_list(f, prog, o, default_dirs(&prog->elf), name, out, unreadable);
@@ -1140,7 +1146,7 @@ size_t pst_preflight(const struct pst_policy *p, struct pst_diag *diag)
 	struct pol_ctx c = {.file = p->file, .diag = diag};
 	for (size_t i = 0; i < p->n_sandboxes; i++) {
 		const struct pst_sandbox *s = &p->sandboxes[i];
-		struct pf f = {.c = &c, .s = s, .exec = s->exec[0]};
+		struct pf f = {.c = &c, .s = s, .exec = s->exec[0], .cache_budget = PF_CACHE_WORK};
 		f.root = (struct pf_root){.fs = s->fs,
 		                          .n_fs = s->n_fs,
 		                          .identity_files = s->identity_files,

@@ -64,6 +64,14 @@ const char *pf_elf_needed(const struct pf_elf *e, size_t i);
  * none. */
 int pf_shebang(const char *buf, size_t len, char *interp, size_t interplen);
 
+/* The paths an ld.so.cache (len bytes at c; the "glibc-ld.so.cache1.1"
+ * format, alone or after the old one) gives for a library name, one a
+ * call: start with *i = 0; NULL when there are no more. Each entry looked
+ * at takes one of *budget; none are looked at once it is 0. Offsets and
+ * counts are checked against len; a path is NUL-terminated within PATH_MAX. */
+const char *pf_cache_next(const uint8_t *c, size_t len, const char *name, size_t *i,
+                          size_t *budget);
+
 /* ---- the virtual root ---------------------------------------------------------- */
 
 /* A sandbox's root as the handler sees it: an empty tmpfs, the filesystem

@@ -1,6 +1,7 @@
 /* Unit tests of the preflight (broker/preflight.c): the ELF reader on
  * crafted buffers, sound and hostile (truncated at every length, offsets
  * that overflow or point outside, strings without their NUL); the #! line;
+ * an ld.so.cache (hostile counts and offsets, a work budget);
  * the virtual resolver on a temporary tree (binds, symlink entries, tmpfs,
  * symlinks inside a bind source, relative, absolute, escaping, looping);
  * and pst_preflight() on a policy over that tree. */
@@ -276,6 +277,85 @@ static void test_shebang(void **state)
 	assert_string_equal(in, "/x");
 }
 
+/* ---- ld.so.cache ------------------------------------------------------------------ */
+
+/* A new-format cache: four entries (two for libfoo.so.1, one whose key is
+ * out of range, one for libfoo.so.1 whose path runs off the end), and the
+ * name libbar.so.2 at the end without its NUL. */
+static size_t craft_cache(uint8_t *b, size_t cap)
+{
+	static const char str[] =
+	    "libfoo.so.1\0/opt/a/libfoo.so.1\0/opt/b/libfoo.so.1\0libbar.so.2";
+	size_t strs = 48 + 4 * 24, len = strs + sizeof(str) - 1; /* no NUL at the very end */
+	assert_true(len + 8 <= cap);
+	memset(b, 0, cap);
+	memcpy(b, "glibc-ld.so.cache1.1", 20);
+	put(b + 20, 4, 4);
+	uint32_t ents[4][2] = {{0, 12}, {0, 31}, {0xfffffff0u, 12}, {50, 60}};
+	for (size_t i = 0; i < 4; i++) {
+		put(b + 48 + 24 * i, 0x303, 4);
+		put(b + 48 + 24 * i + 4, ents[i][0] == 0xfffffff0u ? ents[i][0] : strs + ents[i][0],
+		    4);
+		put(b + 48 + 24 * i + 8, strs + ents[i][1], 4);
+	}
+	memcpy(b + strs, str, sizeof(str) - 1);
+	/* a fourth for libfoo.so.1, whose path (the last byte) has no NUL */
+	put(b + 48 + 3 * 24 + 4, strs, 4);
+	put(b + 48 + 3 * 24 + 8, len - 1, 4);
+	return len;
+}
+
+static void test_cache(void **state)
+{
+	(void)state;
+	uint8_t b[512];
+	size_t len = craft_cache(b, sizeof(b)), i = 0, budget = 100;
+	const char *v = pf_cache_next(b, len, "libfoo.so.1", &i, &budget);
+	assert_non_null(v);
+	assert_string_equal(v, "/opt/a/libfoo.so.1");
+	v = pf_cache_next(b, len, "libfoo.so.1", &i, &budget);
+	assert_non_null(v);
+	assert_string_equal(v, "/opt/b/libfoo.so.1");
+	assert_null(pf_cache_next(b, len, "libfoo.so.1", &i, &budget));
+	/* a name that is a prefix of a key, or one without its NUL */
+	i = 0;
+	assert_null(pf_cache_next(b, len, "libfoo.so", &i, &budget));
+	i = 0;
+	assert_null(pf_cache_next(b, len, "libbar.so.2", &i, &budget));
+	/* the budget: one entry looked at, then none */
+	i = 0;
+	budget = 1;
+	assert_non_null(pf_cache_next(b, len, "libfoo.so.1", &i, &budget));
+	assert_int_equal(budget, 0);
+	assert_null(pf_cache_next(b, len, "libfoo.so.1", &i, &budget));
+	/* more entries than the file holds */
+	put(b + 20, 0x7fffffff, 4);
+	i = 0, budget = 100;
+	assert_null(pf_cache_next(b, len, "libfoo.so.1", &i, &budget));
+	/* cut at every length: never a read past it */
+	len = craft_cache(b, sizeof(b));
+	for (size_t n = 0; n < len; n++) {
+		uint8_t *cut = malloc(n ? n : 1);
+		assert_non_null(cut);
+		memcpy(cut, b, n);
+		i = 0, budget = 100;
+		while ((v = pf_cache_next(cut, n, "libfoo.so.1", &i, &budget)))
+			assert_true(strlen(v) < PATH_MAX);
+		free(cut);
+	}
+	/* the old format in front: the new header after its entries */
+	uint8_t o[600] = {0};
+	memcpy(o, "ld.so-1.7.0", 11);
+	put(o + 12, 1, 4);
+	size_t base = (16 + 12 + 7) & ~(size_t)7;
+	len = craft_cache(b, sizeof(b));
+	memcpy(o + base, b, len);
+	i = 0, budget = 100;
+	v = pf_cache_next(o, base + len, "libfoo.so.1", &i, &budget);
+	assert_non_null(v);
+	assert_string_equal(v, "/opt/a/libfoo.so.1");
+}
+
 /* ---- the virtual root ------------------------------------------------------------ */
 
 static char tree[64];
@@ -468,10 +548,15 @@ static void test_preflight_policy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_elf_sound),   cmocka_unit_test(test_elf_truncated),
-	    cmocka_unit_test(test_elf_hostile), cmocka_unit_test(test_elf_be32),
-	    cmocka_unit_test(test_elf_real),    cmocka_unit_test(test_shebang),
-	    cmocka_unit_test(test_resolve),     cmocka_unit_test(test_preflight_policy),
+	    cmocka_unit_test(test_elf_sound),
+	    cmocka_unit_test(test_elf_truncated),
+	    cmocka_unit_test(test_elf_hostile),
+	    cmocka_unit_test(test_elf_be32),
+	    cmocka_unit_test(test_elf_real),
+	    cmocka_unit_test(test_shebang),
+	    cmocka_unit_test(test_cache),
+	    cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_preflight_policy),
 	};
 	return cmocka_run_group_tests(tests, tree_setup, tree_teardown);
 }
