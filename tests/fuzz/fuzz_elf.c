@@ -1,4 +1,4 @@
-/* libFuzzer target: the preflight's ELF reader and #! line parser
+/* libFuzzer target: the preflight's ELF reader, ld.so.cache reader and #! line parser
  * (broker/preflight.c), which read files a local user may have crafted.
  * Neither may crash, overflow or read outside its input, whatever the
  * bytes; what the reader returns is bounded and NUL-terminated. */
@@ -26,6 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    strlen(pf_elf_needed(&e, i)) >= PF_STR_MAX)
 				abort();
 	}
+	/* the same bytes as an ld.so.cache */
+	size_t i = 0, budget = 1u << 16;
+	for (const char *v; (v = pf_cache_next(buf, size, "libc.so.6", &i, &budget));)
+		if (strlen(v) >= 4096)
+			abort();
 	(void)pf_shebang((const char *)buf, size < 256 ? size : 256, interp, sizeof(interp));
 	free(buf);
 	return 0;
