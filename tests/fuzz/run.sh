@@ -12,7 +12,7 @@ secs=${1:-60}
 out=build-fuzz
 mkdir -p "$out/corpus" "$out/corpus-wire" "$out/corpus-elf"
 # the ELF reader starts from real programs and libraries, cut to max_len
-for f in /usr/bin/true /bin/sh /lib/x86_64-linux-gnu/libc.so.6; do
+for f in /usr/bin/true /bin/sh /lib/x86_64-linux-gnu/libc.so.6 /etc/ld.so.cache; do
 	[ -r "$f" ] && head -c 4096 "$f" >"$out/corpus-elf/$(basename "$f")"
 done
 cp policies/*.json tests/fuzz/corpus/* "$out/corpus/" 2>/dev/null || true
