@@ -1026,6 +1026,35 @@ out:
 
 /* ---- a program --------------------------------------------------------------------- */
 
+/* An ELF program's interpreter (in the root, executable, an ELF file of
+ * no interpreter of its own) and, through it, its libraries. */
+static void check_dynamic(struct pf *f, const char *who, struct obj *prog)
+{
+	char sub[PATH_MAX + 64], why[160];
+	if (!prog->elf.has_interp) {
+		if (prog->elf.n_needed)
+			pf_err(f, who,
+			       "needs libraries (DT_NEEDED) but names no interpreter (PT_INTERP)");
+		return;
+	}
+	if (who)
+		snprintf(sub, sizeof(sub), "%s: its interpreter %s", who, prog->elf.interp);
+	else
+		snprintf(sub, sizeof(sub), "its interpreter %s", prog->elf.interp);
+	struct pf_res ir;
+	struct stat ist;
+	int ifd = check_file(f, sub, "interpreter", prog->elf.interp, 1, &ir, &ist);
+	if (ifd < 0)
+		return; /* its libraries are the interpreter's to find */
+	struct pf_elf *ie = malloc(sizeof(*ie));
+	struct pf_reader ird = {fd_read, &ifd};
+	int ie_r = ie ? pf_elf_parse(&ird, ie, why, sizeof(why)) : -1;
+	if (ie_r != 1 || ie->has_interp)
+		pf_err(f, sub, "is not an ELF interpreter (%s)", ir.host);
+	free(ie);
+	close(ifd);
+	check_libs(f, who, prog);
+}
 /* path (exec[0], or an interpreter of it: who says which) executable in the
  * root: a "#!" script whose interpreter is, or an ELF program whose
  * PT_INTERP and libraries are. */
@@ -1089,29 +1118,7 @@ static void check_prog(struct pf *f, const char *who, const char *path, unsigned
 		return;
 	}
 	snprintf(prog->spath, sizeof(prog->spath), "%s", r.spath);
-	if (prog->elf.has_interp) {
-		if (who)
-			snprintf(sub, sizeof(sub), "%s: its interpreter %s", who, prog->elf.interp);
-		else
-			snprintf(sub, sizeof(sub), "its interpreter %s", prog->elf.interp);
-		struct pf_res ir;
-		struct stat ist;
-		int ifd = check_file(f, sub, "interpreter", prog->elf.interp, 1, &ir, &ist);
-		if (ifd < 0) {
-			free(prog);
-			return; /* its libraries are the interpreter's to find */
-		}
-		struct pf_elf *ie = malloc(sizeof(*ie));
-		struct pf_reader ird = {fd_read, &ifd};
-		int ie_r = ie ? pf_elf_parse(&ird, ie, why, sizeof(why)) : -1;
-		if (ie_r != 1 || ie->has_interp)
-			pf_err(f, sub, "is not an ELF interpreter (%s)", ir.host);
-		free(ie);
-		close(ifd);
-		check_libs(f, who, prog);
-	} else if (prog->elf.n_needed) {
-		pf_err(f, who, "needs libraries (DT_NEEDED) but names no interpreter (PT_INTERP)");
-	}
+	check_dynamic(f, who, prog);
 	free(prog);
 }
 
