@@ -135,12 +135,13 @@ struct pst_env {
 
 struct pst_sandbox {
 	char *name;
-	char *source;      /* its JSON object, compact: what a reload compares */
-	uint32_t index;    /* position in "sandboxes" */
-	uint32_t uid;      /* host uid and gid of its handlers: "uid", or
-	                    * pst_sandbox_default_uid(); unique in the policy */
-	bool uid_explicit; /* "uid" was given */
-	bool allow_bind;   /* handlers may bind(), listen() (seccomp, Landlock) */
+	char *source;        /* its JSON object, compact: what a reload compares */
+	uint32_t index;      /* position in "sandboxes" */
+	uint32_t uid;        /* host uid and gid of its handlers: "uid", or
+	                      * pst_sandbox_default_uid(); unique in the policy */
+	bool uid_explicit;   /* "uid" was given */
+	bool allow_bind;     /* handlers may bind(), listen() (seccomp, Landlock) */
+	bool identity_files; /* the root gets /etc/passwd, /etc/group, /etc/hosts */
 	enum pst_trigger trigger;
 	struct pst_sockaddr *listen;       /* trigger listen */
 	struct pst_listen_opt *listen_opt; /* one per listen entry (zeroed for a string) */

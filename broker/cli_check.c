@@ -4,15 +4,17 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/preflight.h"
 
 static const char check_usage[] =
     "NAME\n"
     "    postern check - validate policy files\n"
     "\n"
     "SYNOPSIS\n"
-    "    postern check [-q] POLICY...\n"
+    "    postern check [--no-preflight | --preflight] [-q] POLICY...\n"
     "\n"
     "DESCRIPTION\n"
     "    Reads each POLICY and checks it against the policy format (README.md,\n"
@@ -22,6 +24,23 @@ static const char check_usage[] =
     "    (resolved with libseccomp), environment names, and the cross-checks:\n"
     "    duplicate listen addresses, channels without a sender or a consumer,\n"
     "    address pools too small or overlapping an egress rule.\n"
+    "\n"
+    "    Then, when run as root, the preflight: what the policy needs from the\n"
+    "    host, checked without building a root or running anything. Every bind\n"
+    "    source exists; each sandbox's exec[0], resolved inside the sandbox's root\n"
+    "    as its handler sees it (the filesystem entries, symlinks in bind sources\n"
+    "    followed inside the root), is a regular file its uid may execute, not on\n"
+    "    a noexec mount; a \"#!\" line's interpreter is in the root too; an ELF\n"
+    "    program's interpreter (PT_INTERP) is in the root and the libraries it\n"
+    "    needs are found there as ld.so would find them (DT_RPATH,\n"
+    "    LD_LIBRARY_PATH, DT_RUNPATH, the root's /etc/ld.so.cache, the default\n"
+    "    directories), with theirs. `postern run` and a reload always run it\n"
+    "    (unless started with --no-preflight). e.g.\n"
+    "        echo.json: sandboxes.echo.exec[0]: \"/usr/bin/cat\": its interpreter\n"
+    "        /lib64/ld-linux-x86-64.so.2 is not inside the sandbox's root: /lib64\n"
+    "        does not exist there (add { \"symlink\": \"/lib64\", \"target\":\n"
+    "        \"usr/lib64\" })\n"
+    "    Not root, check says the preflight was skipped.\n"
     "\n"
     "    Every problem is reported, not only the first, one per line on stderr:\n"
     "        FILE: JSON.PATH: VALUE: what is wrong\n"
@@ -33,8 +52,11 @@ static const char check_usage[] =
     "    FILE: policy OK (N sandboxes).\n"
     "\n"
     "OPTIONS\n"
-    "    -q, --quiet   print nothing on success\n"
-    "    -h, --help    this text\n"
+    "    --no-preflight  only the policy itself, not what it needs from the host\n"
+    "    --preflight     the preflight also when not root (as this user, who may\n"
+    "                    not see what root sees)\n"
+    "    -q, --quiet     print nothing on success\n"
+    "    -h, --help      this text\n"
     "\n"
     "EXIT STATUS\n"
     "    0 if every POLICY is valid; 1 if one is not (or cannot be read);\n"
@@ -42,7 +64,8 @@ static const char check_usage[] =
     "\n"
     "EXAMPLES\n"
     "    postern check /etc/postern/*.json\n"
-    "    postern check -q policy.json && systemctl reload postern\n";
+    "    postern check -q policy.json && systemctl reload postern\n"
+    "    postern check --no-preflight policy.json   # on another machine\n";
 
 static void fmt_ms(char *b, size_t n, uint64_t ms)
 {
@@ -100,10 +123,13 @@ int pst_cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"quiet", no_argument, NULL, 'q'},
+	    {"no-preflight", no_argument, NULL, 'N'},
+	    {"preflight", no_argument, NULL, 'P'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
 	bool quiet = false;
+	int preflight = geteuid() == 0 ? 1 : -1; /* -1: skipped, and said so */
 	int c;
 
 	optind = 1;
@@ -112,17 +138,26 @@ int pst_cmd_check(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
+		case 'N':
+			preflight = 0;
+			break;
+		case 'P':
+			preflight = 1;
+			break;
 		case 'h':
 			fputs(check_usage, stdout);
 			return 0;
 		default:
-			fputs("usage: postern check [-q] POLICY... (see postern check --help)\n",
+			fputs("usage: postern check [--no-preflight] [-q] POLICY... (see postern "
+			      "check --help)\n",
 			      stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		fputs("usage: postern check [-q] POLICY... (see postern check --help)\n", stderr);
+		fputs("usage: postern check [--no-preflight] [-q] POLICY... (see postern check "
+		      "--help)\n",
+		      stderr);
 		return 2;
 	}
 	int rc = 0;
@@ -138,8 +173,23 @@ int pst_cmd_check(int argc, char **argv)
 			rc = 1;
 			continue;
 		}
+		if (preflight > 0 && pst_preflight(p, &diag) > 0) {
+			for (size_t j = 0; j < diag.n; j++)
+				fprintf(stderr, "%s\n", diag.msgs[j]);
+			fprintf(stderr, "%s: %zu error%s (preflight)\n", argv[i], diag.n,
+			        diag.n == 1 ? "" : "s");
+			pst_diag_free(&diag);
+			pst_policy_free(p);
+			rc = 1;
+			continue;
+		}
 		if (!quiet) {
 			summary(p);
+			if (preflight < 0)
+				printf(
+				    "%s: preflight skipped: not root (--preflight runs it as this "
+				    "user)\n",
+				    argv[i]);
 			printf("%s: policy OK (%zu sandbox%s)\n", argv[i], p->n_sandboxes,
 			       p->n_sandboxes == 1 ? "" : "es");
 		}

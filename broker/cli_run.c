@@ -14,7 +14,7 @@ static const char run_usage[] =
     "\n"
     "SYNOPSIS\n"
     "    postern run [-v] [--log-format=text|logfmt|json] [--prewarm-refill=idle|busy]\n"
-    "                [--insecure-policy] POLICY\n"
+    "                [--insecure-policy] [--no-preflight] [POLICY]\n"
     "\n"
     "DESCRIPTION\n"
     "    Loads and validates POLICY (as `postern check` does), creates one\n"
@@ -121,6 +121,9 @@ static const char run_usage[] =
     "    --insecure-policy\n"
     "                     use POLICY even where others could change it (for\n"
     "                     development only; see POLICY FILE)\n"
+    "    --no-preflight   start (and reload) without the preflight (see\n"
+    "                     PREFLIGHT): for a program the preflight misjudges;\n"
+    "                     its handlers then fail at their spawn instead\n"
     "    -h, --help       this text\n"
     "\n"
     "POLICY FILE\n"
@@ -131,6 +134,14 @@ static const char run_usage[] =
     "    excepted: nobody else can rename root's entries there); else the\n"
     "    broker refuses it, naming the path and what is wrong, as sshd refuses\n"
     "    keys others could write.\n"
+    "\n"
+    "PREFLIGHT\n"
+    "    Before anything is bound, mounted or made, and at each reload, every\n"
+    "    sandbox's exec[0] is resolved in its root as the handler would see it\n"
+    "    and checked with its #! interpreter, ELF interpreter and libraries, and\n"
+    "    every bind source must exist (postern check --help lists it all). A\n"
+    "    problem is logged as event=preflight_failed (a reload: reload_invalid,\n"
+    "    the running policy kept), one line each with the JSON path and fix.\n"
     "\n"
     "METRICS\n"
     "    With broker.metrics (a loopback addr:port) GET /metrics answers in the\n"
@@ -163,7 +174,7 @@ static const char run_usage[] =
 
 static const char run_short[] =
     "usage: postern run [-v] [--log-format=text|logfmt|json] [--prewarm-refill=idle|busy]\n"
-    "                   [--insecure-policy] POLICY\n"
+    "                   [--insecure-policy] [--no-preflight] [POLICY]\n"
     "       (see postern run --help)\n";
 
 int pst_cmd_run(int argc, char **argv)
@@ -173,6 +184,7 @@ int pst_cmd_run(int argc, char **argv)
 	    {"prewarm-refill", required_argument, NULL, 'R'},
 	    {"insecure-policy", no_argument, NULL, 'I'},
 	    {"log-format", required_argument, NULL, 'L'},
+	    {"no-preflight", no_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -205,6 +217,9 @@ int pst_cmd_run(int argc, char **argv)
 				    optarg);
 				return 2;
 			}
+			break;
+		case 'N':
+			ro.no_preflight = true;
 			break;
 		case 'h':
 			fputs(run_usage, stdout);

@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 
 #include "broker/daemon_internal.h"
+#include "broker/preflight.h"
 
 #define TICK_MS 100
 #define LOG_QUEUE_BYTES (256 * 1024) /* log lines waiting for a slow sink */
@@ -213,6 +214,7 @@ static int daemon_init(struct daemon *d, const struct pst_run_opts *opts)
 	d->policy_path = opts->policy_path;
 	d->refill_busy = opts->refill_busy;
 	d->insecure_policy = opts->insecure_policy;
+	d->no_preflight = opts->no_preflight;
 	/* every fd the hard limit allows: the fd budget says what the policy needs */
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -248,6 +250,14 @@ static struct pst_policy *start_policy(struct daemon *d)
 		if (!diag.n)
 			pst_log("error", "policy", "file", d->policy_path, "error", strerror(-r),
 			        NULL);
+	} else if (d->no_preflight) {
+		pst_log("warn", "preflight", "file", d->policy_path, "preflight",
+		        "skipped (--no-preflight)", NULL);
+	} else if (pst_preflight(p, &diag) > 0) {
+		/* before anything is bound, made or mounted */
+		log_diag("preflight_failed", &diag);
+		pst_policy_free(p);
+		r = -EINVAL;
 	}
 	pst_diag_free(&diag);
 	return r < 0 ? NULL : p;

@@ -97,12 +97,12 @@ struct listener {
 	int fd;
 	bool passive; /* a startup `sockets` entry: handed over, not polled */
 	bool polling;
-	uint32_t mark;  /* the SO_MARK the broker set on it: 0 or NETPOLICY_MARK_LISTEN */
+	uint32_t mark; /* the SO_MARK the broker set on it: 0 or NETPOLICY_MARK_LISTEN */
 	struct pst_sockaddr addr;
 	const struct pst_listen_opt *opt; /* of its owner's policy (unix peers), or NULL */
-	bool inherited; /* passed by systemd (LISTEN_FDS): its file (path, mode,
-	                 * owner) is systemd's, never unlinked or changed */
-	dev_t dev;      /* unix: the socket file bind() made */
+	bool inherited;                   /* passed by systemd (LISTEN_FDS): its file (path, mode,
+	                                   * owner) is systemd's, never unlinked or changed */
+	dev_t dev;                        /* unix: the socket file bind() made */
 	ino_t ino;
 	struct listener *next; /* d->listeners */
 };
@@ -353,6 +353,7 @@ struct daemon {
 	unsigned pool_jobs;    /* in the threadpool: pre-warm set-ups, cgroup stocking */
 	bool refill_busy;      /* --prewarm-refill=busy */
 	bool insecure_policy;  /* --insecure-policy */
+	bool no_preflight;     /* --no-preflight */
 	unsigned refill_slots; /* with it, set-ups under way per sandbox */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t grace_timer, tick, refill_timer;

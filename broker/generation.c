@@ -33,6 +33,7 @@
 #include <cJSON.h>
 
 #include "broker/daemon_internal.h"
+#include "broker/preflight.h"
 
 /* ---- generation objects ---------------------------------------------- */
 
@@ -391,6 +392,12 @@ static struct pst_policy *reload_policy(struct daemon *d)
 	}
 	if (!reload_uids_ok(d, p))
 		return NULL;
+	/* last: it reads files; the running generation stays */
+	if (!d->no_preflight && pst_preflight(p, &diag) > 0) {
+		log_diag("reload_invalid", &diag);
+		pst_diag_free(&diag);
+		return NULL;
+	}
 	struct pst_policy *ok = p;
 	p = NULL;
 	return ok;

@@ -290,6 +290,7 @@ struct pst_run_opts {
 	bool debug;
 	bool refill_busy;     /* --prewarm-refill=busy */
 	bool insecure_policy; /* --insecure-policy: no pst_policy_trust() */
+	bool no_preflight;    /* --no-preflight: no pst_preflight() at start, reload */
 };
 
 int pst_daemon_run(const struct pst_run_opts *opts);

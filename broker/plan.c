@@ -138,6 +138,7 @@ int plan_sandbox(const struct pst_policy *p, const struct pst_sandbox *sc, struc
 	    .seccomp_allow = allow,
 	    .cgroup_name = p->broker.table,
 	    .allow_bind = sc->allow_bind,
+	    .identity_files = sc->identity_files,
 	};
 	return sandbox_prepare(&cfg, out, err);
 }

@@ -31,6 +31,8 @@
 #define PIDS_MAX 4194304u
 #define HANDLERS_MAX 65536u
 #define CPU_MAX 1024.0
+#define CPU_PERIOD_US 100000u  /* sandbox/cgroup_handler.c: cpu.max "QUOTA 100000" */
+#define CPU_QUOTA_MIN_US 1000u /* the kernel refuses a smaller quota (EINVAL) */
 #define RATE_MAX 1000000.0
 #define UID_MAX 4294967294u
 
@@ -692,6 +694,12 @@ static void parse_limits(struct pol_ctx *c, const char *path, const cJSON *v, st
 			pol_type_err(c, p, x, "a number of cores");
 		else if (!(x->valuedouble > 0) || x->valuedouble > CPU_MAX)
 			pol_err(c, p, x, "must be more than 0 and at most %.0f cores", CPU_MAX);
+		else if ((uint64_t)(x->valuedouble * CPU_PERIOD_US) < CPU_QUOTA_MIN_US)
+			pol_err(c, p, x,
+			        "a quota of %g us per %u us period (cpu.max) is below the kernel's "
+			        "minimum of %u us: at least %g cores",
+			        x->valuedouble * CPU_PERIOD_US, CPU_PERIOD_US, CPU_QUOTA_MIN_US,
+			        (double)CPU_QUOTA_MIN_US / CPU_PERIOD_US);
 		else
 			l->cpu = x->valuedouble;
 	}
@@ -856,6 +864,12 @@ static void parse_deny_from(struct pol_ctx *c, const char *path, const cJSON *v,
 	pol_parse_cidr_list(c, path, v, &s->access.deny, &s->access.n_deny);
 }
 
+static void parse_identity_files(struct pol_ctx *c, const char *path, const cJSON *v,
+                                 struct pst_sandbox *s, struct pol_sandbox_origin *o)
+{
+	pol_get_bool(c, path, v, &s->identity_files);
+}
+
 static void parse_uid(struct pol_ctx *c, const char *path, const cJSON *v, struct pst_sandbox *s,
                       struct pol_sandbox_origin *o)
 {
@@ -893,6 +907,7 @@ static const struct {
     {"seccomp", false, parse_seccomp},
     {"env", false, parse_env},
     {"allow_bind", false, parse_allow_bind},
+    {"identity_files", false, parse_identity_files},
     {"uid", false, parse_uid},
 };
 
@@ -901,9 +916,9 @@ void pol_parse_sandbox(struct pol_ctx *c, const char *path, const cJSON *v, stru
 {
 	/* as documented, in this order, in the "unknown key" message */
 	static const char *const keys[] = {
-	    "trigger", "restart",    "prewarm",    "send",      "sockets", "exec",
-	    "socket",  "filesystem", "egress",     "limits",    "seccomp", "env",
-	    "uid",     "allow_bind", "allow_from", "deny_from", NULL};
+	    "trigger", "restart",    "prewarm",    "send",      "sockets",        "exec",
+	    "socket",  "filesystem", "egress",     "limits",    "seccomp",        "env",
+	    "uid",     "allow_bind", "allow_from", "deny_from", "identity_files", NULL};
 	if (!pol_is_object(c, path, v))
 		return;
 	pol_check_keys(c, path, v, keys);

@@ -141,6 +141,39 @@ static void verify_fs(struct pol_ctx *c, const struct pst_sandbox *s, const stru
 	}
 }
 
+/* identity_files writes /etc/passwd, /etc/group and /etc/hosts into the
+ * root's own tmpfs: no entry may take /etc or one of them (a bind would
+ * put the host's files there instead, and an rw one would have the
+ * broker write into the host's /etc; a tmpfs or a symlink would hide or
+ * redirect them). Entries further below /etc are fine. */
+static void verify_identity(struct pol_ctx *c, const struct pst_sandbox *s,
+                            const struct pol_fs_origin *o)
+{
+	static const char *const files[] = {"/etc", "/etc/passwd", "/etc/group", "/etc/hosts"};
+	char base[POL_PATH_MAX];
+	if (!s->identity_files)
+		return;
+	sb_path(base, s, "filesystem");
+	for (size_t k = 0; k < s->n_fs; k++)
+		for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+			char p[POL_PATH_MAX], q[POL_PATH_MAX];
+			if (strcmp(s->fs[k].dst, files[i]))
+				continue;
+			pol_join_idx(p, base, o[k].index);
+			pol_join(q, p, o[k].dst_key);
+			pol_err_str(
+			    c, q, s->fs[k].dst,
+			    "\"identity_files\" writes /etc/passwd, /etc/group and /etc/hosts "
+			    "into the root, and this entry takes %s%s: drop \"identity_files\" "
+			    "(and provide the files in what is bound), or bind only what the "
+			    "handler needs below /etc",
+			    files[i],
+			    s->fs[k].kind == PST_FS_BIND
+			        ? " (the host's own would be there instead)"
+			        : "");
+		}
+}
+
 static void verify_seccomp(struct pol_ctx *c, const struct pst_sandbox *s)
 {
 	const struct pst_seccomp *sc = &s->seccomp;
@@ -586,12 +619,13 @@ void pol_verify(struct pol_ctx *c, const struct pst_policy *p)
 	for (size_t i = 0; i < p->n_sandboxes; i++) {
 		const struct pst_sandbox *s = &p->sandboxes[i];
 		if (!s->name)
-			continue;                 /* out of memory, reported */
-		verify_prewarm(c, s);             /* not with a startup trigger */
-		verify_fs(c, s, c->origin[i].fs); /* bind sources, destinations */
-		verify_seccomp(c, s);             /* no syscall allowed and denied */
-		verify_limits(c, s);              /* per_source <= handlers */
-		verify_access(c, p, s);           /* listen only, families listened on */
+			continue;                       /* out of memory, reported */
+		verify_prewarm(c, s);                   /* not with a startup trigger */
+		verify_fs(c, s, c->origin[i].fs);       /* bind sources, destinations */
+		verify_identity(c, s, c->origin[i].fs); /* nothing over its /etc files */
+		verify_seccomp(c, s);                   /* no syscall allowed and denied */
+		verify_limits(c, s);                    /* per_source <= handlers */
+		verify_access(c, p, s);                 /* listen only, families listened on */
 	}
 	/* Across sandboxes and the broker: only on a policy that is whole. */
 	if (c->errors)

@@ -169,6 +169,7 @@ struct sandbox {
 	struct sandbox_mount *mounts;
 	size_t n_mounts;
 	bool has_proc;
+	bool identity_files;        /* the root gets /etc/passwd, /etc/group, /etc/hosts */
 	bool root_dir;              /* holds a reference on the root mount point (root.c) */
 	int tmpl_fd;                /* mount namespace holding the root, which each
 	                             * handler copies; -1: each builds its own */

@@ -437,6 +437,50 @@ static void setup_dev(int efd, int rootfd, bool has_proc)
 	close(dev);
 }
 
+/* ---- identity files (in the child) ------------------------------------------------------ */
+
+/* One file of the root's own, made new (never an existing one opened:
+ * O_EXCL, O_NOFOLLOW), root's and read-only; the root is remounted
+ * read-only after. */
+static void identity_file(int efd, int etc, const char *name, const char *text)
+{
+	int fd = openat(etc, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (fd < 0)
+		child_fail(efd, errno, "identity", "create /etc/%s", name);
+	size_t len = strlen(text), off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w <= 0)
+			child_fail(efd, w < 0 ? errno : EIO, "identity", "write /etc/%s", name);
+		off += (size_t)w;
+	}
+	close(fd);
+}
+
+/* /etc/passwd, /etc/group, /etc/hosts for programs that look their uid or
+ * localhost up (getpwuid(), Python's getpass, resolvers): in the root's
+ * own tmpfs, under a /etc made there (or made there as a mount point's
+ * parent: the loader refuses a mount at /etc or on these files). */
+static void identity_files(int efd, int rootfd, const struct sandbox *sb)
+{
+	char passwd[256], group[128];
+	snprintf(passwd, sizeof(passwd),
+	         "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+	         "postern:x:%u:%u:postern:/:/usr/sbin/nologin\n",
+	         (unsigned)sb->uid, (unsigned)sb->gid);
+	snprintf(group, sizeof(group), "root:x:0:\npostern:x:%u:\n", (unsigned)sb->gid);
+	if (mkdirat(rootfd, "etc", 0755) < 0 && errno != EEXIST)
+		child_fail(efd, errno, "identity", "mkdir /etc");
+	int etc = open_nofollow(rootfd, "etc", O_PATH | O_DIRECTORY);
+	if (etc < 0)
+		child_fail(efd, errno, "identity", "/etc%s", errno == ELOOP ? LOOP_NOTE : "");
+	identity_file(efd, etc, "passwd", passwd);
+	identity_file(efd, etc, "group", group);
+	identity_file(efd, etc, "hosts",
+	              "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+	close(etc);
+}
+
 /* ---- the root (in the child) ---------------------------------------------------------------- */
 
 /* The new root: a tmpfs made detached and attached to the root mount point,
@@ -512,6 +556,8 @@ static void build_root(int efd, const struct sandbox *sb, bool tmpl, bool *so)
 		close(fd);
 	}
 	setup_dev(efd, rootfd, sb->has_proc);
+	if (sb->identity_files)
+		identity_files(efd, rootfd, sb);
 	root_pivot(efd, rootfd);
 	close(rootfd);
 	*so = *so && (tmpl || sb_preloadable(sb->argv[0], sb->preload_interp, 0));

@@ -81,6 +81,7 @@ static int prepare(struct sandbox *sb, const struct sandbox_config *cfg, struct 
 	sb_warm_prepare(sb);
 	sb->uid = cfg->uid;
 	sb->gid = cfg->gid;
+	sb->identity_files = cfg->identity_files;
 	sb->socket_mode = cfg->socket_mode;
 	sb->limits = cfg->limits;
 	if ((r = sb_mounts_copy(sb, cfg, err)) < 0 ||

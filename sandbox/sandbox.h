@@ -98,6 +98,12 @@ struct sandbox_config {
 	const char *const *seccomp_deny;  /* NULL-terminated extra denies, or NULL */
 	const char *const *seccomp_allow; /* NULL-terminated, removed from default */
 	const char *cgroup_name;          /* parent cgroup for handlers ("postern"); NULL: none */
+	bool identity_files;              /* the root gets a minimal /etc/passwd and
+	                                   * /etc/group (root, and uid/gid as "postern",
+	                                   * home /, shell /usr/sbin/nologin) and
+	                                   * /etc/hosts (localhost), root's, 0444, in the
+	                                   * read-only root; no mount may be at /etc or
+	                                   * on one of them */
 	bool allow_bind;                  /* handlers may bind(), listen() and autobind unix
 	                                   * sockets (SO_PASSCRED); default: refused by
 	                                   * seccomp, and TCP binds by Landlock (ABI >= 4) */

@@ -216,6 +216,16 @@ static const struct case_ sandbox_cases[] = {
      "expected a size string such as \"64M\", got a number"},
     {SB_OK ", \"limits\": { \"nofile\": 2 }", "out of range 3-1048576"},
     {SB_OK ", \"limits\": { \"cpu\": 0 }", "must be more than 0"},
+    {SB_OK ", \"limits\": { \"cpu\": 0.009 }",
+     "limits.cpu: 0.009: a quota of 900 us per 100000 us period (cpu.max) is below the kernel's "
+     "minimum of 1000 us: at least 0.01 cores"},
+    {SB_OK ", \"identity_files\": 1", "identity_files: 1: expected"},
+    {SB_OK ", \"identity_files\": true, \"filesystem\": [ { \"tmpfs\": \"/etc\" } ]",
+     "sandboxes.a.filesystem[0].tmpfs: \"/etc\": \"identity_files\" writes /etc/passwd, "
+     "/etc/group and /etc/hosts into the root, and this entry takes /etc:"},
+    {SB_OK ", \"identity_files\": true, \"filesystem\": [ { \"bind\": \"/x\", \"to\": "
+           "\"/etc/passwd\" } ]",
+     "filesystem[0].to: \"/etc/passwd\": \"identity_files\" writes"},
     {SB_OK ", \"limits\": { \"rate\": \"200\" }", "not a rate"},
     {SB_OK ", \"limits\": { \"rate\": \"0/s\" }", "rate out of range"},
     {SB_OK ", \"limits\": { \"per_source\": 10, \"handlers\": 5 }",
