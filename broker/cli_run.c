@@ -8,15 +8,24 @@
 #include "broker/broker.h"
 #include "broker/internal.h"
 
+/* the policy `postern run` reads without an argument (the Makefile passes
+ * SYSCONFDIR; make install puts an example there) */
+#ifndef PST_SYSCONFDIR
+#define PST_SYSCONFDIR "/etc"
+#endif
+#define PST_DEFAULT_POLICY PST_SYSCONFDIR "/postern/postern.json"
+
 static const char run_usage[] =
     "NAME\n"
     "    postern run - run the broker in the foreground\n"
     "\n"
     "SYNOPSIS\n"
-    "    postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] POLICY\n"
+    "    postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] [POLICY]\n"
     "\n"
     "DESCRIPTION\n"
-    "    Loads and validates POLICY (as `postern check` does), creates one\n"
+    "    Loads and validates POLICY as `postern check` does (without POLICY:\n"
+    "    " PST_DEFAULT_POLICY ", which make install writes from\n"
+    "    policies/echo.json when it is missing), creates one\n"
     "    network namespace per sandbox and the nftables table of broker.table,\n"
     "    opens the listening sockets, channels and the control socket, then\n"
     "    serves: for every accepted connection, channel message or passed fd it\n"
@@ -128,12 +137,15 @@ static const char run_usage[] =
     "    Sockets passed with LISTEN_FDS are used for the policy addresses they\n"
     "    are bound to; READY=1 is sent to NOTIFY_SOCKET once serving.\n"
     "\n"
+    "FILES\n"
+    "    " PST_DEFAULT_POLICY "  the policy without POLICY\n"
+    "\n"
     "EXIT STATUS\n"
     "    0 after a clean stop; 1 if the policy is invalid, another broker\n"
     "    holds the table or set-up failed; 2 on bad usage.\n";
 
 static const char run_short[] =
-    "usage: postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] POLICY\n"
+    "usage: postern run [-v] [--prewarm-refill=idle|busy] [--insecure-policy] [POLICY]\n"
     "       (see postern run --help)\n";
 
 int pst_cmd_run(int argc, char **argv)
@@ -174,7 +186,7 @@ int pst_cmd_run(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind < argc - 1) {
 		fputs(run_short, stderr);
 		return 2;
 	}
@@ -182,7 +194,7 @@ int pst_cmd_run(int argc, char **argv)
 		fputs("postern run: must run as root (namespaces, cgroups, nftables)\n", stderr);
 		return 1;
 	}
-	ro.policy_path = argv[optind];
+	ro.policy_path = optind < argc ? argv[optind] : PST_DEFAULT_POLICY;
 	pst_log_debug = ro.debug;
 	return pst_daemon_run(&ro);
 }

@@ -12,7 +12,7 @@ static const char usage[] =
     "    postern - socket-brokering firewall gateway: one isolated process per request\n"
     "\n"
     "SYNOPSIS\n"
-    "    postern run [OPTIONS] POLICY      run the broker in the foreground\n"
+    "    postern run [OPTIONS] [POLICY]    run the broker in the foreground\n"
     "    postern check [OPTIONS] POLICY    validate a policy file and exit\n"
     "    postern status [OPTIONS]          print a running broker's status\n"
     "    postern top [OPTIONS]             live view of sandboxes and handlers\n"
