@@ -110,7 +110,7 @@ static const char run_usage[] =
     "                     PRE-WARMED HANDLERS). busy keeps more requests warm\n"
     "                     under steady load where set-ups can run on idle\n"
     "                     CPUs; where process creation does not scale with\n"
-    "                     CPUs (README, Performance) it costs the tail what\n"
+    "                     CPUs (docs/performance.md) it costs the tail what\n"
     "                     it gains the median. Default idle.\n"
     "    --insecure-policy\n"
     "                     use POLICY even where others could change it (for\n"
