@@ -32,6 +32,12 @@ done
 for u in "$ROOT"/examples/systemd/postern.*; do
 	[ -f "$P/lib/systemd/system/$(basename "$u")" ] || fail "unit $(basename "$u") not installed"
 done
+# each unit's programs are where install put them
+for u in "$P"/lib/systemd/system/postern.*; do
+	for x in $(sed -n 's/^Exec[A-Za-z]*=[-@:+!]*\([^ ]*\).*/\1/p' "$u"); do
+		case $x in /opt/pst/*) [ -x "$D$x" ] || fail "$(basename "$u") runs $x, which install did not put" ;; esac
+	done
+done
 # paths rewritten to PREFIX, and nothing left pointing at /usr/local
 grep -q '"/opt/pst/libexec/postern/echo"' "$P/share/postern/policies/echo.json" ||
 	fail "installed echo policy does not run /opt/pst/libexec/postern/echo: $(cat "$P/share/postern/policies/echo.json")"
