@@ -11,7 +11,9 @@
 . "$(dirname "$0")/broker_lib.sh"
 command -v mandoc >/dev/null || fail "mandoc missing: make deps"
 
-mk() { make --no-print-directory -C "$ROOT" "$@" >>"$T/make.log" 2>&1 || { cat "$T/make.log" >&2; fail "make $*"; }; }
+# make as an operator runs it, not with the variables of a make this test runs under
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -C "$ROOT" "$@" >>"$T/make.log" 2>&1 ||
+	{ cat "$T/make.log" >&2; fail "make $*"; }; }
 # tree DIR: every path under DIR with its type and mode, sorted
 tree() { (cd "$1" && find . -mindepth 1 -printf '%p %y %m\n' | LC_ALL=C sort); }
 
@@ -145,7 +147,7 @@ assert_eq "$(tree "$E")" "./postern d 755
 ./postern/postern.json f 644" "what uninstall left in SYSCONFDIR"
 grep -q "\"$TABLE\"" "$C" || fail "uninstall changed the operator's policy"
 # without a manifest, uninstall refuses rather than guessing
-if mk_out=$(make --no-print-directory -C "$ROOT" uninstall BUILD="$B2" PREFIX="$P" SYSCONFDIR="$E" 2>&1); then
+if mk_out=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make --no-print-directory -C "$ROOT" uninstall BUILD="$B2" PREFIX="$P" SYSCONFDIR="$E" 2>&1); then
 	fail "uninstall without an install succeeded: $mk_out"
 fi
 assert_contains "$mk_out" "install.manifest is missing" "uninstall without an install"
