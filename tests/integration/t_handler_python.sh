@@ -4,7 +4,8 @@
 # (tempfile) and a tmpfs /dev/shm (multiprocessing's semaphores: an entry
 # under postern's own /dev), and, where the policy loader knows it,
 # "identity_files": true (a passwd entry for its uid, /etc/hosts with
-# localhost). The handler reports what it found over its socket.
+# localhost). The handler reports what it found over its socket. Then the
+# README's own Python example, as it is written there.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 PY=/usr/bin/python3
@@ -59,5 +60,24 @@ b=$(in_lab "$CLIENT" 127.0.0.1:7000 "b")
 wait "$apid"
 assert_contains "$(cat "$T/a.out")" "a TCP" "the first of two at once"
 assert_contains "$b" "b TCP" "the second of two at once"
+broker_stop
+
+# README's example ("Writing handlers", "In any language") as it is there:
+# its policy (with this run's broker keys and the script's path) and script
+awk '/^A complete policy for one/ { f = 1 } f && /^```json$/ { p = 1; next } p && /^```$/ { exit } p' \
+	"$ROOT/README.md" >"$T/readme.json"
+awk '/^with `\/srv\/hello\/hello.py`:/ { f = 1 } f && /^```python$/ { p = 1; next } p && /^```$/ { exit } p' \
+	"$ROOT/README.md" >"$T/readme.py"
+[ -s "$T/readme.json" ] && [ -s "$T/readme.py" ] || fail "README's Python example not found"
+chmod 644 "$T/readme.py"
+jq --arg t "$TABLE" --arg c "$CONTROL" --arg s "$STATE" --argjson u "$UID_BASE" --arg py "$T/readme.py" \
+	--argjson ident "$ident" '
+	.broker = { table: $t, control: $c, state_dir: $s, uid_base: $u, grace: "3s" }
+	| .sandboxes.hello.filesystem |= map(if .bind == "/srv/hello/hello.py" then .bind = $py else . end)
+	| if $ident == 1 then . else del(.sandboxes.hello.identity_files) end' \
+	"$T/readme.json" >"$T/policy.json" || fail "README's Python policy is not JSON"
+"$POSTERN" check -q "$T/policy.json" || fail "README's Python policy is invalid"
+broker_start "$T/policy.json"
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:8000 "hi")" "hello 127.0.0.1, you said 'hi'" "README's Python example"
 broker_stop
 assert_clean_lab
