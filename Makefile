@@ -18,12 +18,18 @@
 #   make demo       the echo demo, inside a throwaway network namespace
 #   make bench      benchmarks (tests/bench)
 #   make fuzz       libFuzzer on the policy loader, bounded in time
-#   make install PREFIX=/usr/local
+#   make man-lint   the man pages (man/) through mandoc -Tlint, any warning fails
+#   make install    PREFIX=/usr/local SYSCONFDIR=/etc DESTDIR= (tools/install.sh
+#                   says what goes where); make uninstall removes it again
 #
 # Sources are found by wildcard: a new .c file in a module folder is built
 # without touching this file.
 
 PREFIX  ?= /usr/local
+# the default policy of `postern run` is SYSCONFDIR/postern/postern.json
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+VERSION := $(shell sed -n 's/^\#define PST_VERSION "\(.*\)"/\1/p' broker/main.c)
 BUILD   ?= build
 CC      ?= cc
 OPT     ?= -O2 -g
@@ -55,7 +61,7 @@ DEPFLAGS  = -MMD -MP
 DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
 	clang clang-format libclang-rt-14-dev ucspi-tcp jq \
-	qemu-system-x86 busybox-static cpio kmod libncurses-dev tmux
+	qemu-system-x86 busybox-static cpio kmod libncurses-dev tmux mandoc
 
 # what only the postern binary has (the CLI's entry and top's terminal):
 # the library, the tests and the helpers link without ncurses
@@ -81,14 +87,23 @@ BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests
 
 .SECONDARY:
 
-.PHONY: all deps test lint unit unit-asan tsan integration integration-asan test-cgroup2 demo bench \
-	fuzz install clean check-policies promtool
+.PHONY: all deps test lint man-lint unit unit-asan tsan integration integration-asan test-cgroup2 \
+	demo bench fuzz install uninstall clean check-policies promtool FORCE
 
 all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+# SYSCONFDIR is compiled into `postern run` (its default policy); the
+# stamp changes, and cli_run.o is rebuilt, only when SYSCONFDIR does.
+SYSCONF_STAMP := $(BUILD)/sysconfdir.stamp
+$(SYSCONF_STAMP): FORCE
+	@mkdir -p $(@D)
+	@echo '$(SYSCONFDIR)' | cmp -s - $@ || echo '$(SYSCONFDIR)' >$@
+$(BUILD)/obj/broker/cli_run.o: $(SYSCONF_STAMP)
+$(BUILD)/obj/broker/cli_run.o: CPPFLAGS += -DPST_SYSCONFDIR='"$(SYSCONFDIR)"'
 
 # What pre-warmed handlers wait in, embedded in the library: postern-warm,
 # static and tiny (sandbox.c loads it into a sealed memfd), and
@@ -215,6 +230,7 @@ check-policies: $(POSTERN)
 # tier's "N passed, N failed" is the last line.
 test: deps
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory man-lint
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
@@ -235,12 +251,21 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
-install: $(POSTERN) $(EXAMPLES)
-	install -D -m 0755 $(POSTERN) $(DESTDIR)$(PREFIX)/bin/postern
-	install -d $(DESTDIR)$(PREFIX)/libexec/postern
-	for e in $(EXAMPLES); do install -m 0755 $$e $(DESTDIR)$(PREFIX)/libexec/postern/; done
-	install -d $(DESTDIR)$(PREFIX)/share/postern/policies
-	install -m 0644 policies/*.json $(DESTDIR)$(PREFIX)/share/postern/policies/
+# Hand-written mdoc pages; mandoc's lint at level warning, and any message fails.
+MAN_PAGES := man/postern.8 man/postern.json.5
+man-lint:
+	@out=$$(mandoc -Tlint -Wwarning $(MAN_PAGES) 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out"; echo "man-lint: mandoc warnings" >&2; exit 1; fi; \
+	echo "man-lint: $(words $(MAN_PAGES)) pages clean"
+
+# postern is a root daemon: PREFIX/sbin. What goes where: tools/install.sh.
+INSTALL_ENV = DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' SYSCONFDIR='$(SYSCONFDIR)' \
+	SYSTEMDUNITDIR='$(SYSTEMDUNITDIR)' BUILD='$(BUILD)' VERSION='$(VERSION)'
+install: $(POSTERN) $(EXAMPLES) $(EXLIB)
+	@$(INSTALL_ENV) sh tools/install.sh install
+
+uninstall:
+	@$(INSTALL_ENV) sh tools/install.sh uninstall
 
 clean:
 	rm -rf build build-asan build-tsan build-fuzz

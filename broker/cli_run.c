@@ -8,6 +8,13 @@
 #include "broker/broker.h"
 #include "broker/internal.h"
 
+/* the policy `postern run` reads without an argument (the Makefile passes
+ * SYSCONFDIR; make install puts an example there) */
+#ifndef PST_SYSCONFDIR
+#define PST_SYSCONFDIR "/etc"
+#endif
+#define PST_DEFAULT_POLICY PST_SYSCONFDIR "/postern/postern.json"
+
 static const char run_usage[] =
     "NAME\n"
     "    postern run - run the broker in the foreground\n"
@@ -17,7 +24,9 @@ static const char run_usage[] =
     "                [--insecure-policy] [--no-preflight] [POLICY]\n"
     "\n"
     "DESCRIPTION\n"
-    "    Loads and validates POLICY (as `postern check` does), creates one\n"
+    "    Loads and validates POLICY as `postern check` does (without POLICY:\n"
+    "    " PST_DEFAULT_POLICY ", which make install writes from\n"
+    "    policies/echo.json when it is missing), creates one\n"
     "    network namespace per sandbox and the nftables table of broker.table,\n"
     "    opens the listening sockets, channels and the control socket, then\n"
     "    serves: for every accepted connection, channel message or passed fd it\n"
@@ -116,7 +125,7 @@ static const char run_usage[] =
     "                     PRE-WARMED HANDLERS). busy keeps more requests warm\n"
     "                     under steady load where set-ups can run on idle\n"
     "                     CPUs; where process creation does not scale with\n"
-    "                     CPUs (README, Performance) it costs the tail what\n"
+    "                     CPUs (docs/performance.md) it costs the tail what\n"
     "                     it gains the median. Default idle.\n"
     "    --insecure-policy\n"
     "                     use POLICY even where others could change it (for\n"
@@ -167,6 +176,9 @@ static const char run_usage[] =
     "    its priority (<3> error, <4> warn, <6> info, <7> debug), for\n"
     "    journalctl -p, and text and logfmt lines carry no ts= (the journal\n"
     "    stamps them).\n"
+    "\n"
+    "FILES\n"
+    "    " PST_DEFAULT_POLICY "  the policy without POLICY\n"
     "\n"
     "EXIT STATUS\n"
     "    0 after a clean stop; 1 if the policy is invalid, another broker\n"
@@ -229,7 +241,7 @@ int pst_cmd_run(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind < argc - 1) {
 		fputs(run_short, stderr);
 		return 2;
 	}
@@ -237,7 +249,7 @@ int pst_cmd_run(int argc, char **argv)
 		fputs("postern run: must run as root (namespaces, cgroups, nftables)\n", stderr);
 		return 1;
 	}
-	ro.policy_path = argv[optind];
+	ro.policy_path = optind < argc ? argv[optind] : PST_DEFAULT_POLICY;
 	pst_log_debug = ro.debug;
 	pst_log_detect_journal();
 	return pst_daemon_run(&ro);

@@ -234,7 +234,7 @@ static void log_refill(struct sbx *s, bool idle, const char *cause, unsigned n)
 /* Start pre-warmed handlers towards the sandbox's `prewarm`. A set-up costs
  * a few ms of CPU, and on a machine where process creation does not scale
  * with CPUs, beside a request in service it slows that request about as
- * much as it would save the next one (measured on 2 CPUs: README,
+ * much as it would save the next one (measured on 2 CPUs: docs/performance.md,
  * "Performance"). So by default (--prewarm-refill=idle): all that are
  * missing once the sandbox has had nothing in service for PREWARM_IDLE_MS,
  * and while it is busy one at a time (the tick and each idle moment start

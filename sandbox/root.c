@@ -403,7 +403,9 @@ static void setup_mount(int efd, const struct sandbox_mount *m, int rootfd)
 
 /* A minimal /dev, made in place (the child is still host root): one mknod
  * each, where binding the host's nodes costs a create, a bind and a
- * remount. Then read-only. */
+ * remount. Made before the declared entries, so that one under /dev (a
+ * tmpfs at /dev/shm, as Python's multiprocessing wants) gets its mount
+ * point there; read-only after them (seal_dev). */
 static void setup_dev(int efd, int rootfd, bool has_proc)
 {
 	static const struct {
@@ -431,6 +433,14 @@ static void setup_dev(int efd, int rootfd, bool has_proc)
 	for (size_t i = 0; has_proc && i < sizeof(links) / sizeof(links[0]); i++)
 		if (symlinkat(links[i][1], dev, links[i][0]) < 0)
 			child_fail(efd, errno, "dev", "/dev/%s", links[i][0]);
+	close(dev);
+}
+
+static void seal_dev(int efd, int rootfd)
+{
+	int dev = openat(rootfd, "dev", O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dev < 0)
+		child_fail(efd, errno, "dev", "/dev (open)");
 	if (fchdir(dev) == 0)
 		mount(NULL, ".", NULL, MS_REMOUNT | MS_NOSUID | MS_NOEXEC | MS_RDONLY,
 		      "size=64k,mode=0755");
@@ -542,6 +552,7 @@ static void build_root(int efd, const struct sandbox *sb, bool tmpl, bool *so)
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(efd, errno, "mount", "make / private");
 	int rootfd = root_tmpfs(efd);
+	setup_dev(efd, rootfd, sb->has_proc);
 	for (size_t i = 0; i < sb->n_mounts; i++) {
 		const struct sandbox_mount *m = &sb->mounts[i];
 		if (!tmpl || !per_handler(m)) {
@@ -555,9 +566,9 @@ static void build_root(int efd, const struct sandbox *sb, bool tmpl, bool *so)
 			           fd == -ELOOP ? LOOP_NOTE : "");
 		close(fd);
 	}
-	setup_dev(efd, rootfd, sb->has_proc);
 	if (sb->identity_files)
 		identity_files(efd, rootfd, sb);
+	seal_dev(efd, rootfd);
 	root_pivot(efd, rootfd);
 	close(rootfd);
 	*so = *so && (tmpl || sb_preloadable(sb->argv[0], sb->preload_interp, 0));

@@ -26,12 +26,14 @@ ip netns add "$NS" && ip -n "$NS" link set lo up || exit 1
 echo "   The broker, its nftables table and its sandbox networks live in it; it is deleted at the end."
 
 say "2. The policy: policies/echo.json, pointed at the freshly built handlers"
-# The shipped policy runs /usr/local/libexec/postern/echo; here the handlers
-# come from build/examples, bound read-only at /opt/postern in each sandbox.
+# The shipped policy runs /usr/local/libexec/postern/echo (and binds that
+# directory); here the handlers come from build/examples, bound read-only
+# at /opt/postern in each sandbox.
 jq --arg ex "$B/examples" --arg t "$T" '
   .broker = ((.broker // {}) + { control: ($t + "/control.sock"), state_dir: ($t + "/state"),
 				 table: "postern_demo" })
   | .sandboxes.echo.exec[0] = "/opt/postern/echo"
+  | .sandboxes.echo.filesystem |= map(select(.bind != "/usr/local/libexec/postern"))
   | .sandboxes.echo.filesystem += [ { bind: $ex, to: "/opt/postern" } ]
   | .sandboxes.confine = (.sandboxes.echo
       | .trigger = { listen: ["127.0.0.1:7001"] } | .exec = ["/opt/postern/confine"]
@@ -84,10 +86,10 @@ echo "   nftables tables left in the namespace: ${left:-none}"
 
 say "Running postern for real"
 cat <<TXT
-   make install PREFIX=/usr/local
-   postern check /usr/local/share/postern/policies/echo.json
-   postern run /usr/local/share/postern/policies/echo.json     # as root; Ctrl-C stops it
-   postern status                                              # from another terminal
+   make install                 # PREFIX=/usr/local; the echo policy in /etc/postern/postern.json
+   postern check /etc/postern/postern.json
+   postern run                  # as root: /etc/postern/postern.json; Ctrl-C stops it
+   postern status               # from another terminal
    See README.md for the policy format, egress rules and limits.
 TXT
 exit $rc
