@@ -29,7 +29,7 @@ PREFIX  ?= /usr/local
 # the default policy of `postern run` is SYSCONFDIR/postern/postern.json
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-VERSION := $(shell sed -n 's/^\#define PST_VERSION "\(.*\)"/\1/p' broker/main.c)
+VERSION := $(shell sed -n 's/^\#define PST_VERSION "\(.*\)"/\1/p' broker/broker.h)
 BUILD   ?= build
 CC      ?= cc
 OPT     ?= -O2 -g

@@ -73,16 +73,6 @@ static void fmt_us(char *b, size_t n, double us)
 		snprintf(b, n, "%.0fus", us);
 }
 
-static void fmt_bytes(char *b, size_t n, double v)
-{
-	if (v >= 1 << 30)
-		snprintf(b, n, "%.1fG", v / (1 << 30));
-	else if (v >= 1 << 20)
-		snprintf(b, n, "%.1fM", v / (1 << 20));
-	else
-		snprintf(b, n, "%.0fK", v / 1024);
-}
-
 /* A sandbox's table row. */
 static void render_row(FILE *out, const cJSON *s)
 {
@@ -144,8 +134,8 @@ static void render_details(FILE *out, const cJSON *s, bool top)
 	const cJSON *cg = cJSON_GetObjectItemCaseSensitive(s, "cgroup");
 	if (cg) {
 		char mem[16], peak[16], cpu[16];
-		fmt_bytes(mem, sizeof(mem), num(cg, "memory_bytes"));
-		fmt_bytes(peak, sizeof(peak), num(cg, "memory_peak_bytes"));
+		pst_fmt_bytes(mem, sizeof(mem), num(cg, "memory_bytes"));
+		pst_fmt_bytes(peak, sizeof(peak), num(cg, "memory_peak_bytes"));
 		fmt_us(cpu, sizeof(cpu), num(cg, "cpu_us"));
 		fprintf(out, "    cgroups: memory %s now, peak %s; cpu %s; OOM kills %.0f\n", mem,
 		        peak, cpu, num(cg, "oom_kills"));
@@ -166,7 +156,7 @@ static void render_handlers(FILE *out, const cJSON *s, bool top)
 		const char *peer = str(h, "peer");
 		char mem[16] = "-", cpu[16] = "-";
 		if (cJSON_GetObjectItemCaseSensitive(h, "memory_bytes"))
-			fmt_bytes(mem, sizeof(mem), num(h, "memory_bytes"));
+			pst_fmt_bytes(mem, sizeof(mem), num(h, "memory_bytes"));
 		if (cJSON_GetObjectItemCaseSensitive(h, "cpu_us"))
 			fmt_us(cpu, sizeof(cpu), num(h, "cpu_us"));
 		fprintf(out, "    pid %-8.0f peer %-40s age %6.1fs mem %7s cpu %8s pids %.0f\n",

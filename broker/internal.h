@@ -101,6 +101,9 @@ struct pst_throttle {
  * false: skip it (counted). */
 bool pst_throttle_pass(struct pst_throttle *t, uint64_t now_ns, uint64_t *suppressed);
 
+/* bytes for a person: "1.5G", "12.0M", "640K" (status, top) */
+void pst_fmt_bytes(char *b, size_t n, double v);
+
 /* A message snprintf() cut at the end of buf (len bytes) ends in "...". */
 void pst_mark_truncated(char *buf, size_t len);
 

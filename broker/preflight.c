@@ -380,16 +380,23 @@ static int lookup(const struct pf_root *root, const char *p, struct node *n)
 {
 	memset(n, 0, sizeof(*n));
 	n->entry = -1;
-	/* /dev is mounted last, over everything */
-	if (at_or_below(p, "/dev")) {
-		n->kind = PF_VIRTUAL;
-		n->st.st_mode = (strcmp(p, "/dev") ? S_IFCHR : S_IFDIR) | 0755;
-		return 0;
-	}
+	/* /dev is the root's own, made before the entries (sandbox/root.c):
+	 * only an entry under /dev (a tmpfs at /dev/shm) lies over it */
+	bool in_dev = at_or_below(p, "/dev");
 	for (size_t i = root->n_fs; i-- > 0;) {
 		const struct pst_fs *f = &root->fs[i];
-		if (!at_or_below(p, f->dst))
+		if (!at_or_below(p, f->dst) || (in_dev && !strictly_below(f->dst, "/dev")))
 			continue;
+		if (f->kind != PST_FS_SYMLINK && strcmp(p, f->dst))
+			for (size_t j = i + 1; j < root->n_fs; j++)
+				if (strictly_below(root->fs[j].dst, p)) {
+					/* the parent of a later entry's mount point,
+					 * made in this one when that entry is mounted */
+					n->entry = (int)i;
+					n->kind = PF_VIRTUAL;
+					n->st.st_mode = S_IFDIR | 0755;
+					return 0;
+				}
 		n->entry = (int)i;
 		if (f->kind == PST_FS_SYMLINK) {
 			/* the loader refuses entries under a symlink one: p is it */
@@ -421,6 +428,11 @@ static int lookup(const struct pf_root *root, const char *p, struct node *n)
 			n->link[l] = 0;
 			n->is_link = true;
 		}
+		return 0;
+	}
+	if (in_dev) {
+		n->kind = PF_VIRTUAL;
+		n->st.st_mode = (strcmp(p, "/dev") ? S_IFCHR : S_IFDIR) | 0755;
 		return 0;
 	}
 	/* the root's own tmpfs: the mount points' parents, its own files */

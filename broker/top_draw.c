@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "broker/top.h"
+#include "broker/internal.h"
 
 /* head, width, max, prio, left, sort */
 const struct top_col top_sbx_cols[TOP_SC__N] = {
@@ -106,16 +107,6 @@ static void fmt_us(char *b, size_t n, double us)
 		snprintf(b, n, "%.0fus", us);
 }
 
-static void fmt_bytes(char *b, size_t n, double v)
-{
-	if (v >= 1 << 30)
-		snprintf(b, n, "%.1fG", v / (1 << 30));
-	else if (v >= 1 << 20)
-		snprintf(b, n, "%.1fM", v / (1 << 20));
-	else
-		snprintf(b, n, "%.0fK", v / 1024);
-}
-
 static void fmt_age(char *b, size_t n, double s)
 {
 	long long t = (long long)s;
@@ -166,7 +157,7 @@ static void sbx_text(char *b, size_t n, int c, const struct top_sandbox *s)
 		snprintf(b, n, "%.0f", s->cpu_pct);
 		break;
 	case TOP_SC_MEM:
-		fmt_bytes(b, n, s->mem);
+		pst_fmt_bytes(b, n, s->mem);
 		break;
 	case TOP_SC_P50:
 	case TOP_SC_P99:
@@ -217,7 +208,7 @@ static void h_text(char *b, size_t n, int c, const struct top_handler *h)
 	case TOP_HC_MEM:
 	case TOP_HC_PEAK:
 		if (c == TOP_HC_MEM ? h->has_mem : h->has_peak)
-			fmt_bytes(b, n, c == TOP_HC_MEM ? h->mem : h->peak);
+			pst_fmt_bytes(b, n, c == TOP_HC_MEM ? h->mem : h->peak);
 		else
 			snprintf(b, n, "-");
 		break;

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Admission helpers: token bucket, per-source counts, latency samples. */
+/* Admission helpers: token bucket, per-source counts, latency samples;
+ * small formatting helpers of the CLI. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -201,4 +203,14 @@ void pst_mark_truncated(char *buf, size_t len)
 	/* a message cut at its buffer's end says so */
 	if (len >= 4)
 		memcpy(buf + len - 4, "...", 4);
+}
+
+void pst_fmt_bytes(char *b, size_t n, double v)
+{
+	if (v >= 1 << 30)
+		snprintf(b, n, "%.1fG", v / (1 << 30));
+	else if (v >= 1 << 20)
+		snprintf(b, n, "%.1fM", v / (1 << 20));
+	else
+		snprintf(b, n, "%.0fK", v / 1024);
 }

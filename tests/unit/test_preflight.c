@@ -419,7 +419,7 @@ static int tree_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
-static struct pst_fs fs[4];
+static struct pst_fs fs[6];
 static char usr[128];
 
 static struct pf_root root_of(void)
@@ -429,8 +429,12 @@ static struct pf_root root_of(void)
 	fs[1] = (struct pst_fs){.kind = PST_FS_SYMLINK, .dst = "/lib64", .target = "usr/lib"};
 	fs[2] = (struct pst_fs){.kind = PST_FS_TMPFS, .dst = "/tmp"};
 	fs[3] = (struct pst_fs){.kind = PST_FS_BIND, .src = usr, .dst = "/opt/deep/usr"};
+	/* mounted into the tmpfs above (make install's policies under a
+	 * PREFIX in /tmp), and a tmpfs over the root's own /dev */
+	fs[4] = (struct pst_fs){.kind = PST_FS_BIND, .src = usr, .dst = "/tmp/pfx/usr"};
+	fs[5] = (struct pst_fs){.kind = PST_FS_TMPFS, .dst = "/dev/shm"};
 	/* a uid of nobody's: the tree is root's, or the test user's */
-	return (struct pf_root){.fs = fs, .n_fs = 4, .uid = 4000123, .gid = 4000123};
+	return (struct pf_root){.fs = fs, .n_fs = 6, .uid = 4000123, .gid = 4000123};
 }
 
 static void expect_host(const char *path, const char *rel)
@@ -470,6 +474,7 @@ static void test_resolve(void **state)
 	expect_host("/lib64/libx.so", "usr/lib/libx.so"); /* a symlink entry */
 	expect_host("/usr/bin/via", "usr/lib/libx.so");   /* a link through the entry */
 	expect_host("/opt/deep/usr/bin/prog", "usr/bin/prog");
+	expect_host("/tmp/pfx/usr/bin/prog", "usr/bin/prog"); /* through the tmpfs */
 	expect_host("/usr/bin/../lib/libx.so", "usr/lib/libx.so");
 	/* never the host's /etc/passwd: the root has no /etc */
 	expect_err("/usr/bin/escape", ENOENT, "/etc");
@@ -478,6 +483,8 @@ static void test_resolve(void **state)
 	expect_err("/usr/bin/none", ENOENT, "/usr/bin/none");
 	expect_err("/opt/other", ENOENT, "/opt/other");
 	expect_err("/tmp/x", ENOENT, "/tmp/x"); /* a tmpfs is empty at the start */
+	expect_err("/tmp/pfx/x", ENOENT, "/tmp/pfx/x");
+	expect_err("/dev/shm/x", ENOENT, "/dev/shm/x");
 	expect_err("/usr/bin/prog/x", ENOTDIR, NULL);
 	expect_err("/usr/secret/f", EACCES, "/usr/secret"); /* 0700, not the uid's */
 
@@ -491,6 +498,8 @@ static void test_resolve(void **state)
 	assert_true(res.dir);
 	pf_resolve(&r, "/dev/null", true, &res);
 	assert_int_equal(res.kind, PF_VIRTUAL);
+	pf_resolve(&r, "/dev/shm", true, &res);
+	assert_int_equal(res.kind, PF_TMPFS);
 	pf_resolve(&r, "/lib64", false, &res); /* the link itself */
 	assert_int_equal(res.err, 0);
 	assert_string_equal(res.spath, "/lib64");
