@@ -148,14 +148,16 @@ int pst_cmd_check(int argc, char **argv)
 			fputs(check_usage, stdout);
 			return 0;
 		default:
-			fputs("usage: postern check [--no-preflight] [-q] POLICY... (see postern "
+			fputs("usage: postern check [--preflight | --no-preflight] [-q] POLICY... "
+			      "(see postern "
 			      "check --help)\n",
 			      stderr);
 			return 2;
 		}
 	}
 	if (optind >= argc) {
-		fputs("usage: postern check [--no-preflight] [-q] POLICY... (see postern check "
+		fputs("usage: postern check [--preflight | --no-preflight] [-q] POLICY... (see "
+		      "postern check "
 		      "--help)\n",
 		      stderr);
 		return 2;

@@ -114,8 +114,8 @@ static void render_details(FILE *out, const cJSON *s, bool top)
 	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(s, "refused");
 	if (num(ref, "address") > 0 || num(ref, "peer") > 0)
 		fprintf(out,
-		        "    refused before accept: address %.0f (allow_from/deny_from), peer %.0f "
-		        "(allow_uids/allow_gids)\n",
+		        "    refused: address %.0f (allow_from/deny_from, before the handshake), "
+		        "peer %.0f (allow_uids/allow_gids, at accept)\n",
 		        num(ref, "address"), num(ref, "peer"));
 	const cJSON *ph = cJSON_GetObjectItemCaseSensitive(s, "spawn_phases_us");
 	if (!top && num(ph, "samples") > 0) {
@@ -242,7 +242,7 @@ int pst_cmd_status(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (sock && policy)) {
 		fputs("usage: postern status [--json] [-s SOCKET | -c POLICY]\n", stderr);
 		return 2;
 	}

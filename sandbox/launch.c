@@ -28,6 +28,7 @@
 #endif
 
 #include "sandbox/internal.h"
+#include "sandbox/warm.h"
 
 uint64_t sb_now_ns(void)
 {
@@ -53,7 +54,7 @@ int sb_env_prepare(struct sandbox *sb, const struct sandbox_config *cfg)
 /* The handler's environment: the sandbox's, the request's, then LISTEN_*
  * (nlisten fds from 3: listeners of a startup handler, or the connection). */
 struct env_bufs {
-	char lfds[32], lnames[64];
+	char lfds[32], lnames[WARM_FDNAMES_MAX];
 };
 
 static void make_envp(const struct sandbox *sb, const char *const *extra, int nlisten,
@@ -66,8 +67,8 @@ static void make_envp(const struct sandbox *sb, const char *const *extra, int nl
 		envp[n++] = (char *)extra[i];
 	if (nlisten) {
 		snprintf(b->lfds, sizeof(b->lfds), "LISTEN_FDS=%d", nlisten);
-		snprintf(b->lnames, sizeof(b->lnames), "LISTEN_FDNAMES=%s",
-		         listeners ? "listener" : "connection");
+		warm_fdnames(b->lnames, sizeof(b->lnames), listeners ? "listener" : "connection",
+		             nlisten);
 		envp[n++] = b->lfds;
 		envp[n++] = (char *)"LISTEN_PID=1";
 		envp[n++] = b->lnames;

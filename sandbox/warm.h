@@ -20,4 +20,24 @@ struct warm_req {
 #define WARM_MSG_MAX 8192
 #define WARM_ENV_MAX 128
 
+/* "LISTEN_FDNAMES=NAME:NAME:..." with one NAME per fd, as
+ * sd_listen_fds_with_names() wants (and postern's own inheritance checks),
+ * into buf (cap bytes; WARM_FDNAMES_MAX holds 16 names of 10). Plain
+ * bytes: the preloaded waiter has no libc. */
+#define WARM_FDNAMES_MAX 192
+static inline void warm_fdnames(char *buf, unsigned cap, const char *name, int n)
+{
+	static const char key[] = "LISTEN_FDNAMES=";
+	unsigned o = 0;
+	for (const char *k = key; *k && o + 1 < cap; k++)
+		buf[o++] = *k;
+	for (int i = 0; i < n; i++) {
+		if (i && o + 1 < cap)
+			buf[o++] = ':';
+		for (const char *c = name; *c && o + 1 < cap; c++)
+			buf[o++] = *c;
+	}
+	buf[o] = 0;
+}
+
 #endif

@@ -70,7 +70,7 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 {
 	static char buf[WARM_MSG_MAX + 1];
 	static char *envp[WARM_BASE_ENV_MAX + WARM_ENV_MAX + 4];
-	static char lfds[32], lnames[64];
+	static char lfds[32], lnames[WARM_FDNAMES_MAX];
 	int fds[2] = {-1, -1}, nfd;
 	char c = 'R';
 
@@ -131,8 +131,8 @@ static char **warm_wait(int ctl, int stdio, int startup_fds, char *const *base_e
 	int nlisten = startup_fds > 0 ? startup_fds : (!stdio && sock >= 0) ? 1 : 0;
 	if (nlisten) {
 		snprintf(lfds, sizeof(lfds), "LISTEN_FDS=%d", nlisten);
-		snprintf(lnames, sizeof(lnames), "LISTEN_FDNAMES=%s",
-		         startup_fds > 0 ? "listener" : "connection");
+		warm_fdnames(lnames, sizeof(lnames), startup_fds > 0 ? "listener" : "connection",
+		             nlisten);
 		envp[k++] = lfds;
 		envp[k++] = (char *)"LISTEN_PID=1";
 		envp[k++] = lnames;

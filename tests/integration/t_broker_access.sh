@@ -131,7 +131,7 @@ assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_l1_allow4)" "10.9.2
 assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_allow6)" "2001:db8:1::/64" "the sandbox's set"
 assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_allow6)" "::ffff:10.9.1.0/120" "IPv4 CIDRs mapped in the ip6 set"
 human=$("$REAL" status -s "$CONTROL")
-assert_contains "$human" "refused before accept: address 3 " "status text"
+assert_contains "$human" "refused: address 3 " "status text"
 m=$(in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' | tr -d '\r')
 assert_line "$m" 'postern_sandbox_refused_total{sandbox="acl",reason="address"} 3' "metrics address"
 assert_line "$m" 'postern_sandbox_refused_total{sandbox="ux",reason="peer"} 1' "metrics peer"

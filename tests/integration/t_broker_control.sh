@@ -28,6 +28,8 @@ assert_contains "$out" "gone" "status -s lists the sandboxes"
 out=$("$POSTERN" status -c "$T/policy.json") || fail "status -c: $out"
 assert_contains "$out" "chg" "status -c lists the sandboxes"
 assert_eq "$("$POSTERN" status --json -c "$T/policy.json" | jq -r .pid)" "$BROKER_PID" "status -c asks this broker"
+rc=0; "$POSTERN" status -s "$CONTROL" -c "$T/policy.json" >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 2 "status with both -s and -c: bad usage"
 
 # ---- reload: nothing changed, then exactly what changed ---------------------
 out=$("$POSTERN" reload -c "$T/policy.json" 2>&1) || fail "reload without changes: exit $?: $out"

@@ -14,7 +14,9 @@ broker_json '{
 	      "filesystem": '"$FS_JSON"' },
   "listener": { "trigger": { "startup": true }, "sockets": ["127.0.0.1:7300"], "send": ["conns"],
 		"restart": "on-failure", "exec": ["/opt/postern/fd-listener"], "filesystem": '"$FS_JSON"' },
-  "request": { "trigger": { "fdpass": "conns" }, "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"' }
+  "request": { "trigger": { "fdpass": "conns" }, "exec": ["/opt/postern/echo"], "filesystem": '"$FS_JSON"' },
+  "envdump": { "trigger": { "startup": true }, "sockets": ["127.0.0.1:7310", "127.0.0.1:7311"],
+	       "exec": ["/bin/sh", "-c", "env >&2; sleep 30"], "filesystem": '"$FS_JSON"' }
 }' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
 broker_start "$T/policy.json"
@@ -32,6 +34,11 @@ done
 assert_eq "$(sb_stat request .started)" 3 "request handlers"
 assert_eq "$(sb_stat listener .active)" 1 "startup handler running"
 grep -q 'event=exit .*sandbox=request .*peer=127.0.0.1:' "$BROKER_LOG" || fail "fdpass handler exit line has no peer"
+
+# a startup handler with two sockets: one name per fd (sd_listen_fds_with_names())
+wait_for 5 grep -q 'event=stderr sandbox=envdump .*line="\?LISTEN_FDNAMES=' "$BROKER_LOG" || fail "envdump printed no LISTEN_FDNAMES"
+assert_contains "$(grep 'event=stderr sandbox=envdump ' "$BROKER_LOG")" "LISTEN_FDNAMES=listener:listener" "names of two startup sockets"
+assert_contains "$(grep 'event=stderr sandbox=envdump ' "$BROKER_LOG")" "LISTEN_FDS=2" "two startup sockets"
 
 broker_stop
 assert_clean_lab
