@@ -249,10 +249,12 @@ case " $CONCS " in *" 16 "*)
 	echo "idle share of the cores during the c=16 rounds: postern $(amed postern 16 idle)%, postern-pw $(amed postern-pw 16 idle)%, postern-pwb $(amed postern-pwb 16 idle)%, tcpserver $(amed tcpserver 16 idle)%" ;;
 esac
 
-# perf: one more round of the fresh-spawn sandbox at c=16 (not in the
-# medians) with the run time of every task (sched:sched_stat_runtime on every
-# CPU, which splits a handler at its exec: its comm is postern before, cat
-# after) and a profile of the broker; and one with its syscalls (perf trace).
+# perf: one more round at c=16 (not in the medians) of the fresh-spawn
+# sandbox and one of tcpserver, with the run time of every task
+# (sched:sched_stat_runtime and sched:sched_process_fork on every CPU: a
+# child is split at its exec, its comm being postern or tcpserver before and
+# cat after), the first with a profile of the broker; and one round of the
+# fresh-spawn sandbox with the broker's syscalls (perf trace).
 PERF=${BENCH_PERF:-1}
 PERF_N=${BENCH_PERF_N:-1000}
 perf_stop() { # pid: SIGINT, at most 10 s, then KILL
@@ -265,7 +267,31 @@ perf_stop() { # pid: SIGINT, at most 10 s, then KILL
 	for i in "${PIDS[@]}"; do [ "$i" = "$1" ] || k+=("$i"); done
 	PIDS=("${k[@]}")
 }
-perf_load() { in_ns "$B/tests/bench/loadgen" -c 16 -n "$PERF_N" -d "$SECS" -p 64 127.0.0.1:7400; }
+perf_load() { in_ns "$B/tests/bench/loadgen" -c 16 -n "$PERF_N" -d "$SECS" -p 64 "127.0.0.1:$1"; }
+perf_sched_round() { # name port pre-exec-comms pid... (the server's processes)
+	local name=$1 port=$2 pre=$3 p1 p2= out n
+	shift 3
+	tids_of "$@" >"$T/stids"
+	perf record -a -q -e sched:sched_stat_runtime -e sched:sched_process_fork -o "$T/sched.data" 2>"$T/perf1.err" &
+	p1=$!
+	PIDS+=($p1)
+	if [ "$name" = postern ]; then
+		perf record -q -e cpu-clock -F 997 -g -p "$1" -o "$T/prof.data" 2>"$T/perf2.err" &
+		p2=$!
+		PIDS+=($p2)
+	fi
+	sleep 1
+	out=$(perf_load "$port")
+	settle "$name"
+	kthread_pids >"$T/kthreads"
+	[ -n "$p2" ] && perf_stop "$p2"
+	perf_stop "$p1"
+	n=$(field "$out" completed)
+	echo " $name: $out"
+	perf script -i "$T/sched.data" 2>/dev/null >"$T/sched.txt"
+	perf_sched_summary "$T/sched.txt" "$T/stids" "$T/kthreads" "${n:-1}" "$pre" | tee "$T/sum.$name"
+	rm -f "$T/sched.data" "$T/sched.txt"
+}
 echo
 if [ "$PERF" = 0 ]; then
 	echo "perf: not run (BENCH_PERF=0)"
@@ -274,38 +300,33 @@ elif ! command -v perf >/dev/null; then
 elif ! perf stat -e sched:sched_stat_runtime true >/dev/null 2>&1; then
 	echo "perf: sched tracepoints unavailable here: no split at exec, broker profile or syscall counts"
 else
-	tids_of "${PIDS[0]}" "${PIDS[1]}" >"$T/btids"
-	perf record -a -q -e sched:sched_stat_runtime -e sched:sched_process_fork -o "$T/sched.data" 2>"$T/perf1.err" &
-	p1=$!
-	PIDS+=($p1)
-	perf record -q -e cpu-clock -F 997 -g -p "${PIDS[0]}" -o "$T/prof.data" 2>"$T/perf2.err" &
-	p2=$!
-	PIDS+=($p2)
-	sleep 1
-	out=$(perf_load)
-	settle postern
-	kthread_pids >"$T/kthreads"
-	perf_stop "$p2"
-	perf_stop "$p1"
-	n=$(field "$out" completed)
-	echo "perf round, postern c=16 (not in the medians): $out"
-	echo " run time of every task (sched:sched_stat_runtime, all CPUs), by category; pre-exec:"
-	echo " the broker's children before exec, handler: after (cat):"
-	perf script -i "$T/sched.data" 2>/dev/null >"$T/sched.txt"
-	perf_sched_summary "$T/sched.txt" "$T/btids" "$T/kthreads" "${n:-1}"
-	echo " the broker's top symbols (perf record -g -p, cpu-clock; its children before exec included):"
-	perf report -i "$T/prof.data" --stdio --no-children -g none --sort comm,dso,sym --percent-limit 1 2>/dev/null |
-		grep -v '^#' | grep -v '^ *$' | head -15 | sed 's/^/  /'
-	rm -f "$T/sched.data" "$T/sched.txt" "$T/prof.data"
+	echo "perf rounds at c=16, not in the medians: run time of every task per connection, us"
+	echo "(sched:sched_stat_runtime, all CPUs); server: the broker's threads / tcpserver; pre-exec:"
+	echo "its children and theirs before exec; handler: after (cat); perf: perf itself"
+	tids_of "${PIDS[0]}" >"$T/btids0"
+	perf_sched_round postern 7400 'postern|postern-warm' "${PIDS[0]}" "${PIDS[1]}"
+	perf_sched_round tcpserver 7401 'tcpserver' "${PIDS[2]}"
+	# the broker's threads only (its children are in the samples too)
+	tl=$(tr '\n' , <"$T/btids0" | sed 's/,$//')
+	echo " the broker's threads in the postern round (perf record -g -p, cpu-clock), % of their samples:"
+	echo "  by syscall, with what it calls; us per connection of the broker's server= above:"
+	perf report -i "$T/prof.data" --stdio --children -g none --tid "$tl" --percentage relative --sort sym 2>/dev/null |
+		awk -v us="$(field "$(cat "$T/sum.postern")" server)" '$3 == "[k]" && $4 ~ /^__(x64|do)_sys_/ {
+			v = $1; sub(/%/, "", v); printf "  %7s %6.0f us  %s\n", $1, v * us / 100, $4 }' | head -12
+	echo "  top symbols, self:"
+	perf report -i "$T/prof.data" --stdio --no-children -g none --tid "$tl" --percentage relative --sort dso,sym \
+		--percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^ *$' | head -10 | sed 's/^/  /'
+	rm -f "$T/prof.data"
+	tids_of "${PIDS[0]}" >"$T/btids"
 	perf trace -s -p "${PIDS[0]}" -o "$T/trace.txt" 2>"$T/perf3.err" &
 	p1=$!
 	PIDS+=($p1)
 	sleep 1
-	out=$(perf_load)
+	out=$(perf_load 7400)
 	settle postern
 	perf_stop "$p1"
 	n=$(field "$out" completed)
-	echo " syscalls per connection of the broker's threads (perf trace -s; a second round: $out):"
+	echo " syscalls per connection of the broker's threads, top 10 by calls (perf trace -s; one more round: $out):"
 	awk -v n="${n:-1}" -v tids="$(tr '\n' ' ' <"$T/btids")" '
 		BEGIN { split(tids, a, " "); for (i in a) bt[a[i]] = 1 }
 		/ events, / { t = $0; sub(/.*\(/, "", t); sub(/\).*/, "", t); in_b = t in bt; next }

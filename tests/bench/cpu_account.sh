@@ -78,14 +78,14 @@ fork_exec_ms() { # N PROG
 # A tid list of processes (every thread), one a line.
 tids_of() { local p; for p in "$@"; do ls "/proc/$p/task" 2>/dev/null; done; }
 
-# perf_sched_summary SCRIPT BROKER_TIDS KTHREADS CONNS: SCRIPT is `perf
-# script` of sched:sched_stat_runtime and sched:sched_process_fork on every
-# CPU: the run time of every task, by who it is: the broker's threads, its
-# descendants (by the fork events) before they exec (comm still postern,
-# or postern-warm) and after (the handler), kernel threads, loadgen, perf,
-# the rest (largest by comm).
+# perf_sched_summary SCRIPT SERVER_TIDS KTHREADS CONNS PRE_COMMS: SCRIPT is
+# `perf script` of sched:sched_stat_runtime and sched:sched_process_fork on
+# every CPU: the run time of every task, by who it is: the server's threads,
+# their descendants (by the fork events) before they exec (comm still one
+# of the PRE_COMMS regex, e.g. postern|postern-warm) and after (the
+# handler), kernel threads, loadgen, perf, the rest (largest by comm).
 perf_sched_summary() {
-	awk -v n="$4" '
+	awk -v n="$4" -v pre="^($5)$" '
 	FILENAME == ARGV[1] { bt[$1] = 1; next }
 	FILENAME == ARGV[2] { kt[$1] = 1; next }
 	{
@@ -98,8 +98,8 @@ perf_sched_summary() {
 		}
 		if (p == "") next
 		if (cp != "") { if ((p in bt) || (p in ch)) ch[cp] = 1; next }
-		if (p in bt) k = "broker"
-		else if (p in ch) k = (c == "postern" || c == "postern-warm") ? "pre-exec" : "handler"
+		if (p in bt) k = "server"
+		else if (p in ch) k = (c ~ pre) ? "pre-exec" : "handler"
 		else if ((p in kt) || c ~ /^(kworker|ksoftirqd|rcu|migration|kthreadd|cpuhp|idle_inject|watchdog|oom_reaper|kauditd|kcompactd|khugepaged|kswapd)/) k = "kthreads"
 		else if (c == "loadgen") k = "loadgen"
 		else if (c ~ /^perf/) k = "perf"
@@ -107,14 +107,14 @@ perf_sched_summary() {
 		t[k] += r
 	}
 	END {
-		printf "  per connection, us:"
-		split("broker pre-exec handler kthreads loadgen rest perf", o, " ")
+		printf "  "
+		split("server pre-exec handler kthreads loadgen rest perf", o, " ")
 		for (i = 1; i <= 7; i++) printf " %s=%.0f", o[i], t[o[i]] / 1000 / n
 		printf "\n"
 		m = 0
 		for (c in rc) { m++; names[m] = c }
 		for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (rc[names[j]] > rc[names[i]]) { x = names[i]; names[i] = names[j]; names[j] = x }
-		printf "  rest, largest:"
+		printf "  rest, largest by comm:"
 		for (i = 1; i <= m && i <= 5; i++) printf " %s=%.0f", names[i], rc[names[i]] / 1000 / n
 		printf "\n"
 	}' "$2" "$3" "$1"
