@@ -275,9 +275,10 @@ int pst_cmd_reload(int argc, char **argv)
 static int socket_alive(const char *path)
 {
 	struct sockaddr_un un = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof(un.sun_path))
+	size_t len = strlen(path);
+	if (len >= sizeof(un.sun_path))
 		return -ENAMETOOLONG;
-	snprintf(un.sun_path, sizeof(un.sun_path), "%s", path);
+	memcpy(un.sun_path, path, len + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
