@@ -131,7 +131,19 @@ bool pol_get_cidr(struct pol_ctx *c, const char *path, const struct cJSON *v, co
 bool pol_get_sockaddr(struct pol_ctx *c, const char *path, const struct cJSON *v,
                       const char *expected, struct pst_sockaddr *out);
 
-/* ---- section parsers (policy_sandbox.c) ------------------------------------------ */
+/* ---- section parsers (policy_sandbox.c, policy_trigger.c) ------------------------ */
+
+#define POL_UID_MAX 4294967294u /* the largest uid or gid a policy may name */
+
+/* A sandbox's "trigger" object (policy_trigger.c). */
+void pol_parse_trigger(struct pol_ctx *c, const char *path, const struct cJSON *v,
+                       struct pst_sandbox *s, struct pol_sandbox_origin *o);
+/* A list of listen-style addresses ("sockets"), into *out (n of them). */
+void pol_parse_addr_list(struct pol_ctx *c, const char *path, const struct cJSON *v,
+                         struct pst_sockaddr **out, size_t *n);
+/* A list of CIDRs (allow_from, deny_from), IPv4-mapped IPv6 ones as IPv4. */
+void pol_parse_cidr_list(struct pol_ctx *c, const char *path, const struct cJSON *v,
+                         struct pst_cidr **out, size_t *n);
 
 /* s has its defaults; path is "sandboxes.NAME". */
 void pol_parse_sandbox(struct pol_ctx *c, const char *path, const struct cJSON *v,

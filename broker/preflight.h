@@ -52,6 +52,9 @@ struct pf_reader {
 	void *ctx;
 };
 
+/* A pf_reader over an open file: ctx points at its fd (pread()). */
+int pf_fd_read(void *ctx, uint64_t off, void *buf, size_t n);
+
 /* 1: an ELF file, *e filled in; 0: not ELF (no \x7fELF magic); -1: a
  * malformed one, why says what. Every offset and size the file gives is
  * checked against what can be read; nothing it says is trusted. */

@@ -25,11 +25,11 @@ cc_fuzz() { # cc_fuzz OUT SOURCES...
 }
 # the loader: orchestration, JSON access, section parsers, verifier, values
 cc_fuzz fuzz_policy tests/fuzz/fuzz_policy.c broker/policy.c broker/policy_json.c \
-	broker/policy_sandbox.c broker/policy_verify.c broker/values.c
+	broker/policy_sandbox.c broker/policy_trigger.c broker/policy_verify.c broker/values.c
 cc_fuzz fuzz_wire tests/fuzz/fuzz_wire.c broker/wire.c
 # the preflight's ELF reader and #! parser (with what preflight.c links)
-cc_fuzz fuzz_elf tests/fuzz/fuzz_elf.c broker/preflight.c broker/policy.c broker/policy_json.c \
-	broker/policy_sandbox.c broker/policy_verify.c broker/values.c broker/util.c
+cc_fuzz fuzz_elf tests/fuzz/fuzz_elf.c broker/preflight.c broker/preflight_elf.c broker/policy.c broker/policy_json.c \
+	broker/policy_sandbox.c broker/policy_trigger.c broker/policy_verify.c broker/values.c broker/util.c
 # the time, shared: two thirds for the policy loader, one for the wire parsers
 pol=$(( secs * 2 / 3 )); wire=$(( secs - pol )); elf=$(( wire / 2 )); wire=$(( wire - elf ))
 [ "$elf" -gt 0 ] || elf=1
