@@ -6,15 +6,21 @@
  * listener entry I (one per listen address of a sandbox) and family F
  * (ip, ip6) it applies to:
  *
- *   set sb_NAME_denyV  { type ipv4_addr|ipv6_addr; flags interval }  V: 4, 6
- *   set sb_NAME_allowV { ... }        the sandbox's lists, shared by its addresses
- *   set sb_NAME_lI_denyV, sb_NAME_lI_allowV   those of listen entry I with its own
+ *   set sb_NAME_okV  { type ipv4_addr|ipv6_addr; flags interval }   V: 4, 6
+ *       the clients the sandbox's lists permit: those of allow_from (every
+ *       address without one) less those of deny_from; shared by its addresses
+ *   set sb_NAME_lI_okV   the same for listen entry I with lists of its own
  *   counter sb_NAME_addr                                        per sandbox
  *   chain access_in
  *     meta nfproto F tcp flags & (syn|ack) == syn tcp dport P [F daddr A]
- *         F saddr @..._denyV counter name sb_NAME_addr reject with tcp reset
- *     ... F saddr != @..._allowV counter name sb_NAME_addr reject with tcp reset
- *         (with an allow list but no entry of family F: every F client refused)
+ *         F saddr != @..._okV counter name sb_NAME_addr reject with tcp reset
+ *     (no set and no saddr match when the lists permit no client of
+ *     family F; no rule when they permit every one)
+ *
+ * One set of what is permitted, never a set of what is denied: a set
+ * lookup can miss for a packet in flight while a reload replaces the table
+ * (rules.c says why), and a miss in a deny set would let that client in;
+ * a miss here refuses it, which a client retries.
  *
  * The ip6 sets hold the IPv4 CIDRs too, as ::ffff:a.b.c.d/(96+n): an
  * IPv4-mapped source (which Linux drops on input anyway, since 4.x) is
@@ -97,73 +103,64 @@ static void refuse(struct np_batch *b, struct nftnl_rule *r, const char *counter
 	np_rule_msg(b, r, desc);
 }
 
-/* The sets made so far in this batch, by name: the sandbox's are shared. */
+/* The sets made so far in this batch, by name (the sandbox's are shared),
+ * with what np_permit_set() said. */
 struct made {
 	char name[48];
 	uint32_t id;
+	int kind;
 };
 struct made_sets {
 	struct made *v;
 	size_t n, cap;
 };
 
-/* The set NAME of the CIDRs c[k]: made now, or the one made already. */
-static uint32_t set_for(struct np_batch *b, struct made_sets *m, const char *name, bool v4,
-                        const struct netpolicy_cidr *c, size_t k)
-{
-	for (size_t i = 0; i < m->n; i++)
-		if (!strcmp(m->v[i].name, name))
-			return m->v[i].id;
-	uint32_t id = np_cidr_set(b, name, v4, c, k);
-	if (m->n < m->cap) {
-		snprintf(m->v[m->n].name, sizeof(m->v[m->n].name), "%s", name);
-		m->v[m->n++].id = id;
-	}
-	return id;
-}
-
-static void set_name(char *out, size_t len, const struct netpolicy_access *a, const char *kind,
-                     bool v4)
+static void set_name(char *out, size_t len, const struct netpolicy_access *a, bool v4)
 {
 	if (a->listen_index < 0)
-		snprintf(out, len, "sb_%s_%s%c", a->sandbox, kind, v4 ? '4' : '6');
+		snprintf(out, len, "sb_%s_ok%c", a->sandbox, v4 ? '4' : '6');
 	else
-		snprintf(out, len, "sb_%s_l%d_%s%c", a->sandbox, a->listen_index, kind,
-		         v4 ? '4' : '6');
+		snprintf(out, len, "sb_%s_l%d_ok%c", a->sandbox, a->listen_index, v4 ? '4' : '6');
 }
 
-/* The rules of entry a for one family. */
+/* The rule of entry a for one family: the clients it permits in one set. */
 static int family_rules(struct np_batch *b, struct made_sets *m, const char *chain,
                         const struct netpolicy_access *a, bool v4)
 {
 	char counter[48], set[48], desc[96];
-	size_t room = a->n_allow + a->n_deny + 1;
-	_cleanup_free_ struct netpolicy_cidr *c = calloc(room, sizeof(*c));
-	if (!c)
+	_cleanup_free_ struct netpolicy_cidr *allow = calloc(a->n_allow + 1, sizeof(*allow));
+	_cleanup_free_ struct netpolicy_cidr *deny = calloc(a->n_deny + 1, sizeof(*deny));
+	if (!allow || !deny)
 		return -ENOMEM;
 	snprintf(counter, sizeof(counter), "sb_%s_addr", a->sandbox);
 	snprintf(desc, sizeof(desc), "sandbox \"%s\": add client address rule", a->sandbox);
-	size_t k = family_cidrs(a->deny, a->n_deny, v4, c);
-	if (k) {
-		set_name(set, sizeof(set), a, "deny", v4);
-		uint32_t id = set_for(b, m, set, v4, c, k);
-		struct nftnl_rule *r = match_listener(b, chain, a, v4);
-		np_e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, v4 ? 4 : 16);
-		np_e_lookup(r, set, id, false);
-		refuse(b, r, counter, desc);
+	set_name(set, sizeof(set), a, v4);
+	struct made *made = NULL;
+	for (size_t i = 0; i < m->n && !made; i++)
+		if (!strcmp(m->v[i].name, set))
+			made = &m->v[i];
+	struct made now = {.kind = NP_PERMIT_NONE};
+	if (!made) {
+		size_t na = family_cidrs(a->allow, a->n_allow, v4, allow);
+		size_t nd = family_cidrs(a->deny, a->n_deny, v4, deny);
+		/* an allow list without an entry of this family permits none of it */
+		if (!a->n_allow || na) {
+			now.kind = np_permit_set(b, set, v4, allow, na, deny, nd, &now.id);
+			if (now.kind < 0)
+				return now.kind;
+		}
+		if (m->n < m->cap) {
+			snprintf(now.name, sizeof(now.name), "%s", set);
+			m->v[m->n++] = now;
+		}
+		made = &now;
 	}
-	if (!a->n_allow)
+	if (made->kind == NP_PERMIT_ALL)
 		return 0;
-	k = family_cidrs(a->allow, a->n_allow, v4, c);
-	struct nftnl_rule *r;
-	if (k) {
-		set_name(set, sizeof(set), a, "allow", v4);
-		uint32_t id = set_for(b, m, set, v4, c, k);
-		r = match_listener(b, chain, a, v4);
+	struct nftnl_rule *r = match_listener(b, chain, a, v4);
+	if (made->kind == NP_PERMIT_SET) {
 		np_e_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v4 ? 12 : 8, v4 ? 4 : 16);
-		np_e_lookup_inv(r, set, id);
-	} else {
-		r = match_listener(b, chain, a, v4); /* nobody of this family is allowed */
+		np_e_lookup_inv(r, set, made->id);
 	}
 	refuse(b, r, counter, desc);
 	return 0;
@@ -183,10 +180,10 @@ int np_access_rules(struct np_batch *b, const char *chain, const struct netpolic
 		snprintf(counter, sizeof(counter), "sb_%s_addr", a[i].sandbox);
 		np_counter_msg(b, counter);
 	}
-	_cleanup_free_ struct made *made = calloc(4 * n + 1, sizeof(*made));
+	_cleanup_free_ struct made *made = calloc(2 * n + 1, sizeof(*made));
 	if (!made)
 		return -ENOMEM;
-	struct made_sets m = {made, 0, 4 * n};
+	struct made_sets m = {made, 0, 2 * n};
 	for (size_t i = 0; i < n; i++) {
 		bool v4 = a[i].family == AF_INET;
 		int r = family_rules(b, &m, chain, &a[i], v4);

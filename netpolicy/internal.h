@@ -195,6 +195,7 @@ void np_e_lookup(struct nftnl_rule *r, const char *set, uint32_t set_id, bool vm
 void np_e_lookup_inv(struct nftnl_rule *r, const char *set, uint32_t set_id); /* != @set */
 void np_e_ct_state(struct nftnl_rule *r, uint32_t bits);
 void np_e_verdict(struct nftnl_rule *r, int verdict);
+void np_e_jump(struct nftnl_rule *r, const char *chain);
 void np_e_counter(struct nftnl_rule *r, const char *named);
 void np_e_reject(struct nftnl_rule *r, bool tcp_reset);
 void np_e_socket_mark(struct nftnl_rule *r, uint32_t mark);
@@ -210,20 +211,19 @@ int np_counter_read(const char *table, const char *name, uint64_t *pkts);
 
 /* ---- sets.c: sets and their elements ---------------------------------------------------- */
 
-/* A set of interface names (or a verdict map from them); its id. */
-uint32_t np_set_msg(struct np_batch *b, const char *name, bool vmap);
-/* An interface name into a set (or, with jump, a map to that chain). */
-void np_ifname_elem(struct np_batch *b, const char *set, uint32_t set_id, const char *ifname,
-                    const char *jump);
 /* A sandbox's egress entries of one kind (family, protocol, ports), SET_MIN
  * or more, into interval sets, each with its accept rules; done[k] marks
  * the entries handled so. */
 void np_egress_sets(struct np_batch *b, const struct netpolicy_sandbox *s, const char *chain,
                     const char *acc, const char *desc, bool *done);
 
-/* An interval set of IPv4 (v4) or IPv6 addresses holding c[n]; its id. */
-uint32_t np_cidr_set(struct np_batch *b, const char *name, bool v4, const struct netpolicy_cidr *c,
-                     size_t n);
+/* The addresses of family v4 (ip, else ip6) in allow[n_allow] (every one
+ * when n_allow is 0) and not in deny[n_deny]: NP_PERMIT_ALL or
+ * NP_PERMIT_NONE (no set made), or NP_PERMIT_SET with the interval set
+ * NAME made and its id in *id; -ENOMEM. */
+enum { NP_PERMIT_NONE, NP_PERMIT_ALL, NP_PERMIT_SET };
+int np_permit_set(struct np_batch *b, const char *name, bool v4, const struct netpolicy_cidr *allow,
+                  size_t n_allow, const struct netpolicy_cidr *deny, size_t n_deny, uint32_t *id);
 
 /* ---- access.c: client address rules of the broker's listeners ----------------------------- */
 

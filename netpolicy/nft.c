@@ -257,6 +257,15 @@ void np_e_verdict(struct nftnl_rule *r, int verdict)
 	nftnl_rule_add_expr(r, e);
 }
 
+void np_e_jump(struct nftnl_rule *r, const char *chain)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)NFT_JUMP);
+	nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, chain);
+	nftnl_rule_add_expr(r, e);
+}
+
 void np_e_counter(struct nftnl_rule *r, const char *named)
 {
 	struct nftnl_expr *e;

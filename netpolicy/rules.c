@@ -4,31 +4,53 @@
  * and committed as one transaction. Layout (table inet T; C =
  * NETPOLICY_MARK_CONN 0x70737463, L = NETPOLICY_MARK_LISTEN 0x7073746c;
  * "SYN" = tcp flags & (syn|ack) == syn, a connection attempt, never part of
- * an established flow):
+ * an established flow; V = the host end of a sandbox's veth, one rule per
+ * sandbox where V appears):
  *
- *   set  sbx_ifs  { type ifname }                    host ends of sandbox veths
- *   map  sbx_in   { type ifname : verdict }          veth -> jump sb_NAME
  *   counter sb_NAME_acc, sb_NAME_rej                 per sandbox
  *   chain forward  (filter forward 0, policy accept)
- *       iifname vmap @sbx_in
- *       oifname @sbx_ifs ct state new counter drop   nobody opens toward a sandbox
+ *       ct state established,related accept          what every sandbox chain accepts first
+ *       iifname V jump sb_NAME
+ *       ct state new jump to_sandbox
+ *   chain to_sandbox
+ *       oifname V counter drop                       nobody opens toward a sandbox
  *   chain input    (filter input 0, policy accept)   the broker host itself
- *       iifname @sbx_ifs ct state established,related accept
- *       iifname @sbx_ifs icmpv6 type {nd-*} accept   neighbour discovery
- *       iifname @sbx_ifs meta l4proto tcp counter reject with tcp reset
- *       iifname @sbx_ifs counter reject with icmpx admin-prohibited
+ *       ct state established,related accept          what from_sandbox accepts first
+ *       iifname V jump from_sandbox
+ *   chain from_sandbox
+ *       ct state established,related accept
+ *       icmpv6 type {nd-*} accept                    neighbour discovery
+ *       meta l4proto tcp counter reject with tcp reset
+ *       counter reject with icmpx admin-prohibited
  *   chain output   (filter output 0, policy accept)  what the broker host sends
- *       oifname @sbx_ifs ct state new counter drop   not even the broker host opens toward a
- * sandbox socket mark C SYN counter reject with tcp reset   a handed-over socket connects nowhere
+ *       ct state new jump to_sandbox                 not even the broker host opens toward one
+ *       socket mark C SYN counter reject with tcp reset   a handed-over socket connects nowhere
  *       socket mark L SYN counter reject with tcp reset
  *   chain handed_in (filter input 0, policy accept)  toward handed-over sockets
  *       socket mark C SYN counter reject with tcp reset   a dissolved connection never listens
  *       socket mark L [ip|ip6 daddr A] tcp dport P return one per startup `sockets` address
- *       socket mark L SYN counter reject with tcp reset   nor, elsewhere, what a startup handler
- * holds chain postrouting (nat postrouting 100) iifname @sbx_ifs masquerade chain sb_NAME ct state
- * established,related accept [ip|ip6] daddr CIDR [meta l4proto P [th dport N]] counter name
- * sb_NAME_acc accept meta l4proto tcp counter name sb_NAME_rej reject with tcp reset counter name
- * sb_NAME_rej reject with icmpx admin-prohibited
+ *       socket mark L SYN counter reject with tcp reset   nor, elsewhere, what a startup
+ *                                                          handler holds
+ *   chain postrouting (nat postrouting 100)
+ *       iifname V masquerade
+ *   chain sb_NAME
+ *       ct state established,related accept
+ *       [ip|ip6] daddr CIDR [meta l4proto P [th dport N]] counter name sb_NAME_acc accept
+ *       meta l4proto tcp counter name sb_NAME_rej reject with tcp reset
+ *       counter name sb_NAME_rej reject with icmpx admin-prohibited
+ *
+ * No set decides whether a packet is a sandbox's: an interface set (or a
+ * verdict map) would be cheaper per packet, but it lets packets through
+ * while a reload replaces the table. A packet in flight then runs the old
+ * chain's rules (the rule generation is read once per chain) while a set
+ * lookup in them reads the new generation, in which the old set's
+ * elements are gone: the lookup misses, the dispatch falls through to the
+ * chain's policy accept, and a sandbox's SYN leaves unfiltered (seen on
+ * 6.18: 2 to 7 of about 1.5 million attempts at a denied address over 400
+ * back-to-back replacements). A miss in an egress allow set (sets.c)
+ * rejects, which fails closed; so does one in the access chain's sets of
+ * permitted clients (access.c). The per-sandbox rules are linear, but only
+ * the first packet of a flow walks them.
  *
  * Every chain exists also when no sandbox has egress (the handed-over
  * socket rules matter most then). `socket mark` (nft_socket) reads the
@@ -44,6 +66,7 @@
  * whatever was there atomically (and a missing table is not an error).
  */
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -61,16 +84,18 @@
 #define CT_RELATED 0x4u
 #define CT_NEW 0x8u
 
-/* The ids of the sets the base chains use. */
-struct base_sets {
-	uint32_t ifs, in;
-};
-
-/* iifname (or oifname) @sbx_ifs */
-static void from_sandbox(struct nftnl_rule *r, bool out, uint32_t ifs_id)
+/* iifname (or oifname) NAME: a plain comparison, no set (see above) */
+static void on_if(struct nftnl_rule *r, bool out, const char *ifname)
 {
+	char key[IFNAMSIZ] = {0};
+	snprintf(key, sizeof(key), "%s", ifname);
 	np_e_meta(r, out ? NFT_META_OIFNAME : NFT_META_IIFNAME);
-	np_e_lookup(r, "sbx_ifs", ifs_id, false);
+	np_e_cmp(r, NFT_CMP_EQ, key, sizeof(key));
+}
+
+static bool has_chain(const struct np_rules_sb *s)
+{
+	return s->cfg->n_rules || s->has_veth;
 }
 
 /* The accept rule of one egress entry (one per port when ports are listed). */
@@ -115,10 +140,9 @@ static void reject_rule(struct np_batch *b, struct nftnl_rule *r, const char *co
 
 /* ---- the base chains ---------------------------------------------------------------------- */
 
-/* The sets, counters and chains, and each sandbox's chain in the map. */
-static struct base_sets base_objects(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
+/* The counters and chains. */
+static void base_objects(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
 {
-	struct base_sets ids = {np_set_msg(b, "sbx_ifs", false), np_set_msg(b, "sbx_in", true)};
 	for (size_t i = 0; i < n; i++) {
 		char acc[48], rej[48];
 		snprintf(acc, sizeof(acc), "sb_%s_acc", sbs[i].cfg->name);
@@ -131,58 +155,98 @@ static struct base_sets base_objects(struct np_batch *b, const struct np_rules_s
 	np_chain_msg(b, "output", "filter", NF_INET_LOCAL_OUT, 0);
 	np_chain_msg(b, "handed_in", "filter", NF_INET_LOCAL_IN, 0);
 	np_chain_msg(b, "postrouting", "nat", NF_INET_POST_ROUTING, 100);
+	np_chain_msg(b, "to_sandbox", NULL, 0, 0);
+	np_chain_msg(b, "from_sandbox", NULL, 0, 0);
 	for (size_t i = 0; i < n; i++) {
-		if (!sbs[i].cfg->n_rules && !sbs[i].has_veth)
+		if (!has_chain(&sbs[i]))
 			continue;
 		char chain[48];
 		snprintf(chain, sizeof(chain), "sb_%s", sbs[i].cfg->name);
 		np_chain_msg(b, chain, NULL, 0, 0);
-		np_ifname_elem(b, "sbx_ifs", ids.ifs, sbs[i].ifname, NULL);
-		np_ifname_elem(b, "sbx_in", ids.in, sbs[i].ifname, chain);
 	}
-	return ids;
 }
 
-/* forward: dispatch by input interface; nothing new toward sandboxes */
-static void forward_rules(struct np_batch *b, struct base_sets ids)
+/* ct state new jump to_sandbox, in chain `chain` */
+static void new_to_sandbox(struct np_batch *b, const char *chain)
+{
+	struct nftnl_rule *r = np_rule_new(b, chain);
+	np_e_ct_state(r, CT_NEW);
+	np_e_jump(r, "to_sandbox");
+	char desc[64];
+	snprintf(desc, sizeof(desc), "add rule %s: ct state new jump to_sandbox", chain);
+	np_rule_msg(b, r, desc);
+}
+
+/* forward: established flows pass (every sandbox chain lets them), the
+ * rest by input interface to its sandbox's chain; nothing new toward a
+ * sandbox (to_sandbox) */
+static void forward_rules(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
 {
 	struct nftnl_rule *r = np_rule_new(b, "forward");
-	np_e_meta(r, NFT_META_IIFNAME);
-	np_e_lookup(r, "sbx_in", ids.in, true);
-	np_rule_msg(b, r, "add rule forward: iifname vmap @sbx_in");
-	r = np_rule_new(b, "forward");
-	from_sandbox(r, true, ids.ifs);
-	np_e_ct_state(r, CT_NEW);
-	np_e_counter(r, NULL);
-	np_e_verdict(r, NF_DROP);
-	np_rule_msg(b, r, "add rule forward: oifname @sbx_ifs ct state new drop");
-}
-
-/* input: sandboxes do not reach the broker host itself */
-static void input_rules(struct np_batch *b, struct base_sets ids)
-{
-	struct nftnl_rule *r = np_rule_new(b, "input");
-	from_sandbox(r, false, ids.ifs);
 	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
 	np_e_verdict(r, NF_ACCEPT);
-	np_rule_msg(b, r, "add rule input: established");
+	np_rule_msg(b, r, "add rule forward: ct state established,related accept");
+	for (size_t i = 0; i < n; i++) {
+		if (!has_chain(&sbs[i]))
+			continue;
+		char chain[48];
+		snprintf(chain, sizeof(chain), "sb_%s", sbs[i].cfg->name);
+		r = np_rule_new(b, "forward");
+		on_if(r, false, sbs[i].ifname);
+		np_e_jump(r, chain);
+		np_rule_msg(b, r, "add rule forward: iifname jump");
+	}
+	new_to_sandbox(b, "forward");
+}
+
+/* to_sandbox: a new flow toward a sandbox's veth is dropped (counted) */
+static void to_sandbox_rules(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!has_chain(&sbs[i]))
+			continue;
+		struct nftnl_rule *r = np_rule_new(b, "to_sandbox");
+		on_if(r, true, sbs[i].ifname);
+		np_e_counter(r, NULL);
+		np_e_verdict(r, NF_DROP);
+		np_rule_msg(b, r, "add rule to_sandbox: oifname drop");
+	}
+}
+
+/* input: sandboxes do not reach the broker host itself (from_sandbox) */
+static void input_rules(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
+{
+	struct nftnl_rule *r = np_rule_new(b, "input");
+	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
+	np_e_verdict(r, NF_ACCEPT);
+	np_rule_msg(b, r, "add rule input: ct state established,related accept");
+	for (size_t i = 0; i < n; i++) {
+		if (!has_chain(&sbs[i]))
+			continue;
+		r = np_rule_new(b, "input");
+		on_if(r, false, sbs[i].ifname);
+		np_e_jump(r, "from_sandbox");
+		np_rule_msg(b, r, "add rule input: iifname jump from_sandbox");
+	}
+	r = np_rule_new(b, "from_sandbox");
+	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
+	np_e_verdict(r, NF_ACCEPT);
+	np_rule_msg(b, r, "add rule from_sandbox: established");
 	static const uint8_t nd[] = {133, 135, 136}; /* router sol., neighbour sol./adv. */
 	for (size_t k = 0; k < sizeof(nd); k++) {
-		r = np_rule_new(b, "input");
-		from_sandbox(r, false, ids.ifs);
+		r = np_rule_new(b, "from_sandbox");
 		np_e_nfproto(r, NFPROTO_IPV6);
 		np_e_l4proto(r, IPPROTO_ICMPV6);
 		np_e_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1);
 		np_e_cmp(r, NFT_CMP_EQ, &nd[k], 1);
 		np_e_verdict(r, NF_ACCEPT);
-		np_rule_msg(b, r, "add rule input: neighbour discovery");
+		np_rule_msg(b, r, "add rule from_sandbox: neighbour discovery");
 	}
 	for (int tcp = 1; tcp >= 0; tcp--) {
-		r = np_rule_new(b, "input");
-		from_sandbox(r, false, ids.ifs);
+		r = np_rule_new(b, "from_sandbox");
 		if (tcp)
 			np_e_l4proto(r, IPPROTO_TCP);
-		reject_rule(b, r, NULL, tcp, "add rule input: reject");
+		reject_rule(b, r, NULL, tcp, "add rule from_sandbox: reject");
 	}
 }
 
@@ -237,20 +301,19 @@ static void handed_rules(struct np_batch *b, const struct netpolicy_listener *ls
  * ICMP errors and rejects of ours are established or related; neighbour
  * discovery is untracked), nor does a handed-over socket; postrouting:
  * masquerade what sandboxes send out */
-static void output_rules(struct np_batch *b, struct base_sets ids,
+static void output_rules(struct np_batch *b, const struct np_rules_sb *sbs, size_t n,
                          const struct netpolicy_listener *ls, size_t n_ls)
 {
-	struct nftnl_rule *r = np_rule_new(b, "output");
-	from_sandbox(r, true, ids.ifs);
-	np_e_ct_state(r, CT_NEW);
-	np_e_counter(r, NULL);
-	np_e_verdict(r, NF_DROP);
-	np_rule_msg(b, r, "add rule output: oifname @sbx_ifs ct state new drop");
+	new_to_sandbox(b, "output");
 	handed_rules(b, ls, n_ls);
-	r = np_rule_new(b, "postrouting");
-	from_sandbox(r, false, ids.ifs);
-	nftnl_rule_add_expr(r, nftnl_expr_alloc("masq"));
-	np_rule_msg(b, r, "add rule postrouting: masquerade");
+	for (size_t i = 0; i < n; i++) {
+		if (!has_chain(&sbs[i]))
+			continue;
+		struct nftnl_rule *r = np_rule_new(b, "postrouting");
+		on_if(r, false, sbs[i].ifname);
+		nftnl_rule_add_expr(r, nftnl_expr_alloc("masq"));
+		np_rule_msg(b, r, "add rule postrouting: masquerade");
+	}
 }
 
 /* ---- a sandbox's chain -------------------------------------------------------------------- */
@@ -309,7 +372,7 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
 	size_t n_ls = in->n_ls;
 	size_t msgs = 48 + n_ls + np_access_msgs(in->acc, in->n_acc);
 	for (size_t i = 0; i < n; i++) {
-		msgs += 8;
+		msgs += 12;
 		for (size_t k = 0; k < sbs[i].cfg->n_rules; k++)
 			msgs +=
 			    3 + (sbs[i].cfg->rules[k].n_ports ? sbs[i].cfg->rules[k].n_ports : 1);
@@ -322,14 +385,15 @@ int np_rules_build(const char *table, const struct np_rules_sb *sbs, size_t n,
 	np_table_msg(&b, NFT_MSG_DELTABLE, 0);
 	if (!remove_only) {
 		np_table_msg(&b, NFT_MSG_NEWTABLE, NLM_F_CREATE);
-		struct base_sets ids = base_objects(&b, sbs, n);
-		forward_rules(&b, ids);
-		input_rules(&b, ids);
-		output_rules(&b, ids, ls, n_ls);
+		base_objects(&b, sbs, n);
+		forward_rules(&b, sbs, n);
+		to_sandbox_rules(&b, sbs, n);
+		input_rules(&b, sbs, n);
+		output_rules(&b, sbs, n, ls, n_ls);
 		np_chain_msg(&b, "access_in", "filter", NF_INET_LOCAL_IN, -10);
 		r = np_access_rules(&b, "access_in", in->acc, in->n_acc);
 		for (size_t i = 0; i < n && r == 0; i++)
-			if (sbs[i].cfg->n_rules || sbs[i].has_veth)
+			if (has_chain(&sbs[i]))
 				r = sandbox_chain(&b, sbs[i].cfg);
 	}
 	if (r < 0) {

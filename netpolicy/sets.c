@@ -1,69 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nftables sets and their elements: the interface-name set and verdict map
- * the base chains dispatch with (sbx_ifs, sbx_in), and the interval sets
- * (sb_NAME_nK) that hold a sandbox's CIDRs of one kind when it lists
- * SET_MIN or more of them, with overlapping and adjacent ones merged, each
+ * nftables sets and their elements: the interval sets (sb_NAME_nK) that hold a sandbox's CIDRs of
+ * one kind when it lists SET_MIN or more of them, with overlapping and adjacent ones merged, each
  * matched by one lookup. Sets cannot mix families: a kind is one family.
  */
-#include <net/if.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
-#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include "netpolicy/internal.h"
 
-#define TYPE_IFNAME 41
 #define TYPE_IPADDR 7
 #define TYPE_IP6ADDR 8
 #define SET_MIN 4 /* CIDRs of one kind from which a set is used */
 
-/* ---- sets of interface names ----------------------------------------------------------------- */
+/* ---- elements ----------------------------------------------------------------------- */
 
-uint32_t np_set_msg(struct np_batch *b, const char *name, bool vmap)
-{
-	struct nftnl_set *s = nftnl_set_alloc();
-	uint32_t id = ++b->set_id;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, TYPE_IFNAME);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, IFNAMSIZ);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
-	/* tells nft(8) the key is a string in host order, so that `nft list`
-	 * shows interface names instead of "" */
-	struct nftnl_udata_buf *ud = nftnl_udata_buf_alloc(64);
-	if (ud) {
-		nftnl_udata_put_u32(ud, NFTNL_UDATA_SET_KEYBYTEORDER, 1 /* host */);
-		nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(ud),
-		                   nftnl_udata_buf_len(ud));
-		nftnl_udata_buf_free(ud);
-	}
-	if (vmap) {
-		nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_MAP);
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_TYPE, NFT_DATA_VERDICT);
-		nftnl_set_set_u32(s, NFTNL_SET_DATA_LEN, 0);
-	}
-	struct nlmsghdr *n = np_hdr(b, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(n, s);
-	nftnl_set_free(s);
-	mnl_nlmsg_batch_next(b->b);
-	np_what(b, "add set", name, "add set %s", name);
-	return id;
-}
-
-/* One element of a set or verdict map: KEY (len bytes), optionally an
- * interval end, or with a jump verdict to a chain. */
+/* One element of a set: KEY (len bytes), optionally an interval end. */
 static void elem_msg(struct np_batch *b, const char *set, uint32_t set_id, const void *key,
-                     size_t len, bool interval_end, const char *jump)
+                     size_t len, bool interval_end)
 {
 	struct nftnl_set *s = nftnl_set_alloc();
 	struct nftnl_set_elem *e = nftnl_set_elem_alloc();
@@ -74,24 +38,12 @@ static void elem_msg(struct np_batch *b, const char *set, uint32_t set_id, const
 	nftnl_set_elem_set(e, NFTNL_SET_ELEM_KEY, key, (uint32_t)len);
 	if (interval_end)
 		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_FLAGS, NFT_SET_ELEM_INTERVAL_END);
-	if (jump) {
-		nftnl_set_elem_set_u32(e, NFTNL_SET_ELEM_VERDICT, NFT_JUMP);
-		nftnl_set_elem_set_str(e, NFTNL_SET_ELEM_CHAIN, jump);
-	}
 	nftnl_set_elem_add(s, e);
 	struct nlmsghdr *n = np_hdr(b, NFT_MSG_NEWSETELEM, NLM_F_CREATE);
 	nftnl_set_elems_nlmsg_build_payload(n, s);
 	nftnl_set_free(s);
 	mnl_nlmsg_batch_next(b->b);
 	np_what(b, "add element", set, "add element to set %s", set);
-}
-
-void np_ifname_elem(struct np_batch *b, const char *set, uint32_t set_id, const char *ifname,
-                    const char *jump)
-{
-	char key[IFNAMSIZ] = {0};
-	snprintf(key, sizeof(key), "%s", ifname);
-	elem_msg(b, set, set_id, key, sizeof(key), false, jump);
 }
 
 /* ---- interval sets of CIDRs ---------------------------------------------------------------- */
@@ -150,13 +102,89 @@ static size_t merged_ranges(const struct netpolicy_cidr *c, size_t n, struct ran
 	return m;
 }
 
+/* v - 1 over len bytes (v is not zero) */
+static void addr_dec(uint8_t *v, size_t len)
+{
+	for (size_t i = len; i-- > 0;)
+		if (v[i]--)
+			return;
+}
+
+/* The ranges a[na] less the ranges d[nd] (both sorted and merged, as
+ * merged_ranges() leaves them) into out (room for na + nd); how many. */
+static size_t ranges_minus(const struct range *a, size_t na, const struct range *d, size_t nd,
+                           struct range *out, size_t len)
+{
+	size_t k = 0, j = 0;
+	for (size_t i = 0; i < na; i++) {
+		struct range cur = a[i];
+		bool left = true;
+		while (j < nd && memcmp(d[j].hi, cur.lo, 16) < 0)
+			j++; /* below this range, so below the next ones too */
+		for (size_t x = j; left && x < nd && memcmp(d[x].lo, cur.hi, 16) <= 0; x++) {
+			if (memcmp(d[x].lo, cur.lo, 16) > 0) {
+				out[k] = cur;
+				memcpy(out[k].hi, d[x].lo, 16);
+				addr_dec(out[k].hi, len);
+				k++;
+			}
+			if (memcmp(d[x].hi, cur.hi, 16) >= 0) {
+				left = false;
+			} else {
+				memcpy(cur.lo, d[x].hi, 16);
+				addr_inc(cur.lo, len);
+			}
+		}
+		if (left)
+			out[k++] = cur;
+	}
+	return k;
+}
+
+static uint32_t ranges_set(struct np_batch *b, const char *name, bool v4, const struct range *r,
+                           size_t m);
+
 /* An interval set of addresses (ip or ip6: v4) holding the CIDRs c[n], r:
  * room for n ranges. Returns its id. */
 static uint32_t cidr_set(struct np_batch *b, const char *name, bool v4,
                          const struct netpolicy_cidr *c, size_t n, struct range *r)
 {
+	return ranges_set(b, name, v4, r, merged_ranges(c, n, r, v4 ? 4 : 16));
+}
+
+int np_permit_set(struct np_batch *b, const char *name, bool v4, const struct netpolicy_cidr *allow,
+                  size_t n_allow, const struct netpolicy_cidr *deny, size_t n_deny, uint32_t *id)
+{
 	size_t len = v4 ? 4 : 16;
-	size_t m = merged_ranges(c, n, r, len);
+	_cleanup_free_ struct range *a = calloc(n_allow + 1, sizeof(*a));
+	_cleanup_free_ struct range *d = calloc(n_deny + 1, sizeof(*d));
+	_cleanup_free_ struct range *out = calloc(n_allow + n_deny + 1, sizeof(*out));
+	if (!a || !d || !out)
+		return -ENOMEM;
+	size_t na = 1;
+	if (n_allow)
+		na = merged_ranges(allow, n_allow, a, len);
+	else
+		memset(a[0].hi, 0xff, len); /* everyone */
+	size_t nd = merged_ranges(deny, n_deny, d, len);
+	size_t m = ranges_minus(a, na, d, nd, out, len);
+	if (!m)
+		return NP_PERMIT_NONE;
+	uint8_t ones[16] = {0};
+	memset(ones, 0xff, len);
+	static const uint8_t zero[16];
+	if (m == 1 && !memcmp(out[0].lo, zero, 16) && !memcmp(out[0].hi, ones, 16))
+		return NP_PERMIT_ALL;
+	*id = ranges_set(b, name, v4, out, m);
+	return NP_PERMIT_SET;
+}
+
+/* An interval set of addresses (ip or ip6: v4) holding the ranges r[m]
+ * (sorted, merged). Returns its id. */
+static uint32_t ranges_set(struct np_batch *b, const char *name, bool v4, const struct range *r,
+                           size_t m)
+{
+	size_t len = v4 ? 4 : 16;
 	struct nftnl_set *s = nftnl_set_alloc();
 	uint32_t id = ++b->set_id;
 	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
@@ -174,24 +202,15 @@ static uint32_t cidr_set(struct np_batch *b, const char *name, bool v4,
 	/* as nft does: an interval end at zero when the first range starts above it */
 	static const uint8_t zero[16];
 	if (m && memcmp(r[0].lo, zero, len))
-		elem_msg(b, name, id, zero, len, true, NULL);
+		elem_msg(b, name, id, zero, len, true);
 	for (size_t i = 0; i < m; i++) {
-		elem_msg(b, name, id, r[i].lo, len, false, NULL);
+		elem_msg(b, name, id, r[i].lo, len, false);
 		uint8_t end[16];
 		memcpy(end, r[i].hi, 16);
 		if (addr_inc(end, len))
-			elem_msg(b, name, id, end, len, true, NULL);
+			elem_msg(b, name, id, end, len, true);
 	}
 	return id;
-}
-
-uint32_t np_cidr_set(struct np_batch *b, const char *name, bool v4, const struct netpolicy_cidr *c,
-                     size_t n)
-{
-	_cleanup_free_ struct range *r = calloc(n + 1, sizeof(*r));
-	if (!r)
-		n = 0; /* an empty set: the batch still builds; the caller checked memory */
-	return cidr_set(b, name, v4, c, n, r ? r : &(struct range){0});
 }
 
 /* An interval set holding the CIDRs of the member rules (one kind, so one

@@ -39,6 +39,8 @@ for t in "${tests[@]}"; do
 	77) skip=$((skip + 1)); echo "skip $name: $(tail -n 1 "$log")" ;;
 	*) fail=$((fail + 1)); failed+=("$name")
 	   [ $rc = 124 ] && echo "FAIL $name: timed out after ${per_test_timeout}s" || echo "FAIL $name (exit $rc, ${secs}s)"
+	   # the failure itself first (a broker log dump after it may be long)
+	   grep -m 3 '^FAIL: ' "$log" | sed 's/^/    | /'
 	   sed 's/^/    | /' "$log" | tail -n 40 ;;
 	esac
 done

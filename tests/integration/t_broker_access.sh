@@ -126,10 +126,14 @@ for s in acl:3 over:2 dual:2 lo:1 ux:0; do
 done
 assert_eq "$(sb_stat ux .refused.peer)" 1 "refused.peer of ux"
 assert_contains "$(in_lab nft list counter inet "$TABLE" sb_acl_addr)" "packets 3 " "the table's counter"
-# the sandbox's lists in its sets, the address with its own lists in its own
-assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_l1_allow4)" "10.9.2.0/24" "the address's own set"
-assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_allow6)" "2001:db8:1::/64" "the sandbox's set"
-assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_allow6)" "::ffff:10.9.1.0/120" "IPv4 CIDRs mapped in the ip6 set"
+# the clients the sandbox's lists permit in its sets (allowed less
+# denied), the address with its own lists in its own
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_l1_ok4)" "10.9.2.0/24" "the address's own set"
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_ok6)" "2001:db8:1::/64" "the sandbox's set"
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_over_ok6)" "::ffff:10.9.1.0/120" "IPv4 CIDRs mapped in the ip6 set"
+acl6=$(in_lab nft list set inet "$TABLE" sb_acl_ok6)
+assert_contains "$acl6" "2001:db8:1::/124," "the denied address cut out of the allowed /64 (below)"
+assert_contains "$acl6" "2001:db8:1::11-2001:db8:1:0:ffff:ffff:ffff:ffff" "(above)"
 human=$("$REAL" status -s "$CONTROL")
 assert_contains "$human" "refused: address 3 " "status text"
 m=$(in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/9464 && printf "GET /metrics HTTP/1.0\r\n\r\n" >&3 && cat <&3' | tr -d '\r')
@@ -178,10 +182,11 @@ for stale in sb_over_addr sb_lo_addr "10.9.1.0/24" "2001:db8:1::/64" "127.0.0.0"
 	assert_not_contains "$table" "$stale" "stale after reload"
 done
 assert_contains "$table" "10.9.2.0/24" "the new list in the table"
-sets=$(in_lab nft -j list sets inet | jq -r ".nftables[].set | select(. != null and .table == \"$TABLE\") | .name" | grep -E '_(allow|deny)[46]$' | sort | tr '\n' ' ')
+sets=$(in_lab nft -j list sets inet | jq -r ".nftables[].set | select(. != null and .table == \"$TABLE\") | .name" | grep -E '_ok[46]$' | sort | tr '\n' ' ')
 # acl: the sandbox's lists, ip for 0.0.0.0:7200, ip6 for [::]:7200; dual
-# [::]:7203: its deny list for ip6 and (dual-stack) ip
-assert_eq "$sets" "sb_acl_allow4 sb_acl_allow6 sb_dual_deny4 sb_dual_deny6 " "access sets after reload"
+# [::]:7203: everyone less its deny list, for ip6 and (dual-stack) ip
+assert_eq "$sets" "sb_acl_ok4 sb_acl_ok6 sb_dual_ok4 sb_dual_ok6 " "access sets after reload"
+assert_contains "$(in_lab nft list set inet "$TABLE" sb_dual_ok4)" "0.0.0.0-10.9.1.255, 10.9.3.0-255.255.255.255" "everyone less 10.9.2.0/24"
 
 broker_stop TERM
 assert_clean_lab

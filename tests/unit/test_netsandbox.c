@@ -15,6 +15,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -84,6 +85,9 @@ static void test_ifnames(void **state)
 	assert_int_equal(np_ifname("pstx", "abcdefghijkl", n), -ENAMETOOLONG);
 }
 
+static size_t rules_of(const void *buf, size_t len, char out[][512], size_t max);
+static bool has_rule(char rules[][512], size_t n, const char *want);
+
 static void test_batch_build(void **state)
 {
 	(void)state;
@@ -99,13 +103,28 @@ static void test_batch_build(void **state)
 	uint32_t first;
 	assert_int_equal(np_rules_build("t", &rs, 1, NULL, &buf, &len, &what, &n, &first, false),
 	                 0);
-	/* 3 table msgs, 2 sets, 2 counters, 7 chains, 2 elements, base rules
-	 * (2 forward, 1+3+2 input, 1+2 output, 2 handed_in, 1 postrouting),
-	 * sandbox chain: 1 + 3 + 2 */
-	assert_int_equal(n, 3 + 2 + 2 + 7 + 2 + 14 + 6);
+	/* 3 table msgs, 2 counters, 9 chains, base rules (3 forward, 1
+	 * to_sandbox, 2 input, 6 from_sandbox, 1+2 output, 2 handed_in, 1
+	 * postrouting), sandbox chain: 1 + 3 + 2 */
+	assert_int_equal(n, 3 + 2 + 9 + 18 + 6);
 	assert_string_equal(what[0].desc, "add table t");
 	assert_string_equal(what[n - 1].desc, "sandbox \"db\": add rule");
 	assert_true(len > 0);
+	/* no set decides what is a sandbox's: its interface name compared */
+	static char rules[64][512];
+	size_t nr = rules_of(buf, len, rules, 64);
+	const char *pstdb = "meta cmp==70737464620000000000000000000000";
+	char want[512];
+	snprintf(want, sizeof(want), "forward: %s imm:%d", pstdb, NFT_JUMP);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "to_sandbox: %s counter imm:%d", pstdb, NF_DROP);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "input: %s imm:%d", pstdb, NFT_JUMP);
+	assert_true(has_rule(rules, nr, want));
+	snprintf(want, sizeof(want), "postrouting: %s masq", pstdb);
+	assert_true(has_rule(rules, nr, want));
+	for (size_t i = 0; i < nr; i++)
+		assert_null(strstr(rules[i], "lookup"));
 	free(buf);
 	free(what);
 	assert_int_equal(np_rules_build("t", NULL, 0, NULL, &buf, &len, &what, &n, &first, true),
@@ -197,7 +216,7 @@ static void test_batch_what(void **state)
 	bool chain = false, elem = false;
 	for (size_t i = 0; i < n; i++) {
 		chain |= !strcmp(what[i].step, "add chain") && !strcmp(what[i].object, "handed_in");
-		elem |= !strcmp(what[i].step, "add element") && !strcmp(what[i].object, "sbx_in");
+		elem |= !strcmp(what[i].step, "add chain") && !strcmp(what[i].object, "to_sandbox");
 	}
 	assert_true(chain && elem);
 	free(buf);
@@ -324,10 +343,10 @@ static void test_batch_handed_sockets(void **state)
 	hex(&newbit, 4, ctnew);
 	/* SYN: meta l4proto tcp, tcp flags & (syn|ack) == syn */
 	const char *syn = "meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
-	snprintf(want, sizeof(want),
-	         "output: meta lookup:sbx_ifs ct bitwise&%s cmp!=00000000 counter imm:%d", ctnew,
-	         NF_DROP);
+	/* no set decides what is a sandbox's: plain comparisons of the name */
+	snprintf(want, sizeof(want), "output: ct bitwise&%s cmp!=00000000 imm:%d", ctnew, NFT_JUMP);
 	assert_true(has_rule(rules, nr, want));
+
 	snprintf(want, sizeof(want), "output: socket:mark cmp==%s %s counter reject", conn, syn);
 	assert_true(has_rule(rules, nr, want));
 	snprintf(want, sizeof(want), "output: socket:mark cmp==%s %s counter reject", lis, syn);
@@ -370,9 +389,47 @@ static size_t count_what(const struct np_what *w, size_t n, const char *desc)
 	return k;
 }
 
-/* Client address rules: the sandbox's lists in sets shared by its
- * addresses, an address's own in its own, IPv4 CIDRs mapped into the ip6
- * sets, deny before allow, one counter per sandbox. */
+/* The elements of set SET in a batch, as "KEY" or "KEY/end" (hex) joined
+ * by spaces. */
+static void elems_of(const void *buf, size_t len, const char *set, char *out, size_t room)
+{
+	const struct nlmsghdr *h = buf;
+	int left = (int)len;
+	out[0] = 0;
+	size_t w = 0;
+	for (; mnl_nlmsg_ok(h, left); h = mnl_nlmsg_next(h, &left)) {
+		if (h->nlmsg_type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM))
+			continue;
+		struct nftnl_set *s = nftnl_set_alloc();
+		assert_int_equal(nftnl_set_elems_nlmsg_parse(h, s), 0);
+		if (strcmp(nftnl_set_get_str(s, NFTNL_SET_NAME), set)) {
+			nftnl_set_free(s);
+			continue;
+		}
+		struct nftnl_set_elems_iter *it = nftnl_set_elems_iter_create(s);
+		for (struct nftnl_set_elem *e = nftnl_set_elems_iter_next(it); e;
+		     e = nftnl_set_elems_iter_next(it)) {
+			uint32_t klen = 0;
+			const void *key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &klen);
+			char x[40];
+			hex(key, klen, x);
+			bool end = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
+			           (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) &
+			            NFT_SET_ELEM_INTERVAL_END);
+			w += (size_t)snprintf(out + w, room - w, "%s%s%s", w ? " " : "", x,
+			                      end ? "/end" : "");
+			assert_true(w < room);
+		}
+		nftnl_set_elems_iter_destroy(it);
+		nftnl_set_free(s);
+	}
+}
+
+/* Client address rules: one set per family of the clients permitted (the
+ * allow list less the deny list, every address less the deny list without
+ * an allow list), the sandbox's shared by its addresses, an address's own
+ * in its own, IPv4 CIDRs mapped into the ip6 sets, one counter per
+ * sandbox; no set when the lists permit nobody or everybody. */
 static void test_batch_access(void **state)
 {
 	(void)state;
@@ -380,7 +437,10 @@ static void test_batch_access(void **state)
 	                                 cidr(AF_INET6, "2001:db8::", 32)};
 	struct netpolicy_cidr deny[] = {cidr(AF_INET, "10.1.0.0", 16)};
 	struct netpolicy_cidr deny2[] = {cidr(AF_INET, "192.0.2.0", 24)};
-	struct netpolicy_access acc[3] = {
+	struct netpolicy_cidr allow3[] = {cidr(AF_INET, "10.1.0.0", 16)};
+	struct netpolicy_cidr deny3[] = {cidr(AF_INET, "10.0.0.0", 8)};
+	struct netpolicy_cidr all[] = {cidr(AF_INET, "0.0.0.0", 0)};
+	struct netpolicy_access acc[5] = {
 	    {.sandbox = "w",
 	     .family = AF_INET,
 	     .port = 80,
@@ -403,68 +463,81 @@ static void test_batch_access(void **state)
 	     .listen_index = 2,
 	     .deny = deny2,
 	     .n_deny = 1},
+	    {.sandbox = "z",
+	     .family = AF_INET,
+	     .port = 82,
+	     .listen_index = -1,
+	     .allow = allow3,
+	     .n_allow = 1,
+	     .deny = deny3,
+	     .n_deny = 1},
+	    {.sandbox = "e",
+	     .family = AF_INET,
+	     .port = 83,
+	     .listen_index = -1,
+	     .allow = all,
+	     .n_allow = 1},
 	};
 	inet_pton(AF_INET, "127.0.0.1", acc[2].addr);
 	void *buf;
 	size_t len, n;
 	struct np_what *what;
 	uint32_t first;
-	assert_int_equal(np_rules_build("t", NULL, 0, &(struct np_rules_in){NULL, 0, acc, 3}, &buf,
+	assert_int_equal(np_rules_build("t", NULL, 0, &(struct np_rules_in){NULL, 0, acc, 5}, &buf,
 	                                &len, &what, &n, &first, false),
 	                 0);
 	assert_int_equal(count_what(what, n, "add counter sb_w_addr"), 1);
 	assert_int_equal(count_what(what, n, "add chain access_in"), 1);
-	const char *once[] = {"add set sb_w_allow4", "add set sb_w_allow6", "add set sb_w_deny4",
-	                      "add set sb_w_deny6", "add set sb_w_l2_deny4"};
-	for (size_t i = 0; i < 5; i++)
+	const char *once[] = {"add set sb_w_ok4", "add set sb_w_ok6", "add set sb_w_l2_ok4"};
+	for (size_t i = 0; i < 3; i++)
 		assert_int_equal(count_what(what, n, once[i]), 1);
-	assert_int_equal(count_what(what, n, "add set sb_w_l2_allow4"), 0);
-	/* ::ffff:10.0.0.0/104 and 2001:db8::/32: an end at zero, two ranges */
-	assert_int_equal(count_what(what, n, "add element to set sb_w_allow6"), 5);
+	assert_int_equal(count_what(what, n, "add counter sb_z_addr"), 1);
+	assert_int_equal(count_what(what, n, "add set sb_z_ok4"), 0);
+	assert_int_equal(count_what(what, n, "add set sb_e_ok4"), 0);
+	char el[1024];
+	/* 10.0.0.0/8 less 10.1.0.0/16: an end at zero, then two ranges */
+	elems_of(buf, len, "sb_w_ok4", el, sizeof(el));
+	assert_string_equal(el, "00000000/end 0a000000 0a010000/end 0a020000 0b000000/end");
+	/* everyone less 192.0.2.0/24: from zero, and up to the last address */
+	elems_of(buf, len, "sb_w_l2_ok4", el, sizeof(el));
+	assert_string_equal(el, "00000000 c0000200/end c0000300");
+	/* ::ffff:10.0.0.0/104 less ::ffff:10.1.0.0/112, and 2001:db8::/32 */
+	elems_of(buf, len, "sb_w_ok6", el, sizeof(el));
+	assert_string_equal(
+	    el, "00000000000000000000000000000000/end "
+	        "00000000000000000000ffff0a000000 00000000000000000000ffff0a010000/end "
+	        "00000000000000000000ffff0a020000 00000000000000000000ffff0b000000/end "
+	        "20010db8000000000000000000000000 20010db9000000000000000000000000/end");
 	static char rules[64][512];
 	size_t nr = rules_of(buf, len, rules, 64);
 	const char *syn4 = "meta cmp==02 meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
 	const char *syn6 = "meta cmp==0a meta cmp==06 payload:2/13/1 bitwise&12 cmp==02";
 	char want[512];
 	snprintf(want, sizeof(want),
-	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/12/4 lookup:sb_w_deny4 objref "
+	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/12/4 lookup!=:sb_w_ok4 objref "
 	         "reject",
 	         syn4);
 	assert_true(has_rule(rules, nr, want));
 	snprintf(want, sizeof(want),
-	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/12/4 lookup!=:sb_w_allow4 objref "
-	         "reject",
-	         syn4);
-	assert_true(has_rule(rules, nr, want));
-	snprintf(want, sizeof(want),
-	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/8/16 lookup:sb_w_deny6 objref "
-	         "reject",
-	         syn6);
-	assert_true(has_rule(rules, nr, want));
-	snprintf(want, sizeof(want),
-	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/8/16 lookup!=:sb_w_allow6 objref "
+	         "access_in: %s payload:2/2/2 cmp==0050 payload:1/8/16 lookup!=:sb_w_ok6 objref "
 	         "reject",
 	         syn6);
 	assert_true(has_rule(rules, nr, want));
 	snprintf(
 	    want, sizeof(want),
 	    "access_in: %s payload:2/2/2 cmp==0051 payload:1/16/4 cmp==7f000001 payload:1/12/4 "
-	    "lookup:sb_w_l2_deny4 objref reject",
+	    "lookup!=:sb_w_l2_ok4 objref reject",
 	    syn4);
 	assert_true(has_rule(rules, nr, want));
-	/* deny before allow */
-	size_t d = nr, a = nr;
-	for (size_t i = 0; i < nr; i++) {
-		if (strstr(rules[i], "lookup:sb_w_deny4") && d == nr)
-			d = i;
-		if (strstr(rules[i], "lookup!=:sb_w_allow4") && a == nr)
-			a = i;
-	}
-	assert_true(d < a && a < nr);
+	/* z permits nobody: every SYN to its port refused, without a set */
+	snprintf(want, sizeof(want), "access_in: %s payload:2/2/2 cmp==0052 objref reject", syn4);
+	assert_true(has_rule(rules, nr, want));
 	size_t in_access = 0;
-	for (size_t i = 0; i < nr; i++)
+	for (size_t i = 0; i < nr; i++) {
 		in_access += !strncmp(rules[i], "access_in:", 10);
-	assert_int_equal(in_access, 5);
+		assert_null(strstr(rules[i], "cmp==0053")); /* e permits everybody */
+	}
+	assert_int_equal(in_access, 4);
 	free(buf);
 	free(what);
 }
