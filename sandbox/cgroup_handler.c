@@ -2,10 +2,11 @@
 /*
  * A sandbox's cgroups and its handlers': SANDBOX/hN under this process's
  * GROUP (cgroup.c placed it) in each hierarchy in use, made with their
- * limits before the clone (or made ahead, the stock), removed when the
- * handler is reaped (one still busy is retried later, never waited for on
- * the caller's thread but by sb_cg_destroy()), killed (cgroup.kill), and
- * their figures read.
+ * limits before the clone (or made ahead, the stock), put back into the
+ * stock when the handler is reaped and they can serve the next one as if
+ * new (sb_cg_recycle()), else removed (one still busy is retried later,
+ * never waited for on the caller's thread but by sb_cg_destroy()), killed
+ * (cgroup.kill), and their figures read.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -318,7 +319,7 @@ unsigned sb_cg_stock_missing(struct sb_cg *c)
 	if (!c->on)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	unsigned n = CG_STOCK - c->n_stock;
+	unsigned n = c->n_stock < CG_AHEAD ? CG_AHEAD - c->n_stock : 0;
 	pthread_mutex_unlock(&c->lock);
 	return n;
 }
@@ -344,6 +345,90 @@ int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err)
 			sb_cg_remove(dirs);
 	}
 	return 0;
+}
+
+/* ---- reuse -------------------------------------------------------------------------------- */
+
+/* Which controller's hierarchy a v1 handler directory is in. */
+static int v1_ctrl_of(const char *dir)
+{
+	for (int i = 0; i < CG_N; i++) {
+		size_t l = strlen(sb_cgp.v1base[i]);
+		if (l && !strncmp(dir, sb_cgp.v1base[i], l) && dir[l] == '/')
+			return i;
+	}
+	return -1;
+}
+
+/* One v1 directory of a reaped handler: nobody in it, no cgroup below it
+ * (a kernfs directory's link count is 2 + its subdirectories), no OOM
+ * kill (its count is not resettable), at most a sixteenth of the memory
+ * limit still charged; then its peak and CPU counters reset. */
+static bool reusable(const char *d, uint64_t mem_limit)
+{
+	char buf[512];
+	uint64_t v;
+	struct stat st;
+	if (stat(d, &st) < 0 || st.st_nlink != 2)
+		return false;
+	if (sb_cg_read_at(d, "cgroup.procs", buf, sizeof(buf)) != 0)
+		return false;
+	int ctrl = v1_ctrl_of(d);
+	if (ctrl == CG_MEMORY) {
+		if (sb_cg_read_at(d, "memory.oom_control", buf, sizeof(buf)) > 0 &&
+		    sb_cg_keyed(buf, "oom_kill", &v) && v)
+			return false;
+		if (mem_limit &&
+		    (sb_cg_read_at(d, "memory.usage_in_bytes", buf, sizeof(buf)) <= 0 ||
+		     strtoull(buf, NULL, 10) > mem_limit / 16))
+			return false;
+		if (sb_cg_write_at(d, "memory.max_usage_in_bytes", "0") < 0)
+			return false;
+	}
+	if ((ctrl == CG_CPUACCT || (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) &&
+	    sb_cg_write_at(d, "cpuacct.usage", "0") < 0)
+		return false;
+	return true;
+}
+
+/*
+ * Why a cgroup can serve the next handler of its sandbox: its limits are
+ * the sandbox's (a reload makes new sandbox objects, with their own stock),
+ * and what a handler reads of it is reset: processes, CPU time, the memory
+ * peak. An OOM kill count is not resettable, so such a cgroup goes. The
+ * memory charged to it that outlives its processes (page cache the
+ * handler read or wrote; its tmpfs goes with its mount namespace, before
+ * the reap) stays charged to the next handler: a cgroup with more than a
+ * sixteenth of its memory limit charged is not reused, so that the next
+ * handler's peak does not start there; the rest counts in its memory
+ * figure and, being reclaimable, in no OOM decision. Nothing a handler can
+ * do leaves more behind: it cannot write the cgroup's files (root's) nor
+ * mount cgroupfs (seccomp), so no cgroup below its own.
+ *
+ * cgroup v1 only: on v2, memory.peak cannot be reset by path (Linux 6.12
+ * resets it for the writer's file descriptor only), nor cpu.stat, so
+ * there every handler gets a new cgroup.
+ */
+bool sb_cg_recycle(struct sb_cg *c, const char *dirs)
+{
+	if (!c->on || !dirs[0] || sb_cgp.mode != SANDBOX_CG_V1)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	bool room = c->n_stock < CG_STOCK;
+	pthread_mutex_unlock(&c->lock);
+	if (!room)
+		return false;
+	char list[CG_DIRS_MAX], *save = NULL;
+	memcpy(list, dirs, sizeof(list));
+	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
+		if (!reusable(d, c->limits.memory))
+			return false;
+	pthread_mutex_lock(&c->lock);
+	room = c->n_stock < CG_STOCK;
+	if (room)
+		memcpy(c->stock[c->n_stock++], dirs, CG_DIRS_MAX);
+	pthread_mutex_unlock(&c->lock);
+	return room;
 }
 
 /* The sandbox's cgroups: its stock, its handlers' that were still busy when
@@ -395,17 +480,6 @@ int sb_cg_kill(const char *dirs)
 	snprintf(dir, sizeof(dir), "%.*s", (int)strcspn(dirs, "\n"), dirs);
 	int r = sb_cg_write_at(dir, "cgroup.kill", "1");
 	return r == -ENOENT ? 0 : r;
-}
-
-/* Which controller's hierarchy a v1 handler directory is in. */
-static int v1_ctrl_of(const char *dir)
-{
-	for (int i = 0; i < CG_N; i++) {
-		size_t l = strlen(sb_cgp.v1base[i]);
-		if (l && !strncmp(dir, sb_cgp.v1base[i], l) && dir[l] == '/')
-			return i;
-	}
-	return -1;
 }
 
 int sandbox_cg_stats(const struct sandbox_handler *h, struct sandbox_cg_stats *st)

@@ -64,7 +64,8 @@ __attribute__((format(printf, 5, 6))) void sb_error(struct sandbox_error *e, int
 
 /* ---- cgroup_fs.c: the cgroup file system ------------------------------------------- */
 
-#define CG_STOCK 4       /* handler cgroups made ahead per sandbox */
+#define CG_AHEAD 4       /* handler cgroups made ahead per sandbox */
+#define CG_STOCK 16      /* ... and with the reaped ones put back, at most */
 #define CG_DIRS_MAX 1024 /* sizeof(sandbox_handler.cgroup) */
 #define V2_CTRLS 3       /* memory, pids, cpu: what v2 handler cgroups use */
 enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_N };
@@ -127,7 +128,7 @@ struct sb_cg {
 	struct sandbox_limits limits;
 	char dir[CG_N][PATH_MAX];          /* the sandbox's directories (v2: dir[0]); "" none */
 	pthread_mutex_t lock;              /* the stock; initialized by the caller */
-	char stock[CG_STOCK][CG_DIRS_MAX]; /* made ahead, with their limits */
+	char stock[CG_STOCK][CG_DIRS_MAX]; /* made ahead or put back, with their limits */
 	unsigned n_stock;
 };
 
@@ -146,6 +147,10 @@ int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
 /* A handler's cgroups into dirs (from the stock when use_stock), each
  * cgroup.procs opened into procs[CG_N] (-1 for the rest). */
 int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct sb_cg_why *why);
+/* A reaped handler's cgroups (dirs) back into c's stock when they can
+ * serve another handler as if new (cgroup v1; see cgroup_handler.c); true
+ * if they went there, false if the caller is to remove them. */
+bool sb_cg_recycle(struct sb_cg *c, const char *dirs);
 void sb_cg_remove(char *dirs);
 unsigned sb_cg_stock_missing(struct sb_cg *c);
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err);

@@ -307,7 +307,10 @@ unsigned sandbox_cg_stock_missing(struct sandbox *sb);
 int sandbox_kill(struct sandbox_handler *h);
 
 /* After the pidfd became readable: reap, fill the wait status, release the
- * handler's cgroup and close its fds. Returns 0 or a negative errno. */
-int sandbox_reap(struct sandbox_handler *h, int *wstatus);
+ * handler's cgroup and close its fds. Returns 0 or a negative errno. sb:
+ * the sandbox it was spawned from (alive), or NULL; with it, an empty
+ * cgroup that can serve another handler of sb as if new goes back to sb's
+ * stock instead of being removed (read sandbox_cg_stats() before). */
+int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus);
 
 #endif

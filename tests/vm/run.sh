@@ -90,7 +90,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 VMDIR=${PST_VM_DIR:-$root/build/vm}
 
-DEFAULT_TESTS="t_sandbox t_broker_echo t_broker_limits t_broker_reload t_broker_control t_broker_signals t_netpolicy t_broker_prewarm t_demo t_hostile_net t_hostile_sandbox t_hostile_channel t_hostile_rootdir"
+DEFAULT_TESTS="t_sandbox t_cgroup_reuse t_broker_echo t_broker_limits t_broker_reload t_broker_control t_broker_signals t_netpolicy t_broker_prewarm t_demo t_hostile_net t_hostile_sandbox t_hostile_channel t_hostile_rootdir"
 [ -f "$root/tests/integration/t_cgroup2.sh" ] && DEFAULT_TESTS="$DEFAULT_TESTS t_cgroup2"
 TESTS=${PST_VM_TESTS:-$DEFAULT_TESTS}
 PLACEMENTS=${PST_VM_PLACEMENTS:-root service}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Handler cgroups reused: a reaped handler's empty cgroup serves the next
+# request of its sandbox (one after another, handlers 1: the same cgroup),
+# and what the next handler reads of it is its own (CPU time, memory peak,
+# OOM kills); a hostile handler that burns CPU, exhausts its memory (OOM
+# kill) or leaves its tmpfs full does not leave the next request short or
+# its figures wrong. On cgroup v2, where a cgroup cannot be reused
+# (memory.peak and cpu.stat cannot be reset), every request gets a new one.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/broker_lib.sh"
+
+FS='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+      { "symlink": "/lib64", "target": "usr/lib64" },
+      { "bind": "'"$BUILD"'/tests/helpers", "to": "/opt/helpers" }, { "tmpfs": "/tmp", "size": "56M" },
+      { "bind": "'"$T"'/data", "to": "/data", "mode": "rw" } ]'
+mkdir -m 777 "$T/data"
+broker_json '{
+  "t": { "trigger": { "listen": ["127.0.0.1:7400"] }, "exec": ["/opt/helpers/cg-tenant"],
+	 "filesystem": '"$FS"', "limits": { "handlers": 1, "memory": "64M", "timeout": "20s" } }
+}' >"$T/policy.json"
+"$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
+broker_start "$T/policy.json"
+
+# whether reuse applies here: not on v2
+reuse=1
+if cg_is_v2; then reuse=0; fi
+
+n_exits() { grep -c 'event=exit ' "$BROKER_LOG"; }
+# req CMD: one request, its answer on stdout; waits for its exit line
+req() {
+	local before; before=$(n_exits)
+	in_lab "$CLIENT" -t 20000 127.0.0.1:7400 "$1"
+	wait_for 10 sh -c "[ \$(grep -c 'event=exit ' '$BROKER_LOG') -gt $before ]" || fail "no exit line after '$1'"
+}
+last_exit() { grep 'event=exit ' "$BROKER_LOG" | tail -n 1; }
+field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+# the memory cgroup of a running handler of t (v1: the memory line; v2: 0::)
+held_cgroup() {
+	local before pid cg
+	before=$(grep -c 'event=spawn ' "$BROKER_LOG")
+	in_lab "$CLIENT" -t 20000 127.0.0.1:7400 "hold 1500" >"$T/hold.out" &
+	local c=$!
+	wait_for 10 sh -c "[ \$(grep -c 'event=spawn ' '$BROKER_LOG') -gt $before ]" || fail "no spawn for hold"
+	pid=$(grep 'event=spawn ' "$BROKER_LOG" | tail -n 1 | sed -n 's/.* pid=\([0-9]*\).*/\1/p')
+	if cg_is_v2; then cg=$(sed -n 's/^0:://p' "/proc/$pid/cgroup"); else cg=$(sed -n 's/^[0-9]*:memory://p' "/proc/$pid/cgroup"); fi
+	wait "$c"
+	wait_for 10 sh -c "grep 'event=exit ' '$BROKER_LOG' | grep -q 'pid=$pid '" || fail "hold $pid did not exit"
+	echo "$cg"
+}
+
+# 1. one after another: the same cgroup (or, without reuse, a new one)
+a=$(held_cgroup); b=$(held_cgroup)
+[ -n "$a" ] && [ -n "$b" ] || fail "no handler cgroup seen ($a, $b)"
+assert_contains "$a" "/t/h" "a handler cgroup of t"
+if [ $reuse = 1 ]; then
+	assert_eq "$b" "$a" "the next request reuses the reaped handler's cgroup"
+else
+	[ "$b" != "$a" ] || fail "cgroup v2 with memory limits: a cgroup reused ($a)"
+fi
+
+# 2. CPU: a handler burns 400 ms; the next one's figure is its own
+assert_eq "$(req 'burn 400')" "done burn 400" "burn"
+burned=$(field cpu_ms "$(last_exit)")
+[ "${burned%.*}" -ge 300 ] || fail "the burning handler's CPU time: $burned ms"
+assert_eq "$(req 'alloc 1')" "done alloc 1" "a small request after it"
+small=$(field cpu_ms "$(last_exit)")
+[ "${small%.*}" -lt 150 ] || fail "the next handler is charged the previous one's CPU: $small ms (it burned $burned)"
+
+# 3. memory: a handler with a 40 MiB peak; the next one's peak is its own
+assert_eq "$(req 'alloc 40')" "done alloc 40" "a big request"
+big=$(field mem_peak "$(last_exit)")
+[ "$big" -ge $((40 << 20)) ] || fail "the big request's peak: $big"
+assert_eq "$(req 'alloc 1')" "done alloc 1" "a small request after it"
+peak=$(field mem_peak "$(last_exit)")
+[ "$peak" -lt $((24 << 20)) ] || fail "the next handler's memory peak is the previous one's: $peak"
+# a handler that leaves 24 MiB of page cache charged (a file it wrote to
+# a host directory): the next one's peak does not start there
+assert_eq "$(req 'cache 24')" "done cache 24" "page cache left behind"
+assert_eq "$(req 'alloc 1')" "done alloc 1" "a small request after it"
+peak=$(field mem_peak "$(last_exit)")
+[ "$peak" -lt $((16 << 20)) ] || fail "the next handler starts with the previous one's page cache: peak $peak"
+
+# an OOM-killed handler; the next one gets neither its OOM kill nor its
+# peak
+req 'alloc 200' >/dev/null
+line=$(last_exit)
+assert_contains "$line" "oom_kills=" "the hog was OOM-killed: $line"
+assert_eq "$(req 'alloc 1')" "done alloc 1" "a small request after the hog"
+line=$(last_exit)
+assert_not_contains "$line" "oom_kills=" "the next handler inherits no OOM kill: $line"
+peak=$(field mem_peak "$line")
+[ -n "$peak" ] && [ "$peak" -lt $((24 << 20)) ] || fail "the next handler's memory peak is the hog's: $peak"
+
+# 4. a handler leaves 48 MiB in its tmpfs (a limit of 64M): the next one
+# still gets 40 MiB
+assert_eq "$(req 'fill 48')" "done fill 48" "fill the tmpfs"
+assert_eq "$(req 'alloc 40')" "done alloc 40" "the next request is not left short of memory"
+line=$(last_exit)
+assert_contains "$line" "status=0" "the next handler exited normally: $line"
+assert_not_contains "$line" "oom_kills=" "no OOM kill after a full tmpfs: $line"
+
+# the sandbox's totals: one OOM kill, counted once
+assert_eq "$(sb_stat t .cgroup.oom_kills)" 1 "status: the one OOM kill"
+broker_stop TERM
+assert_clean_lab
