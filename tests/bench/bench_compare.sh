@@ -65,7 +65,8 @@ cat_sandbox() {
       "trigger": { "listen": ["127.0.0.1:$1"] },
       "exec": ["/usr/bin/cat"],
       "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
-		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ],
+		      { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
+		      { "bind": "/etc/ld.so.cache" } ],
       "egress": [ { "to": "192.0.2.0/24", "proto": "tcp", "ports": [9] } ],${2:+ $2,}
       "limits": { "handlers": 64, "timeout": "30s", "memory": "64M", "pids": 16, "nofile": 64 }
     }
