@@ -265,7 +265,7 @@ static void handler_reap(struct daemon *d, struct handler *h)
 	struct sandbox_cg_stats cs;
 	sandbox_cg_stats(&h->h, &cs);
 	int wstatus = 0;
-	int r = sandbox_reap(s->sb, &h->h, &wstatus);
+	int r = sandbox_reap(s->sb, &h->h, &wstatus, &cs);
 	uint64_t ran = pst_now_ns() - h->start_ns;
 	bool failed = exit_line(h, r, wstatus, ran, &cs);
 

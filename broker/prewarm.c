@@ -327,7 +327,7 @@ void prewarm_gone(struct daemon *d, struct handler *h)
 {
 	struct sbx *s = h->sbx;
 	int wstatus = 0;
-	int reap_r = sandbox_reap(s->sb, &h->h, &wstatus);
+	int reap_r = sandbox_reap(s->sb, &h->h, &wstatus, NULL);
 	if (h->end == END_SETUP_FAILED) {
 		log_spawn_failed(s, NULL, &h->job.setup.err, h->job.setup.r, true);
 		prewarm_backoff(s);

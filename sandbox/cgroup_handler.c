@@ -363,24 +363,43 @@ static int v1_ctrl_of(const char *dir)
 /* One v1 directory of a reaped handler: nobody in it, no cgroup below it
  * (a kernfs directory's link count is 2 + its subdirectories), no OOM
  * kill (its count is not resettable), at most a sixteenth of the memory
- * limit still charged; then its peak and CPU counters reset. */
-static bool reusable(const char *d, uint64_t mem_limit)
+ * limit still charged; then its peak and CPU counters reset. Nobody: its
+ * pids.current is 0 in the pids hierarchy, which then stands for the
+ * others (every process of a handler is in all its cgroups: the child
+ * entered them before anything could fork, and none can leave), else its
+ * cgroup.procs is empty. cs: the figures read just before the reap, or
+ * NULL. */
+static bool reusable(const char *d, uint64_t mem_limit, const struct sandbox_cg_stats *cs,
+                     bool by_pids)
 {
 	char buf[512];
 	uint64_t v;
 	struct stat st;
 	if (stat(d, &st) < 0 || st.st_nlink != 2)
 		return false;
-	if (sb_cg_read_at(d, "cgroup.procs", buf, sizeof(buf)) != 0)
-		return false;
 	int ctrl = v1_ctrl_of(d);
-	if (ctrl == CG_MEMORY) {
-		if (sb_cg_read_at(d, "memory.oom_control", buf, sizeof(buf)) > 0 &&
-		    sb_cg_keyed(buf, "oom_kill", &v) && v)
+	if (ctrl == CG_PIDS) {
+		if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) <= 0 ||
+		    strtoull(buf, NULL, 10) != 0)
 			return false;
-		if (mem_limit &&
-		    (sb_cg_read_at(d, "memory.usage_in_bytes", buf, sizeof(buf)) <= 0 ||
-		     strtoull(buf, NULL, 10) > mem_limit / 16))
+	} else if (!by_pids && sb_cg_read_at(d, "cgroup.procs", buf, sizeof(buf)) != 0) {
+		return false;
+	}
+	if (ctrl == CG_MEMORY) {
+		if (cs && (cs->has & SANDBOX_CG_HAS_OOM))
+			v = cs->oom_kills;
+		else if (sb_cg_read_at(d, "memory.oom_control", buf, sizeof(buf)) <= 0 ||
+		         !sb_cg_keyed(buf, "oom_kill", &v))
+			v = 0;
+		if (v)
+			return false;
+		if (cs && (cs->has & SANDBOX_CG_HAS_MEMORY))
+			v = cs->mem_current;
+		else if (sb_cg_read_at(d, "memory.usage_in_bytes", buf, sizeof(buf)) > 0)
+			v = strtoull(buf, NULL, 10);
+		else
+			v = UINT64_MAX;
+		if (mem_limit && v > mem_limit / 16)
 			return false;
 		if (sb_cg_write_at(d, "memory.max_usage_in_bytes", "0") < 0)
 			return false;
@@ -409,7 +428,7 @@ static bool reusable(const char *d, uint64_t mem_limit)
  * resets it for the writer's file descriptor only), nor cpu.stat, so
  * there every handler gets a new cgroup.
  */
-bool sb_cg_recycle(struct sb_cg *c, const char *dirs)
+bool sb_cg_recycle(struct sb_cg *c, const char *dirs, const struct sandbox_cg_stats *cs)
 {
 	if (!c->on || !dirs[0] || sb_cgp.mode != SANDBOX_CG_V1)
 		return false;
@@ -419,9 +438,13 @@ bool sb_cg_recycle(struct sb_cg *c, const char *dirs)
 	if (!room)
 		return false;
 	char list[CG_DIRS_MAX], *save = NULL;
+	bool by_pids = false;
 	memcpy(list, dirs, sizeof(list));
 	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
-		if (!reusable(d, c->limits.memory))
+		by_pids |= v1_ctrl_of(d) == CG_PIDS;
+	memcpy(list, dirs, sizeof(list));
+	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
+		if (!reusable(d, c->limits.memory, cs, by_pids))
 			return false;
 	pthread_mutex_lock(&c->lock);
 	room = c->n_stock < CG_STOCK;

@@ -150,7 +150,7 @@ int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct
 /* A reaped handler's cgroups (dirs) back into c's stock when they can
  * serve another handler as if new (cgroup v1; see cgroup_handler.c); true
  * if they went there, false if the caller is to remove them. */
-bool sb_cg_recycle(struct sb_cg *c, const char *dirs);
+bool sb_cg_recycle(struct sb_cg *c, const char *dirs, const struct sandbox_cg_stats *cs);
 void sb_cg_remove(char *dirs);
 unsigned sb_cg_stock_missing(struct sb_cg *c);
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err);

@@ -191,7 +191,8 @@ int sandbox_kill(struct sandbox_handler *h)
 	return r;
 }
 
-int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus)
+int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus,
+                 const struct sandbox_cg_stats *cs)
 {
 	siginfo_t si;
 	int r = 0;
@@ -210,7 +211,7 @@ int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus)
 		else
 			*wstatus = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
 	}
-	if (h->cgroup[0] && !(r == 0 && sb && sb_cg_recycle(&sb->cg, h->cgroup)))
+	if (h->cgroup[0] && !(r == 0 && sb && sb_cg_recycle(&sb->cg, h->cgroup, cs)))
 		sb_cg_remove(h->cgroup);
 	h->cgroup[0] = 0;
 	sb_close(&h->pidfd);

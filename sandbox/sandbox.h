@@ -310,7 +310,9 @@ int sandbox_kill(struct sandbox_handler *h);
  * handler's cgroup and close its fds. Returns 0 or a negative errno. sb:
  * the sandbox it was spawned from (alive), or NULL; with it, an empty
  * cgroup that can serve another handler of sb as if new goes back to sb's
- * stock instead of being removed (read sandbox_cg_stats() before). */
-int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus);
+ * stock instead of being removed (read sandbox_cg_stats() before; cs:
+ * what it read, which spares reading it again, or NULL). */
+int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus,
+                 const struct sandbox_cg_stats *cs);
 
 #endif

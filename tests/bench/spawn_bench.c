@@ -152,7 +152,7 @@ int main(int argc, char **argv)
 					return 1;
 				}
 				spawned = now_ns();
-				sandbox_reap(sb, &h, &st);
+				sandbox_reap(sb, &h, &st, NULL);
 				break;
 			case WARM: {
 				/* set up ahead (not timed), then request -> exit */
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 					return 1;
 				}
 				spawned = now_ns();
-				sandbox_reap(sb, &h, &st); /* release closed in */
+				sandbox_reap(sb, &h, &st, NULL); /* release closed in */
 				break;
 			}
 			case FORK:

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 		}
 		spawned++;
 		int st;
-		sandbox_reap(sb, &h, &st);
+		sandbox_reap(sb, &h, &st, NULL);
 	}
 	struct itimerval off = {{0, 0}, {0, 0}};
 	setitimer(ITIMER_REAL, &off, NULL);

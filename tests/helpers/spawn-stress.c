@@ -38,7 +38,7 @@ static void *prewarmer(void *arg)
 		}
 		sandbox_kill(&h);
 		int st;
-		sandbox_reap(sb, &h, &st);
+		sandbox_reap(sb, &h, &st, NULL);
 	}
 	return NULL;
 }
@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 		}
 		spawned++;
 		int st;
-		sandbox_reap(sb, &h, &st);
+		sandbox_reap(sb, &h, &st, NULL);
 	}
 	pthread_join(t, NULL);
 	sandbox_free(sb);

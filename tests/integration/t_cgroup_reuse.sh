@@ -99,6 +99,31 @@ line=$(last_exit)
 assert_contains "$line" "status=0" "the next handler exited normally: $line"
 assert_not_contains "$line" "oom_kills=" "no OOM kill after a full tmpfs: $line"
 
+# 5. a process put into a running handler's cgroups from outside (root
+# can): it outlives the handler, so that cgroup serves nobody else
+if [ $reuse = 1 ]; then
+	sleep 60 & intruder=$!
+	bg_pid $intruder
+	before=$(grep -c 'event=spawn ' "$BROKER_LOG")
+	in_lab "$CLIENT" -t 20000 127.0.0.1:7400 "hold 1500" >/dev/null &
+	c=$!
+	wait_for 10 sh -c "[ \$(grep -c 'event=spawn ' '$BROKER_LOG') -gt $before ]" || fail "no spawn for hold"
+	pid=$(grep 'event=spawn ' "$BROKER_LOG" | tail -n 1 | sed -n 's/.* pid=\([0-9]*\).*/\1/p')
+	taken=$(sed -n 's/^[0-9]*:memory://p' "/proc/$pid/cgroup")
+	# every v1 hierarchy the handler is in (memory, pids, cpuacct ...)
+	while IFS=: read -r _ ctrls path; do
+		case $path in */t/h*) ;; *) continue ;; esac
+		d=$(awk -v c="${ctrls#name=}" '$9 == "cgroup" && ("," $NF ",") ~ ("," c ",") { print $5; exit }' /proc/self/mountinfo)
+		[ -n "$d" ] && echo "$intruder" >"$d$path/cgroup.procs"
+	done <"/proc/$pid/cgroup"
+	grep -q "$taken" "/proc/$intruder/cgroup" || fail "the intruder did not get into $taken"
+	wait "$c"
+	wait_for 10 sh -c "grep 'event=exit ' '$BROKER_LOG' | grep -q 'pid=$pid '" || fail "hold $pid did not exit"
+	next=$(held_cgroup)
+	[ "$next" != "$taken" ] || fail "a cgroup with a process in it was reused: $next"
+	kill "$intruder"; wait "$intruder" 2>/dev/null
+fi
+
 # the sandbox's totals: one OOM kill, counted once
 assert_eq "$(sb_stat t .cgroup.oom_kills)" 1 "status: the one OOM kill"
 broker_stop TERM
