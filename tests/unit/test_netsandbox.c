@@ -111,20 +111,20 @@ static void test_batch_build(void **state)
 	assert_string_equal(what[n - 1].desc, "sandbox \"db\": add rule");
 	assert_true(len > 0);
 	/* no set decides what is a sandbox's: its interface name compared */
-	static char rules[64][512];
-	size_t nr = rules_of(buf, len, rules, 64);
+	static char rl[64][512];
+	size_t nr = rules_of(buf, len, rl, 64);
 	const char *pstdb = "meta cmp==70737464620000000000000000000000";
 	char want[512];
 	snprintf(want, sizeof(want), "forward: %s imm:%d", pstdb, NFT_JUMP);
-	assert_true(has_rule(rules, nr, want));
+	assert_true(has_rule(rl, nr, want));
 	snprintf(want, sizeof(want), "to_sandbox: %s counter imm:%d", pstdb, NF_DROP);
-	assert_true(has_rule(rules, nr, want));
+	assert_true(has_rule(rl, nr, want));
 	snprintf(want, sizeof(want), "input: %s imm:%d", pstdb, NFT_JUMP);
-	assert_true(has_rule(rules, nr, want));
+	assert_true(has_rule(rl, nr, want));
 	snprintf(want, sizeof(want), "postrouting: %s masq", pstdb);
-	assert_true(has_rule(rules, nr, want));
+	assert_true(has_rule(rl, nr, want));
 	for (size_t i = 0; i < nr; i++)
-		assert_null(strstr(rules[i], "lookup"));
+		assert_null(strstr(rl[i], "lookup"));
 	free(buf);
 	free(what);
 	assert_int_equal(np_rules_build("t", NULL, 0, NULL, &buf, &len, &what, &n, &first, true),
