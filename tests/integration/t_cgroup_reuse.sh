@@ -85,6 +85,9 @@ peak=$(field mem_peak "$(last_exit)")
 req 'alloc 200' >/dev/null
 line=$(last_exit)
 assert_contains "$line" "oom_kills=" "the hog was OOM-killed: $line"
+# (the kernel may count more than one kill for it: it can run out again
+# before the first kill takes effect)
+hog_kills=$(field oom_kills "$line")
 assert_eq "$(req 'alloc 1')" "done alloc 1" "a small request after the hog"
 line=$(last_exit)
 assert_not_contains "$line" "oom_kills=" "the next handler inherits no OOM kill: $line"
@@ -124,7 +127,7 @@ if [ $reuse = 1 ]; then
 	kill "$intruder"; wait "$intruder" 2>/dev/null
 fi
 
-# the sandbox's totals: one OOM kill, counted once
-assert_eq "$(sb_stat t .cgroup.oom_kills)" 1 "status: the one OOM kill"
+# the sandbox's totals: the hog's OOM kills, counted once
+assert_eq "$(sb_stat t .cgroup.oom_kills)" "$hog_kills" "status: the hog's OOM kills, nobody else's"
 broker_stop TERM
 assert_clean_lab
