@@ -98,6 +98,32 @@ static bool has_chain(const struct np_rules_sb *s)
 	return s->cfg->n_rules || s->has_veth;
 }
 
+/* ct state established,related accept, in chain `chain` */
+static void established_accept(struct np_batch *b, const char *chain, const char *desc)
+{
+	struct nftnl_rule *r = np_rule_new(b, chain);
+	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
+	np_e_verdict(r, NF_ACCEPT);
+	np_rule_msg(b, r, desc);
+}
+
+/* iifname V jump TARGET in chain `chain`, one per sandbox with a chain;
+ * TARGET NULL: the sandbox's own, sb_NAME */
+static void jump_by_iif(struct np_batch *b, const char *chain, const struct np_rules_sb *sbs,
+                        size_t n, const char *target, const char *desc)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!has_chain(&sbs[i]))
+			continue;
+		char own[48];
+		snprintf(own, sizeof(own), "sb_%s", sbs[i].cfg->name);
+		struct nftnl_rule *r = np_rule_new(b, chain);
+		on_if(r, false, sbs[i].ifname);
+		np_e_jump(r, target ? target : own);
+		np_rule_msg(b, r, desc);
+	}
+}
+
 /* The accept rule of one egress entry (one per port when ports are listed). */
 static void egress_rule(struct np_batch *b, const char *chain, const char *acc,
                         const struct netpolicy_rule *er, int port, const char *desc)
@@ -182,20 +208,8 @@ static void new_to_sandbox(struct np_batch *b, const char *chain)
  * sandbox (to_sandbox) */
 static void forward_rules(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
 {
-	struct nftnl_rule *r = np_rule_new(b, "forward");
-	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
-	np_e_verdict(r, NF_ACCEPT);
-	np_rule_msg(b, r, "add rule forward: ct state established,related accept");
-	for (size_t i = 0; i < n; i++) {
-		if (!has_chain(&sbs[i]))
-			continue;
-		char chain[48];
-		snprintf(chain, sizeof(chain), "sb_%s", sbs[i].cfg->name);
-		r = np_rule_new(b, "forward");
-		on_if(r, false, sbs[i].ifname);
-		np_e_jump(r, chain);
-		np_rule_msg(b, r, "add rule forward: iifname jump");
-	}
+	established_accept(b, "forward", "add rule forward: ct state established,related accept");
+	jump_by_iif(b, "forward", sbs, n, NULL, "add rule forward: iifname jump");
 	new_to_sandbox(b, "forward");
 }
 
@@ -216,22 +230,11 @@ static void to_sandbox_rules(struct np_batch *b, const struct np_rules_sb *sbs, 
 /* input: sandboxes do not reach the broker host itself (from_sandbox) */
 static void input_rules(struct np_batch *b, const struct np_rules_sb *sbs, size_t n)
 {
-	struct nftnl_rule *r = np_rule_new(b, "input");
-	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
-	np_e_verdict(r, NF_ACCEPT);
-	np_rule_msg(b, r, "add rule input: ct state established,related accept");
-	for (size_t i = 0; i < n; i++) {
-		if (!has_chain(&sbs[i]))
-			continue;
-		r = np_rule_new(b, "input");
-		on_if(r, false, sbs[i].ifname);
-		np_e_jump(r, "from_sandbox");
-		np_rule_msg(b, r, "add rule input: iifname jump from_sandbox");
-	}
-	r = np_rule_new(b, "from_sandbox");
-	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
-	np_e_verdict(r, NF_ACCEPT);
-	np_rule_msg(b, r, "add rule from_sandbox: established");
+	established_accept(b, "input", "add rule input: ct state established,related accept");
+	jump_by_iif(b, "input", sbs, n, "from_sandbox",
+	            "add rule input: iifname jump from_sandbox");
+	established_accept(b, "from_sandbox", "add rule from_sandbox: established");
+	struct nftnl_rule *r;
 	static const uint8_t nd[] = {133, 135, 136}; /* router sol., neighbour sol./adv. */
 	for (size_t k = 0; k < sizeof(nd); k++) {
 		r = np_rule_new(b, "from_sandbox");
@@ -325,10 +328,8 @@ static int sandbox_chain(struct np_batch *b, const struct netpolicy_sandbox *s)
 	snprintf(acc, sizeof(acc), "sb_%s_acc", s->name);
 	snprintf(rej, sizeof(rej), "sb_%s_rej", s->name);
 	snprintf(desc, sizeof(desc), "sandbox \"%s\": add rule", s->name);
-	struct nftnl_rule *r = np_rule_new(b, chain);
-	np_e_ct_state(r, CT_ESTABLISHED | CT_RELATED);
-	np_e_verdict(r, NF_ACCEPT);
-	np_rule_msg(b, r, desc);
+	established_accept(b, chain, desc);
+	struct nftnl_rule *r;
 	/* CIDRs of one kind (family, protocol, ports): SET_MIN or more go
 	 * into an interval set matched by one lookup (sets.c) */
 	_cleanup_free_ bool *done = calloc(s->n_rules + 1, sizeof(bool));

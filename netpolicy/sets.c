@@ -1,3 +1,11 @@
+/*
+ * nftables interval sets of addresses: a sandbox's egress CIDRs of one
+ * kind when it lists SET_MIN or more of them (sb_NAME_nK), and the clients
+ * a listener's allow_from/deny_from permit (access.c's sb_NAME_okV: the
+ * allowed ranges less the denied ones). Overlapping and adjacent CIDRs
+ * are merged; each set is matched by one lookup. Sets cannot mix
+ * families: a kind is one family.
+ */
 /* SPDX-License-Identifier: MIT */
 /*
  * nftables sets and their elements: the interval sets (sb_NAME_nK) that hold a sandbox's CIDRs of
@@ -141,8 +149,39 @@ static size_t ranges_minus(const struct range *a, size_t na, const struct range 
 	return k;
 }
 
+/* An interval set of addresses (ip or ip6: v4) holding the ranges r[m]
+ * (sorted, merged). Returns its id. */
 static uint32_t ranges_set(struct np_batch *b, const char *name, bool v4, const struct range *r,
-                           size_t m);
+                           size_t m)
+{
+	size_t len = v4 ? 4 : 16;
+	struct nftnl_set *s = nftnl_set_alloc();
+	uint32_t id = ++b->set_id;
+	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
+	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, v4 ? TYPE_IPADDR : TYPE_IP6ADDR);
+	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)len);
+	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_INTERVAL);
+	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
+	struct nlmsghdr *nh = np_hdr(b, NFT_MSG_NEWSET, NLM_F_CREATE);
+	nftnl_set_nlmsg_build_payload(nh, s);
+	nftnl_set_free(s);
+	mnl_nlmsg_batch_next(b->b);
+	np_what(b, "add set", name, "add set %s", name);
+	/* as nft does: an interval end at zero when the first range starts above it */
+	static const uint8_t zero[16];
+	if (m && memcmp(r[0].lo, zero, len))
+		elem_msg(b, name, id, zero, len, true);
+	for (size_t i = 0; i < m; i++) {
+		elem_msg(b, name, id, r[i].lo, len, false);
+		uint8_t end[16];
+		memcpy(end, r[i].hi, 16);
+		if (addr_inc(end, len))
+			elem_msg(b, name, id, end, len, true);
+	}
+	return id;
+}
 
 /* An interval set of addresses (ip or ip6: v4) holding the CIDRs c[n], r:
  * room for n ranges. Returns its id. */
@@ -177,40 +216,6 @@ int np_permit_set(struct np_batch *b, const char *name, bool v4, const struct ne
 		return NP_PERMIT_ALL;
 	*id = ranges_set(b, name, v4, out, m);
 	return NP_PERMIT_SET;
-}
-
-/* An interval set of addresses (ip or ip6: v4) holding the ranges r[m]
- * (sorted, merged). Returns its id. */
-static uint32_t ranges_set(struct np_batch *b, const char *name, bool v4, const struct range *r,
-                           size_t m)
-{
-	size_t len = v4 ? 4 : 16;
-	struct nftnl_set *s = nftnl_set_alloc();
-	uint32_t id = ++b->set_id;
-	nftnl_set_set_str(s, NFTNL_SET_TABLE, b->table);
-	nftnl_set_set_str(s, NFTNL_SET_NAME, name);
-	nftnl_set_set_u32(s, NFTNL_SET_FAMILY, NFPROTO_INET);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_TYPE, v4 ? TYPE_IPADDR : TYPE_IP6ADDR);
-	nftnl_set_set_u32(s, NFTNL_SET_KEY_LEN, (uint32_t)len);
-	nftnl_set_set_u32(s, NFTNL_SET_FLAGS, NFT_SET_INTERVAL);
-	nftnl_set_set_u32(s, NFTNL_SET_ID, id);
-	struct nlmsghdr *nh = np_hdr(b, NFT_MSG_NEWSET, NLM_F_CREATE);
-	nftnl_set_nlmsg_build_payload(nh, s);
-	nftnl_set_free(s);
-	mnl_nlmsg_batch_next(b->b);
-	np_what(b, "add set", name, "add set %s", name);
-	/* as nft does: an interval end at zero when the first range starts above it */
-	static const uint8_t zero[16];
-	if (m && memcmp(r[0].lo, zero, len))
-		elem_msg(b, name, id, zero, len, true);
-	for (size_t i = 0; i < m; i++) {
-		elem_msg(b, name, id, r[i].lo, len, false);
-		uint8_t end[16];
-		memcpy(end, r[i].hi, 16);
-		if (addr_inc(end, len))
-			elem_msg(b, name, id, end, len, true);
-	}
-	return id;
 }
 
 /* An interval set holding the CIDRs of the member rules (one kind, so one
