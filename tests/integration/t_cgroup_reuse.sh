@@ -16,7 +16,7 @@ FS='[ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
 mkdir -m 777 "$T/data"
 broker_json '{
   "t": { "trigger": { "listen": ["127.0.0.1:7400"] }, "exec": ["/opt/helpers/cg-tenant"],
-	 "filesystem": '"$FS"', "limits": { "handlers": 1, "memory": "64M", "timeout": "20s" } }
+	 "filesystem": '"$FS"', "limits": { "handlers": 1, "memory": "64M", "timeout": "'"$((20 * PST_TIME_SCALE))"'s" } }
 }' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
 broker_start "$T/policy.json"
@@ -38,7 +38,8 @@ field() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 held_cgroup() {
 	local before pid cg
 	before=$(grep -c 'event=spawn ' "$BROKER_LOG")
-	in_lab "$CLIENT" -t 20000 127.0.0.1:7400 "hold 1500" >"$T/hold.out" &
+	# (held long enough to be looked at, also in the VM tier)
+	in_lab "$CLIENT" -t $((20000 * PST_TIME_SCALE)) 127.0.0.1:7400 "hold $((1500 * PST_TIME_SCALE))" >"$T/hold.out" &
 	local c=$!
 	wait_for 10 sh -c "[ \$(grep -c 'event=spawn ' '$BROKER_LOG') -gt $before ]" || fail "no spawn for hold"
 	pid=$(grep 'event=spawn ' "$BROKER_LOG" | tail -n 1 | sed -n 's/.* pid=\([0-9]*\).*/\1/p')
@@ -108,7 +109,7 @@ if [ $reuse = 1 ]; then
 	sleep 60 & intruder=$!
 	bg_pid $intruder
 	before=$(grep -c 'event=spawn ' "$BROKER_LOG")
-	in_lab "$CLIENT" -t 20000 127.0.0.1:7400 "hold 1500" >/dev/null &
+	in_lab "$CLIENT" -t $((20000 * PST_TIME_SCALE)) 127.0.0.1:7400 "hold $((1500 * PST_TIME_SCALE))" >/dev/null &
 	c=$!
 	wait_for 10 sh -c "[ \$(grep -c 'event=spawn ' '$BROKER_LOG') -gt $before ]" || fail "no spawn for hold"
 	pid=$(grep 'event=spawn ' "$BROKER_LOG" | tail -n 1 | sed -n 's/.* pid=\([0-9]*\).*/\1/p')
