@@ -2,7 +2,7 @@
 /*
  * cg-tenant: a handler that leaves what it can in its cgroup for the next
  * request, for t_cgroup_reuse. Reads one command from stdin (the client):
- *   burn MS     spin the CPU for MS milliseconds
+ *   burn MS     spin until it has used MS milliseconds of CPU time
  *   alloc MB    allocate and touch MB MiB of anonymous memory
  *   fill MB     write MB MiB into /tmp/fill (the sandbox's tmpfs), and leave it
  *   cache MB    write MB MiB into /data/cache (a host directory: its page cache
@@ -17,10 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
+/* this process's CPU time: a burn counts what the cgroup will count,
+ * however busy the machine is */
 static double now_ms(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -58,7 +60,7 @@ int main(void)
 		if (fd < 0)
 			return 4;
 	} else if (!strcmp(cmd, "hold")) {
-		usleep((useconds_t)n * 1000);
+		usleep((useconds_t)n * 1000); /* wall time */
 	} else {
 		return 2;
 	}
