@@ -68,11 +68,19 @@ _pst_cleanup() {
 trap _pst_cleanup EXIT
 trap 'exit 130' INT TERM
 
-# wait_for SECONDS CMD...: poll CMD every 50ms until it succeeds (bounded:
-# SECONDS times PST_TIME_SCALE).
+# wait_for SECONDS CMD...: poll CMD every 50ms until it succeeds, for at
+# most SECONDS times PST_TIME_SCALE of wall-clock time. The bound is a
+# deadline, not a count of polls: where one poll costs more than the 50 ms
+# sleep (a `postern status | jq` in the emulated VM costs ~0.3 s), a count
+# stretched a 60 s wait to four minutes.
 wait_for() {
 	local t=$1; shift
-	local n=$((t * 20 * PST_TIME_SCALE))
-	while [ $n -gt 0 ]; do "$@" >/dev/null 2>&1 && return 0; sleep 0.05; n=$((n - 1)); done
-	return 1
+	local now=${EPOCHREALTIME/[.,]/}
+	local end=$((now + t * PST_TIME_SCALE * 1000000))
+	while :; do
+		"$@" >/dev/null 2>&1 && return 0
+		now=${EPOCHREALTIME/[.,]/}
+		[ "$now" -lt "$end" ] || return 1
+		sleep 0.05
+	done
 }

@@ -155,14 +155,26 @@ assert_eq "$(sb_stat catpw .prewarm.failed)" 0 "no failed pre-warm set-up under 
 wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 4 ]" ||
 	fail "catpw not refilled after the load: $(sb_stat catpw .prewarm)"
 mark=$(wc -l <"$BROKER_LOG")
+# a holder keeps its connection (and so its handler busy) until release
+# (or 30 s, times the scale); no fixed sleep, which a slow machine outlasts
+mkfifo "$T/release"
 holders=()
-for i in 1 2 3 4; do
-	in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/7106 && sleep 1.5' &
+hold() {
+	in_lab bash -c 'exec 4<>"$1" 3<>/dev/tcp/127.0.0.1/7106 && read -r -t "$2" -u 4 _' \
+		hold "$T/release" $((30 * PST_TIME_SCALE)) &
 	holders+=($!)
-done
+}
+release() { # release all holders, wait for them
+	printf '\n%.0s' "${holders[@]}" >"$T/release"
+	local p; for p in "${holders[@]}"; do wait "$p"; done
+	holders=()
+}
+for i in 1 2 3 4; do hold; done
 wait_for 5 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .active')\" = 4 ]" ||
 	fail "catpw not busy: $(sb_stat catpw .)"
-for p in "${holders[@]}"; do wait "$p"; done
+wait_for 5 sh -c "tail -n +$((mark + 1)) '$BROKER_LOG' | grep -q 'event=prewarm_refill sandbox=catpw when=busy cause=tick'" ||
+	fail "catpw not refilled on the tick while busy: $(sb_stat catpw .prewarm)"
+release
 wait_for 5 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 4 ]" ||
 	fail "catpw not refilled once idle: $(sb_stat catpw .prewarm)"
 refills=$(tail -n +"$((mark + 1))" "$BROKER_LOG" | grep 'event=prewarm_refill sandbox=catpw' || true)
@@ -202,12 +214,10 @@ broker_json '{ "catpw": { "trigger": { "listen": ["127.0.0.1:7106"] }, "exec": [
 			   "filesystem": '"$FS_JSON"', "prewarm": 2 } }' >"$T/policy-busy.json"
 mark=$(wc -l <"$BROKER_LOG")
 broker_start "$T/policy-busy.json" -v --prewarm-refill=busy
-holders=()
 for i in 1 2 3; do
 	wait_for 10 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .prewarm.ready')\" = 2 ]" ||
 		fail "busy refill: catpw not refilled (holder $i): $(sb_stat catpw .prewarm)"
-	in_lab bash -c 'exec 3<>/dev/tcp/127.0.0.1/7106 && sleep 6' &
-	holders+=($!)
+	hold
 	wait_for 5 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"catpw\") | .active')\" = $i ]" ||
 		fail "busy refill: catpw not busy with $i: $(sb_stat catpw .)"
 done
@@ -220,7 +230,7 @@ pairs=$(tail -n +"$((mark + 1))" "$BROKER_LOG" | grep -E 'event=(spawn|prewarm_r
 	awk '/event=spawn .*prewarmed=1/ { rel = 1; next }
 	     rel { print /when=busy cause=release started=1/ ? "ok" : "not by the release: " $0; rel = 0 }')
 assert_eq "$(grep -c '^ok$' <<<"$pairs")" 3 "busy refill: each of 3 releases replaced at once ($pairs)"
-for p in "${holders[@]}"; do wait "$p"; done
+release
 broker_stop TERM
 assert_clean_lab
 echo "prewarm: confined while waiting, stdio/listen_fds/env/stdin on release, refill (idle and busy), reload, back-off, stop: ok"

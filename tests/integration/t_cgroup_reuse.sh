@@ -65,7 +65,9 @@ burned=$(field cpu_ms "$(last_exit)")
 [ "${burned%.*}" -ge 300 ] || fail "the burning handler's CPU time: $burned ms"
 assert_eq "$(req 'alloc 1')" "done alloc 1" "a small request after it"
 small=$(field cpu_ms "$(last_exit)")
-[ "${small%.*}" -lt 150 ] || fail "the next handler is charged the previous one's CPU: $small ms (it burned $burned)"
+# (relative to the burn: its own start-up, ~10 ms here and ~100 ms in the
+# emulated VM, is in both figures; charged the burn, it would exceed it)
+[ "${small%.*}" -lt $((${burned%.*} - 250)) ] || fail "the next handler is charged the previous one's CPU: $small ms (it burned $burned)"
 
 # 3. memory: a handler with a 40 MiB peak; the next one's peak is its own
 assert_eq "$(req 'alloc 40')" "done alloc 40" "a big request"

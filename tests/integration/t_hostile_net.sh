@@ -49,6 +49,7 @@ broker_json "{
   \"starter\": { \"trigger\": { \"startup\": true }, \"sockets\": [\"127.0.0.1:7306\"],
 	       \"exec\": [\"$HOSTILE\", \"startup\", \"127.0.0.1\", \"9465\"], \"filesystem\": $FS_JSON },
   \"childthief\": { \"trigger\": { \"startup\": true }, \"sockets\": [\"127.0.0.1:7307\"], \"allow_bind\": true,
+	       \"limits\": { \"timeout\": \"$((60 * PST_TIME_SCALE))s\" },
 	       \"exec\": [\"$HOSTILE\", \"startup-child\", \"7397\", \"$((4 * PST_TIME_SCALE))\"], \"filesystem\": $FS_JSON }
 }" '"metrics": "'"$METRICS"'"' >"$T/policy.json"
 "$POSTERN" check "$T/policy.json" >/dev/null || { "$POSTERN" check "$T/policy.json"; fail "test policy invalid"; }
