@@ -55,7 +55,7 @@ dmesg -n 1 2>/dev/null
 log "guest init started: $(uname -r), $(nproc) cpus, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
 [ -r "$R/config" ] || fatal "no $R/config from the host"
 # shellcheck source=/dev/null
-. "$R/config"	# PSTVM_TESTS, _PLACEMENTS, _TEST_TIMEOUT, _CGROUP, _REQUIRE_CGROUP2; PST_TIME_SCALE
+. "$R/config"	# PSTVM_PLACEMENTS, _TESTS_<placement>, _TEST_TIMEOUT, _CGROUP, _REQUIRE_CGROUP2; PST_TIME_SCALE
 
 if [ "$PSTVM_CGROUP" = v2 ]; then
 	# cgroup v2 only, as systemd mounts it; the controllers the broker uses
@@ -97,15 +97,17 @@ hostname pstvm 2>/dev/null
 # directory; none: the root cgroup). run.sh's output goes to the console
 # prefixed with [NAME], raw to $R/NAME.out; its exit status to $R/NAME.rc.
 run_placement() {
-	local p=$1 cg=${2:-} rc
+	local p=$1 cg=${2:-} rc tests_var=PSTVM_TESTS_$1
+	local tests=${!tests_var:-}
+	[ -n "$tests" ] || fatal "placement $p: no tests in the config"
 	mkdir -p "$R/$p"
-	log "placement $p: runner in ${cg:-the root cgroup}; tests: $PSTVM_TESTS"
+	log "placement $p: runner in ${cg:-the root cgroup}; tests: $tests"
 	echo "$(date +%s) $p" >>"$R/started"
 	# shellcheck disable=SC2016,SC2086
 	PST_CG_PLACEMENT=$p PST_LOGDIR="$R/$p" PST_TIME_SCALE=$PST_TIME_SCALE \
 		PST_TEST_TIMEOUT=$PSTVM_TEST_TIMEOUT PST_REQUIRE_CGROUP2=$PSTVM_REQUIRE_CGROUP2 PSTVM_CG=$cg \
 		sh -c '[ -z "$PSTVM_CG" ] || echo $$ >"$PSTVM_CG/cgroup.procs" || exit 125
-		       exec "$0" "$@"' "$ROOT/tests/integration/run.sh" $PSTVM_TESTS </dev/null 2>&1 |
+		       exec "$0" "$@"' "$ROOT/tests/integration/run.sh" $tests </dev/null 2>&1 |
 		tee "$R/$p.out" | sed -u "s/^/[$p] /"
 	rc=${PIPESTATUS[0]}
 	echo "$rc" >"$R/$p.rc"

@@ -56,7 +56,8 @@
 #     (240 s; it takes about 15) is killed and booted once more.
 #
 # Running it
-#   make test-cgroup2                       the default list, both placements
+#   make test-cgroup2                       the default list (below), both
+#                                           placements
 #   PST_VM_TESTS="t_check t_sandbox" make test-cgroup2      a subset (an
 #                                           absolute path names a test file
 #                                           elsewhere, e.g. under /var/tmp)
@@ -92,9 +93,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 VMDIR=${PST_VM_DIR:-$root/build/vm}
 
-DEFAULT_TESTS="t_sandbox t_cgroup_reuse t_broker_echo t_broker_limits t_broker_reload t_broker_control t_broker_signals t_netpolicy t_broker_prewarm t_demo t_hostile_net t_hostile_sandbox t_hostile_channel t_hostile_rootdir"
-[ -f "$root/tests/integration/t_cgroup2.sh" ] && DEFAULT_TESTS="$DEFAULT_TESTS t_cgroup2"
-TESTS=${PST_VM_TESTS:-$DEFAULT_TESTS}
+# The default list. EVERY_PLACEMENT: what the broker's place in the cgroup
+# tree changes (its cgroups, limits, figures, kill and clean-up, reuse,
+# pre-warm, reload, signals, a hostile handler's cgroup and process
+# escapes): run in each placement. ONCE: what depends on the v2-only guest
+# kernel (6.1: nftables, Landlock ABI 2, seccomp, mounts) but not on the
+# placement: run once, in the service placement (the one deployments use;
+# with PST_VM_PLACEMENTS=root or cgroup v1, in the first placement). Each
+# placement's list is printed at its start. PST_VM_TESTS runs its list in
+# every placement.
+EVERY_PLACEMENT="t_sandbox t_cgroup_reuse t_broker_echo t_broker_limits t_broker_reload t_broker_control t_broker_signals t_broker_prewarm t_hostile_sandbox t_cgroup2"
+ONCE="t_netpolicy t_demo t_hostile_net t_hostile_channel t_hostile_rootdir"
+TESTS=${PST_VM_TESTS:-$EVERY_PLACEMENT $ONCE}
 PLACEMENTS=${PST_VM_PLACEMENTS:-root service}
 SCALE=${PST_TIME_SCALE:-6}
 VM_TIMEOUT=${PST_VM_TIMEOUT:-2400}
@@ -144,6 +154,18 @@ for t in $TESTS; do
 	tests+=("$t.sh")
 done
 [ ${#tests[@]} -gt 0 ] || die "no tests chosen"
+# placement_tests P: the tests placement P runs
+once_in=service
+[[ " $PLACEMENTS " == *" service "* ]] || once_in=${PLACEMENTS%% *}
+placement_tests() {
+	local t
+	for t in "${tests[@]}"; do
+		if [ -z "${PST_VM_TESTS:-}" ] && [ "$1" != "$once_in" ] && [[ " $ONCE " == *" ${t%.sh} "* ]]; then
+			continue
+		fi
+		printf '%s ' "$t"
+	done
+}
 
 mkdir -p "$VMDIR" || die "mkdir $VMDIR"
 exec 9>"$VMDIR/.lock"
@@ -214,14 +236,17 @@ RES=$VMDIR/results
 rm -rf "$RES"
 mkdir -p "$RES" || die "mkdir $RES"
 cat >"$RES/config" <<EOF
-PSTVM_TESTS='${tests[*]}'
 PSTVM_PLACEMENTS='$PLACEMENTS'
+$(for p in $PLACEMENTS; do echo "PSTVM_TESTS_$p='$(placement_tests "$p")'"; done)
 PST_TIME_SCALE=$SCALE
 PSTVM_TEST_TIMEOUT=$TEST_TIMEOUT
 PSTVM_CGROUP=$CGROUP
 PSTVM_REQUIRE_CGROUP2=$([ "$CGROUP" = v2 ] && echo 1)
 EOF
-say "kernel $(cat "$KROOT/PACKAGE") ($KVER), cgroup $CGROUP; tests: $(for t in "${tests[@]}"; do basename "$t" .sh; done | paste -sd' '); placements: $PLACEMENTS; time scale $SCALE; bound ${VM_TIMEOUT}s"
+say "kernel $(cat "$KROOT/PACKAGE") ($KVER), cgroup $CGROUP; placements: $PLACEMENTS; time scale $SCALE; bound ${VM_TIMEOUT}s"
+for p in $PLACEMENTS; do
+	say "tests in placement $p: $(for t in $(placement_tests "$p"); do basename "$t" .sh; done | paste -sd' ')"
+done
 
 if [ "$CGROUP" = v2 ]; then
 	append="console=ttyS0 panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 quiet"
@@ -324,7 +349,7 @@ if [ -n "$booted" ]; then
 		n=$(grep -c '^FAIL ' "$out"); fail=$((fail + n))
 		for t in $(sed -n 's/^FAIL \([^ :]*\).*/\1/p' "$out"); do failed+=("[$p] $t"); done
 		if ! grep -qE '^[0-9]+ passed, [0-9]+ failed' "$out"; then
-			reasons+=("placement $p: incomplete results (run.sh did not finish: $(grep -cE '^(ok|FAIL|skip) ' "$out") of ${#tests[@]} tests reported)")
+			reasons+=("placement $p: incomplete results (run.sh did not finish: $(grep -cE '^(ok|FAIL|skip) ' "$out") of $(wc -w <<<"$(placement_tests "$p")") tests reported)")
 		elif [ "$(cat "$RES/$p.rc" 2>/dev/null)" != 0 ] && [ "$n" = 0 ]; then
 			reasons+=("placement $p: run.sh exited $(cat "$RES/$p.rc" 2>/dev/null || echo '?') with no failed test")
 		fi
