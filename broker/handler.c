@@ -261,9 +261,9 @@ static bool exit_line(struct handler *h, int r, int wstatus, uint64_t ran,
 static void handler_reap(struct daemon *d, struct handler *h)
 {
 	struct sbx *s = h->sbx;
-	/* its figures, from its cgroup, before the reap removes it */
+	/* its figures, from its cgroup: read by the reap, before it removes
+	 * or reuses the cgroup */
 	struct sandbox_cg_stats cs;
-	sandbox_cg_stats(&h->h, &cs);
 	int wstatus = 0;
 	int r = sandbox_reap(s->sb, &h->h, &wstatus, &cs);
 	uint64_t ran = pst_now_ns() - h->start_ns;

@@ -49,25 +49,39 @@ int sb_cg_write_at(const char *dir, const char *file, const char *data)
 	return write_file(p, data);
 }
 
-/* The start of a file (NUL-terminated), its length, or a negative errno. */
-ssize_t sb_cg_read_at(const char *dir, const char *file, char *buf, size_t len)
+/* dir/file opened with flags (O_RDONLY or O_RDWR) and the start of it
+ * read into buf (NUL-terminated): the fd, which the caller closes, or a
+ * negative errno. O_RDWR: to reset a counter through the file just read,
+ * one open instead of two. */
+int sb_cg_open_read(const char *dir, const char *file, int flags, char *buf, size_t len)
 {
 	char p[PATH_MAX + 64];
 	if (snprintf(p, sizeof(p), "%s/%s", dir, file) >= (int)sizeof(p))
 		return -ENAMETOOLONG;
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	int fd = open(p, flags | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ssize_t n;
 	do
 		n = read(fd, buf, len - 1);
 	while (n < 0 && errno == EINTR);
-	int e = errno;
-	close(fd);
-	if (n < 0)
+	if (n < 0) {
+		int e = errno;
+		close(fd);
 		return -e;
+	}
 	buf[n] = 0;
-	return n;
+	return fd;
+}
+
+/* The start of a file (NUL-terminated), its length, or a negative errno. */
+ssize_t sb_cg_read_at(const char *dir, const char *file, char *buf, size_t len)
+{
+	int fd = sb_cg_open_read(dir, file, O_RDONLY, buf, len);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return (ssize_t)strlen(buf);
 }
 
 bool sb_cg_exists_at(const char *dir, const char *file)

@@ -4,7 +4,7 @@
  * GROUP (cgroup.c placed it) in each hierarchy in use, made with their
  * limits before the clone (or made ahead, the stock), put back into the
  * stock when the handler is reaped and they can serve the next one as if
- * new (sb_cg_recycle()), else removed (one still busy is retried later,
+ * new (sb_cg_finish()), else removed (one still busy is retried later,
  * never waited for on the caller's thread but by sb_cg_destroy()), killed
  * (cgroup.kill), and their figures read.
  */
@@ -360,54 +360,97 @@ static int v1_ctrl_of(const char *dir)
 	return -1;
 }
 
-/* One v1 directory of a reaped handler: nobody in it, no cgroup below it
- * (a kernfs directory's link count is 2 + its subdirectories), no OOM
- * kill (its count is not resettable), at most a sixteenth of the memory
- * limit still charged; then its peak and CPU counters reset. Nobody: its
- * pids.current is 0 in the pids hierarchy, which then stands for the
- * others (every process of a handler is in all its cgroups: the child
- * entered them before anything could fork, and none can leave), else its
- * cgroup.procs is empty. cs: the figures read just before the reap, or
- * NULL. */
-static bool reusable(const char *d, uint64_t mem_limit, const struct sandbox_cg_stats *cs,
-                     bool by_pids)
+/* Reset the counter of the file fd (read just before) to zero. */
+static bool reset(int fd)
 {
-	char buf[512];
+	ssize_t w;
+	do
+		w = pwrite(fd, "0", 1, 0);
+	while (w < 0 && errno == EINTR);
+	return w == 1;
+}
+
+/* One directory of a handler's cgroups: its figures added to st. With
+ * mem_limit_for_reuse (non-NULL: cgroup v1, the handler reaped), also
+ * whether it can serve another handler as if new, its peak and CPU
+ * counters then reset through the files just read (one open each): nobody
+ * in it, no cgroup below it (a kernfs directory's link count is 2 + its
+ * subdirectories), no OOM kill (its count is not resettable), at most a
+ * sixteenth of the memory limit still charged. Nobody: its pids.current
+ * is 0 in the pids hierarchy, which then stands for the others (by_pids:
+ * every process of a handler is in all its cgroups, the child entered them
+ * before anything could fork, and none can leave), else its cgroup.procs
+ * is empty. Without it, read-only, and the result is false. */
+static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
+                        const uint64_t *mem_limit_for_reuse, bool by_pids)
+{
+	char buf[1024];
 	uint64_t v;
-	struct stat st;
-	if (stat(d, &st) < 0 || st.st_nlink != 2)
-		return false;
-	int ctrl = v1_ctrl_of(d);
-	if (ctrl == CG_PIDS) {
-		if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) <= 0 ||
-		    strtoull(buf, NULL, 10) != 0)
-			return false;
-	} else if (!by_pids && sb_cg_read_at(d, "cgroup.procs", buf, sizeof(buf)) != 0) {
-		return false;
+	bool v2 = sb_cgp.mode == SANDBOX_CG_V2;
+	int ctrl = v2 ? -1 : v1_ctrl_of(d);
+	bool ok = mem_limit_for_reuse != NULL && !v2;
+	struct stat sst;
+	if (ok && (stat(d, &sst) < 0 || sst.st_nlink != 2))
+		ok = false;
+	if (ok && !by_pids && ctrl != CG_PIDS &&
+	    sb_cg_read_at(d, "cgroup.procs", buf, sizeof(buf)) != 0)
+		ok = false;
+	if (v2 || ctrl == CG_MEMORY) {
+		if (sb_cg_read_at(d, v2 ? "memory.current" : "memory.usage_in_bytes", buf,
+		                  sizeof(buf)) > 0) {
+			st->mem_current = strtoull(buf, NULL, 10);
+			st->has |= SANDBOX_CG_HAS_MEMORY;
+			if (ok && *mem_limit_for_reuse &&
+			    st->mem_current > *mem_limit_for_reuse / 16)
+				ok = false;
+		} else {
+			ok = false;
+		}
+		if (sb_cg_read_at(d, v2 ? "memory.events" : "memory.oom_control", buf,
+		                  sizeof(buf)) > 0 &&
+		    sb_cg_keyed(buf, "oom_kill", &v)) {
+			st->oom_kills = (uint32_t)v, st->has |= SANDBOX_CG_HAS_OOM;
+			if (v)
+				ok = false;
+		}
+		int fd = sb_cg_open_read(d, v2 ? "memory.peak" : "memory.max_usage_in_bytes",
+		                         ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
+		if (fd >= 0) {
+			st->mem_peak = strtoull(buf, NULL, 10), st->has |= SANDBOX_CG_HAS_PEAK;
+			if (ok && !reset(fd))
+				ok = false;
+			close(fd);
+		} else {
+			ok = false;
+		}
 	}
-	if (ctrl == CG_MEMORY) {
-		if (cs && (cs->has & SANDBOX_CG_HAS_OOM))
-			v = cs->oom_kills;
-		else if (sb_cg_read_at(d, "memory.oom_control", buf, sizeof(buf)) <= 0 ||
-		         !sb_cg_keyed(buf, "oom_kill", &v))
-			v = 0;
-		if (v)
-			return false;
-		if (cs && (cs->has & SANDBOX_CG_HAS_MEMORY))
-			v = cs->mem_current;
-		else if (sb_cg_read_at(d, "memory.usage_in_bytes", buf, sizeof(buf)) > 0)
-			v = strtoull(buf, NULL, 10);
-		else
-			v = UINT64_MAX;
-		if (mem_limit && v > mem_limit / 16)
-			return false;
-		if (sb_cg_write_at(d, "memory.max_usage_in_bytes", "0") < 0)
-			return false;
+	if (v2 || ctrl == CG_PIDS) {
+		if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) > 0) {
+			st->pids = (uint32_t)strtoul(buf, NULL, 10), st->has |= SANDBOX_CG_HAS_PIDS;
+			if (st->pids)
+				ok = false;
+		} else {
+			ok = false;
+		}
 	}
-	if ((ctrl == CG_CPUACCT || (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) &&
-	    sb_cg_write_at(d, "cpuacct.usage", "0") < 0)
-		return false;
-	return true;
+	if (v2) {
+		if (sb_cg_read_at(d, "cpu.stat", buf, sizeof(buf)) > 0 &&
+		    sb_cg_keyed(buf, "usage_usec", &v))
+			st->cpu_usec = v, st->has |= SANDBOX_CG_HAS_CPU;
+	} else if (ctrl == CG_CPUACCT || (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) {
+		int fd =
+		    sb_cg_open_read(d, "cpuacct.usage", ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
+		if (fd >= 0) {
+			st->cpu_usec = strtoull(buf, NULL, 10) / 1000;
+			st->has |= SANDBOX_CG_HAS_CPU;
+			if (ok && !reset(fd))
+				ok = false;
+			close(fd);
+		} else {
+			ok = false;
+		}
+	}
+	return ok;
 }
 
 /*
@@ -427,27 +470,39 @@ static bool reusable(const char *d, uint64_t mem_limit, const struct sandbox_cg_
  * cgroup v1 only: on v2, memory.peak cannot be reset by path (Linux 6.12
  * resets it for the writer's file descriptor only), nor cpu.stat, so
  * there every handler gets a new cgroup.
+ *
+ * The figures are read after the reap: final (the last process's exit
+ * accounted), and the same reads decide the reuse.
  */
-bool sb_cg_recycle(struct sb_cg *c, const char *dirs, const struct sandbox_cg_stats *cs)
+bool sb_cg_finish(struct sb_cg *c, const char *dirs, struct sandbox_cg_stats *st)
 {
-	if (!c->on || !dirs[0] || sb_cgp.mode != SANDBOX_CG_V1)
+	struct sandbox_cg_stats scratch;
+	if (st)
+		memset(st, 0, sizeof(*st));
+	if (!dirs[0])
 		return false;
-	pthread_mutex_lock(&c->lock);
-	bool room = c->n_stock < CG_STOCK;
-	pthread_mutex_unlock(&c->lock);
-	if (!room)
-		return false;
+	bool reuse = c && c->on && sb_cgp.mode == SANDBOX_CG_V1;
+	if (reuse) {
+		pthread_mutex_lock(&c->lock);
+		reuse = c->n_stock < CG_STOCK;
+		pthread_mutex_unlock(&c->lock);
+	}
+	if (!st && !reuse)
+		return false; /* nothing to read */
+	if (!st)
+		st = memset(&scratch, 0, sizeof(scratch));
 	char list[CG_DIRS_MAX], *save = NULL;
 	bool by_pids = false;
 	memcpy(list, dirs, sizeof(list));
 	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
-		by_pids |= v1_ctrl_of(d) == CG_PIDS;
+		by_pids |= sb_cgp.mode == SANDBOX_CG_V1 && v1_ctrl_of(d) == CG_PIDS;
 	memcpy(list, dirs, sizeof(list));
 	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
-		if (!reusable(d, c->limits.memory, cs, by_pids))
-			return false;
+		reuse = dir_figures(d, st, reuse ? &c->limits.memory : NULL, by_pids) && reuse;
+	if (!reuse)
+		return false;
 	pthread_mutex_lock(&c->lock);
-	room = c->n_stock < CG_STOCK;
+	bool room = c->n_stock < CG_STOCK;
 	if (room)
 		memcpy(c->stock[c->n_stock++], dirs, CG_DIRS_MAX);
 	pthread_mutex_unlock(&c->lock);
@@ -507,44 +562,12 @@ int sb_cg_kill(const char *dirs)
 
 int sandbox_cg_stats(const struct sandbox_handler *h, struct sandbox_cg_stats *st)
 {
-	char list[CG_DIRS_MAX], buf[1024], *save = NULL;
-	uint64_t v;
+	char list[CG_DIRS_MAX], *save = NULL;
 	memset(st, 0, sizeof(*st));
 	memcpy(list, h->cgroup, sizeof(list));
 	if (!list[0])
 		return -ENOENT;
-	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save)) {
-		int ctrl = sb_cgp.mode == SANDBOX_CG_V2 ? -1 : v1_ctrl_of(d);
-		if (sb_cgp.mode == SANDBOX_CG_V2 || ctrl == CG_MEMORY) {
-			bool v2 = sb_cgp.mode == SANDBOX_CG_V2;
-			if (sb_cg_read_at(d, v2 ? "memory.current" : "memory.usage_in_bytes", buf,
-			                  sizeof(buf)) > 0)
-				st->mem_current = strtoull(buf, NULL, 10),
-				st->has |= SANDBOX_CG_HAS_MEMORY;
-			if (sb_cg_read_at(d, v2 ? "memory.peak" : "memory.max_usage_in_bytes", buf,
-			                  sizeof(buf)) > 0)
-				st->mem_peak = strtoull(buf, NULL, 10),
-				st->has |= SANDBOX_CG_HAS_PEAK;
-			if (sb_cg_read_at(d, v2 ? "memory.events" : "memory.oom_control", buf,
-			                  sizeof(buf)) > 0 &&
-			    sb_cg_keyed(buf, "oom_kill", &v))
-				st->oom_kills = (uint32_t)v, st->has |= SANDBOX_CG_HAS_OOM;
-		}
-		if (sb_cgp.mode == SANDBOX_CG_V2 || ctrl == CG_PIDS) {
-			if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) > 0)
-				st->pids = (uint32_t)strtoul(buf, NULL, 10),
-				st->has |= SANDBOX_CG_HAS_PIDS;
-		}
-		if (sb_cgp.mode == SANDBOX_CG_V2) {
-			if (sb_cg_read_at(d, "cpu.stat", buf, sizeof(buf)) > 0 &&
-			    sb_cg_keyed(buf, "usage_usec", &v))
-				st->cpu_usec = v, st->has |= SANDBOX_CG_HAS_CPU;
-		} else if (ctrl == CG_CPUACCT ||
-		           (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) {
-			if (sb_cg_read_at(d, "cpuacct.usage", buf, sizeof(buf)) > 0)
-				st->cpu_usec = strtoull(buf, NULL, 10) / 1000,
-				st->has |= SANDBOX_CG_HAS_CPU;
-		}
-	}
+	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
+		(void)dir_figures(d, st, NULL, false);
 	return 0;
 }

@@ -89,6 +89,7 @@ char *sb_slurp(const char *path);
  * the length); 0 or a negative errno. */
 int sb_cg_write_at(const char *dir, const char *file, const char *data);
 ssize_t sb_cg_read_at(const char *dir, const char *file, char *buf, size_t len);
+int sb_cg_open_read(const char *dir, const char *file, int flags, char *buf, size_t len);
 bool sb_cg_exists_at(const char *dir, const char *file);
 /* Whether a space-separated list (cgroup.controllers) holds word. */
 bool sb_cg_has_word(const char *list, const char *word);
@@ -147,10 +148,12 @@ int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
 /* A handler's cgroups into dirs (from the stock when use_stock), each
  * cgroup.procs opened into procs[CG_N] (-1 for the rest). */
 int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct sb_cg_why *why);
-/* A reaped handler's cgroups (dirs) back into c's stock when they can
- * serve another handler as if new (cgroup v1; see cgroup_handler.c); true
- * if they went there, false if the caller is to remove them. */
-bool sb_cg_recycle(struct sb_cg *c, const char *dirs, const struct sandbox_cg_stats *cs);
+/* A reaped handler's cgroups (dirs): their final figures into st (NULL:
+ * not wanted), and back
+ * into c's stock (c non-NULL) when they can serve another handler as if
+ * new (cgroup v1; see cgroup_handler.c); true if they went there, false if
+ * the caller is to remove them. */
+bool sb_cg_finish(struct sb_cg *c, const char *dirs, struct sandbox_cg_stats *st);
 void sb_cg_remove(char *dirs);
 unsigned sb_cg_stock_missing(struct sb_cg *c);
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err);

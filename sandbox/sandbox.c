@@ -192,7 +192,7 @@ int sandbox_kill(struct sandbox_handler *h)
 }
 
 int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus,
-                 const struct sandbox_cg_stats *cs)
+                 struct sandbox_cg_stats *cs)
 {
 	siginfo_t si;
 	int r = 0;
@@ -211,7 +211,8 @@ int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus,
 		else
 			*wstatus = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
 	}
-	if (h->cgroup[0] && !(r == 0 && sb && sb_cg_recycle(&sb->cg, h->cgroup, cs)))
+	/* its final figures; its cgroup back to the stock or removed */
+	if (!sb_cg_finish(r == 0 && sb ? &sb->cg : NULL, h->cgroup, cs) && h->cgroup[0])
 		sb_cg_remove(h->cgroup);
 	h->cgroup[0] = 0;
 	sb_close(&h->pidfd);

@@ -306,13 +306,13 @@ unsigned sandbox_cg_stock_missing(struct sandbox *sb);
  * namespace dies with it) and, on cgroup v2, cgroup.kill of its cgroup. */
 int sandbox_kill(struct sandbox_handler *h);
 
-/* After the pidfd became readable: reap, fill the wait status, release the
- * handler's cgroup and close its fds. Returns 0 or a negative errno. sb:
- * the sandbox it was spawned from (alive), or NULL; with it, an empty
- * cgroup that can serve another handler of sb as if new goes back to sb's
- * stock instead of being removed (read sandbox_cg_stats() before; cs:
- * what it read, which spares reading it again, or NULL). */
+/* After the pidfd became readable: reap, fill the wait status, read the
+ * handler's final cgroup figures into cs (NULL: not wanted; all zero
+ * without a cgroup), release its cgroup and close its fds. Returns 0 or a
+ * negative errno. sb: the sandbox it was spawned from (alive), or NULL;
+ * with it, an empty cgroup that can serve another handler of sb as if new
+ * goes back to sb's stock instead of being removed. */
 int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus,
-                 const struct sandbox_cg_stats *cs);
+                 struct sandbox_cg_stats *cs);
 
 #endif
