@@ -20,25 +20,31 @@ const char *const sb_cg_names[CG_N] = {"memory", "pids", "cpu", "cpuacct"};
 
 /* ---- files --------------------------------------------------------------------------- */
 
-/* One write of data to path. EINTR is retried: cgroup v1 fails setting
+/* One write of data to the cgroup file fd, at its start (also when it was
+ * just read). EINTR is retried: cgroup v1 fails setting
  * memory.limit_in_bytes with it whenever a signal is pending, before it
  * even compares the limit with the usage. */
+int sb_cg_write_fd(int fd, const char *data)
+{
+	size_t n = strlen(data);
+	ssize_t w;
+	int tries = 100;
+	do
+		w = pwrite(fd, data, n, 0);
+	while (w < 0 && errno == EINTR && --tries);
+	if (w < 0)
+		return -errno;
+	return w == (ssize_t)n ? 0 : -EIO;
+}
+
 static int write_file(const char *path, const char *data)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	size_t n = strlen(data);
-	ssize_t w;
-	int tries = 100;
-	do
-		w = write(fd, data, n);
-	while (w < 0 && errno == EINTR && --tries);
-	int e = w < 0 ? errno : 0;
+	int r = sb_cg_write_fd(fd, data);
 	close(fd);
-	if (w < 0)
-		return -e;
-	return w == (ssize_t)n ? 0 : -EIO;
+	return r;
 }
 
 int sb_cg_write_at(const char *dir, const char *file, const char *data)

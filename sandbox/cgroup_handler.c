@@ -360,14 +360,22 @@ static int v1_ctrl_of(const char *dir)
 	return -1;
 }
 
-/* Reset the counter of the file fd (read just before) to zero. */
-static bool reset(int fd)
+/* A counter of dir read into *v; when *ok (the cgroup is still to be
+ * reused), reset to zero through the same open file; *ok cleared when
+ * either fails. Whether it was read. */
+static bool counter(const char *dir, const char *file, bool *ok, uint64_t *v)
 {
-	ssize_t w;
-	do
-		w = pwrite(fd, "0", 1, 0);
-	while (w < 0 && errno == EINTR);
-	return w == 1;
+	char buf[64];
+	int fd = sb_cg_open_read(dir, file, *ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
+	if (fd < 0) {
+		*ok = false;
+		return false;
+	}
+	*v = strtoull(buf, NULL, 10);
+	if (*ok && sb_cg_write_fd(fd, "0") < 0)
+		*ok = false;
+	close(fd);
+	return true;
 }
 
 /* One directory of a handler's cgroups: its figures added to st. With
@@ -413,16 +421,9 @@ static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
 			if (v)
 				ok = false;
 		}
-		int fd = sb_cg_open_read(d, v2 ? "memory.peak" : "memory.max_usage_in_bytes",
-		                         ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
-		if (fd >= 0) {
-			st->mem_peak = strtoull(buf, NULL, 10), st->has |= SANDBOX_CG_HAS_PEAK;
-			if (ok && !reset(fd))
-				ok = false;
-			close(fd);
-		} else {
-			ok = false;
-		}
+		if (counter(d, v2 ? "memory.peak" : "memory.max_usage_in_bytes", &ok,
+		            &st->mem_peak))
+			st->has |= SANDBOX_CG_HAS_PEAK;
 	}
 	if (v2 || ctrl == CG_PIDS) {
 		if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) > 0) {
@@ -438,17 +439,8 @@ static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
 		    sb_cg_keyed(buf, "usage_usec", &v))
 			st->cpu_usec = v, st->has |= SANDBOX_CG_HAS_CPU;
 	} else if (ctrl == CG_CPUACCT || (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) {
-		int fd =
-		    sb_cg_open_read(d, "cpuacct.usage", ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
-		if (fd >= 0) {
-			st->cpu_usec = strtoull(buf, NULL, 10) / 1000;
-			st->has |= SANDBOX_CG_HAS_CPU;
-			if (ok && !reset(fd))
-				ok = false;
-			close(fd);
-		} else {
-			ok = false;
-		}
+		if (counter(d, "cpuacct.usage", &ok, &v))
+			st->cpu_usec = v / 1000, st->has |= SANDBOX_CG_HAS_CPU;
 	}
 	return ok;
 }

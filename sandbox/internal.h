@@ -90,6 +90,7 @@ char *sb_slurp(const char *path);
 int sb_cg_write_at(const char *dir, const char *file, const char *data);
 ssize_t sb_cg_read_at(const char *dir, const char *file, char *buf, size_t len);
 int sb_cg_open_read(const char *dir, const char *file, int flags, char *buf, size_t len);
+int sb_cg_write_fd(int fd, const char *data);
 bool sb_cg_exists_at(const char *dir, const char *file);
 /* Whether a space-separated list (cgroup.controllers) holds word. */
 bool sb_cg_has_word(const char *list, const char *word);
