@@ -283,35 +283,168 @@ static int make(struct sb_cg *c, char *dirs, struct sb_cg_why *why)
 	}
 }
 
-int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct sb_cg_why *why)
+/* ---- kept files ------------------------------------------------------------------------ */
+
+/* Which controller's hierarchy a v1 handler directory is in. */
+static int v1_ctrl_of(const char *dir)
 {
+	for (int i = 0; i < CG_N; i++) {
+		size_t l = strlen(sb_cgp.v1base[i]);
+		if (l && !strncmp(dir, sb_cgp.v1base[i], l) && dir[l] == '/')
+			return i;
+	}
+	return -1;
+}
+
+static bool has_cpuacct(int ctrl)
+{
+	return ctrl == CG_CPUACCT || (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU);
+}
+
+static void files_close(int *fd)
+{
+	for (int i = 0; i < CG_FDS; i++)
+		sb_close(&fd[i]);
+}
+
+/* The files of the k-th directory d that spawn and reap use, into row;
+ * one that cannot be opened stays -1 and is used by its path. */
+static void files_open_dir(const char *d, int *row)
+{
+	static const struct {
+		int ctrl, slot, flags;
+		const char *file;
+	} f[] = {
+	    {-1, CGF_PROCS, O_WRONLY, "cgroup.procs"},
+	    {CG_MEMORY, CGF_A, O_RDONLY, "memory.usage_in_bytes"},
+	    {CG_MEMORY, CGF_B, O_RDONLY, "memory.oom_control"},
+	    {CG_MEMORY, CGF_C, O_RDWR, "memory.max_usage_in_bytes"},
+	    {CG_PIDS, CGF_A, O_RDONLY, "pids.current"},
+	    {CG_CPUACCT, CGF_A, O_RDWR, "cpuacct.usage"},
+	};
+	char p[PATH_MAX + 64];
+	int ctrl = v1_ctrl_of(d);
+	row[CGF_DIR] = open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		bool mine = f[i].ctrl < 0 || f[i].ctrl == ctrl ||
+		            (f[i].ctrl == CG_CPUACCT && has_cpuacct(ctrl));
+		if (mine && snprintf(p, sizeof(p), "%s/%s", d, f[i].file) < (int)sizeof(p))
+			row[f[i].slot] = open(p, f[i].flags | O_CLOEXEC);
+	}
+}
+
+/*
+ * A new handler cgroup's files opened, to be kept while it lives and
+ * while it waits in the stock, when it can be reused (cgroup v1) and the
+ * sandbox keeps fewer than CG_KEEP: a kernfs open costs about 3 us (7
+ * beside other cgroups being made and removed), a pread of an open one a
+ * tenth of that, and a reused cgroup's files are the same files. The
+ * number is bounded per sandbox, not per handler, so that it fits the
+ * broker's budget of fds whatever limits.handlers says
+ * (sandbox_cg_kept_fds()); the handlers beyond it use the paths.
+ */
+static void files_keep(struct sb_cg *c, const char *dirs, bool *kept, int *fd)
+{
+	for (int i = 0; i < CG_FDS; i++)
+		fd[i] = -1;
+	*kept = false;
+	if (sb_cgp.mode != SANDBOX_CG_V1 || !dirs[0])
+		return;
+	pthread_mutex_lock(&c->lock);
+	*kept = c->n_kept < CG_KEEP;
+	c->n_kept += *kept;
+	pthread_mutex_unlock(&c->lock);
+	if (!*kept)
+		return;
+	char list[CG_DIRS_MAX], *save = NULL;
+	int k = 0;
+	memcpy(list, dirs, sizeof(list));
+	for (char *d = strtok_r(list, "\n", &save); d && k < CG_N;
+	     d = strtok_r(NULL, "\n", &save), k++)
+		files_open_dir(d, &fd[k * CGF_N]);
+}
+
+/* Kept files closed, and no longer counted by c (NULL: gone). */
+static void files_release(struct sb_cg *c, bool *kept, int *fd)
+{
+	if (!*kept)
+		return;
+	files_close(fd);
+	*kept = false;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->n_kept--;
+	pthread_mutex_unlock(&c->lock);
+}
+
+unsigned sandbox_cg_kept_fds(void)
+{
+	/* per hierarchy its directory, cgroup.procs and the figures read */
+	static const unsigned files[CG_N] = {
+	    [CG_MEMORY] = 5, [CG_PIDS] = 3, [CG_CPU] = 3, [CG_CPUACCT] = 3};
+	unsigned n = 0;
+	if (sb_cgp.mode != SANDBOX_CG_V1)
+		return 0;
+	for (int i = 0; i < CG_N; i++)
+		if (sb_cgp.v1base[i][0] && sb_cgp.v1same[i] < 0)
+			n += files[i];
+	return CG_KEEP * n;
+}
+
+int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool use_stock,
+                 struct sb_cg_why *why)
+{
+	char *dirs = h->cgroup;
 	for (int i = 0; i < CG_N; i++)
 		procs[i] = -1;
 	dirs[0] = 0;
+	h->cg_kept = false;
 	if (!c->on)
 		return 0;
 	pthread_mutex_lock(&c->lock);
 	bool stocked = use_stock && c->n_stock > 0;
-	if (stocked)
-		memcpy(dirs, c->stock[--c->n_stock], CG_DIRS_MAX);
+	if (stocked) {
+		struct sb_cg_ent *e = &c->stock[--c->n_stock];
+		memcpy(dirs, e->dirs, CG_DIRS_MAX);
+		h->cg_kept = e->kept;
+		memcpy(h->cg_fd, e->fd, sizeof(h->cg_fd));
+	}
 	pthread_mutex_unlock(&c->lock);
 	int r;
-	if (!stocked && (r = make(c, dirs, why)) < 0)
-		return r;
+	if (!stocked) {
+		if ((r = make(c, dirs, why)) < 0)
+			return r;
+		files_keep(c, dirs, &h->cg_kept, h->cg_fd);
+	}
 	char list[CG_DIRS_MAX], file[PATH_MAX], *save = NULL;
 	int np = 0;
 	memcpy(list, dirs, sizeof(list));
 	for (char *d = strtok_r(list, "\n", &save); d && np < CG_N;
 	     d = strtok_r(NULL, "\n", &save)) {
-		snprintf(file, sizeof(file), "%s/cgroup.procs", d);
-		if ((procs[np] = open(file, O_WRONLY | O_CLOEXEC)) < 0) {
+		int kept = h->cg_kept ? h->cg_fd[np * CGF_N + CGF_PROCS] : -1;
+		/* a kept one: a copy for the child, which the caller closes */
+		if (kept >= 0)
+			procs[np] = fcntl(kept, F_DUPFD_CLOEXEC, 0);
+		else if (snprintf(file, sizeof(file), "%s/cgroup.procs", d) < (int)sizeof(file))
+			procs[np] = open(file, O_WRONLY | O_CLOEXEC);
+		else
+			errno = ENAMETOOLONG;
+		if (procs[np] < 0) {
 			r = -errno;
-			why_set(why, file, "cgroup open %s: %s", file, strerror(-r));
+			why_set(why, d, "cgroup open %s/cgroup.procs: %s", d, strerror(-r));
 			return r;
 		}
 		np++;
 	}
 	return 0;
+}
+
+void sb_cg_drop(struct sb_cg *c, struct sandbox_handler *h)
+{
+	files_release(c, &h->cg_kept, h->cg_fd);
+	if (h->cgroup[0])
+		sb_cg_remove(h->cgroup);
 }
 
 unsigned sb_cg_stock_missing(struct sb_cg *c)
@@ -327,85 +460,100 @@ unsigned sb_cg_stock_missing(struct sb_cg *c)
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err)
 {
 	for (unsigned n = sb_cg_stock_missing(c); n > 0; n--) {
-		char dirs[CG_DIRS_MAX];
+		struct sb_cg_ent e;
 		struct sb_cg_why why = {"", ""};
-		int r = make(c, dirs, &why);
+		int r = make(c, e.dirs, &why);
 		if (r < 0) {
-			sb_cg_remove(dirs);
+			sb_cg_remove(e.dirs);
 			sb_error(err, -r, "cgroup", why.object, "sandbox \"%s\": %s", c->name,
 			         why.text);
 			return r;
 		}
+		files_keep(c, e.dirs, &e.kept, e.fd);
 		pthread_mutex_lock(&c->lock);
 		bool room = c->n_stock < CG_STOCK;
 		if (room)
-			memcpy(c->stock[c->n_stock++], dirs, sizeof(dirs));
+			c->stock[c->n_stock++] = e;
 		pthread_mutex_unlock(&c->lock);
-		if (!room)
-			sb_cg_remove(dirs);
+		if (!room) {
+			files_release(c, &e.kept, e.fd);
+			sb_cg_remove(e.dirs);
+		}
 	}
 	return 0;
 }
 
 /* ---- reuse -------------------------------------------------------------------------------- */
 
-/* Which controller's hierarchy a v1 handler directory is in. */
-static int v1_ctrl_of(const char *dir)
+/* dir/file's start into buf (NUL-terminated) through its kept fd (>= 0),
+ * else by its path: its length or a negative errno. */
+static ssize_t rd(int fd, const char *dir, const char *file, char *buf, size_t len)
 {
-	for (int i = 0; i < CG_N; i++) {
-		size_t l = strlen(sb_cgp.v1base[i]);
-		if (l && !strncmp(dir, sb_cgp.v1base[i], l) && dir[l] == '/')
-			return i;
-	}
-	return -1;
+	if (fd < 0)
+		return sb_cg_read_at(dir, file, buf, len);
+	ssize_t n;
+	do
+		n = pread(fd, buf, len - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	return n;
 }
 
-/* A counter of dir read into *v; when *ok (the cgroup is still to be
- * reused), reset to zero through the same open file; *ok cleared when
- * either fails. Whether it was read. */
-static bool counter(const char *dir, const char *file, bool *ok, uint64_t *v)
+/* A counter of dir read into *v (through its kept fd when >= 0); when *ok
+ * (the cgroup is still to be reused), reset to zero through the same open
+ * file; *ok cleared when either fails. Whether it was read. */
+static bool counter(int kept, const char *dir, const char *file, bool *ok, uint64_t *v)
 {
 	char buf[64];
-	int fd = sb_cg_open_read(dir, file, *ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
-	if (fd < 0) {
+	int fd = kept >= 0 ? kept
+	                   : sb_cg_open_read(dir, file, *ok ? O_RDWR : O_RDONLY, buf, sizeof(buf));
+	if (fd < 0 || (kept >= 0 && rd(kept, dir, file, buf, sizeof(buf)) < 0)) {
 		*ok = false;
 		return false;
 	}
 	*v = strtoull(buf, NULL, 10);
 	if (*ok && sb_cg_write_fd(fd, "0") < 0)
 		*ok = false;
-	close(fd);
+	if (fd != kept)
+		close(fd);
 	return true;
 }
 
-/* One directory of a handler's cgroups: its figures added to st. With
- * mem_limit_for_reuse (non-NULL: cgroup v1, the handler reaped), also
- * whether it can serve another handler as if new, its peak and CPU
- * counters then reset through the files just read (one open each): nobody
- * in it, no cgroup below it (a kernfs directory's link count is 2 + its
- * subdirectories), no OOM kill (its count is not resettable), at most a
- * sixteenth of the memory limit still charged. Nobody: its pids.current
- * is 0 in the pids hierarchy, which then stands for the others (by_pids:
- * every process of a handler is in all its cgroups, the child entered them
- * before anything could fork, and none can leave), else its cgroup.procs
- * is empty. Without it, read-only, and the result is false. */
-static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
+/* One directory of a handler's cgroups: its figures added to st, through
+ * its kept files (row, or NULL: by path). With mem_limit_for_reuse
+ * (non-NULL: cgroup v1, the handler reaped), also whether it can serve
+ * another handler as if new, its peak and CPU counters then reset through
+ * the files just read: nobody in it, no cgroup below it (a kernfs
+ * directory's link count is 2 + its subdirectories), no OOM kill (its
+ * count is not resettable), at most a sixteenth of the memory limit still
+ * charged. Nobody: its pids.current is 0 in the pids hierarchy, which then
+ * stands for the others (by_pids: every process of a handler is in all
+ * its cgroups, the child entered them before anything could fork, and
+ * none can leave), else its cgroup.procs is empty. Without it, read-only,
+ * and the result is false. */
+static bool dir_figures(const char *d, const int *row, struct sandbox_cg_stats *st,
                         const uint64_t *mem_limit_for_reuse, bool by_pids)
 {
+	static const int none[CGF_N] = {-1, -1, -1, -1, -1};
 	char buf[1024];
 	uint64_t v;
 	bool v2 = sb_cgp.mode == SANDBOX_CG_V2;
 	int ctrl = v2 ? -1 : v1_ctrl_of(d);
 	bool ok = mem_limit_for_reuse != NULL && !v2;
 	struct stat sst;
-	if (ok && (stat(d, &sst) < 0 || sst.st_nlink != 2))
+	if (!row)
+		row = none;
+	if (ok && ((row[CGF_DIR] >= 0 ? fstat(row[CGF_DIR], &sst) : stat(d, &sst)) < 0 ||
+	           sst.st_nlink != 2))
 		ok = false;
 	if (ok && !by_pids && ctrl != CG_PIDS &&
 	    sb_cg_read_at(d, "cgroup.procs", buf, sizeof(buf)) != 0)
 		ok = false;
 	if (v2 || ctrl == CG_MEMORY) {
-		if (sb_cg_read_at(d, v2 ? "memory.current" : "memory.usage_in_bytes", buf,
-		                  sizeof(buf)) > 0) {
+		if (rd(row[CGF_A], d, v2 ? "memory.current" : "memory.usage_in_bytes", buf,
+		       sizeof(buf)) > 0) {
 			st->mem_current = strtoull(buf, NULL, 10);
 			st->has |= SANDBOX_CG_HAS_MEMORY;
 			if (ok && *mem_limit_for_reuse &&
@@ -414,19 +562,19 @@ static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
 		} else {
 			ok = false;
 		}
-		if (sb_cg_read_at(d, v2 ? "memory.events" : "memory.oom_control", buf,
-		                  sizeof(buf)) > 0 &&
+		if (rd(row[CGF_B], d, v2 ? "memory.events" : "memory.oom_control", buf,
+		       sizeof(buf)) > 0 &&
 		    sb_cg_keyed(buf, "oom_kill", &v)) {
 			st->oom_kills = (uint32_t)v, st->has |= SANDBOX_CG_HAS_OOM;
 			if (v)
 				ok = false;
 		}
-		if (counter(d, v2 ? "memory.peak" : "memory.max_usage_in_bytes", &ok,
+		if (counter(row[CGF_C], d, v2 ? "memory.peak" : "memory.max_usage_in_bytes", &ok,
 		            &st->mem_peak))
 			st->has |= SANDBOX_CG_HAS_PEAK;
 	}
 	if (v2 || ctrl == CG_PIDS) {
-		if (sb_cg_read_at(d, "pids.current", buf, sizeof(buf)) > 0) {
+		if (rd(row[CGF_A], d, "pids.current", buf, sizeof(buf)) > 0) {
 			st->pids = (uint32_t)strtoul(buf, NULL, 10), st->has |= SANDBOX_CG_HAS_PIDS;
 			if (st->pids)
 				ok = false;
@@ -438,8 +586,8 @@ static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
 		if (sb_cg_read_at(d, "cpu.stat", buf, sizeof(buf)) > 0 &&
 		    sb_cg_keyed(buf, "usage_usec", &v))
 			st->cpu_usec = v, st->has |= SANDBOX_CG_HAS_CPU;
-	} else if (ctrl == CG_CPUACCT || (ctrl == CG_CPU && sb_cgp.v1same[CG_CPUACCT] == CG_CPU)) {
-		if (counter(d, "cpuacct.usage", &ok, &v))
+	} else if (has_cpuacct(ctrl)) {
+		if (counter(row[CGF_A], d, "cpuacct.usage", &ok, &v))
 			st->cpu_usec = v / 1000, st->has |= SANDBOX_CG_HAS_CPU;
 	}
 	return ok;
@@ -466,39 +614,54 @@ static bool dir_figures(const char *d, struct sandbox_cg_stats *st,
  * The figures are read after the reap: final (the last process's exit
  * accounted), and the same reads decide the reuse.
  */
-bool sb_cg_finish(struct sb_cg *c, const char *dirs, struct sandbox_cg_stats *st)
+void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
+                  struct sandbox_cg_stats *st)
 {
 	struct sandbox_cg_stats scratch;
 	if (st)
 		memset(st, 0, sizeof(*st));
-	if (!dirs[0])
-		return false;
-	bool reuse = c && c->on && sb_cgp.mode == SANDBOX_CG_V1;
+	if (!h->cgroup[0]) {
+		files_release(c, &h->cg_kept, h->cg_fd);
+		return;
+	}
+	reuse = reuse && c && c->on && sb_cgp.mode == SANDBOX_CG_V1;
 	if (reuse) {
 		pthread_mutex_lock(&c->lock);
 		reuse = c->n_stock < CG_STOCK;
 		pthread_mutex_unlock(&c->lock);
 	}
-	if (!st && !reuse)
-		return false; /* nothing to read */
-	if (!st)
-		st = memset(&scratch, 0, sizeof(scratch));
-	char list[CG_DIRS_MAX], *save = NULL;
-	bool by_pids = false;
-	memcpy(list, dirs, sizeof(list));
-	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
-		by_pids |= sb_cgp.mode == SANDBOX_CG_V1 && v1_ctrl_of(d) == CG_PIDS;
-	memcpy(list, dirs, sizeof(list));
-	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
-		reuse = dir_figures(d, st, reuse ? &c->limits.memory : NULL, by_pids) && reuse;
-	if (!reuse)
-		return false;
-	pthread_mutex_lock(&c->lock);
-	bool room = c->n_stock < CG_STOCK;
+	if (st || reuse) {
+		if (!st)
+			st = memset(&scratch, 0, sizeof(scratch));
+		char list[CG_DIRS_MAX], *save = NULL;
+		bool by_pids = false;
+		int k = 0;
+		memcpy(list, h->cgroup, sizeof(list));
+		for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
+			by_pids |= sb_cgp.mode == SANDBOX_CG_V1 && v1_ctrl_of(d) == CG_PIDS;
+		memcpy(list, h->cgroup, sizeof(list));
+		for (char *d = strtok_r(list, "\n", &save); d && k < CG_N;
+		     d = strtok_r(NULL, "\n", &save), k++)
+			reuse = dir_figures(d, h->cg_kept ? &h->cg_fd[k * CGF_N] : NULL, st,
+			                    reuse ? &c->limits.memory : NULL, by_pids) &&
+			        reuse;
+	}
+	bool room = false;
+	if (reuse) {
+		pthread_mutex_lock(&c->lock);
+		if ((room = c->n_stock < CG_STOCK)) {
+			struct sb_cg_ent *e = &c->stock[c->n_stock++];
+			memcpy(e->dirs, h->cgroup, CG_DIRS_MAX);
+			e->kept = h->cg_kept;
+			memcpy(e->fd, h->cg_fd, sizeof(e->fd));
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
 	if (room)
-		memcpy(c->stock[c->n_stock++], dirs, CG_DIRS_MAX);
-	pthread_mutex_unlock(&c->lock);
-	return room;
+		h->cg_kept = false; /* the stock's now */
+	else
+		sb_cg_drop(c, h);
+	h->cgroup[0] = 0;
 }
 
 /* The sandbox's cgroups: its stock, its handlers' that were still busy when
@@ -507,8 +670,10 @@ bool sb_cg_finish(struct sb_cg *c, const char *dirs, struct sandbox_cg_stats *st
  * them. */
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err)
 {
-	for (unsigned i = 0; i < c->n_stock; i++)
-		sb_cg_remove(c->stock[i]);
+	for (unsigned i = 0; i < c->n_stock; i++) {
+		files_release(c, &c->stock[i].kept, c->stock[i].fd);
+		sb_cg_remove(c->stock[i].dirs);
+	}
 	c->n_stock = 0;
 	if (!c->on)
 		return 0;
@@ -560,6 +725,6 @@ int sandbox_cg_stats(const struct sandbox_handler *h, struct sandbox_cg_stats *s
 	if (!list[0])
 		return -ENOENT;
 	for (char *d = strtok_r(list, "\n", &save); d; d = strtok_r(NULL, "\n", &save))
-		(void)dir_figures(d, st, NULL, false);
+		(void)dir_figures(d, NULL, st, NULL, false);
 	return 0;
 }

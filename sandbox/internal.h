@@ -66,6 +66,7 @@ __attribute__((format(printf, 5, 6))) void sb_error(struct sandbox_error *e, int
 
 #define CG_AHEAD 4       /* handler cgroups made ahead per sandbox */
 #define CG_STOCK 16      /* ... and with the reaped ones put back, at most */
+#define CG_KEEP 16       /* handler cgroups per sandbox whose files are kept open */
 #define CG_DIRS_MAX 1024 /* sizeof(sandbox_handler.cgroup) */
 #define V2_CTRLS 3       /* memory, pids, cpu: what v2 handler cgroups use */
 enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_N };
@@ -124,14 +125,39 @@ extern struct sb_cg_place sb_cgp;
 
 /* ---- cgroup_handler.c: a sandbox's handler cgroups ---------------------------------- */
 
+/* The files of a handler's cgroups kept open (cgroup v1, where they are
+ * reused): for the k-th directory of its list, fd[k * CGF_N + slot], -1
+ * where a file is not kept; valid when kept. */
+enum {
+	CGF_DIR,   /* the directory, O_PATH: its link count */
+	CGF_PROCS, /* cgroup.procs, which the child enters */
+	CGF_A,     /* memory.usage_in_bytes, pids.current, cpuacct.usage */
+	CGF_B,     /* memory.oom_control */
+	CGF_C,     /* memory.max_usage_in_bytes */
+	CGF_N
+};
+#define CG_FDS (CG_N * CGF_N)
+_Static_assert(CG_FDS == SANDBOX_CG_FDS, "sandbox_handler.cg_fd");
+_Static_assert(CG_DIRS_MAX == sizeof(((struct sandbox_handler *)0)->cgroup),
+               "sandbox_handler.cgroup");
+
+/* A handler's cgroups: the directories, '\n'-separated, and their files
+ * when they are kept open. */
+struct sb_cg_ent {
+	char dirs[CG_DIRS_MAX];
+	bool kept;
+	int fd[CG_FDS];
+};
+
 struct sb_cg {
 	bool on;          /* handlers get cgroups */
 	const char *name; /* the sandbox's, for messages */
 	struct sandbox_limits limits;
-	char dir[CG_N][PATH_MAX];          /* the sandbox's directories (v2: dir[0]); "" none */
-	pthread_mutex_t lock;              /* the stock; initialized by the caller */
-	char stock[CG_STOCK][CG_DIRS_MAX]; /* made ahead or put back, with their limits */
+	char dir[CG_N][PATH_MAX];         /* the sandbox's directories (v2: dir[0]); "" none */
+	pthread_mutex_t lock;             /* the stock and n_kept; initialized by the caller */
+	struct sb_cg_ent stock[CG_STOCK]; /* made ahead or put back, with their limits */
 	unsigned n_stock;
+	unsigned n_kept; /* entries with files kept open, in the stock or in use */
 };
 
 /* Why a cgroup operation failed: the message's tail and what it acted on. */
@@ -146,15 +172,20 @@ struct sb_cg_why {
 int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
                   const struct sandbox_limits *l, struct sandbox_error *err);
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
-/* A handler's cgroups into dirs (from the stock when use_stock), each
- * cgroup.procs opened into procs[CG_N] (-1 for the rest). */
-int sb_cg_create(struct sb_cg *c, char *dirs, int *procs, bool use_stock, struct sb_cg_why *why);
-/* A reaped handler's cgroups (dirs): their final figures into st (NULL:
- * not wanted), and back
- * into c's stock (c non-NULL) when they can serve another handler as if
- * new (cgroup v1; see cgroup_handler.c); true if they went there, false if
- * the caller is to remove them. */
-bool sb_cg_finish(struct sb_cg *c, const char *dirs, struct sandbox_cg_stats *st);
+/* A handler's cgroups into h's cgroup, cg_kept and cg_fd (from the stock
+ * when use_stock), each cgroup.procs opened into procs[CG_N] (-1 for the
+ * rest; the caller closes them). */
+int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool use_stock,
+                 struct sb_cg_why *why);
+/* A reaped handler's cgroups: their final figures into st (NULL: not
+ * wanted), then back into c's stock when they can serve another handler as
+ * if new (reuse non-NULL, cgroup v1; see cgroup_handler.c), else removed,
+ * their kept files closed (c, may be NULL, counts them). h's cgroup
+ * emptied. */
+void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
+                  struct sandbox_cg_stats *st);
+/* A handler's cgroups removed and their kept files closed, unread. */
+void sb_cg_drop(struct sb_cg *c, struct sandbox_handler *h);
 void sb_cg_remove(char *dirs);
 unsigned sb_cg_stock_missing(struct sb_cg *c);
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err);

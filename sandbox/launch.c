@@ -192,7 +192,7 @@ static int launch_prepare(struct launch *l, struct sandbox *sb, const struct san
 	ca->err_fd = l->ep[1];
 	ca->errw = l->se[1];
 	struct sb_cg_why why = {"", ""};
-	int r = sb_cg_create(&sb->cg, h->cgroup, ca->procs, !ca->warm, &why);
+	int r = sb_cg_create(&sb->cg, h, ca->procs, !ca->warm, &why);
 	if (r < 0) {
 		sb_error(err, -r, "cgroup", why.object[0] ? why.object : sb->name,
 		         "sandbox \"%s\": %s", sb->name, why.text);
@@ -318,7 +318,6 @@ int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct san
 			kill(l.pid, SIGKILL);
 		waitpid(l.pid, NULL, __WALL);
 	}
-	if (h->cgroup[0])
-		sb_cg_remove(h->cgroup);
+	sb_cg_drop(&sb->cg, h);
 	return r;
 }

@@ -212,9 +212,7 @@ int sandbox_reap(struct sandbox *sb, struct sandbox_handler *h, int *wstatus,
 			*wstatus = (si.si_status & 0x7f) | (si.si_code == CLD_DUMPED ? 0x80 : 0);
 	}
 	/* its final figures; its cgroup back to the stock or removed */
-	if (!sb_cg_finish(r == 0 && sb ? &sb->cg : NULL, h->cgroup, cs) && h->cgroup[0])
-		sb_cg_remove(h->cgroup);
-	h->cgroup[0] = 0;
+	sb_cg_finish(sb ? &sb->cg : NULL, r == 0, h, cs);
 	sb_close(&h->pidfd);
 	sb_close(&h->stderr_fd);
 	sb_close(&h->ctl_fd);

@@ -141,21 +141,25 @@ enum sandbox_phase {
 };
 extern const char *const sandbox_phase_names[SANDBOX_PHASE_COUNT];
 
+#define SANDBOX_CG_FDS 20 /* a handler's cgroup files kept open, at most */
+
 struct sandbox_handler {
-	pid_t pid;                              /* host pid; pid 1 of its own pid namespace */
-	int pidfd;                              /* CLOEXEC; readable when the handler exits */
-	int stderr_fd;                          /* read end of the handler's stderr (and stdout when
-	                                         * stdout is not the socket); CLOEXEC|NONBLOCK */
-	int ctl_fd;                             /* pre-warmed handlers: readiness, then the wake-up
-	                                         * (CLOEXEC|NONBLOCK); else -1 */
-	int req_fd;                             /* pre-warmed handlers: where the request is
-	                                         * queued (CLOEXEC); else -1 */
-	bool preloaded;                         /* pre-warmed handlers: the handler is exec'd and
-	                                         * waits before its main (postern-warm.so), not
-	                                         * in postern-warm */
-	char cgroup[1024];                      /* the handler's cgroup directories, '\n'-separated
-	                                         * (one per v1 hierarchy), for cleanup; or "" */
-	uint64_t spawn_ns;                      /* time sandbox_spawn took, CLOCK_MONOTONIC */
+	pid_t pid;                 /* host pid; pid 1 of its own pid namespace */
+	int pidfd;                 /* CLOEXEC; readable when the handler exits */
+	int stderr_fd;             /* read end of the handler's stderr (and stdout when
+	                            * stdout is not the socket); CLOEXEC|NONBLOCK */
+	int ctl_fd;                /* pre-warmed handlers: readiness, then the wake-up
+	                            * (CLOEXEC|NONBLOCK); else -1 */
+	int req_fd;                /* pre-warmed handlers: where the request is
+	                            * queued (CLOEXEC); else -1 */
+	bool preloaded;            /* pre-warmed handlers: the handler is exec'd and
+	                            * waits before its main (postern-warm.so), not
+	                            * in postern-warm */
+	char cgroup[1024];         /* the handler's cgroup directories, '\n'-separated
+	                            * (one per v1 hierarchy), for cleanup; or "" */
+	bool cg_kept;              /* cg_fd holds its cgroup files, kept open */
+	int cg_fd[SANDBOX_CG_FDS]; /* (cgroup v1; the sandbox's, see cgroup_handler.c) */
+	uint64_t spawn_ns;         /* time sandbox_spawn took, CLOCK_MONOTONIC */
 	uint32_t phase_ns[SANDBOX_PHASE_COUNT]; /* its breakdown */
 };
 
@@ -301,6 +305,11 @@ int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, 
  */
 int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err);
 unsigned sandbox_cg_stock_missing(struct sandbox *sb);
+/* The file descriptors one sandbox may hold for the cgroup files it keeps
+ * open (on cgroup v1, those of up to 16 handler cgroups, in its stock or
+ * in use; 0 elsewhere), for the caller's budget of fds. After
+ * sandbox_cg_init(). */
+unsigned sandbox_cg_kept_fds(void);
 
 /* Kill every process of the handler: SIGKILL through the pidfd (its pid
  * namespace dies with it) and, on cgroup v2, cgroup.kill of its cgroup. */
