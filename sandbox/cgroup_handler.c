@@ -335,25 +335,30 @@ static void files_open_dir(const char *d, int *row)
 
 /*
  * A new handler cgroup's files opened, to be kept while it lives and
- * while it waits in the stock, when it can be reused (cgroup v1) and the
- * sandbox keeps fewer than CG_KEEP: a kernfs open costs about 3 us (7
+ * while it waits in the stock, when it can be reused (cgroup v1) and this
+ * process keeps fewer than CG_KEEP: a kernfs open costs about 3 us (7
  * beside other cgroups being made and removed), a pread of an open one a
- * tenth of that, and a reused cgroup's files are the same files. The
- * number is bounded per sandbox, not per handler, so that it fits the
- * broker's budget of fds whatever limits.handlers says
- * (sandbox_cg_kept_fds()); the handlers beyond it use the paths.
+ * tenth of that, and a reused cgroup's files are the same files. But every
+ * fd the process holds is copied into each child's fd table at the clone
+ * and closed there (close_range): about 0.12 us per fd per spawn, so the
+ * number is bounded for the whole process, not per sandbox (16 handler
+ * cgroups with 11 files each cost ~21 us per spawn and spare ~50 in each
+ * spawn and reap that uses one); the handlers beyond it use the paths.
  */
-static void files_keep(struct sb_cg *c, const char *dirs, bool *kept, int *fd)
+static unsigned n_kept;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void files_keep(const char *dirs, bool *kept, int *fd)
 {
 	for (int i = 0; i < CG_FDS; i++)
 		fd[i] = -1;
 	*kept = false;
 	if (sb_cgp.mode != SANDBOX_CG_V1 || !dirs[0])
 		return;
-	pthread_mutex_lock(&c->lock);
-	*kept = c->n_kept < CG_KEEP;
-	c->n_kept += *kept;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&kept_lock);
+	*kept = n_kept < CG_KEEP;
+	n_kept += *kept;
+	pthread_mutex_unlock(&kept_lock);
 	if (!*kept)
 		return;
 	char list[CG_DIRS_MAX], *save = NULL;
@@ -364,18 +369,16 @@ static void files_keep(struct sb_cg *c, const char *dirs, bool *kept, int *fd)
 		files_open_dir(d, &fd[k * CGF_N]);
 }
 
-/* Kept files closed, and no longer counted by c (NULL: gone). */
-static void files_release(struct sb_cg *c, bool *kept, int *fd)
+/* Kept files closed, and no longer counted. */
+static void files_release(bool *kept, int *fd)
 {
 	if (!*kept)
 		return;
 	files_close(fd);
 	*kept = false;
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->lock);
-	c->n_kept--;
-	pthread_mutex_unlock(&c->lock);
+	pthread_mutex_lock(&kept_lock);
+	n_kept--;
+	pthread_mutex_unlock(&kept_lock);
 }
 
 unsigned sandbox_cg_kept_fds(void)
@@ -415,7 +418,7 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool us
 	if (!stocked) {
 		if ((r = make(c, dirs, why)) < 0)
 			return r;
-		files_keep(c, dirs, &h->cg_kept, h->cg_fd);
+		files_keep(dirs, &h->cg_kept, h->cg_fd);
 	}
 	char list[CG_DIRS_MAX], file[PATH_MAX], *save = NULL;
 	int np = 0;
@@ -440,9 +443,9 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool us
 	return 0;
 }
 
-void sb_cg_drop(struct sb_cg *c, struct sandbox_handler *h)
+void sb_cg_drop(struct sandbox_handler *h)
 {
-	files_release(c, &h->cg_kept, h->cg_fd);
+	files_release(&h->cg_kept, h->cg_fd);
 	if (h->cgroup[0])
 		sb_cg_remove(h->cgroup);
 }
@@ -469,14 +472,14 @@ int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err)
 			         why.text);
 			return r;
 		}
-		files_keep(c, e.dirs, &e.kept, e.fd);
+		files_keep(e.dirs, &e.kept, e.fd);
 		pthread_mutex_lock(&c->lock);
 		bool room = c->n_stock < CG_STOCK;
 		if (room)
 			c->stock[c->n_stock++] = e;
 		pthread_mutex_unlock(&c->lock);
 		if (!room) {
-			files_release(c, &e.kept, e.fd);
+			files_release(&e.kept, e.fd);
 			sb_cg_remove(e.dirs);
 		}
 	}
@@ -621,7 +624,7 @@ void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
 	if (st)
 		memset(st, 0, sizeof(*st));
 	if (!h->cgroup[0]) {
-		files_release(c, &h->cg_kept, h->cg_fd);
+		files_release(&h->cg_kept, h->cg_fd);
 		return;
 	}
 	reuse = reuse && c && c->on && sb_cgp.mode == SANDBOX_CG_V1;
@@ -660,7 +663,7 @@ void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
 	if (room)
 		h->cg_kept = false; /* the stock's now */
 	else
-		sb_cg_drop(c, h);
+		sb_cg_drop(h);
 	h->cgroup[0] = 0;
 }
 
@@ -671,7 +674,7 @@ void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err)
 {
 	for (unsigned i = 0; i < c->n_stock; i++) {
-		files_release(c, &c->stock[i].kept, c->stock[i].fd);
+		files_release(&c->stock[i].kept, c->stock[i].fd);
 		sb_cg_remove(c->stock[i].dirs);
 	}
 	c->n_stock = 0;

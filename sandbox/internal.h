@@ -66,7 +66,7 @@ __attribute__((format(printf, 5, 6))) void sb_error(struct sandbox_error *e, int
 
 #define CG_AHEAD 4       /* handler cgroups made ahead per sandbox */
 #define CG_STOCK 16      /* ... and with the reaped ones put back, at most */
-#define CG_KEEP 16       /* handler cgroups per sandbox whose files are kept open */
+#define CG_KEEP 16       /* handler cgroups whose files are kept open, per process */
 #define CG_DIRS_MAX 1024 /* sizeof(sandbox_handler.cgroup) */
 #define V2_CTRLS 3       /* memory, pids, cpu: what v2 handler cgroups use */
 enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_N };
@@ -154,10 +154,9 @@ struct sb_cg {
 	const char *name; /* the sandbox's, for messages */
 	struct sandbox_limits limits;
 	char dir[CG_N][PATH_MAX];         /* the sandbox's directories (v2: dir[0]); "" none */
-	pthread_mutex_t lock;             /* the stock and n_kept; initialized by the caller */
+	pthread_mutex_t lock;             /* the stock; initialized by the caller */
 	struct sb_cg_ent stock[CG_STOCK]; /* made ahead or put back, with their limits */
 	unsigned n_stock;
-	unsigned n_kept; /* entries with files kept open, in the stock or in use */
 };
 
 /* Why a cgroup operation failed: the message's tail and what it acted on. */
@@ -179,13 +178,13 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool us
                  struct sb_cg_why *why);
 /* A reaped handler's cgroups: their final figures into st (NULL: not
  * wanted), then back into c's stock when they can serve another handler as
- * if new (reuse non-NULL, cgroup v1; see cgroup_handler.c), else removed,
- * their kept files closed (c, may be NULL, counts them). h's cgroup
+ * if new (reuse and c non-NULL, cgroup v1; see cgroup_handler.c), else removed,
+ * their kept files closed (c may be NULL: no reuse). h's cgroup
  * emptied. */
 void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
                   struct sandbox_cg_stats *st);
 /* A handler's cgroups removed and their kept files closed, unread. */
-void sb_cg_drop(struct sb_cg *c, struct sandbox_handler *h);
+void sb_cg_drop(struct sandbox_handler *h);
 void sb_cg_remove(char *dirs);
 unsigned sb_cg_stock_missing(struct sb_cg *c);
 int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err);

@@ -318,6 +318,6 @@ int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct san
 			kill(l.pid, SIGKILL);
 		waitpid(l.pid, NULL, __WALL);
 	}
-	sb_cg_drop(&sb->cg, h);
+	sb_cg_drop(h);
 	return r;
 }

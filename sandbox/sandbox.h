@@ -305,10 +305,10 @@ int sandbox_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, 
  */
 int sandbox_cg_stock(struct sandbox *sb, struct sandbox_error *err);
 unsigned sandbox_cg_stock_missing(struct sandbox *sb);
-/* The file descriptors one sandbox may hold for the cgroup files it keeps
- * open (on cgroup v1, those of up to 16 handler cgroups, in its stock or
- * in use; 0 elsewhere), for the caller's budget of fds. After
- * sandbox_cg_init(). */
+/* The file descriptors this process may hold for the handler cgroup files
+ * it keeps open (on cgroup v1, those of up to 16 handler cgroups of all
+ * its sandboxes, in their stocks or in use; 0 elsewhere), for the caller's
+ * budget of fds. After sandbox_cg_init(). */
 unsigned sandbox_cg_kept_fds(void);
 
 /* Kill every process of the handler: SIGKILL through the pidfd (its pid

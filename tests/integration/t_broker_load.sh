@@ -2,7 +2,8 @@
 # 2000 connections at concurrency 32, none failed; afterwards the broker's fd
 # count and child count are back to their baseline and no zombie remains.
 # The cgroup files it keeps open (cgroup v1: those of the handler cgroups
-# it reuses) are counted apart: at most 16 handler cgroups' (20 files each).
+# it reuses) are counted apart: at most 16 handler cgroups' (20 files each)
+# in the whole broker.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 [ -x "$LOADGEN" ] || fail "missing $LOADGEN"
