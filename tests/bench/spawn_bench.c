@@ -1,14 +1,15 @@
-/* spawn_bench [N]: cost of starting a handler, four ways, same binary
+/* spawn_bench [N]: cost of starting a handler, five ways, same binary
  * (/usr/bin/true), same run, interleaved: the full postern isolation path
- * (namespaces, root with binds, uid, caps, seccomp, rlimits, cgroups), a
- * pre-warmed postern handler (from the request on), plain fork+exec, and
- * posix_spawn (vfork+exec). Reports the p50 of the spawn call and the round
- * trip (spawn until reaped), round trips per second, and the ratios to
- * fork+exec. Then whether process creation scales with CPUs on this
- * machine: posix_spawn+wait loops, and for contrast page-fault loops, one
- * alone and then two at once on two CPUs (pre-warming under steady load
- * depends on it: README, "Performance"). Run it in a throwaway network
- * namespace (bench_spawn.sh does). */
+ * (namespaces, root with binds, uid, caps, seccomp, rlimits, cgroups), the
+ * same with EXTRA_FDS more fds open in the caller (as a broker with 1,000
+ * live handlers holds: each is copied into the child's fd table at the
+ * clone and closed there before exec), a pre-warmed postern handler (from
+ * the request on), plain fork+exec, and posix_spawn (vfork+exec). Reports the p50 of the spawn call
+ * and the round trip (spawn until reaped), round trips per second, and the ratios to fork+exec.
+ * Then whether process creation scales with CPUs on this machine: posix_spawn+wait loops, and for
+ * contrast page-fault loops, one alone and then two at once on two CPUs (pre-warming under steady
+ * load depends on it: README, "Performance"). Run it in a throwaway network namespace
+ * (bench_spawn.sh does). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +27,33 @@
 #include "tests/helpers/true_sandbox.h"
 
 extern char **environ;
+
+#define EXTRA_FDS 2000
+
+/* EXTRA_FDS more fds open (distinct files, as a broker's are) or closed
+ * again; false when RLIMIT_NOFILE does not allow them. */
+static bool extra_fds(bool open_them)
+{
+	static int fd[EXTRA_FDS], n;
+	if (!open_them) {
+		while (n > 0)
+			close(fd[--n]);
+		return true;
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < EXTRA_FDS + 100) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	while (n < EXTRA_FDS) {
+		if ((fd[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+			extra_fds(false);
+			return false;
+		}
+		n++;
+	}
+	return true;
+}
 
 static uint64_t now_ns(void)
 {
@@ -125,9 +154,12 @@ int main(int argc, char **argv)
 	 * pays for its own deferred kernel work (namespace and cgroup
 	 * teardown finishes after the reap), and the machine's drift during
 	 * the run weighs on each mode alike */
-	enum { FULL, WARM, FORK, VFORK, MODES };
-	static const char *const names[MODES] = {"postern full isolation", "postern pre-warmed",
-	                                         "fork+exec", "posix_spawn (vfork)"};
+	enum { FULL, FULL_FDS, WARM, FORK, VFORK, MODES };
+	static const char *const names[MODES] = {"postern full isolation", "... +2000 fds open",
+	                                         "postern pre-warmed", "fork+exec",
+	                                         "posix_spawn (vfork)"};
+	bool fds_ok = extra_fds(true);
+	extra_fds(false);
 	uint64_t *msp[MODES], *mrt[MODES], mtotal[MODES] = {0};
 	for (int md = 0; md < MODES; md++)
 		if (!(msp[md] = calloc((size_t)n, 8)) || !(mrt[md] = calloc((size_t)n, 8)))
@@ -136,8 +168,10 @@ int main(int argc, char **argv)
 	for (int b0 = 0; b0 < n; b0 += BLOCK) {
 		for (int k = 0; k < MODES * BLOCK; k++) {
 			int mode = k / BLOCK, i = b0 + k % BLOCK;
-			if (i >= n)
+			if (i >= n || (mode == FULL_FDS && !fds_ok))
 				continue;
+			if (k % BLOCK == 0)
+				extra_fds(mode == FULL_FDS);
 			struct sandbox_spawn_args a = {
 			    .sock_fd = -1, .stdin_fd = -1, .netns_fd = netns};
 			struct sandbox_handler h;
@@ -146,6 +180,7 @@ int main(int argc, char **argv)
 			uint64_t s = 0, spawned = 0;
 			switch (mode) {
 			case FULL:
+			case FULL_FDS:
 				s = now_ns();
 				if (sandbox_spawn(sb, &a, &h, &err) < 0) {
 					fprintf(stderr, "spawn_bench: %s\n", err.msg);
@@ -201,11 +236,18 @@ int main(int argc, char **argv)
 	printf("%-22s %10s %10s %10s %12s\n", head, "spawn_us", "rt_p50_us", "rt_p99_us",
 	       "spawns/s");
 	for (int md = 0; md < MODES; md++)
-		report(names[md], msp[md], mrt[md], n, mtotal[md]); /* sorts them */
+		if (md != FULL_FDS || fds_ok)
+			report(names[md], msp[md], mrt[md], n, mtotal[md]); /* sorts them */
 	printf("full isolation / fork+exec, round trip p50: %.2f (target <= 1.3)\n",
 	       (double)mrt[FULL][n / 2] / (double)mrt[FORK][n / 2]);
 	printf("pre-warmed / fork+exec, round trip p50:     %.2f\n",
 	       (double)mrt[WARM][n / 2] / (double)mrt[FORK][n / 2]);
+	if (fds_ok)
+		printf("each fd the caller holds, round trip p50:    %+.3f us per spawn\n",
+		       ((double)mrt[FULL_FDS][n / 2] - (double)mrt[FULL][n / 2]) / 1e3 / EXTRA_FDS);
+	else
+		printf("each fd the caller holds: not measured (RLIMIT_NOFILE < %d)\n",
+		       EXTRA_FDS + 100);
 	sandbox_free(sb);
 	sandbox_cg_fini(NULL);
 	double sp = scaling(true, n, targv), pf = scaling(false, n, targv);
