@@ -307,30 +307,39 @@ static void files_close(int *fd)
 		sb_close(&fd[i]);
 }
 
+/* The files kept per directory but its own (CGF_DIR): which controller's
+ * directory has each (-1: all), and where it goes. */
+static const struct {
+	int ctrl, slot, flags;
+	const char *file;
+} kept_files[] = {
+    {-1, CGF_PROCS, O_WRONLY, "cgroup.procs"},
+    {CG_MEMORY, CGF_A, O_RDONLY, "memory.usage_in_bytes"},
+    {CG_MEMORY, CGF_B, O_RDONLY, "memory.oom_control"},
+    {CG_MEMORY, CGF_C, O_RDWR, "memory.max_usage_in_bytes"},
+    {CG_PIDS, CGF_A, O_RDONLY, "pids.current"},
+    {CG_CPUACCT, CGF_A, O_RDWR, "cpuacct.usage"},
+};
+#define N_KEPT_FILES (sizeof(kept_files) / sizeof(kept_files[0]))
+
+/* Whether the directory of hierarchy ctrl has kept_files[i]. */
+static bool kept_file_in(size_t i, int ctrl)
+{
+	return kept_files[i].ctrl < 0 || kept_files[i].ctrl == ctrl ||
+	       (kept_files[i].ctrl == CG_CPUACCT && has_cpuacct(ctrl));
+}
+
 /* The files of the k-th directory d that spawn and reap use, into row;
  * one that cannot be opened stays -1 and is used by its path. */
 static void files_open_dir(const char *d, int *row)
 {
-	static const struct {
-		int ctrl, slot, flags;
-		const char *file;
-	} f[] = {
-	    {-1, CGF_PROCS, O_WRONLY, "cgroup.procs"},
-	    {CG_MEMORY, CGF_A, O_RDONLY, "memory.usage_in_bytes"},
-	    {CG_MEMORY, CGF_B, O_RDONLY, "memory.oom_control"},
-	    {CG_MEMORY, CGF_C, O_RDWR, "memory.max_usage_in_bytes"},
-	    {CG_PIDS, CGF_A, O_RDONLY, "pids.current"},
-	    {CG_CPUACCT, CGF_A, O_RDWR, "cpuacct.usage"},
-	};
 	char p[PATH_MAX + 64];
 	int ctrl = v1_ctrl_of(d);
 	row[CGF_DIR] = open(d, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
-		bool mine = f[i].ctrl < 0 || f[i].ctrl == ctrl ||
-		            (f[i].ctrl == CG_CPUACCT && has_cpuacct(ctrl));
-		if (mine && snprintf(p, sizeof(p), "%s/%s", d, f[i].file) < (int)sizeof(p))
-			row[f[i].slot] = open(p, f[i].flags | O_CLOEXEC);
-	}
+	for (size_t i = 0; i < N_KEPT_FILES; i++)
+		if (kept_file_in(i, ctrl) &&
+		    snprintf(p, sizeof(p), "%s/%s", d, kept_files[i].file) < (int)sizeof(p))
+			row[kept_files[i].slot] = open(p, kept_files[i].flags | O_CLOEXEC);
 }
 
 /*
@@ -383,15 +392,17 @@ static void files_release(bool *kept, int *fd)
 
 unsigned sandbox_cg_kept_fds(void)
 {
-	/* per hierarchy its directory, cgroup.procs and the figures read */
-	static const unsigned files[CG_N] = {
-	    [CG_MEMORY] = 5, [CG_PIDS] = 3, [CG_CPU] = 3, [CG_CPUACCT] = 3};
 	unsigned n = 0;
 	if (sb_cgp.mode != SANDBOX_CG_V1)
 		return 0;
-	for (int i = 0; i < CG_N; i++)
-		if (sb_cgp.v1base[i][0] && sb_cgp.v1same[i] < 0)
-			n += files[i];
+	/* per hierarchy in use its directory and its kept files */
+	for (int c = 0; c < CG_N; c++) {
+		if (!sb_cgp.v1base[c][0] || sb_cgp.v1same[c] >= 0)
+			continue;
+		n++;
+		for (size_t i = 0; i < N_KEPT_FILES; i++)
+			n += kept_file_in(i, c);
+	}
 	return CG_KEEP * n;
 }
 
