@@ -128,17 +128,18 @@ struct sbx *gen_find(struct gen *g, const char *name)
 /* The fds the broker may hold for policy p with every sandbox at its caps:
  * per handler its pidfd, its stderr pipe and its ends of its send channels,
  * 2 more for a pre-warmed one; per sandbox its network namespace (netpolicy's
- * fd and the generation's copy), its root template, listeners and startup
- * sockets; the handler cgroup files kept open; the control clients and a
- * reserve. One sandbox full of idle clients then cannot starve the others
- * of fds (EMFILE): what does not fit RLIMIT_NOFILE is refused at load. */
+ * fd and the generation's copy), its root template, its Landlock ruleset,
+ * its uts and ipc namespaces, listeners and startup sockets; the handler
+ * cgroup files kept open; the control clients and a reserve. One sandbox
+ * full of idle clients then cannot starve the others of fds (EMFILE): what
+ * does not fit RLIMIT_NOFILE is refused at load. */
 static uint64_t fd_budget(const struct pst_policy *p)
 {
 	uint64_t n = FD_RESERVE + CONTROL_CLIENTS_MAX + sandbox_cg_kept_fds();
 	for (size_t i = 0; i < p->n_sandboxes; i++) {
 		const struct pst_sandbox *sc = &p->sandboxes[i];
 		uint64_t per = 2 + sc->n_send;
-		n += (uint64_t)sc->limits.handlers * per + (uint64_t)sc->prewarm * (per + 2) + 3 +
+		n += (uint64_t)sc->limits.handlers * per + (uint64_t)sc->prewarm * (per + 2) + 6 +
 		     sc->n_listen + sc->n_sockets;
 	}
 	return n;

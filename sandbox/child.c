@@ -76,13 +76,6 @@ static void child_cgroupns(struct child_args *c)
 		child_fail(c->err_fd, errno, "cgroupns", "%s", "");
 }
 
-static void child_hostname(struct child_args *c)
-{
-	const char *name = c->sb->name;
-	if (sethostname(name, strlen(name)) < 0)
-		child_fail(c->err_fd, errno, "hostname", "%s", name);
-}
-
 /* The error pipe goes high, so arranging fds cannot clobber it. */
 static void child_err_high(struct child_args *c)
 {
@@ -203,7 +196,7 @@ int sb_child_main(void *arg)
 	child_netns(c);          /* needs host root: the netns is the initial userns's */
 	child_cgroups(c);        /* before anything can fork */
 	child_cgroupns(c);       /* after: rooted in the handler's cgroup */
-	child_hostname(c);       /* in the new uts namespace */
+	child_shared_ns(c);      /* the sandbox's uts and ipc namespaces */
 	child_err_high(c);       /* before the fds are arranged */
 	child_proc_self(c);      /* the host's /proc, for child_idmaps() */
 	child_enter_template(c); /* before child_fds() closes its fd */

@@ -214,6 +214,8 @@ struct sandbox {
 	                             * handler copies; -1: each builds its own */
 	int ll_fd;                  /* Landlock ruleset each handler restricts itself
 	                             * with (landlock.c); -1: none on this kernel */
+	int uts_fd, ipc_fd;         /* the namespaces its handlers join (namespaces.c);
+	                             * ipc_fd -1: each handler gets its own */
 	const char *preload_interp; /* pre-warmed handlers run under this loader
 	                             * can wait in their own process
 	                             * (postern-warm.so); NULL: never */
@@ -292,6 +294,13 @@ void sb_mounts_free(struct sandbox *sb);
 void sb_tmpl_build(struct sandbox *sb);
 void child_root(struct child_args *c);
 
+/* ---- namespaces.c: the namespaces a sandbox's handlers share ------------------------- */
+
+/* The sandbox's uts namespace (its hostname set) and, unless ipc_private,
+ * its ipc namespace: sb->uts_fd, sb->ipc_fd. */
+int sb_ns_build(struct sandbox *sb, bool ipc_private, struct sandbox_error *err);
+void child_shared_ns(struct child_args *c);
+
 /* ---- identity.c: rlimits, ids, user namespace, capabilities, no_new_privs -------------- */
 
 void sb_identity_prepare(struct sandbox *sb);
@@ -318,6 +327,10 @@ __attribute__((noreturn)) void child_exec_waiter(struct child_args *c);
 /* One message on a SOCK_SEQPACKET socket with up to two fds attached (also
  * in the child); 0 or a negative errno. */
 int sb_send_fds(int sock, const void *data, size_t len, const int *fds, int nfd);
+/* What a set-up child sent on such a socket (not waiting): 0 when it is the
+ * one-byte message tag with exactly nfd fds (in fds, CLOEXEC); 1 when it
+ * is a failed step's record (in *ce); -1 for anything else or nothing. */
+int sb_recv_fds(int sock, char tag, int *fds, int nfd, struct child_err *ce);
 int sb_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err);
 int sb_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout_ms,
                  struct sandbox_error *err);
@@ -326,6 +339,9 @@ int sb_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int s
 
 /* ---- seccomp.c: the filter ---------------------------------------------------------- */
 
+/* Whether the sandbox's seccomp allows System V IPC or POSIX message
+ * queues: its handlers then get an ipc namespace each (namespaces.c). */
+bool sb_ipc_private(const struct sandbox_config *cfg);
 int sb_seccomp_compile(const struct sandbox_config *cfg, struct sock_fprog *out,
                        struct sandbox_error *err);
 void child_seccomp(struct child_args *c);

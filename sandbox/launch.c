@@ -7,9 +7,11 @@
  *
  *   parent: env, pipes, the handler's cgroups (made with their limits, each
  *           cgroup.procs opened) -> clone(CLONE_VM | CLONE_VFORK |
- *           CLONE_PIDFD | NEWNS | NEWPID | NEWIPC | NEWUTS) on a stack in
- *           its own frame -> suspended until the child execs or fails ->
- *           reads the error pipe: EOF means exec, a record a failed step.
+ *           CLONE_PIDFD | NEWPID, NEWNS without a root template, NEWNET
+ *           without the sandbox's network namespace, NEWIPC when the
+ *           sandbox's seccomp allows System V IPC) on a stack in its own
+ *           frame -> suspended until the child execs or fails -> reads
+ *           the error pipe: EOF means exec, a record a failed step.
  *   child:  child.c.
  */
 #include <errno.h>
@@ -207,7 +209,7 @@ static int launch_prepare(struct launch *l, struct sandbox *sb, const struct san
 static int launch_clone(struct launch *l, char *stack, size_t size, struct sandbox_error *err)
 {
 	const struct sandbox *sb = l->ca.sb;
-	int flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS |
+	int flags = CLONE_PIDFD | CLONE_NEWPID | (sb->ipc_fd >= 0 ? 0 : CLONE_NEWIPC) |
 	            (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) |
 	            (l->ca.a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
 	l->ca.t[SANDBOX_PHASE_PREPARE] = sb_now_ns();

@@ -643,31 +643,6 @@ static int tmpl_main(void *arg)
 	_exit(0);
 }
 
-/* What the template's child sent: its namespace ("T" with an fd), or -1
- * (a failure record, or nothing). */
-static int tmpl_recv(int sock)
-{
-	union {
-		struct cmsghdr h;
-		char b[CMSG_SPACE(sizeof(int))];
-	} cm;
-	struct child_err ce;
-	struct iovec iov = {&ce, sizeof(ce)};
-	struct msghdr mh = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
-	ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-	struct cmsghdr *ch = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
-	int fd = -1;
-	if (ch && ch->cmsg_level == SOL_SOCKET && ch->cmsg_type == SCM_RIGHTS &&
-	    ch->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(ch), sizeof(int));
-	if (fd >= 0 && (n != 1 || ((char *)&ce)[0] != 'T')) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 void sb_tmpl_build(struct sandbox *sb)
 {
 	for (size_t i = 0; i < sb->n_mounts; i++)
@@ -688,7 +663,10 @@ void sb_tmpl_build(struct sandbox *sb)
 		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 			;
 	close(ep[1]);
-	_cleanup_close_ int ns = pid > 0 ? tmpl_recv(rd) : -1;
+	struct child_err ce;
+	_cleanup_close_ int ns = -1;
+	if (pid > 0)
+		(void)sb_recv_fds(rd, 'T', &ns, 1, &ce); /* a failure: no template */
 	if (ns >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		sb->tmpl_fd = TAKE_FD(ns);
 }

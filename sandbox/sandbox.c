@@ -92,6 +92,8 @@ static int prepare(struct sandbox *sb, const struct sandbox_config *cfg, struct 
 	if ((r = sb_root_dir_get(sb, err)) < 0)
 		return r;
 	sb_tmpl_build(sb);
+	if ((r = sb_ns_build(sb, sb_ipc_private(cfg), err)) < 0)
+		return r;
 	return sb_cg_prepare(&sb->cg, cfg->cgroup_name, sb->name, &sb->limits, err);
 }
 
@@ -108,7 +110,7 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 		         cfg->name, strerror(ENOMEM));
 		return -ENOMEM;
 	}
-	sb->tmpl_fd = sb->ll_fd = -1;
+	sb->tmpl_fd = sb->ll_fd = sb->uts_fd = sb->ipc_fd = -1;
 	pthread_mutex_init(&sb->cg.lock, NULL);
 	if ((r = prepare(sb, cfg, err)) < 0) {
 		sandbox_free(sb);
@@ -131,6 +133,8 @@ int sandbox_destroy(struct sandbox *sb, struct sandbox_error *err)
 	free(sb->prog.filter);
 	sb_close(&sb->tmpl_fd);
 	sb_close(&sb->ll_fd);
+	sb_close(&sb->uts_fd);
+	sb_close(&sb->ipc_fd);
 	sb_root_dir_put(sb);
 	free(sb);
 	return r;

@@ -81,6 +81,18 @@ static const char *const default_deny[] = {
     NULL,
 };
 
+/* System V IPC and POSIX message queues: denied too, because a sandbox's
+ * handlers share its ipc namespace (namespaces.c), where an object one
+ * made another could find. A sandbox that allows any of them gives each
+ * handler an ipc namespace of its own instead (sb_ipc_private()). "ipc"
+ * is the multiplexer of the 32-bit architectures. */
+static const char *const ipc_calls[] = {
+    "shmget",          "shmat",     "shmdt",         "shmctl",    "msgget",
+    "msgsnd",          "msgrcv",    "msgctl",        "semget",    "semop",
+    "semtimedop",      "semctl",    "mq_open",       "mq_unlink", "mq_timedsend",
+    "mq_timedreceive", "mq_notify", "mq_getsetattr", "ipc",       NULL,
+};
+
 static bool listed(const char *const *list, const char *name)
 {
 	for (; list && *list; list++)
@@ -114,19 +126,29 @@ static int add(scmp_filter_ctx ctx, uint32_t action, const char *name, struct sa
 	return 0;
 }
 
+bool sb_ipc_private(const struct sandbox_config *cfg)
+{
+	for (const char *const *n = ipc_calls; *n; n++)
+		if (listed(cfg->seccomp_allow, *n))
+			return true;
+	return false;
+}
+
 /* The default profile (but what the policy allows) and the policy's denies. */
 static int deny_lists(scmp_filter_ctx ctx, uint32_t deny, const struct sandbox_config *cfg,
                       struct sandbox_error *err)
 {
+	static const char *const *const defaults[] = {default_deny, ipc_calls};
 	int r;
-	for (const char *const *n = default_deny; *n; n++) {
-		if (listed(cfg->seccomp_allow, *n))
-			continue;
-		if (seccomp_syscall_resolve_name(*n) == __NR_SCMP_ERROR)
-			continue; /* not on this architecture */
-		if ((r = add(ctx, deny, *n, err, cfg->name)) < 0)
-			return r;
-	}
+	for (size_t l = 0; l < sizeof(defaults) / sizeof(defaults[0]); l++)
+		for (const char *const *n = defaults[l]; *n; n++) {
+			if (listed(cfg->seccomp_allow, *n))
+				continue;
+			if (seccomp_syscall_resolve_name(*n) == __NR_SCMP_ERROR)
+				continue; /* not on this architecture */
+			if ((r = add(ctx, deny, *n, err, cfg->name)) < 0)
+				return r;
+		}
 	for (const char *const *n = cfg->seccomp_deny; n && *n; n++)
 		if ((r = add(ctx, deny, *n, err, cfg->name)) < 0)
 			return r;

@@ -258,6 +258,46 @@ int sb_send_fds(int sock, const void *data, size_t len, const int *fds, int nfd)
 	return n == (ssize_t)len ? 0 : -EIO;
 }
 
+int sb_recv_fds(int sock, char tag, int *fds, int nfd, struct child_err *ce)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(2 * sizeof(int))];
+	} cm;
+	struct iovec iov = {ce, sizeof(*ce)};
+	struct msghdr mh = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof(cm.b)};
+	ssize_t n;
+	do
+		n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	int got[2], ngot = 0;
+	for (struct cmsghdr *ch = n >= 0 ? CMSG_FIRSTHDR(&mh) : NULL; ch;
+	     ch = CMSG_NXTHDR(&mh, ch)) {
+		if (ch->cmsg_level != SOL_SOCKET || ch->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (ch->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(ch) + i * sizeof(int), sizeof(int));
+			if (ngot < 2)
+				got[ngot++] = fd;
+			else
+				close(fd);
+		}
+	}
+	bool ok = n == 1 && ((char *)ce)[0] == tag && ngot == nfd && !(mh.msg_flags & MSG_CTRUNC);
+	for (int i = 0; i < ngot; i++) {
+		if (ok)
+			fds[i] = got[i];
+		else
+			close(got[i]);
+	}
+	if (ok)
+		return 0;
+	return n == (ssize_t)sizeof(*ce) && ngot == 0 ? 1 : -1;
+}
+
 /* A ready handler: give it the far end of the request socket
  * (sandbox/warm.h); only now: were the child to die with it unread, the
  * record of a failed set-up would be lost to ECONNRESET. */

@@ -24,6 +24,13 @@
  *   pidfd-kill           fd 0 is a pidfd (passed on an fdpass channel):
  *                        pidfd_send_signal(SIGKILL), reported on stderr
  *   landlock             the Landlock ABI the kernel offers
+ *   ipc [KEY [S]]        "hostname: NAME", sethostname(), "ipc ns: ipc:[N]",
+ *                        System V shm, message queue and semaphore set
+ *                        (IPC_PRIVATE), a POSIX message queue; with KEY a
+ *                        shm segment of that key and a message queue
+ *                        pst-KEY, then "holding", S seconds (4), removed
+ *   ipc-look KEY         from another handler: the shm segment of KEY and
+ *                        the message queue pst-KEY of the first one
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -38,6 +45,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -409,6 +420,56 @@ static void cmd_pidfd_send(const char *channel, int secs)
 	fflush(out);
 }
 
+/* POSIX message queues by their syscalls (no -lrt; the name without '/') */
+static long mq_open_raw(const char *name, int flags)
+{
+	return syscall(SYS_mq_open, name, flags, 0600, NULL);
+}
+
+static void cmd_ipc(const char *key, int secs)
+{
+	char host[128] = "", ns[64] = "", what[128];
+	gethostname(host, sizeof(host) - 1);
+	fprintf(out, "hostname: %s\n", host);
+	say("sethostname", sethostname("pst-hostile", 11));
+	ssize_t n = readlink("/proc/self/ns/ipc", ns, sizeof(ns) - 1);
+	fprintf(out, "ipc ns: %s\n", n > 0 ? (ns[n] = 0, ns) : strerror(errno));
+	say("shmget IPC_PRIVATE", shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600));
+	say("msgget IPC_PRIVATE", msgget(IPC_PRIVATE, IPC_CREAT | 0600));
+	say("semget IPC_PRIVATE", semget(IPC_PRIVATE, 1, IPC_CREAT | 0600));
+	long q = mq_open_raw("pst-anon", O_CREAT | O_RDWR);
+	say("mq_open O_CREAT", q);
+	if (q >= 0) {
+		close((int)q);
+		syscall(SYS_mq_unlink, "pst-anon");
+	}
+	if (!key)
+		return;
+	int shm = shmget((key_t)atoi(key), 4096, IPC_CREAT | IPC_EXCL | 0666);
+	snprintf(what, sizeof(what), "shm of key %s", key);
+	say(what, shm);
+	char qname[64];
+	snprintf(qname, sizeof(qname), "pst-%s", key);
+	q = mq_open_raw(qname, O_CREAT | O_EXCL | O_RDWR);
+	say("mq_open pst-KEY", q);
+	fprintf(out, "holding\n");
+	fflush(out);
+	sleep((unsigned)secs);
+	if (shm >= 0)
+		shmctl(shm, IPC_RMID, NULL);
+	if (q >= 0)
+		syscall(SYS_mq_unlink, qname);
+	fprintf(out, "released\n");
+}
+
+static void cmd_ipc_look(const char *key)
+{
+	char qname[64];
+	say("shm of the other handler's key", shmget((key_t)atoi(key), 0, 0));
+	snprintf(qname, sizeof(qname), "pst-%s", key);
+	say("mq of the other handler", mq_open_raw(qname, O_RDWR));
+}
+
 int main(int argc, char **argv)
 {
 	out = stdout;
@@ -454,6 +515,10 @@ int main(int argc, char **argv)
 		out = stderr;
 		say("pidfd_send_signal SIGKILL to the other handler",
 		    syscall(SYS_pidfd_send_signal, 0, SIGKILL, NULL, 0));
+	} else if (!strcmp(c, "ipc")) {
+		cmd_ipc(ac > 1 ? av[1] : NULL, ac > 2 ? atoi(av[2]) : 4);
+	} else if (!strcmp(c, "ipc-look") && ac == 2) {
+		cmd_ipc_look(av[1]);
 	} else if (!strcmp(c, "landlock")) {
 		long v = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* VERSION */);
 		fprintf(out, "landlock abi: %ld\n", v > 0 ? v : 0);

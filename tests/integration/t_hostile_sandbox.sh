@@ -14,7 +14,12 @@
 #  - "allow_bind": true: a TCP listener works and is reachable from a
 #    concurrent handler (the opt-in), abstract sockets stay scoped;
 #  - a pidfd of one handler passed to another (fdpass channel) cannot
-#    signal it.
+#    signal it;
+#  - the handlers of a sandbox share its uts and ipc namespaces (not the
+#    broker's): System V IPC and POSIX message queues are refused, so none
+#    can make an object there, and the hostname cannot be changed; with
+#    those calls allowed, each handler has an ipc namespace of its own and
+#    what one makes a concurrent one cannot find.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -29,6 +34,8 @@ broker_json '{
   "siga": { "trigger": { "listen": ["127.0.0.1:7204"] }, "exec": ["'$H'", "pidfd-send", "sig", "2"],
 	    "send": ["sig"], "filesystem": '"$FS_JSON"' },
   "sigb": { "trigger": { "fdpass": "sig" }, "exec": ["'$H'", "pidfd-kill"], "filesystem": '"$FS_JSON"' },
+  "ipcpriv": { "trigger": { "listen": ["127.0.0.1:7206"] }, "exec": ["'$H'"], "filesystem": '"$FS_H"',
+	       "seccomp": { "allow": ["shmget", "shmctl", "msgget", "semget", "mq_open", "mq_unlink"] } },
   "sockkill": { "trigger": { "listen": ["127.0.0.1:7205"] }, "exec": ["'$H'", "sockets"],
 		"filesystem": '"$FS_JSON"', "seccomp": { "default": "kill" } }
 }' >"$T/policy.json"
@@ -131,6 +138,47 @@ assert_line "$out" "pass the pidfd on the channel: ALLOWED" "passed"
 assert_line "$out" "alive after 2s" "the handler whose pidfd was passed survives"
 wait_for 5 grep -q 'sandbox=sigb .*line="pidfd_send_signal SIGKILL to the other handler: refused' "$BROKER_LOG" ||
 	fail "the pidfd was not refused: $(grep 'sandbox=sigb' "$BROKER_LOG")"
+
+# ---- ipc and uts: shared per sandbox, nothing to share ------------------------
+host_ipc=$(readlink "/proc/$BROKER_PID/ns/ipc")
+out=$(in_lab "$CLIENT" 127.0.0.1:7201 "ipc")
+note "$out"
+out2=$(in_lab "$CLIENT" 127.0.0.1:7201 "ipc")
+assert_line "$out" "hostname: sock" "the sandbox's hostname"
+assert_line "$out" "sethostname: refused (Operation not permitted)" "the hostname is not the handler's to change"
+ns1=$(sed -n 's/^ipc ns: //p' <<<"$out")
+ns2=$(sed -n 's/^ipc ns: //p' <<<"$out2")
+[[ "$ns1" == ipc:* ]] || fail "no ipc namespace from the probe: $out"
+assert_eq "$ns2" "$ns1" "two handlers of a sandbox share its ipc namespace"
+[ "$ns1" != "$host_ipc" ] || fail "the handlers are in the broker's ipc namespace ($host_ipc)"
+for what in "shmget IPC_PRIVATE" "msgget IPC_PRIVATE" "semget IPC_PRIVATE" "mq_open O_CREAT"; do
+	assert_line "$out" "$what: refused (Operation not permitted)" "shared ipc namespace: $what"
+done
+# another sandbox: another ipc namespace
+out3=$(in_lab "$CLIENT" 127.0.0.1:7206 "ipc")
+ns3=$(sed -n 's/^ipc ns: //p' <<<"$out3")
+[[ "$ns3" == ipc:* && "$ns3" != "$ns1" && "$ns3" != "$host_ipc" ]] ||
+	fail "sandbox ipcpriv's handler in ipc namespace '$ns3' (sock's: $ns1, the broker's: $host_ipc)"
+assert_line "$out3" "hostname: ipcpriv" "ipcpriv: its hostname"
+
+# System V IPC and message queues allowed: an ipc namespace per handler
+key=$((20000 + RANDOM))
+in_lab "$CLIENT" -t 20000 127.0.0.1:7206 "ipc $key 4" >"$T/ipchold" 2>&1 &
+hp=$!
+wait_for 10 grep -q '^holding' "$T/ipchold" || fail "no holding handler: $(cat "$T/ipchold")"
+look=$(in_lab "$CLIENT" -t 10000 127.0.0.1:7206 "ipc-look $key")
+wait "$hp" || fail "the holding handler's client failed: $(cat "$T/ipchold")"
+hold=$(cat "$T/ipchold")
+note "hold: $hold"
+note "look: $look"
+assert_line "$hold" "shmget IPC_PRIVATE: ALLOWED" "ipcpriv: shmget allowed"
+assert_line "$hold" "shm of key $key: ALLOWED" "ipcpriv: a keyed segment made"
+assert_line "$hold" "mq_open pst-KEY: ALLOWED" "ipcpriv: a message queue made"
+assert_line "$hold" "released" "ipcpriv: the holder held until the end"
+assert_line "$look" "shm of the other handler's key: refused (No such file or directory)" "ipcpriv: the other handler's segment is not found"
+assert_line "$look" "mq of the other handler: refused (No such file or directory)" "ipcpriv: the other handler's queue is not found"
+nsh=$(sed -n 's/^ipc ns: //p' <<<"$hold")
+[ "$nsh" != "$ns3" ] || fail "two handlers of ipcpriv in one ipc namespace ($nsh)"
 
 broker_stop
 assert_clean_lab
