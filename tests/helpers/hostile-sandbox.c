@@ -29,8 +29,9 @@
  *                        (IPC_PRIVATE), a POSIX message queue; with KEY a
  *                        shm segment of that key and a message queue
  *                        pst-KEY, then "holding", S seconds (4), removed
- *   ipc-look KEY         from another handler: the shm segment of KEY and
- *                        the message queue pst-KEY of the first one
+ *   ipc-look KEY         from another handler: "ipc ns: ipc:[N]", the shm
+ *                        segment of KEY and the message queue pst-KEY of
+ *                        the first one
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -426,14 +427,20 @@ static long mq_open_raw(const char *name, int flags)
 	return syscall(SYS_mq_open, name, flags, 0600, NULL);
 }
 
+static void say_ipc_ns(void)
+{
+	char ns[64];
+	ssize_t n = readlink("/proc/self/ns/ipc", ns, sizeof(ns) - 1);
+	fprintf(out, "ipc ns: %s\n", n > 0 ? (ns[n] = 0, ns) : strerror(errno));
+}
+
 static void cmd_ipc(const char *key, int secs)
 {
-	char host[128] = "", ns[64] = "", what[128];
+	char host[128] = "", what[128];
 	gethostname(host, sizeof(host) - 1);
 	fprintf(out, "hostname: %s\n", host);
 	say("sethostname", sethostname("pst-hostile", 11));
-	ssize_t n = readlink("/proc/self/ns/ipc", ns, sizeof(ns) - 1);
-	fprintf(out, "ipc ns: %s\n", n > 0 ? (ns[n] = 0, ns) : strerror(errno));
+	say_ipc_ns();
 	say("shmget IPC_PRIVATE", shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600));
 	say("msgget IPC_PRIVATE", msgget(IPC_PRIVATE, IPC_CREAT | 0600));
 	say("semget IPC_PRIVATE", semget(IPC_PRIVATE, 1, IPC_CREAT | 0600));
@@ -465,6 +472,7 @@ static void cmd_ipc(const char *key, int secs)
 static void cmd_ipc_look(const char *key)
 {
 	char qname[64];
+	say_ipc_ns();
 	say("shm of the other handler's key", shmget((key_t)atoi(key), 0, 0));
 	snprintf(qname, sizeof(qname), "pst-%s", key);
 	say("mq of the other handler", mq_open_raw(qname, O_RDWR));

@@ -140,45 +140,61 @@ wait_for 5 grep -q 'sandbox=sigb .*line="pidfd_send_signal SIGKILL to the other 
 	fail "the pidfd was not refused: $(grep 'sandbox=sigb' "$BROKER_LOG")"
 
 # ---- ipc and uts: shared per sandbox, nothing to share ------------------------
+# Two handlers at once each time: a namespace's inode number is reused once
+# it is gone, so only live ones can be told apart.
 host_ipc=$(readlink "/proc/$BROKER_PID/ns/ipc")
+ns_of() { sed -n 's/^ipc ns: //p' <<<"$1"; }
+# hold PORT KEY: a handler running "ipc KEY 4" in the background, its output
+# in $T/hold.PORT once it holds (hold_pid: its client)
+hold() {
+	rm -f "$T/hold.$1"
+	in_lab "$CLIENT" -t 20000 "127.0.0.1:$1" "ipc $2 4" >"$T/hold.$1" 2>&1 &
+	hold_pid=$!
+	wait_for 10 grep -q '^holding' "$T/hold.$1" || fail "no holding handler on $1: $(cat "$T/hold.$1")"
+}
+key=$((20000 + RANDOM))
+
+# the default: one ipc namespace per sandbox, not the broker's, empty
+hold 7201 "$key"
 out=$(in_lab "$CLIENT" 127.0.0.1:7201 "ipc")
-note "$out"
-out2=$(in_lab "$CLIENT" 127.0.0.1:7201 "ipc")
+wait "$hold_pid" || fail "the holding handler's client failed: $(cat "$T/hold.7201")"
+held=$(cat "$T/hold.7201")
+note "ipc: $out"
+note "held: $held"
 assert_line "$out" "hostname: sock" "the sandbox's hostname"
 assert_line "$out" "sethostname: refused (Operation not permitted)" "the hostname is not the handler's to change"
-ns1=$(sed -n 's/^ipc ns: //p' <<<"$out")
-ns2=$(sed -n 's/^ipc ns: //p' <<<"$out2")
+ns1=$(ns_of "$out")
 [[ "$ns1" == ipc:* ]] || fail "no ipc namespace from the probe: $out"
-assert_eq "$ns2" "$ns1" "two handlers of a sandbox share its ipc namespace"
+assert_eq "$(ns_of "$held")" "$ns1" "two concurrent handlers of a sandbox share its ipc namespace"
 [ "$ns1" != "$host_ipc" ] || fail "the handlers are in the broker's ipc namespace ($host_ipc)"
 for what in "shmget IPC_PRIVATE" "msgget IPC_PRIVATE" "semget IPC_PRIVATE" "mq_open O_CREAT"; do
 	assert_line "$out" "$what: refused (Operation not permitted)" "shared ipc namespace: $what"
 done
-# another sandbox: another ipc namespace
-out3=$(in_lab "$CLIENT" 127.0.0.1:7206 "ipc")
-ns3=$(sed -n 's/^ipc ns: //p' <<<"$out3")
-[[ "$ns3" == ipc:* && "$ns3" != "$ns1" && "$ns3" != "$host_ipc" ]] ||
-	fail "sandbox ipcpriv's handler in ipc namespace '$ns3' (sock's: $ns1, the broker's: $host_ipc)"
-assert_line "$out3" "hostname: ipcpriv" "ipcpriv: its hostname"
+assert_line "$held" "shm of key $key: refused (Operation not permitted)" "shared ipc namespace: a keyed segment"
+assert_line "$held" "mq_open pst-KEY: refused (Operation not permitted)" "shared ipc namespace: a named queue"
 
-# System V IPC and message queues allowed: an ipc namespace per handler
-key=$((20000 + RANDOM))
-in_lab "$CLIENT" -t 20000 127.0.0.1:7206 "ipc $key 4" >"$T/ipchold" 2>&1 &
-hp=$!
-wait_for 10 grep -q '^holding' "$T/ipchold" || fail "no holding handler: $(cat "$T/ipchold")"
+# System V IPC and message queues allowed: an ipc namespace per handler, and
+# what one makes a concurrent one cannot find
+hold 7206 "$key"
 look=$(in_lab "$CLIENT" -t 10000 127.0.0.1:7206 "ipc-look $key")
-wait "$hp" || fail "the holding handler's client failed: $(cat "$T/ipchold")"
-hold=$(cat "$T/ipchold")
-note "hold: $hold"
+wait "$hold_pid" || fail "the holding handler's client failed: $(cat "$T/hold.7206")"
+held=$(cat "$T/hold.7206")
+note "held: $held"
 note "look: $look"
-assert_line "$hold" "shmget IPC_PRIVATE: ALLOWED" "ipcpriv: shmget allowed"
-assert_line "$hold" "shm of key $key: ALLOWED" "ipcpriv: a keyed segment made"
-assert_line "$hold" "mq_open pst-KEY: ALLOWED" "ipcpriv: a message queue made"
-assert_line "$hold" "released" "ipcpriv: the holder held until the end"
+assert_line "$held" "hostname: ipcpriv" "ipcpriv: its hostname"
+assert_line "$held" "shmget IPC_PRIVATE: ALLOWED" "ipcpriv: shmget allowed"
+assert_line "$held" "shm of key $key: ALLOWED" "ipcpriv: a keyed segment made"
+assert_line "$held" "mq_open pst-KEY: ALLOWED" "ipcpriv: a message queue made"
+assert_line "$held" "released" "ipcpriv: the holder held until the end"
 assert_line "$look" "shm of the other handler's key: refused (No such file or directory)" "ipcpriv: the other handler's segment is not found"
 assert_line "$look" "mq of the other handler: refused (No such file or directory)" "ipcpriv: the other handler's queue is not found"
-nsh=$(sed -n 's/^ipc ns: //p' <<<"$hold")
-[ "$nsh" != "$ns3" ] || fail "two handlers of ipcpriv in one ipc namespace ($nsh)"
+nsh=$(ns_of "$held") nsl=$(ns_of "$look")
+[[ "$nsh" == ipc:* && "$nsl" == ipc:* && "$nsh" != "$nsl" ]] ||
+	fail "two concurrent handlers of ipcpriv: ipc namespaces '$nsh' and '$nsl'"
+for ns in "$nsh" "$nsl"; do
+	[[ "$ns" != "$ns1" && "$ns" != "$host_ipc" ]] ||
+		fail "an ipcpriv handler in $ns (sock's: $ns1, the broker's: $host_ipc)"
+done
 
 broker_stop
 assert_clean_lab
