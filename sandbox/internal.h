@@ -331,6 +331,14 @@ int sb_send_fds(int sock, const void *data, size_t len, const int *fds, int nfd)
  * one-byte message tag with exactly nfd fds (in fds, CLOEXEC); 1 when it
  * is a failed step's record (in *ce); -1 for anything else or nothing. */
 int sb_recv_fds(int sock, char tag, int *fds, int nfd, struct child_err *ce);
+/* A set-up child that hands fds back: fn(arg) in a vfork-style clone with
+ * flags, given (in *err_fd) its end of a SOCK_SEQPACKET pair made here,
+ * waited for; what it sent, read by sb_recv_fds(), counts only if it
+ * exited 0. 0: fds filled; 1: a failed step's record in *ce; 2: nothing
+ * (or it did not exit 0); or a negative errno of the step named in *step
+ * ("socketpair", "clone"). */
+int sb_setup_child(int (*fn)(void *), int flags, void *arg, int *err_fd, char tag, int *fds,
+                   int nfd, struct child_err *ce, const char **step);
 int sb_warm_ready(struct sandbox *sb, struct sandbox_handler *h, struct sandbox_error *err);
 int sb_warm_wait(struct sandbox *sb, struct sandbox_handler *h, int timeout_ms,
                  struct sandbox_error *err);

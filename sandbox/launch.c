@@ -144,6 +144,34 @@ pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, voi
 	return pid;
 }
 
+int sb_setup_child(int (*fn)(void *), int flags, void *arg, int *err_fd, char tag, int *fds,
+                   int nfd, struct child_err *ce, const char **step)
+{
+	int ep[2];
+	*step = "socketpair";
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ep) < 0)
+		return -errno;
+	_cleanup_close_ int rd = ep[0];
+	char stack[CHILD_STACK] __attribute__((aligned(64)));
+	*err_fd = ep[1];
+	*step = "clone";
+	pid_t pid = sb_vfork_clone(fn, stack, sizeof(stack), flags | SIGCHLD, arg, NULL);
+	int e = errno;
+	close(ep[1]);
+	if (pid < 0)
+		return -e;
+	int st = -1;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	int r = sb_recv_fds(rd, tag, fds, nfd, ce);
+	if (r == 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+		for (int i = 0; i < nfd; i++)
+			sb_close(&fds[i]);
+		r = -1;
+	}
+	return r < 0 ? 2 : r;
+}
+
 /* ---- a launch ----------------------------------------------------------------------------------
  */
 

@@ -3,7 +3,7 @@
  * The namespaces a sandbox's handlers share: its uts namespace and its ipc
  * namespace, made once here and joined by each handler (child_shared_ns())
  * instead of a pair made by each spawn's clone and torn down at each reap
- * (~30 us of CPU per handler, the ipc namespace's teardown in a kworker
+ * (~75 us of CPU per handler, the ipc namespace's teardown in a kworker
  * included; docs/performance.md). Nothing of a request lives in them:
  *  - uts: the hostname, the sandbox's name, is set here. A handler cannot
  *    change it: the namespace belongs to the initial user namespace, over
@@ -21,8 +21,6 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox/internal.h"
@@ -52,45 +50,28 @@ static int ns_main(void *arg)
 
 int sb_ns_build(struct sandbox *sb, bool ipc_private, struct sandbox_error *err)
 {
-	int ep[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ep) < 0) {
-		int e = errno;
-		sb_error(err, e, "namespaces", sb->name,
-		         "sandbox \"%s\": namespaces: socketpair: %s", sb->name, strerror(e));
-		return -e;
-	}
-	_cleanup_close_ int rd = ep[0];
-	char stack[CHILD_STACK] __attribute__((aligned(64)));
-	struct ns_args na = {.sb = sb, .ipc = !ipc_private, .err_fd = ep[1]};
-	int flags = CLONE_NEWUTS | (na.ipc ? CLONE_NEWIPC : 0) | SIGCHLD;
-	pid_t pid = sb_vfork_clone(ns_main, stack, sizeof(stack), flags, &na, NULL);
-	int e = errno;
-	close(ep[1]);
-	if (pid < 0) {
-		sb_error(err, e, "namespaces", sb->name,
-		         "sandbox \"%s\": namespaces: clone (new uts and ipc namespaces): %s",
-		         sb->name, strerror(e));
-		return -e;
-	}
-	int st = -1;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
+	struct ns_args na = {.sb = sb, .ipc = !ipc_private};
 	struct child_err ce;
+	const char *step;
 	int fds[2] = {-1, -1};
-	int r = sb_recv_fds(rd, 'N', fds, na.ipc ? 2 : 1, &ce);
-	if (r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+	int r = sb_setup_child(ns_main, CLONE_NEWUTS | (na.ipc ? CLONE_NEWIPC : 0), &na, &na.err_fd,
+	                       'N', fds, na.ipc ? 2 : 1, &ce, &step);
+	if (r == 0) {
 		sb->uts_fd = fds[0];
 		sb->ipc_fd = fds[1];
 		return 0;
 	}
-	sb_close(&fds[0]);
-	sb_close(&fds[1]);
 	if (r == 1)
 		return sb_child_error(sb, &ce, err);
-	sb_error(err, EIO, "namespaces", sb->name,
-	         "sandbox \"%s\": namespaces: the child that makes them exited with status %d",
-	         sb->name, st);
-	return -EIO;
+	if (r == 2) {
+		sb_error(err, EIO, "namespaces", sb->name,
+		         "sandbox \"%s\": namespaces: the child that makes them failed", sb->name);
+		return -EIO;
+	}
+	sb_error(err, -r, "namespaces", sb->name,
+	         "sandbox \"%s\": namespaces: %s (new uts and ipc namespaces): %s", sb->name, step,
+	         strerror(-r));
+	return r;
 }
 
 /* Into the sandbox's namespaces: as host root (setns() needs CAP_SYS_ADMIN

@@ -40,7 +40,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -650,23 +649,11 @@ void sb_tmpl_build(struct sandbox *sb)
 			if (i != j && per_handler(&sb->mounts[i]) &&
 			    path_under(sb->mounts[j].dst, sb->mounts[i].dst))
 				return;
-	int ep[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ep) < 0)
-		return;
-	_cleanup_close_ int rd = ep[0];
-	char stack[CHILD_STACK] __attribute__((aligned(64)));
-	struct tmpl_args ta = {.sb = sb, .err_fd = ep[1]};
-	pid_t pid =
-	    sb_vfork_clone(tmpl_main, stack, sizeof(stack), CLONE_NEWNS | SIGCHLD, &ta, NULL);
-	int st = -1;
-	if (pid > 0)
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-	close(ep[1]);
+	struct tmpl_args ta = {.sb = sb};
 	struct child_err ce;
-	_cleanup_close_ int ns = -1;
-	if (pid > 0)
-		(void)sb_recv_fds(rd, 'T', &ns, 1, &ce); /* a failure: no template */
-	if (ns >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		sb->tmpl_fd = TAKE_FD(ns);
+	const char *step;
+	int ns = -1;
+	/* a failure: no template */
+	if (sb_setup_child(tmpl_main, CLONE_NEWNS, &ta, &ta.err_fd, 'T', &ns, 1, &ce, &step) == 0)
+		sb->tmpl_fd = ns;
 }

@@ -144,23 +144,26 @@ wait_for 5 grep -q 'sandbox=sigb .*line="pidfd_send_signal SIGKILL to the other 
 # it is gone, so only live ones can be told apart.
 host_ipc=$(readlink "/proc/$BROKER_PID/ns/ipc")
 ns_of() { sed -n 's/^ipc ns: //p' <<<"$1"; }
-# hold PORT KEY: a handler running "ipc KEY 4" in the background, its output
-# in $T/hold.PORT once it holds (hold_pid: its client)
+# hold PORT KEY: a handler running "ipc KEY 4" in the background, once it
+# holds; held PORT: when it is done, its output in $held
 hold() {
 	rm -f "$T/hold.$1"
 	in_lab "$CLIENT" -t 20000 "127.0.0.1:$1" "ipc $2 4" >"$T/hold.$1" 2>&1 &
 	hold_pid=$!
 	wait_for 10 grep -q '^holding' "$T/hold.$1" || fail "no holding handler on $1: $(cat "$T/hold.$1")"
 }
+held() {
+	wait "$hold_pid" || fail "the holding handler's client failed: $(cat "$T/hold.$1")"
+	held=$(cat "$T/hold.$1")
+	note "held: $held"
+}
 key=$((20000 + RANDOM))
 
 # the default: one ipc namespace per sandbox, not the broker's, empty
 hold 7201 "$key"
 out=$(in_lab "$CLIENT" 127.0.0.1:7201 "ipc")
-wait "$hold_pid" || fail "the holding handler's client failed: $(cat "$T/hold.7201")"
-held=$(cat "$T/hold.7201")
+held 7201
 note "ipc: $out"
-note "held: $held"
 assert_line "$out" "hostname: sock" "the sandbox's hostname"
 assert_line "$out" "sethostname: refused (Operation not permitted)" "the hostname is not the handler's to change"
 ns1=$(ns_of "$out")
@@ -177,9 +180,7 @@ assert_line "$held" "mq_open pst-KEY: refused (Operation not permitted)" "shared
 # what one makes a concurrent one cannot find
 hold 7206 "$key"
 look=$(in_lab "$CLIENT" -t 10000 127.0.0.1:7206 "ipc-look $key")
-wait "$hold_pid" || fail "the holding handler's client failed: $(cat "$T/hold.7206")"
-held=$(cat "$T/hold.7206")
-note "held: $held"
+held 7206
 note "look: $look"
 assert_line "$held" "hostname: ipcpriv" "ipcpriv: its hostname"
 assert_line "$held" "shmget IPC_PRIVATE: ALLOWED" "ipcpriv: shmget allowed"
