@@ -313,7 +313,7 @@ static const struct {
 	int ctrl, slot, flags;
 	const char *file;
 } kept_files[] = {
-    {-1, CGF_PROCS, O_WRONLY, "cgroup.procs"},
+    {-1, CGF_PROCS, O_WRONLY, "tasks"}, /* v1 only: see enter_file() */
     {CG_MEMORY, CGF_A, O_RDONLY, "memory.usage_in_bytes"},
     {CG_MEMORY, CGF_B, O_RDONLY, "memory.oom_control"},
     {CG_MEMORY, CGF_C, O_RDWR, "memory.max_usage_in_bytes"},
@@ -353,16 +353,22 @@ static void files_open_dir(const char *d, int *row)
  * number is bounded for the whole process, not per sandbox (16 handler
  * cgroups with 11 files each cost ~21 us per spawn and spare ~50 in each
  * spawn and reap that uses one); the handlers beyond it use the paths.
+ * The slots go to the cgroups of the fresh path, the one a request waits
+ * on: those made for the stock or for a fresh spawn, and a reaped one
+ * going back to the stock; a pre-warmed handler's cgroup is made and
+ * entered before its request comes, so it uses the paths (in `make bench`
+ * the 16 pre-warmed handlers' cgroups, made first at start, had held every
+ * slot, and the fresh path opened 8 files per request).
  */
 static unsigned n_kept;
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void files_keep(const char *dirs, bool *kept, int *fd)
+static void files_keep(const char *dirs, bool want, bool *kept, int *fd)
 {
 	for (int i = 0; i < CG_FDS; i++)
 		fd[i] = -1;
 	*kept = false;
-	if (sb_cgp.mode != SANDBOX_CG_V1 || !dirs[0])
+	if (!want || sb_cgp.mode != SANDBOX_CG_V1 || !dirs[0])
 		return;
 	pthread_mutex_lock(&kept_lock);
 	*kept = n_kept < CG_KEEP;
@@ -406,6 +412,23 @@ unsigned sandbox_cg_kept_fds(void)
 	return CG_KEEP * n;
 }
 
+/*
+ * The file through which the child enters a handler cgroup, writing "0"
+ * (itself). On cgroup v1 its "tasks": the child is a single thread, so
+ * moving the thread moves the process, and a thread that moves itself is
+ * moved without the kernel's global cgroup_threadgroup_rwsem taken for
+ * writing (Linux 6.0, "cgroup: Optimize single thread migration"), which
+ * cgroup.procs takes once per hierarchy: it waits for every fork and exit
+ * in progress on the machine, holds off new ones, and when the lock's
+ * RCU-sync has gone idle, waits for a grace period. Under load at c=16 it
+ * was the step with the longest tail of a spawn's (p50 23 us, mean 220).
+ * On v2 a domain cgroup takes processes only, so cgroup.procs.
+ */
+static const char *enter_file(void)
+{
+	return sb_cgp.mode == SANDBOX_CG_V1 ? "tasks" : "cgroup.procs";
+}
+
 int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool use_stock,
                  struct sb_cg_why *why)
 {
@@ -429,7 +452,7 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool us
 	if (!stocked) {
 		if ((r = make(c, dirs, why)) < 0)
 			return r;
-		files_keep(dirs, &h->cg_kept, h->cg_fd);
+		files_keep(dirs, use_stock, &h->cg_kept, h->cg_fd);
 	}
 	char list[CG_DIRS_MAX], file[PATH_MAX], *save = NULL;
 	int np = 0;
@@ -440,13 +463,13 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool us
 		/* a kept one: a copy for the child, which the caller closes */
 		if (kept >= 0)
 			procs[np] = fcntl(kept, F_DUPFD_CLOEXEC, 0);
-		else if (snprintf(file, sizeof(file), "%s/cgroup.procs", d) < (int)sizeof(file))
+		else if (snprintf(file, sizeof(file), "%s/%s", d, enter_file()) < (int)sizeof(file))
 			procs[np] = open(file, O_WRONLY | O_CLOEXEC);
 		else
 			errno = ENAMETOOLONG;
 		if (procs[np] < 0) {
 			r = -errno;
-			why_set(why, d, "cgroup open %s/cgroup.procs: %s", d, strerror(-r));
+			why_set(why, d, "cgroup open %s/%s: %s", d, enter_file(), strerror(-r));
 			return r;
 		}
 		np++;
@@ -483,7 +506,7 @@ int sb_cg_stock(struct sb_cg *c, struct sandbox_error *err)
 			         why.text);
 			return r;
 		}
-		files_keep(e.dirs, &e.kept, e.fd);
+		files_keep(e.dirs, true, &e.kept, e.fd);
 		pthread_mutex_lock(&c->lock);
 		bool room = c->n_stock < CG_STOCK;
 		if (room)
@@ -661,6 +684,8 @@ void sb_cg_finish(struct sb_cg *c, bool reuse, struct sandbox_handler *h,
 			        reuse;
 	}
 	bool room = false;
+	if (reuse && !h->cg_kept) /* a pre-warmed handler's: the stock's is kept */
+		files_keep(h->cgroup, true, &h->cg_kept, h->cg_fd);
 	if (reuse) {
 		pthread_mutex_lock(&c->lock);
 		if ((room = c->n_stock < CG_STOCK)) {

@@ -130,7 +130,7 @@ extern struct sb_cg_place sb_cgp;
  * where a file is not kept; valid when kept. */
 enum {
 	CGF_DIR,   /* the directory, O_PATH: its link count */
-	CGF_PROCS, /* cgroup.procs, which the child enters */
+	CGF_PROCS, /* the file the child enters by (v1: tasks) */
 	CGF_A,     /* memory.usage_in_bytes, pids.current, cpuacct.usage */
 	CGF_B,     /* memory.oom_control */
 	CGF_C,     /* memory.max_usage_in_bytes */
@@ -171,9 +171,10 @@ struct sb_cg_why {
 int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
                   const struct sandbox_limits *l, struct sandbox_error *err);
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
-/* A handler's cgroups into h's cgroup, cg_kept and cg_fd (from the stock
- * when use_stock), each cgroup.procs opened into procs[CG_N] (-1 for the
- * rest; the caller closes them). */
+/* A handler's cgroups into h's cgroup, cg_kept and cg_fd, the file to
+ * enter each by opened into procs[CG_N] (-1 for the rest; the caller
+ * closes them). use_stock: a fresh spawn, whose cgroups come from the stock and
+ * may keep their files open; else a pre-warmed one's, by path. */
 int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool use_stock,
                  struct sb_cg_why *why);
 /* A reaped handler's cgroups: their final figures into st (NULL: not
@@ -267,7 +268,7 @@ struct child_args {
 	int err_fd;                      /* the error pipe's write end, CLOEXEC; moved high
 	                                  * by the child before it arranges fds */
 	int errw;                        /* write end of the handler's stderr pipe */
-	int procs[CG_N];                 /* cgroup.procs to enter, or -1 */
+	int procs[CG_N];                 /* the files to enter (CGF_PROCS), or -1 */
 	bool warm;                       /* pre-warmed: wait on err_fd for the request */
 	bool preload;                    /* set by the child: waits in the handler itself
 	                                  * (postern-warm.so), else in postern-warm */

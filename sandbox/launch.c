@@ -6,7 +6,7 @@
  * when it execs:
  *
  *   parent: env, pipes, the handler's cgroups (made with their limits, each
- *           cgroup.procs opened) -> clone(CLONE_VM | CLONE_VFORK |
+ *           file to enter each by opened) -> clone(CLONE_VM | CLONE_VFORK |
  *           CLONE_PIDFD | NEWPID, NEWNS without a root template, NEWNET
  *           without the sandbox's network namespace, NEWIPC when the
  *           sandbox's seccomp allows System V IPC) on a stack in its own
@@ -250,7 +250,7 @@ static int launch_clone(struct launch *l, char *stack, size_t size, struct sandb
 		         strerror(e));
 		return -e;
 	}
-	/* the child's ends and the cgroup.procs it entered are its now */
+	/* the child's ends and the cgroup files it entered by are its now */
 	sb_close(&l->ep[1]);
 	sb_close(&l->se[1]);
 	for (int i = 0; i < CG_N; i++)

@@ -136,3 +136,28 @@ fi
 assert_eq "$(sb_stat t .cgroup.oom_kills)" "$hog_kills" "status: the hog's OOM kills, nobody else's"
 broker_stop TERM
 assert_clean_lab
+
+# 6. the handler cgroups whose files the broker keeps open (v1, at most 16
+# in the process) are the fresh path's: a sandbox's stock, not the cgroups
+# of 18 pre-warmed handlers, made and entered before their requests come
+# (they had taken every slot at start, first come)
+if [ $reuse = 1 ]; then
+	broker_json '{
+  "pw": { "trigger": { "listen": ["127.0.0.1:7401"] }, "exec": ["/opt/helpers/cg-tenant"],
+	  "filesystem": '"$FS"', "prewarm": 18, "limits": { "memory": "64M" } },
+  "fresh": { "trigger": { "listen": ["127.0.0.1:7402"] }, "exec": ["/opt/helpers/cg-tenant"],
+	     "filesystem": '"$FS"', "limits": { "memory": "64M" } }
+}' >"$T/policy-kept.json"
+	broker_start "$T/policy-kept.json"
+	wait_for 20 sh -c "[ \"\$($POSTERN status --json -s $CONTROL | jq '.sandboxes[] | select(.name==\"pw\") | .prewarm.ready')\" = 18 ]" ||
+		fail "pw: 18 pre-warmed handlers expected: $(sb_stat pw .prewarm)"
+	# the broker's fds on handler cgroups of a sandbox (directories and files)
+	kept_of() { find /proc/"$BROKER_PID"/fd -lname "*/$1/h*" 2>/dev/null | wc -l; }
+	# (its first request starts its stock)
+	assert_eq "$(in_lab "$CLIENT" -t $((20000 * PST_TIME_SCALE)) 127.0.0.1:7402 'alloc 1')" "done alloc 1" "a fresh request"
+	wait_for 10 sh -c "[ \$(find /proc/$BROKER_PID/fd -lname '*/fresh/h*' 2>/dev/null | wc -l) -gt 0 ]" ||
+		fail "the fresh sandbox's cgroups keep no files open"
+	assert_eq "$(kept_of pw)" 0 "pre-warmed handlers' cgroup files kept open by the broker"
+	broker_stop TERM
+	assert_clean_lab
+fi
