@@ -61,7 +61,7 @@ DEPFLAGS  = -MMD -MP
 DEBS := build-essential pkg-config libuv1-dev libnftnl-dev libmnl-dev \
 	libseccomp-dev libcjson-dev libcmocka-dev nftables iproute2 \
 	clang clang-format libclang-rt-14-dev ucspi-tcp jq \
-	qemu-system-x86 busybox-static cpio kmod libncurses-dev tmux mandoc
+	qemu-system-x86 busybox-static cpio kmod libncurses-dev tmux mandoc strace
 
 # what only the postern binary has (the CLI's entry and top's terminal):
 # the library, the tests and the helpers link without ncurses

@@ -422,19 +422,23 @@ unsigned sandbox_cg_kept_fds(void)
  * in progress on the machine, holds off new ones, and when the lock's
  * RCU-sync has gone idle, waits for a grace period. Under load at c=16 it
  * was the step with the longest tail of a spawn's (p50 23 us, mean 220).
- * On v2 a domain cgroup takes processes only, so cgroup.procs.
+ * On v2 a domain cgroup takes processes only, so cgroup.procs, and only
+ * where clone3() is refused: the child is cloned into its cgroup there
+ * (CLONE_INTO_CGROUP, sb_vfork_clone_into()), which takes the rwsem for
+ * reading only, as every fork does.
  */
 static const char *enter_file(void)
 {
 	return sb_cgp.mode == SANDBOX_CG_V1 ? "tasks" : "cgroup.procs";
 }
 
-int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool use_stock,
+int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, int *into, bool use_stock,
                  struct sb_cg_why *why)
 {
 	char *dirs = h->cgroup;
 	for (int i = 0; i < CG_N; i++)
 		procs[i] = -1;
+	*into = -1;
 	dirs[0] = 0;
 	h->cg_kept = false;
 	if (!c->on)
@@ -453,6 +457,15 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool us
 		if ((r = make(c, dirs, why)) < 0)
 			return r;
 		files_keep(dirs, use_stock, &h->cg_kept, h->cg_fd);
+	}
+	if (sb_cgp.mode == SANDBOX_CG_V2 && sb_clone_into_cgroup_ok()) {
+		/* one directory: the child is cloned into it */
+		if ((*into = open(dirs, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			r = -errno;
+			why_set(why, dirs, "cgroup open %s: %s", dirs, strerror(-r));
+			return r;
+		}
+		return 0;
 	}
 	char list[CG_DIRS_MAX], file[PATH_MAX], *save = NULL;
 	int np = 0;

@@ -107,15 +107,15 @@ static void child_fds(struct child_args *c)
 {
 	const struct sandbox_spawn_args *a = c->a;
 	int efd = c->err_fd, errw = c->errw;
-	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (devnull < 0)
-		child_fail(efd, errno, "fds", "/dev/null");
 	struct {
 		int src, dst;
 	} map[3 + 64 + 8];
 	size_t n = 0;
-	int in = a->stdin_fd >= 0 ? a->stdin_fd : devnull;
-	if (c->sb->socket_mode == SANDBOX_SOCKET_STDIO && a->sock_fd >= 0) {
+	bool stdio = c->sb->socket_mode == SANDBOX_SOCKET_STDIO && a->sock_fd >= 0;
+	int in = a->stdin_fd;
+	if (in < 0 && !stdio && (in = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		child_fail(efd, errno, "fds", "/dev/null");
+	if (stdio) {
 		map[n].src = a->stdin_fd >= 0 ? a->stdin_fd : a->sock_fd, map[n++].dst = 0;
 		map[n].src = a->sock_fd, map[n++].dst = 1;
 	} else {

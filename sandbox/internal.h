@@ -173,9 +173,11 @@ int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
 /* A handler's cgroups into h's cgroup, cg_kept and cg_fd, the file to
  * enter each by opened into procs[CG_N] (-1 for the rest; the caller
- * closes them). use_stock: a fresh spawn, whose cgroups come from the stock and
- * may keep their files open; else a pre-warmed one's, by path. */
-int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, bool use_stock,
+ * closes them), or on cgroup v2 while sb_clone_into_cgroup_ok(), its
+ * directory into *into (else -1) and no file. use_stock: a fresh spawn,
+ * whose cgroups come from the stock and may keep their files open; else a
+ * pre-warmed one's, by path. */
+int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, int *into, bool use_stock,
                  struct sb_cg_why *why);
 /* A reaped handler's cgroups: their final figures into st (NULL: not
  * wanted), then back into c's stock when they can serve another handler as
@@ -253,6 +255,12 @@ int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct san
 /* clone(CLONE_VM | CLONE_VFORK | flags) of fn on stack (in the caller's
  * frame), every signal blocked meanwhile. The pid, or -1 with errno. */
 pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, void *arg, int *pidfd);
+/* The same, born in the cgroup v2 directory cgroup_fd (>= 0: clone3()
+ * with CLONE_INTO_CGROUP); when that fails for want of clone3,
+ * sb_clone_into_cgroup_ok() turns false for the process. */
+pid_t sb_vfork_clone_into(int (*fn)(void *), char *stack, size_t size, int flags, void *arg,
+                          int *pidfd, int cgroup_fd);
+bool sb_clone_into_cgroup_ok(void);
 /* err filled from a child's failure record; returns the negative errno. */
 int sb_child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err);
 /* In the child: report a failed step (object from fmt) on fd and _exit(127). */

@@ -130,18 +130,101 @@ static inline void asan_stack_clean(void *p, size_t n)
 #endif
 }
 
-pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, void *arg, int *pidfd)
+/*
+ * clone3() with CLONE_INTO_CGROUP (Linux 5.7): the child is born in its
+ * cgroup, where writing cgroup.procs would take the kernel's global
+ * cgroup_threadgroup_rwsem for writing (see enter_file() in
+ * cgroup_handler.c). glibc has no clone3() that runs a function on a given
+ * stack, so a few instructions do what its clone() does: the child, on
+ * the new stack with the parent's registers, calls fn(arg) and exits with
+ * its result. x86-64 only; elsewhere it fails with ENOSYS and the caller
+ * falls back to clone() and cgroup.procs.
+ */
+struct sb_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid,
+	    set_tid_size, cgroup;
+};
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#if defined(__x86_64__)
+long sb_clone3_raw(struct sb_clone_args *args, size_t size, int (*fn)(void *), void *arg);
+__asm__(".text\n"
+        ".globl sb_clone3_raw\n"
+        ".hidden sb_clone3_raw\n"
+        ".type sb_clone3_raw, @function\n"
+        "sb_clone3_raw:\n"
+        "	endbr64\n"
+        "	movq %rdx, %r8\n" /* fn and arg where the child finds them */
+        "	movq %rcx, %r9\n"
+        "	movl $435, %eax\n" /* __NR_clone3 */
+        "	syscall\n"
+        "	testq %rax, %rax\n"
+        "	jz 1f\n"
+        "	ret\n" /* the parent: the pid or -errno */
+        "1:	xorl %ebp, %ebp\n"
+        "	movq %r9, %rdi\n"
+        "	callq *%r8\n"
+        "	movl %eax, %edi\n"
+        "	movl $60, %eax\n" /* __NR_exit */
+        "	syscall\n"
+        "	hlt\n"
+        ".size sb_clone3_raw, .-sb_clone3_raw\n");
+#else
+static long sb_clone3_raw(struct sb_clone_args *args, size_t size, int (*fn)(void *), void *arg)
+{
+	(void)args, (void)size, (void)fn, (void)arg;
+	return -ENOSYS;
+}
+#endif
+
+/* Whether clone3() with CLONE_INTO_CGROUP is still to be tried: cleared
+ * for the process at its first ENOSYS (no clone3, or a seccomp filter of a
+ * container refusing it), E2BIG or EINVAL (a kernel before 5.7). */
+static int clone3_ok = 1;
+
+bool sb_clone_into_cgroup_ok(void)
+{
+	return __atomic_load_n(&clone3_ok, __ATOMIC_RELAXED);
+}
+
+pid_t sb_vfork_clone_into(int (*fn)(void *), char *stack, size_t size, int flags, void *arg,
+                          int *pidfd, int cgroup_fd)
 {
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	asan_stack_clean(stack, size);
-	pid_t pid = clone(fn, stack + size, CLONE_VM | CLONE_VFORK | flags, arg, pidfd);
-	int e = errno;
+	pid_t pid;
+	int e;
+	if (cgroup_fd >= 0) {
+		struct sb_clone_args ca = {
+		    .flags = (uint64_t)(unsigned)((CLONE_VM | CLONE_VFORK | flags) & ~CSIGNAL) |
+		             CLONE_INTO_CGROUP,
+		    .pidfd = (uint64_t)(uintptr_t)pidfd,
+		    .exit_signal = (uint64_t)(flags & CSIGNAL),
+		    .stack = (uint64_t)(uintptr_t)stack,
+		    .stack_size = size,
+		    .cgroup = (uint64_t)cgroup_fd,
+		};
+		long r = sb_clone3_raw(&ca, sizeof(ca), fn, arg);
+		pid = r < 0 ? -1 : (pid_t)r;
+		e = r < 0 ? (int)-r : 0;
+		if (e == ENOSYS || e == E2BIG || e == EINVAL)
+			__atomic_store_n(&clone3_ok, 0, __ATOMIC_RELAXED);
+	} else {
+		pid = clone(fn, stack + size, CLONE_VM | CLONE_VFORK | flags, arg, pidfd);
+		e = errno;
+	}
 	asan_stack_clean(stack, size);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	errno = e;
 	return pid;
+}
+
+pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, void *arg, int *pidfd)
+{
+	return sb_vfork_clone_into(fn, stack, size, flags, arg, pidfd, -1);
 }
 
 int sb_setup_child(int (*fn)(void *), int flags, void *arg, int *err_fd, char tag, int *fds,
@@ -186,6 +269,7 @@ struct launch {
 	            * pair that then carries "ready" and the request) */
 	int se[2]; /* the handler's stderr */
 	int pidfd;
+	int into; /* cgroup v2: the handler cgroup to clone into, or -1 */
 	pid_t pid;
 	uint64_t t0, t_back; /* start; when the clone returned */
 };
@@ -199,6 +283,7 @@ static void launch_close(struct launch *l)
 		sb__closep(&l->se[i]);
 	}
 	sb__closep(&l->pidfd);
+	sb__closep(&l->into);
 }
 
 /* Before the clone: environment, pipes, the handler's cgroups. */
@@ -222,7 +307,7 @@ static int launch_prepare(struct launch *l, struct sandbox *sb, const struct san
 	ca->err_fd = l->ep[1];
 	ca->errw = l->se[1];
 	struct sb_cg_why why = {"", ""};
-	int r = sb_cg_create(&sb->cg, h, ca->procs, !ca->warm, &why);
+	int r = sb_cg_create(&sb->cg, h, ca->procs, &l->into, !ca->warm, &why);
 	if (r < 0) {
 		sb_error(err, -r, "cgroup", why.object[0] ? why.object : sb->name,
 		         "sandbox \"%s\": %s", sb->name, why.text);
@@ -234,15 +319,30 @@ static int launch_prepare(struct launch *l, struct sandbox *sb, const struct san
 /* vfork-style: the child shares our memory and runs on the stack given
  * while this thread is suspended until it execs or exits. No page tables
  * to copy, no copy-on-write faults. */
-static int launch_clone(struct launch *l, char *stack, size_t size, struct sandbox_error *err)
+static int launch_clone(struct launch *l, const struct sandbox_handler *h, char *stack, size_t size,
+                        struct sandbox_error *err)
 {
 	const struct sandbox *sb = l->ca.sb;
 	int flags = CLONE_PIDFD | CLONE_NEWPID | (sb->ipc_fd >= 0 ? 0 : CLONE_NEWIPC) |
 	            (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) |
 	            (l->ca.a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
 	l->ca.t[SANDBOX_PHASE_PREPARE] = sb_now_ns();
-	l->pid = sb_vfork_clone(sb_child_main, stack, size, flags, &l->ca, &l->pidfd);
+	l->pid = sb_vfork_clone_into(sb_child_main, stack, size, flags, &l->ca, &l->pidfd, l->into);
 	int e = errno;
+	if (l->pid < 0 && l->into >= 0 && !sb_clone_into_cgroup_ok()) {
+		/* no clone3 here: the child enters by cgroup.procs */
+		l->ca.procs[0] = openat(l->into, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (l->ca.procs[0] < 0) {
+			e = errno;
+			sb_error(err, e, "cgroup", h->cgroup,
+			         "sandbox \"%s\": open %s/cgroup.procs: %s", sb->name, h->cgroup,
+			         strerror(e));
+			return -e;
+		}
+		sb_close(&l->into);
+		l->pid = sb_vfork_clone(sb_child_main, stack, size, flags, &l->ca, &l->pidfd);
+		e = errno;
+	}
 	l->t_back = sb_now_ns();
 	if (l->pid < 0) {
 		l->pidfd = -1;
@@ -255,6 +355,7 @@ static int launch_clone(struct launch *l, char *stack, size_t size, struct sandb
 	sb_close(&l->se[1]);
 	for (int i = 0; i < CG_N; i++)
 		sb_close(&l->ca.procs[i]);
+	sb_close(&l->into);
 	return 0;
 }
 
@@ -321,6 +422,7 @@ int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct san
 	    .ep = {-1, -1},
 	    .se = {-1, -1},
 	    .pidfd = -1,
+	    .into = -1,
 	    .pid = -1,
 	    .t0 = sb_now_ns(),
 	};
@@ -332,7 +434,7 @@ int sb_launch(struct sandbox *sb, const struct sandbox_spawn_args *a, struct san
 
 	int r = launch_prepare(&l, sb, a, h, err);
 	if (r == 0)
-		r = launch_clone(&l, stack, sizeof(stack), err);
+		r = launch_clone(&l, h, stack, sizeof(stack), err);
 	if (r == 0 && warm) {
 		launch_warm_done(&l, h);
 		return 0;

@@ -594,15 +594,19 @@ void child_root(struct child_args *c)
 		return;
 	}
 	umask(0);
+	/* the copy's root and working directory are the template's copied */
 	if (unshare(CLONE_NEWNS) < 0)
 		child_fail(efd, errno, "root", "copy the root template");
-	int rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0 || fchdir(rootfd) < 0)
-		child_fail(efd, errno, "root", "chdir /");
-	for (size_t i = 0; i < sb->n_mounts; i++)
-		if (per_handler(&sb->mounts[i]))
-			setup_mount(efd, &sb->mounts[i], rootfd);
-	close(rootfd);
+	int rootfd = -1;
+	for (size_t i = 0; i < sb->n_mounts; i++) {
+		if (!per_handler(&sb->mounts[i]))
+			continue;
+		if (rootfd < 0 && (rootfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+			child_fail(efd, errno, "root", "open /");
+		setup_mount(efd, &sb->mounts[i], rootfd);
+	}
+	if (rootfd >= 0)
+		close(rootfd);
 	c->preload =
 	    c->warm && sb->preload_interp && sb_preloadable(sb->argv[0], sb->preload_interp, 0);
 }

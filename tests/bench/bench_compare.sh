@@ -207,10 +207,10 @@ done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 st=$("$B/postern" status --json -s "$T/control.sock")
-echo "postern/tcpserver conns/s at c=16:         $(ratio "$(med postern 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")  (target >= 1.0)"
+echo "postern/tcpserver conns/s at c=16:         $(ratio "$(med postern 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")"
 echo "postern-pw/tcpserver conns/s at c=16:      $(ratio "$(med postern-pw 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")"
-echo "postern/tcpserver p50 at c=1:              $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 1.2)"
-echo "postern-pw/tcpserver p50 at c=1 (prewarm): $(ratio "$(med postern-pw 1 p50_us)" "$(med tcpserver 1 p50_us)")  (target <= 0.7)"
+echo "postern/tcpserver p50 at c=1:              $(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")"
+echo "postern-pw/tcpserver p50 at c=1 (prewarm): $(ratio "$(med postern-pw 1 p50_us)" "$(med tcpserver 1 p50_us)")"
 echo "  with --prewarm-refill=busy:              p50 $(ratio "$(med postern-pwb 1 p50_us)" "$(med tcpserver 1 p50_us)"), p99 $(ratio "$(med postern-pwb 1 p99_us)" "$(med tcpserver 1 p99_us)") (fresh spawns' p99: $(ratio "$(med postern 1 p99_us)" "$(med tcpserver 1 p99_us)"))"
 echo "p50 at c=1 with ${GAP} ms think time:      postern $(ratio "$(med postern 1g p50_us)" "$(med tcpserver 1g p50_us)"), postern-pw $(ratio "$(med postern-pw 1g p50_us)" "$(med tcpserver 1g p50_us)"), postern-pwb $(ratio "$(med postern-pwb 1g p50_us)" "$(med tcpserver 1g p50_us)") of tcpserver"
 echo "spawn latency, broker's own timing (us):   fresh $(jq -c '.sandboxes[] | select(.name=="cat") | .spawn_us' <<<"$st")"
@@ -338,6 +338,27 @@ else
 			for (i = 1; i <= m && i <= 10; i++) printf "  %-18s %7.2f calls %9.1f us in it (wall)\n", nm[i], c[nm[i]] / n, ms[nm[i]] * 1000 / n
 			if (!m) print "  (perf trace gave no summary)"
 		}' "$T/trace.txt" 2>/dev/null
+fi
+# the performance issue's targets, from the figures above: each "met" or
+# "not met", or "n/a" where its figure is missing (a row or perf not run)
+target() { # label value op limit
+	local verdict
+	verdict=$(awk -v v="$2" -v op="$3" -v l="$4" 'BEGIN {
+		if (v == "" || v == "n/a" || v == "-") { print "n/a"; exit }
+		ok = op == ">=" ? v + 0 >= l + 0 : v + 0 <= l + 0; print ok ? "met" : "not met" }')
+	printf '  %-44s %8s  (%s %s) %s\n' "$1" "${2:-n/a}" "$3" "$4" "$verdict"
+}
+echo "targets (the performance issue; ratios to tcpserver in this run, zero failed connections: $([ "$fail" = 0 ] && echo yes || echo no)):"
+[ -n "${RES[postern,16,1]:-}" ] &&
+	target "fresh spawn, conns/s at c=16" "$(ratio "$(med postern 16 conns_per_s)" "$(med tcpserver 16 conns_per_s)")" ">=" 0.9
+[ -n "${RES[postern,1,1]:-}" ] &&
+	target "fresh spawn, p50 at c=1" "$(ratio "$(med postern 1 p50_us)" "$(med tcpserver 1 p50_us)")" "<=" 1.0
+[ -n "${RES[postern-pw,1g,1]:-}" ] &&
+	target "prewarm 16, ${GAP} ms think time, p50 at c=1" "$(ratio "$(med postern-pw 1g p50_us)" "$(med tcpserver 1g p50_us)")" "<=" 0.5
+if [ -s "$T/sum.postern" ]; then
+	target "broker + its pre-exec children, us per conn" \
+		"$(awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] } }
+			END { if (f["server"] != "") print f["server"] + f["pre-exec"] }' "$T/sum.postern")" "<=" 300
 fi
 echo "prewarm=$PRE rounds=$ROUNDS n=$N date=$(date -u +%F) $(nproc) cpus $(uname -r)"
 exit $fail

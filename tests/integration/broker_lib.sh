@@ -199,7 +199,8 @@ JSON
 }
 
 # broker_start POLICY_FILE [OPTION...]: run the broker in the lab (placed as
-# PST_CG_PLACEMENT says); wait until it serves (10 s, times PST_TIME_SCALE).
+# PST_CG_PLACEMENT says; through the command PST_BROKER_WRAP when set); wait
+# until it serves (10 s, times PST_TIME_SCALE).
 broker_start() {
 	# nsenter, not "ip netns exec": that one also mounts a fresh /sys, without cgroups
 	local starts
@@ -210,9 +211,9 @@ broker_start() {
 		# shellcheck disable=SC2016
 		sh -c 'echo $$ >"$0/cgroup.procs" || { echo "broker_start: cannot enter $0" >&2; exit 125; }
 		       exec "$@"' "$BROKER_CG" \
-			nsenter --net=/run/netns/"$LAB" "$POSTERN" run "${@:2}" "$1" >>"$BROKER_LOG" 2>&1 &
+			nsenter --net=/run/netns/"$LAB" ${PST_BROKER_WRAP:-} "$POSTERN" run "${@:2}" "$1" >>"$BROKER_LOG" 2>&1 &
 	else
-		nsenter --net=/run/netns/"$LAB" "$POSTERN" run "${@:2}" "$1" >>"$BROKER_LOG" 2>&1 &
+		nsenter --net=/run/netns/"$LAB" ${PST_BROKER_WRAP:-} "$POSTERN" run "${@:2}" "$1" >>"$BROKER_LOG" 2>&1 &
 	fi
 	BROKER_PID=$!
 	bg_pid "$BROKER_PID"
@@ -229,6 +230,28 @@ broker_stop() {
 	wait "$BROKER_PID" || rc=$?
 	[ "$rc" = 0 ] || { cat "$BROKER_LOG" >&2; fail "broker exited $rc"; }
 	BROKER_PID=
+}
+
+# spawn_strace PORT OUT [REQUEST]: strace (-f: every thread of the broker
+# and the children it spawns; -y: fds with their paths) over one request
+# to PORT, until its handler's exit line; the trace of its clone, clone3,
+# openat and write calls in OUT. Fails where strace is missing.
+spawn_strace() {
+	command -v strace >/dev/null || fail "strace is needed (Debian package strace)"
+	local exits st i
+	exits=$(grep -c 'event=exit ' "$BROKER_LOG")
+	strace -f -qq -y -s 64 -e trace=clone,clone3,openat,write -p "$BROKER_PID" -o "$2" 2>/dev/null &
+	st=$!
+	# attached once its first line (the loop's epoll_wait is not traced:
+	# wait for strace to have stopped the broker's threads)
+	for i in $(seq 1 $((50 * PST_TIME_SCALE))); do
+		grep -q "TracerPid:[[:space:]]*$st" "/proc/$BROKER_PID/status" && break
+		sleep 0.1
+	done
+	in_lab "$CLIENT" -t $((20000 * PST_TIME_SCALE)) "127.0.0.1:$1" "${3:-}" >/dev/null
+	wait_for 10 sh -c "[ \$(grep -c 'event=exit ' '$BROKER_LOG') -gt $exits ]" || fail "no exit line for the traced request"
+	kill -INT "$st"; wait "$st" 2>/dev/null
+	true
 }
 
 status_json() { "$POSTERN" status --json -s "$CONTROL"; }

@@ -6,7 +6,9 @@
 # cgroup that is outside its pid namespace), the per-handler figures in
 # status, the exit line and the metrics; nothing left after a stop and after
 # SIGKILL + restart; and the refusals at start: a cgroup shared with another
-# process, a controller not delegated, a read-only cgroup file system.
+# process, a controller not delegated, a read-only cgroup file system; a
+# handler born in its cgroup (clone3), or where clone3 is refused, entering
+# it through cgroup.procs.
 #
 # Needs a cgroup v2-only machine: make test-cgroup2 runs it in a VM, in the
 # root cgroup and in a service-like cgroup (PST_CG_PLACEMENT). On a v1 host
@@ -167,6 +169,18 @@ assert_contains "$line" "cpu_ms=" "CPU time in the exit line"
 assert_contains "$line" "mem_peak=" "memory peak in the exit line"
 wait_for 5 sh -c "[ ! -d '$hcg' ]" || fail "handler cgroup $hcg not removed"
 
+# ---- born in its cgroup ------------------------------------------------------
+# the spawn clones the child into its handler cgroup (clone3 with
+# CLONE_INTO_CGROUP): no cgroup.procs is written, which takes the kernel's
+# global cgroup_threadgroup_rwsem for writing, holding off every fork and
+# exit on the machine meanwhile
+spawn_strace 7205 "$T/spawn.strace"
+grep -q 'clone3(.*CLONE_INTO_CGROUP' "$T/spawn.strace" ||
+	fail "no clone3 with CLONE_INTO_CGROUP: $(grep -E 'clone' "$T/spawn.strace" | head -5)"
+! grep -q 'cgroup.procs' "$T/spawn.strace" ||
+	fail "a spawn opened cgroup.procs: $(grep 'cgroup.procs' "$T/spawn.strace" | head -3)"
+wait_for 5 grep -q 'event=exit sandbox=quick .*status=0' "$BROKER_LOG" || fail "the traced quick handler: $(grep 'sandbox=quick' "$BROKER_LOG" | tail -2)"
+
 # ---- the loop never waits for a spawn --------------------------------------
 # the probe sandbox's cgroup frozen: a spawn's child stops where it enters
 # its handler's cgroup, before its exec, and holds the thread that spawns
@@ -264,4 +278,17 @@ broker_stop
 assert_clean_lab
 [ ! -e "$nbase" ] || fail "left under the broker's cgroup after the restart and stop: $(find "$nbase" -type d)"
 [ ! -e "$base" ] || fail "the killed broker's cgroups are still there: $(find "$base" -type d)"
+
+# ---- where clone3 is refused (ENOSYS, as a container's seccomp profile
+# makes it): the child enters its cgroup through cgroup.procs, as before
+: >"$BROKER_LOG"
+PST_BROKER_WRAP="$BUILD/tests/helpers/no-clone3" broker_start "$T/policy.json"
+spawn_strace 7205 "$T/fallback.strace"
+grep -q 'clone3({flags=.*CLONE_INTO_CGROUP.*= -1 ENOSYS' "$T/fallback.strace" ||
+	fail "clone3 into the cgroup not tried and refused: $(grep clone "$T/fallback.strace" | head -5)"
+grep -q 'write([0-9]*</sys/fs/cgroup/[^>]*/quick/h[0-9]*/cgroup.procs>, "0", 1) *= 1' "$T/fallback.strace" ||
+	fail "the child did not enter its cgroup through cgroup.procs: $(grep -E 'cgroup.procs|"0", 1' "$T/fallback.strace" | head -5)"
+wait_for 5 grep -q 'event=exit sandbox=quick .*status=0' "$BROKER_LOG" || fail "quick without clone3: $(grep 'sandbox=quick' "$BROKER_LOG" | tail -2)"
+broker_stop
+assert_clean_lab
 echo "cgroup v2: ok"

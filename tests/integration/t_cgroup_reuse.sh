@@ -132,12 +132,25 @@ if [ $reuse = 1 ]; then
 	kill "$intruder"; wait "$intruder" 2>/dev/null
 fi
 
+# 6. a handler enters its v1 cgroups through "tasks" (itself, a single
+# thread, with "0"), not cgroup.procs, which takes the kernel's global
+# cgroup_threadgroup_rwsem for writing, holding off every fork and exit on
+# the machine meanwhile (v2: t_cgroup2, clone3 into the cgroup)
+if [ $reuse = 1 ]; then
+	spawn_strace 7400 "$T/spawn.strace" 'alloc 1'
+	enters=$(grep 'write([0-9]*</sys/fs/cgroup/[^>]*/t/h[0-9]*/[a-z.]*>, "0", 1)' "$T/spawn.strace")
+	[ -n "$enters" ] || fail "no write of \"0\" into the handler's cgroups: $(grep 'write(' "$T/spawn.strace" | head -5)"
+	assert_not_contains "$enters" "cgroup.procs>" "a handler entered its cgroup through cgroup.procs"
+	[ "$(grep -c '/tasks>' <<<"$enters")" = "$(wc -l <<<"$enters")" ] || fail "entered through: $enters"
+	[ "$(wc -l <<<"$enters")" -ge 2 ] || fail "one cgroup hierarchy entered: $enters"
+fi
+
 # the sandbox's totals: the hog's OOM kills, counted once
 assert_eq "$(sb_stat t .cgroup.oom_kills)" "$hog_kills" "status: the hog's OOM kills, nobody else's"
 broker_stop TERM
 assert_clean_lab
 
-# 6. the handler cgroups whose files the broker keeps open (v1, at most 16
+# 7. the handler cgroups whose files the broker keeps open (v1, at most 16
 # in the process) are the fresh path's: a sandbox's stock, not the cgroups
 # of 18 pre-warmed handlers, made and entered before their requests come
 # (they had taken every slot at start, first come)

@@ -42,7 +42,13 @@ broker_json '{
 	     "exec": ["/bin/sh", "-c", "touch /data/sub/x 2>&1 || echo refused; touch /data/y 2>&1 || echo refused"],
 	     "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
 			     { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" },
-			     { "bind": "'"$T"'/robind", "to": "/data" } ] }
+			     { "bind": "'"$T"'/robind", "to": "/data" } ] },
+  "cwd": { "trigger": { "listen": ["127.0.0.1:7011"] },
+	   "exec": ["/bin/sh", "-c", "[ . -ef / ] && echo \"cwd=$(pwd) at the root\""],
+	   "filesystem": [ { "bind": "/usr" }, { "symlink": "/lib", "target": "usr/lib" },
+			   { "symlink": "/lib64", "target": "usr/lib64" }, { "symlink": "/bin", "target": "usr/bin" } ] },
+  "cwdtmp": { "trigger": { "listen": ["127.0.0.1:7012"] },
+	      "exec": ["/bin/sh", "-c", "[ . -ef / ] && echo \"cwd=$(pwd) at the root\""], "filesystem": '"$FS_JSON"' }
 }' >"$T/policy.json"
 # badbind is broken on purpose, for its spawn failure: past the preflight
 "$POSTERN" check --no-preflight "$T/policy.json" >/dev/null || { "$POSTERN" check --no-preflight "$T/policy.json"; fail "test policy invalid"; }
@@ -68,6 +74,10 @@ assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
 uid=$(sed -n "s/.* event=sandbox name=probe .* uid=\([0-9]*\) .*/\1/p" "$BROKER_LOG" | head -1)
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
 
+# the handler starts at its root, with or without mounts of its own
+# (a tmpfs) on the copy of its sandbox's root template
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7011 "")" "cwd=/ at the root" "working directory, no per-handler mounts"
+assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7012 "")" "cwd=/ at the root" "working directory, a tmpfs of its own"
 out=$(in_lab "$CLIENT" 127.0.0.1:7008 "")
 assert_contains "$out" "touch: cannot touch '/data/sub/x': Read-only file system" "submount of a read-only bind is read-only"
 assert_contains "$out" "touch: cannot touch '/data/y': Read-only file system" "read-only bind"
