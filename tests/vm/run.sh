@@ -53,7 +53,10 @@
 #     50 s, times the scale: 300 s). What the tests assert is not scaled.
 #     The whole VM run is bounded by PST_VM_TIMEOUT (default 2400 s); a
 #     guest that has not reached its init within PST_VM_BOOT_TIMEOUT
-#     (240 s; it takes about 15) is killed and booted once more.
+#     (240 s; it takes about 15), or whose kernel keeps reporting a soft
+#     lockup (a CPU of the emulated machine stuck in its kernel for a
+#     minute: seen once under TCG, from the first test on), is killed and
+#     booted once more, every test run anew; twice is a failure.
 #
 # Running it
 #   make test-cgroup2                       the default list (below), both
@@ -89,6 +92,7 @@
 #   (each test's log, with the broker's log on failure), timings (ms since
 #   qemu started: guest init, first test, end).
 set -u
+reasons_pre=()
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 VMDIR=${PST_VM_DIR:-$root/build/vm}
@@ -276,7 +280,10 @@ stream() {
 # One boot of the VM: qemu's exit code in rc. A guest that has not reached
 # its init after BOOT_TIMEOUT seconds (TCG guests have been seen to hang
 # in early boot, their second CPU's timer never firing) is killed, and
-# hung says so.
+# hung says so ("boot"); so is one whose kernel reports a soft lockup
+# ("lockup": both emulated CPUs were seen spinning in the kernel for
+# minutes from the first test on, once, and not in the next boot of the
+# same build): its results would be of a stuck machine, not of postern.
 fifo=$VMDIR/console.fifo
 boot_once() {
 	rm -f "$fifo"
@@ -299,12 +306,22 @@ boot_once() {
 	local waited=0
 	while kill -0 "$vm" 2>/dev/null && ! grep -q '^pstvm: guest init started' "$RES/console.log" 2>/dev/null; do
 		if [ "$waited" -ge "$BOOT_TIMEOUT" ]; then
-			hung=1
+			hung=boot
 			kill -TERM "$vm" 2>/dev/null
 			break
 		fi
 		sleep 1
 		waited=$((waited + 1))
+	done
+	while [ -z "$hung" ] && kill -0 "$vm" 2>/dev/null; do
+		# reported again while it lasts (every ~30 s): three reports, a
+		# CPU stuck for a minute or more
+		if [ "$(grep -c 'watchdog: BUG: soft lockup' "$RES/console.log" 2>/dev/null)" -ge 3 ]; then
+			hung=lockup
+			kill -TERM "$vm" 2>/dev/null
+			break
+		fi
+		sleep 2
 	done
 	wait "$vm"
 	rc=$?
@@ -316,13 +333,19 @@ boot_once() {
 for attempt in 1 2; do
 	boot_once
 	[ -n "$hung" ] && [ "$attempt" = 1 ] || break
-	say "the guest did not reach its init within ${BOOT_TIMEOUT}s (console: $(grep -c '' "$RES/console.log" 2>/dev/null) lines, kept as console-hung.log): booting again"
+	if [ "$hung" = boot ]; then
+		why="did not reach its init within ${BOOT_TIMEOUT}s"
+	else
+		why="kernel reported a soft lockup: $(grep -m1 'soft lockup' "$RES/console.log" | sed 's/^\[ *[0-9.]*\] //')"
+	fi
+	say "the guest $why (console: $(grep -c '' "$RES/console.log" 2>/dev/null) lines, kept as console-hung.log): booting again, all tests anew"
 	mv "$RES/console.log" "$VMDIR/console-hung.log" 2>/dev/null
 	find "$RES" -mindepth 1 ! -name config -exec rm -rf {} + 2>/dev/null
 done
+[ "$hung" != lockup ] || reasons_pre=("the guest's kernel reported a soft lockup in both boots (see $RES/console.log)")
 
 # ---- the verdict --------------------------------------------------------------------
-pass=0 fail=0 skip=0 reasons=() failed=()
+pass=0 fail=0 skip=0 reasons=("${reasons_pre[@]}") failed=()
 grep -q '^pstvm: guest init started' "$RES/console.log" 2>/dev/null && booted=1 || booted=
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 	reasons+=("the VM did not finish within ${VM_TIMEOUT}s (PST_VM_TIMEOUT); killed")
