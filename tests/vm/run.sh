@@ -316,7 +316,8 @@ boot_once() {
 	while [ -z "$hung" ] && kill -0 "$vm" 2>/dev/null; do
 		# reported again while it lasts (every ~30 s): three reports, a
 		# CPU stuck for a minute or more
-		if [ "$(grep -c 'watchdog: BUG: soft lockup' "$RES/console.log" 2>/dev/null)" -ge 3 ]; then
+		lockups=$(grep -c 'watchdog: BUG: soft lockup' "$RES/console.log" 2>/dev/null)
+		if [ "${lockups:-0}" -ge 3 ]; then
 			hung=lockup
 			kill -TERM "$vm" 2>/dev/null
 			break
