@@ -344,6 +344,12 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 		e = errno;
 	}
 	l->t_back = sb_now_ns();
+	if (l->pid < 0 && l->into >= 0) { /* the cgroup refused it (EBUSY, EOPNOTSUPP ...) */
+		l->pidfd = -1;
+		sb_error(err, e, "clone", h->cgroup, "sandbox \"%s\": clone into cgroup %s: %s",
+		         sb->name, h->cgroup, strerror(e));
+		return -e;
+	}
 	if (l->pid < 0) {
 		l->pidfd = -1;
 		sb_error(err, e, "clone", sb->name, "sandbox \"%s\": clone: %s", sb->name,
