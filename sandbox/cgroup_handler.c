@@ -432,6 +432,11 @@ static const char *enter_file(void)
 	return sb_cgp.mode == SANDBOX_CG_V1 ? "tasks" : "cgroup.procs";
 }
 
+int sb_cg_enter_file_at(int dirfd)
+{
+	return openat(dirfd, enter_file(), O_WRONLY | O_CLOEXEC);
+}
+
 int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, int *into, bool use_stock,
                  struct sb_cg_why *why)
 {

@@ -177,6 +177,9 @@ int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
  * directory into *into (else -1) and no file. use_stock: a fresh spawn,
  * whose cgroups come from the stock and may keep their files open; else a
  * pre-warmed one's, by path. */
+/* The file to enter a handler cgroup by, opened under its directory dirfd
+ * (for a spawn whose clone into the cgroup was refused), or -1 with errno. */
+int sb_cg_enter_file_at(int dirfd);
 int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, int *into, bool use_stock,
                  struct sb_cg_why *why);
 /* A reaped handler's cgroups: their final figures into st (NULL: not

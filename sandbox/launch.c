@@ -331,7 +331,7 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	int e = errno;
 	if (l->pid < 0 && l->into >= 0 && !sb_clone_into_cgroup_ok()) {
 		/* no clone3 here: the child enters by cgroup.procs */
-		l->ca.procs[0] = openat(l->into, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+		l->ca.procs[0] = sb_cg_enter_file_at(l->into);
 		if (l->ca.procs[0] < 0) {
 			e = errno;
 			sb_error(err, e, "cgroup", h->cgroup,

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/bench/loopback.h"
+
 static volatile sig_atomic_t stop;
 static void on_term(int s)
 {
@@ -24,16 +26,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: echo_server 127.0.0.1:PORT\n");
 		return 2;
 	}
-	char host[64];
-	const char *colon = strrchr(argv[1], ':');
-	if (!colon || (size_t)(colon - argv[1]) >= sizeof(host))
-		return 2;
-	memcpy(host, argv[1], (size_t)(colon - argv[1]));
-	host[colon - argv[1]] = 0;
-	struct sockaddr_in in = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)atoi(colon + 1))};
-	if (inet_pton(AF_INET, host, &in.sin_addr) != 1 ||
-	    (ntohl(in.sin_addr.s_addr) >> 24) != 127) {
+	struct sockaddr_in in;
+	if (bench_loopback4(argv[1], &in) < 0) {
 		fprintf(stderr, "echo_server: %s: a loopback IPv4 address:port only\n", argv[1]);
 		return 2;
 	}

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tests/bench/loopback.h"
+
 static int served(int fd)
 {
 	char c = 'x';
@@ -36,21 +38,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: holdconns IPV4:PORT N FILE SECONDS\n");
 		return 2;
 	}
-	char host[64];
-	const char *colon = strrchr(argv[1], ':');
 	long n = strtol(argv[2], NULL, 10), secs = strtol(argv[4], NULL, 10);
-	if (!colon || (size_t)(colon - argv[1]) >= sizeof(host) || n < 1 || n > 100000 ||
-	    secs < 1 || secs > 3600) {
+	if (n < 1 || n > 100000 || secs < 1 || secs > 3600) {
 		fprintf(stderr, "holdconns: bad arguments\n");
 		return 2;
 	}
-	memcpy(host, argv[1], (size_t)(colon - argv[1]));
-	host[colon - argv[1]] = 0;
-	struct sockaddr_in sa = {.sin_family = AF_INET,
-	                         .sin_port = htons((uint16_t)atoi(colon + 1))};
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 ||
-	    (ntohl(sa.sin_addr.s_addr) >> 24) != 127) {
-		fprintf(stderr, "holdconns: %s: a loopback IPv4 address only\n", host);
+	struct sockaddr_in sa;
+	if (bench_loopback4(argv[1], &sa) < 0) {
+		fprintf(stderr, "holdconns: %s: a loopback IPv4 address:port only\n", argv[1]);
 		return 2;
 	}
 	struct rlimit rl;
