@@ -174,3 +174,31 @@ if [ $reuse = 1 ]; then
 	broker_stop TERM
 	assert_clean_lab
 fi
+
+# 8. a burst of requests, 16 at a time: the loop reaps and spawns in
+# batches, so the stock swings between empty and full; every cgroup made
+# stays for reuse, none is removed (a stock of at most 16 removed one
+# cgroup for about every seventh request, and made as many again)
+if [ $reuse = 1 ]; then
+	broker_json '{
+  "burst": { "trigger": { "listen": ["127.0.0.1:7403"] }, "exec": ["/usr/bin/cat"],
+	     "filesystem": '"$FS"', "limits": { "handlers": 64, "memory": "64M" } }
+}' >"$T/policy-burst.json"
+	broker_start "$T/policy-burst.json"
+	out=$(in_lab "$LOADGEN" -c 16 -n 800 -d $((120 * PST_TIME_SCALE)) -p 64 127.0.0.1:7403) || fail "loadgen: $out"
+	assert_contains "$out" "completed=800 failed=0" "the burst"
+	wait_for 20 sh -c "[ \$(grep -c 'event=exit ' '$BROKER_LOG') -ge 800 ]" || fail "not every handler of the burst was reaped"
+	mem=$(awk '$9 == "cgroup" && ("," $NF ",") ~ /,memory,/ { print $5; exit }' /proc/self/mountinfo)
+	[ -n "$mem" ] || fail "no cgroup v1 memory hierarchy mounted"
+	made=0 kept=0
+	for d in $(find "$mem" -mindepth 1 -maxdepth 12 -type d -path "*/$TABLE/burst/h*"); do
+		n=${d##*/h}
+		kept=$((kept + 1))
+		[ "$n" -gt "$made" ] && made=$n
+	done
+	[ "$made" -gt 0 ] || fail "no handler cgroup of burst under $mem"
+	assert_eq "$kept" "$made" "handler cgroups kept of those made for 800 requests (none removed)"
+	[ "$made" -le 68 ] || fail "$made handler cgroups made for 800 requests at most 16 at a time"
+	broker_stop TERM
+	assert_clean_lab
+fi
