@@ -451,10 +451,19 @@ int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, int *in
 	pthread_mutex_lock(&c->lock);
 	bool stocked = use_stock && c->n_stock > 0;
 	if (stocked) {
-		struct sb_cg_ent *e = &c->stock[--c->n_stock];
+		/* the last put back whose files are kept open, else the last */
+		unsigned i = c->n_stock - 1;
+		for (unsigned k = c->n_stock; k-- > 0;)
+			if (c->stock[k].kept) {
+				i = k;
+				break;
+			}
+		struct sb_cg_ent *e = &c->stock[i];
 		memcpy(dirs, e->dirs, CG_DIRS_MAX);
 		h->cg_kept = e->kept;
 		memcpy(h->cg_fd, e->fd, sizeof(h->cg_fd));
+		if (i != --c->n_stock)
+			*e = c->stock[c->n_stock];
 	}
 	pthread_mutex_unlock(&c->lock);
 	int r;
