@@ -57,8 +57,10 @@ static void child_pdeathsig(struct child_args *c)
 
 static void child_netns(struct child_args *c)
 {
-	if (c->a->netns_fd >= 0 && setns(c->a->netns_fd, CLONE_NEWNET) < 0)
+	int fd = child_fd(c, c->a->netns_fd);
+	if (fd >= 0 && setns(fd, CLONE_NEWNET) < 0)
 		child_fail(c->err_fd, errno, "netns", "join the sandbox network namespace");
+	child_fd_done(c, fd);
 }
 
 /* The handler's cgroups, before anything can fork. */
@@ -95,8 +97,10 @@ static void child_proc_self(struct child_args *c)
  * is a device node like the host's); child_root() copies it. */
 static void child_enter_template(struct child_args *c)
 {
-	if (c->sb->tmpl_fd >= 0 && setns(c->sb->tmpl_fd, CLONE_NEWNS) < 0)
+	int fd = child_fd(c, c->sb->tmpl_fd);
+	if (fd >= 0 && setns(fd, CLONE_NEWNS) < 0)
 		child_fail(c->err_fd, errno, "root", "enter the root template");
+	child_fd_done(c, fd);
 }
 
 /* Put the fds where the handler expects them; close every other one except
@@ -109,24 +113,27 @@ static void child_fds(struct child_args *c)
 	int efd = c->err_fd, errw = c->errw;
 	struct {
 		int src, dst;
+		bool ours; /* in the child's table already: else the broker's (child_fd()) */
 	} map[3 + 64 + 8];
 	size_t n = 0;
 	bool stdio = c->sb->socket_mode == SANDBOX_SOCKET_STDIO && a->sock_fd >= 0;
 	int in = a->stdin_fd;
-	if (in < 0 && !stdio && (in = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+	bool null_in = in < 0 && !stdio;
+	if (null_in && (in = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
 		child_fail(efd, errno, "fds", "/dev/null");
 	if (stdio) {
-		map[n].src = a->stdin_fd >= 0 ? a->stdin_fd : a->sock_fd, map[n++].dst = 0;
-		map[n].src = a->sock_fd, map[n++].dst = 1;
+		map[n].src = a->stdin_fd >= 0 ? a->stdin_fd : a->sock_fd, map[n].ours = false,
+		map[n++].dst = 0;
+		map[n].src = a->sock_fd, map[n].ours = false, map[n++].dst = 1;
 	} else {
-		map[n].src = in, map[n++].dst = 0;
-		map[n].src = errw, map[n++].dst = 1;
+		map[n].src = in, map[n].ours = null_in, map[n++].dst = 0;
+		map[n].src = errw, map[n].ours = true, map[n++].dst = 1;
 		if (a->sock_fd >= 0)
-			map[n].src = a->sock_fd, map[n++].dst = 3;
+			map[n].src = a->sock_fd, map[n].ours = false, map[n++].dst = 3;
 	}
-	map[n].src = errw, map[n++].dst = 2;
+	map[n].src = errw, map[n].ours = true, map[n++].dst = 2;
 	for (size_t i = 0; i < a->n_fds && n < sizeof(map) / sizeof(map[0]); i++)
-		map[n].src = a->fds[i].fd, map[n++].dst = a->fds[i].target;
+		map[n].src = a->fds[i].fd, map[n].ours = false, map[n++].dst = a->fds[i].target;
 
 	int maxdst = 2;
 	/* first copy every source and the kept fds above the target range,
@@ -139,9 +146,12 @@ static void child_fds(struct child_args *c)
 			child_fail(efd, errno, "fds", "%s", kept[i]);
 	int tmp[sizeof(map) / sizeof(map[0])];
 	for (size_t i = 0; i < n; i++) {
-		tmp[i] = fcntl(map[i].src, F_DUPFD_CLOEXEC, HIGH_FD);
+		int src = map[i].ours ? map[i].src : child_fd(c, map[i].src);
+		tmp[i] = fcntl(src, F_DUPFD_CLOEXEC, HIGH_FD);
 		if (tmp[i] < 0)
 			child_fail(efd, errno, "fds", "dup fd %d", map[i].src);
+		if (!map[i].ours)
+			child_fd_done(c, src);
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (dup2(tmp[i], map[i].dst) < 0)
@@ -189,6 +199,7 @@ int sb_child_main(void *arg)
 {
 	struct child_args *c = arg;
 	c->t[SANDBOX_PHASE_CLONE] = sb_now_ns();
+	child_own_table(c); /* first: the table is the broker's until then */
 
 	/* namespaces, still host root (see the top of this file) */
 	child_signals(c);

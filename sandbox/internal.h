@@ -264,6 +264,11 @@ pid_t sb_vfork_clone(int (*fn)(void *), char *stack, size_t size, int flags, voi
 pid_t sb_vfork_clone_into(int (*fn)(void *), char *stack, size_t size, int flags, void *arg,
                           int *pidfd, int cgroup_fd);
 bool sb_clone_into_cgroup_ok(void);
+/* The broker's own pidfd, opened once (sandbox_prepare()), with which a
+ * child takes the fds it uses into a table of its own (launch.c); whether
+ * children still do (false for the process once refused). */
+void sb_own_table_prepare(void);
+bool sb_own_table_ok(void);
 /* err filled from a child's failure record; returns the negative errno. */
 int sb_child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err);
 /* In the child: report a failed step (object from fmt) on fd and _exit(127). */
@@ -288,7 +293,21 @@ struct child_args {
 	int ll_fd;                       /* the child's copy of the Landlock ruleset, or -1 */
 	uint64_t t[SANDBOX_PHASE_COUNT]; /* when each phase ended (the child
 	                                  * writes them: memory is shared) */
+	bool own_table;                  /* cloned sharing the broker's fd table: the
+	                                  * child makes a table of its own first and
+	                                  * takes each fd it uses into it (child_fd()) */
+	int take_err;                    /* set by the child when it could not: the
+	                                  * errno; the launch then clones again, copying */
 };
+
+/* With c->own_table, fd (a number in the broker's table) taken into the
+ * child's own table (pidfd_getfd(), CLOEXEC), else fd itself; -1 for -1.
+ * A failure sets c->take_err and exits: the launch falls back. */
+int child_fd(struct child_args *c, int fd);
+/* Close what child_fd() returned, when it was a copy. */
+void child_fd_done(struct child_args *c, int fd);
+/* The child's first step: its own table, when c->own_table. */
+void child_own_table(struct child_args *c);
 
 /* The child: every step of child.c's list, then exec. */
 int sb_child_main(void *arg);

@@ -23,7 +23,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+
+#include <linux/close_range.h>
 #include <time.h>
+#include <unistd.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -255,6 +258,91 @@ int sb_setup_child(int (*fn)(void *), int flags, void *arg, int *err_fd, char ta
 	return r < 0 ? 2 : r;
 }
 
+/* ---- the child's own fd table ---------------------------------------------------------------
+ *
+ * A child cloned without CLONE_FILES gets a copy of the broker's whole fd
+ * table (every kept cgroup file, every live handler's pidfd and stderr
+ * pipe, every client socket in flight: ~280 at 16 connections at once),
+ * each fd taken and then closed again in the child: ~0.12 us a fd, twice.
+ * So the child is cloned sharing the table, and its first step makes one
+ * of its own holding only the broker's fds up to the broker's own pidfd
+ * (opened when the first sandbox is prepared, so a low number):
+ * close_range(pidfd + 1, ~0, CLOSE_RANGE_UNSHARE), Linux 5.9. It then
+ * takes each fd it uses with pidfd_getfd() (Linux 5.6), still host root,
+ * while the launching thread, which owns or holds every one of them, is
+ * suspended. Where either is refused (an older kernel, a seccomp profile
+ * of a container, an LSM refusing the ptrace-mode check), the child says
+ * so in c->take_err and exits, and the launch clones again, copying, as
+ * every later one then does. */
+static int self_pidfd = -1;
+static pid_t self_pid;
+static int own_table_ok = 1;
+
+void sb_own_table_prepare(void)
+{
+	if (__atomic_load_n(&self_pidfd, __ATOMIC_ACQUIRE) >= 0 && self_pid == getpid())
+		return;
+	int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (fd < 0) {
+		__atomic_store_n(&own_table_ok, 0, __ATOMIC_RELAXED);
+		return;
+	}
+	int old = -1;
+	if (!__atomic_compare_exchange_n(&self_pidfd, &old, fd, false, __ATOMIC_ACQ_REL,
+	                                 __ATOMIC_ACQUIRE)) {
+		close(fd);
+		return;
+	}
+	self_pid = getpid();
+}
+
+/* Whether this launch's child makes a table of its own. */
+static bool own_table_use(void)
+{
+	return __atomic_load_n(&own_table_ok, __ATOMIC_RELAXED) &&
+	       __atomic_load_n(&self_pidfd, __ATOMIC_ACQUIRE) >= 0 && self_pid == getpid();
+}
+
+bool sb_own_table_ok(void)
+{
+	return own_table_use();
+}
+
+/* In the child, first of all: its own table (see above). */
+void child_own_table(struct child_args *c)
+{
+	if (!c->own_table)
+		return;
+	if (syscall(SYS_close_range, (unsigned)self_pidfd + 1, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
+		c->take_err = errno ? errno : EIO;
+		_exit(126);
+	}
+	c->err_fd = child_fd(c, c->err_fd);
+	c->errw = child_fd(c, c->errw);
+	for (int i = 0; i < CG_N; i++)
+		c->procs[i] = child_fd(c, c->procs[i]);
+	c->warm_fd = child_fd(c, c->warm_fd);
+	c->ll_fd = child_fd(c, c->ll_fd);
+}
+
+int child_fd(struct child_args *c, int fd)
+{
+	if (!c->own_table || fd < 0)
+		return fd;
+	int r = (int)syscall(SYS_pidfd_getfd, self_pidfd, fd, 0);
+	if (r < 0) {
+		c->take_err = errno ? errno : EIO;
+		_exit(126);
+	}
+	return r;
+}
+
+void child_fd_done(struct child_args *c, int fd)
+{
+	if (c->own_table && fd >= 0)
+		close(fd);
+}
+
 /* ---- a launch ----------------------------------------------------------------------------------
  */
 
@@ -316,6 +404,17 @@ static int launch_prepare(struct launch *l, struct sandbox *sb, const struct san
 	return 0;
 }
 
+/* The fds of c as the launch has them (the child's numbers are its own). */
+static void fds_restore(struct child_args *c, const struct child_args *mine)
+{
+	c->err_fd = mine->err_fd;
+	c->errw = mine->errw;
+	memcpy(c->procs, mine->procs, sizeof(c->procs));
+	c->warm_fd = mine->warm_fd;
+	c->procfd = mine->procfd;
+	c->ll_fd = mine->ll_fd;
+}
+
 /* vfork-style: the child shares our memory and runs on the stack given
  * while this thread is suspended until it execs or exits. No page tables
  * to copy, no copy-on-write faults. */
@@ -327,8 +426,28 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	            (sb->tmpl_fd >= 0 ? 0 : CLONE_NEWNS) |
 	            (l->ca.a->netns_fd >= 0 ? 0 : CLONE_NEWNET) | SIGCHLD;
 	l->ca.t[SANDBOX_PHASE_PREPARE] = sb_now_ns();
-	l->pid = sb_vfork_clone_into(sb_child_main, stack, size, flags, &l->ca, &l->pidfd, l->into);
+	l->ca.own_table = own_table_use();
+	/* the child renumbers the fds in ca as it takes them: ours are these */
+	struct child_args mine = l->ca;
+	l->pid = sb_vfork_clone_into(sb_child_main, stack, size,
+	                             flags | (l->ca.own_table ? CLONE_FILES : 0), &l->ca, &l->pidfd,
+	                             l->into);
 	int e = errno;
+	fds_restore(&l->ca, &mine);
+	if (l->pid > 0 && l->ca.take_err) {
+		/* it could not make or fill a table of its own: gone; again, copying */
+		int te = l->ca.take_err;
+		waitpid(l->pid, NULL, __WALL);
+		sb_close(&l->pidfd);
+		if (te == ENOSYS || te == EPERM || te == EACCES || te == EINVAL)
+			__atomic_store_n(&own_table_ok, 0, __ATOMIC_RELAXED);
+		l->ca.own_table = false;
+		l->ca.take_err = 0;
+		l->pid = sb_vfork_clone_into(sb_child_main, stack, size, flags, &l->ca, &l->pidfd,
+		                             l->into);
+		e = errno;
+		fds_restore(&l->ca, &mine);
+	}
 	if (l->pid < 0 && l->into >= 0 && !sb_clone_into_cgroup_ok()) {
 		/* no clone3 here: the child enters by cgroup.procs */
 		l->ca.procs[0] = sb_cg_enter_file_at(l->into);
@@ -340,8 +459,12 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 			return -e;
 		}
 		sb_close(&l->into);
-		l->pid = sb_vfork_clone(sb_child_main, stack, size, flags, &l->ca, &l->pidfd);
+		mine.procs[0] = l->ca.procs[0];
+		l->pid =
+		    sb_vfork_clone(sb_child_main, stack, size,
+		                   flags | (l->ca.own_table ? CLONE_FILES : 0), &l->ca, &l->pidfd);
 		e = errno;
+		fds_restore(&l->ca, &mine);
 	}
 	l->t_back = sb_now_ns();
 	if (l->pid < 0 && l->into >= 0) { /* the cgroup refused it (EBUSY, EOPNOTSUPP ...) */

@@ -78,8 +78,11 @@ int sb_ns_build(struct sandbox *sb, bool ipc_private, struct sandbox_error *err)
  * over their owner, the initial user namespace). */
 void child_shared_ns(struct child_args *c)
 {
-	if (setns(c->sb->uts_fd, CLONE_NEWUTS) < 0)
+	int uts = child_fd(c, c->sb->uts_fd), ipc = child_fd(c, c->sb->ipc_fd);
+	if (setns(uts, CLONE_NEWUTS) < 0)
 		child_fail(c->err_fd, errno, "namespaces", "join the sandbox's uts namespace");
-	if (c->sb->ipc_fd >= 0 && setns(c->sb->ipc_fd, CLONE_NEWIPC) < 0)
+	if (ipc >= 0 && setns(ipc, CLONE_NEWIPC) < 0)
 		child_fail(c->err_fd, errno, "namespaces", "join the sandbox's ipc namespace");
+	child_fd_done(c, uts);
+	child_fd_done(c, ipc);
 }

@@ -104,6 +104,7 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 	int r = config_check(cfg, err);
 	if (r < 0)
 		return r;
+	sb_own_table_prepare(); /* once, early: a low fd number (launch.c) */
 	struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
 		sb_error(err, ENOMEM, "prepare", cfg->name, "sandbox \"%s\": prepare: %s",

@@ -235,12 +235,13 @@ broker_stop() {
 # spawn_strace PORT OUT [REQUEST]: strace (-f: every thread of the broker
 # and the children it spawns; -y: fds with their paths) over one request
 # to PORT, until its handler's exit line; the trace of its clone, clone3,
-# openat and write calls in OUT. Fails where strace is missing.
+# openat and write calls (SPAWN_STRACE_CALLS: others) in OUT. Fails where
+# strace is missing.
 spawn_strace() {
 	command -v strace >/dev/null || fail "strace is needed (Debian package strace)"
 	local exits st i
 	exits=$(grep -c 'event=exit ' "$BROKER_LOG")
-	strace -f -qq -y -s 64 -e trace=clone,clone3,openat,write -p "$BROKER_PID" -o "$2" 2>/dev/null &
+	strace -f -qq -y -s 64 -e trace="${SPAWN_STRACE_CALLS:-clone,clone3,openat,write}" -p "$BROKER_PID" -o "$2" 2>/dev/null &
 	st=$!
 	# attached once its first line (the loop's epoll_wait is not traced:
 	# wait for strace to have stopped the broker's threads)

@@ -282,7 +282,7 @@ assert_clean_lab
 # ---- where clone3 is refused (ENOSYS, as a container's seccomp profile
 # makes it): the child enters its cgroup through cgroup.procs, as before
 : >"$BROKER_LOG"
-PST_BROKER_WRAP="$BUILD/tests/helpers/no-clone3" broker_start "$T/policy.json"
+PST_BROKER_WRAP="$BUILD/tests/helpers/enosys clone3" broker_start "$T/policy.json"
 spawn_strace 7205 "$T/fallback.strace"
 grep -q 'clone3({flags=.*CLONE_INTO_CGROUP.*= -1 ENOSYS' "$T/fallback.strace" ||
 	fail "clone3 into the cgroup not tried and refused: $(grep clone "$T/fallback.strace" | head -5)"

@@ -74,6 +74,18 @@ assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
 uid=$(sed -n "s/.* event=sandbox name=probe .* uid=\([0-9]*\) .*/\1/p" "$BROKER_LOG" | head -1)
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
 
+# the child does not copy the broker's fd table: cloned sharing it, it
+# makes one of its own with the broker's few lowest fds only (up to the
+# broker's own pidfd) and takes the fds it uses into it one by one
+own_table_trace() { SPAWN_STRACE_CALLS=clone,clone3,close_range,pidfd_getfd spawn_strace 7001 "$1"; }
+own_table_trace "$T/own.strace"
+grep -Eq 'clone3?\(.*CLONE_VM\|CLONE_FILES.*CLONE_VFORK' "$T/own.strace" ||
+	fail "the child was not cloned sharing the fd table: $(grep clone "$T/own.strace" | grep -v CLONE_THREAD | head -3)"
+grep -Eq 'close_range\([0-9]+, 4294967295, CLOSE_RANGE_UNSHARE\) += 0' "$T/own.strace" ||
+	fail "the child made no table of its own: $(grep close_range "$T/own.strace" | head -3)"
+[ "$(grep -Ec 'pidfd_getfd\(.*\) += [0-9]+' "$T/own.strace")" -ge 3 ] ||
+	fail "the child took too few fds: $(grep pidfd_getfd "$T/own.strace" | head -5)"
+
 # the handler starts at its root, with or without mounts of its own
 # (a tmpfs) on the copy of its sandbox's root template
 assert_eq "$(in_lab "$CLIENT" 127.0.0.1:7011 "")" "cwd=/ at the root" "working directory, no per-handler mounts"
@@ -159,6 +171,25 @@ in_lab "$CLIENT" -t 5000 127.0.0.1:7006 x >/dev/null 2>&1
 wait_for 5 grep -q 'sandbox \\"badbind\\": bind /srv/postern-no-such-dir -> /data: No such file or directory' "$BROKER_LOG" ||
 	fail "bind error not reported with step and errno: $(grep badbind "$BROKER_LOG")"
 
+broker_stop
+assert_clean_lab
+
+# where pidfd_getfd is refused (ENOSYS, as a seccomp profile that does not
+# know it makes it): the child that could not take its fds exits, the
+# launch clones again copying the table, and so does every later one; the
+# handler gets the same fds and nothing more
+: >"$BROKER_LOG"
+PST_BROKER_WRAP="$BUILD/tests/helpers/enosys pidfd_getfd" broker_start "$T/policy.json" --no-preflight
+own_table_trace "$T/fallback.strace"
+grep -q 'pidfd_getfd(.* = -1 ENOSYS' "$T/fallback.strace" || fail "pidfd_getfd not tried and refused: $(grep -E 'pidfd|close_range' "$T/fallback.strace" | head -3)"
+grep CLONE_VFORK "$T/fallback.strace" | grep -vq CLONE_FILES ||
+	fail "no clone copying the table after the refusal: $(grep CLONE_VFORK "$T/fallback.strace" | head -3)"
+out=$(in_lab "$CLIENT" 127.0.0.1:7001 "")
+assert_line "$out" "open fds: 0 1 2" "copying the table: no fd beyond the socket and stderr"
+own_table_trace "$T/fallback2.strace"
+grep -q CLONE_VFORK "$T/fallback2.strace" || fail "no clone traced: $(head -3 "$T/fallback2.strace")"
+! grep CLONE_VFORK "$T/fallback2.strace" | grep -q CLONE_FILES ||
+	fail "tried sharing the table again after the refusal: $(grep CLONE_VFORK "$T/fallback2.strace" | head -2)"
 broker_stop
 assert_clean_lab
 
