@@ -345,21 +345,29 @@ static void files_open_dir(const char *d, int *row)
 /*
  * A new handler cgroup's files opened, to be kept while it lives and
  * while it waits in the stock, when it can be reused (cgroup v1) and this
- * process keeps fewer than CG_KEEP: a kernfs open costs about 3 us (7
- * beside other cgroups being made and removed), a pread of an open one a
- * tenth of that, and a reused cgroup's files are the same files. But every
- * fd the process holds is copied into each child's fd table at the clone
- * and closed there (close_range): about 0.12 us per fd per spawn, so the
- * number is bounded for the whole process, not per sandbox (16 handler
- * cgroups with 11 files each cost ~21 us per spawn and spare ~50 in each
- * spawn and reap that uses one); the handlers beyond it use the paths.
- * The slots go to the cgroups of the fresh path, the one a request waits
- * on: those made for the stock or for a fresh spawn, and a reaped one
- * going back to the stock; a pre-warmed handler's cgroup is made and
- * entered before its request comes, so it uses the paths (in `make bench`
- * the 16 pre-warmed handlers' cgroups, made first at start, had held every
- * slot, and the fresh path opened 8 files per request).
+ * process keeps fewer than keep_max(): a kernfs open costs about 3 us (7
+ * beside other cgroups being made and removed; more on a path 9
+ * components deep), a pread of an open one a tenth of that, and a reused
+ * cgroup's files are the same files. Up to CG_KEEP (64, the stock's size)
+ * where the children make an fd table of their own (launch.c), since what
+ * the broker holds then costs a spawn nothing; CG_KEEP_COPY (16) where they
+ * copy the broker's table, every fd of which a child takes and closes
+ * again, ~0.12 us per fd per spawn (16 handler cgroups with 11 files each
+ * cost ~21 us per spawn there, and spare ~50 in each spawn and reap that
+ * uses one). Bounded for the whole process, not per sandbox; the handlers
+ * beyond it use the paths. The slots go to the cgroups of the fresh path,
+ * the one a request waits on: those made for the stock or for a fresh
+ * spawn, and a reaped one going back to the stock; a pre-warmed handler's
+ * cgroup is made and entered before its request comes, so it uses the
+ * paths (in `make bench` the 16 pre-warmed handlers' cgroups, made first
+ * at start, had held every slot, and the fresh path opened 8 files per
+ * request).
  */
+static unsigned keep_max(void)
+{
+	return sb_own_table_ok() ? CG_KEEP : CG_KEEP_COPY;
+}
+
 static unsigned n_kept;
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -371,7 +379,7 @@ static void files_keep(const char *dirs, bool want, bool *kept, int *fd)
 	if (!want || sb_cgp.mode != SANDBOX_CG_V1 || !dirs[0])
 		return;
 	pthread_mutex_lock(&kept_lock);
-	*kept = n_kept < CG_KEEP;
+	*kept = n_kept < keep_max();
 	n_kept += *kept;
 	pthread_mutex_unlock(&kept_lock);
 	if (!*kept)
@@ -401,6 +409,7 @@ unsigned sandbox_cg_kept_fds(void)
 	unsigned n = 0;
 	if (sb_cgp.mode != SANDBOX_CG_V1)
 		return 0;
+	sb_own_table_prepare(); /* whether children will copy the table */
 	/* per hierarchy in use its directory and its kept files */
 	for (int c = 0; c < CG_N; c++) {
 		if (!sb_cgp.v1base[c][0] || sb_cgp.v1same[c] >= 0)
@@ -409,7 +418,7 @@ unsigned sandbox_cg_kept_fds(void)
 		for (size_t i = 0; i < N_KEPT_FILES; i++)
 			n += kept_file_in(i, c);
 	}
-	return CG_KEEP * n;
+	return keep_max() * n;
 }
 
 /*

@@ -66,7 +66,8 @@ __attribute__((format(printf, 5, 6))) void sb_error(struct sandbox_error *e, int
 
 #define CG_AHEAD 4       /* handler cgroups made ahead per sandbox */
 #define CG_STOCK 64      /* ... and with the reaped ones put back, at most */
-#define CG_KEEP 16       /* handler cgroups whose files are kept open, per process */
+#define CG_KEEP 64       /* handler cgroups whose files are kept open, per process */
+#define CG_KEEP_COPY 16  /* ... where children copy the broker's fd table */
 #define CG_DIRS_MAX 1024 /* sizeof(sandbox_handler.cgroup) */
 #define V2_CTRLS 3       /* memory, pids, cpu: what v2 handler cgroups use */
 enum { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_N };
