@@ -23,10 +23,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-
-#include <linux/close_range.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/close_range.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -270,10 +270,15 @@ int sb_setup_child(int (*fn)(void *), int flags, void *arg, int *err_fd, char ta
  * close_range(pidfd + 1, ~0, CLOSE_RANGE_UNSHARE), Linux 5.9. It then
  * takes each fd it uses with pidfd_getfd() (Linux 5.6), still host root,
  * while the launching thread, which owns or holds every one of them, is
- * suspended. Where either is refused (an older kernel, a seccomp profile
- * of a container, an LSM refusing the ptrace-mode check), the child says
- * so in c->take_err and exits, and the launch clones again, copying, as
- * every later one then does. */
+ * suspended: by number, so each must stay open until the launch returns
+ * (the launch's own pipes and cgroup files; the sandbox's namespaces,
+ * template, ruleset and channels; the request's socket and stdin: held by
+ * the caller, its job and generation, until the launch returns), or the
+ * child could be handed whatever took the number next. Where either is
+ * refused (an older kernel, a seccomp profile of a container, an LSM
+ * refusing the ptrace-mode check), the child says so in c->take_err and
+ * exits, and the launch clones again, copying, as every later one then
+ * does. */
 static int self_pidfd = -1;
 static pid_t self_pid;
 static int own_table_ok = 1;
@@ -415,6 +420,34 @@ static void fds_restore(struct child_args *c, const struct child_args *mine)
 	c->ll_fd = mine->ll_fd;
 }
 
+/* The clone (into the v2 cgroup into, if >= 0), the child making a table
+ * of its own when ca.own_table; when it could not take its fds (it is gone
+ * then), once more copying the table. The pid, or -1 with errno. */
+static pid_t clone_child(struct launch *l, const struct child_args *mine, char *stack, size_t size,
+                         int flags, int into)
+{
+	pid_t pid = sb_vfork_clone_into(sb_child_main, stack, size,
+	                                flags | (l->ca.own_table ? CLONE_FILES : 0), &l->ca,
+	                                &l->pidfd, into);
+	int e = errno;
+	fds_restore(&l->ca, mine);
+	if (pid > 0 && l->ca.take_err) {
+		int te = l->ca.take_err;
+		waitpid(pid, NULL, __WALL);
+		sb_close(&l->pidfd);
+		if (te == ENOSYS || te == EPERM || te == EACCES || te == EINVAL)
+			__atomic_store_n(&own_table_ok, 0, __ATOMIC_RELAXED);
+		l->ca.own_table = false;
+		l->ca.take_err = 0;
+		pid =
+		    sb_vfork_clone_into(sb_child_main, stack, size, flags, &l->ca, &l->pidfd, into);
+		e = errno;
+		fds_restore(&l->ca, mine);
+	}
+	errno = e;
+	return pid;
+}
+
 /* vfork-style: the child shares our memory and runs on the stack given
  * while this thread is suspended until it execs or exits. No page tables
  * to copy, no copy-on-write faults. */
@@ -429,25 +462,8 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	l->ca.own_table = own_table_use();
 	/* the child renumbers the fds in ca as it takes them: ours are these */
 	struct child_args mine = l->ca;
-	l->pid = sb_vfork_clone_into(sb_child_main, stack, size,
-	                             flags | (l->ca.own_table ? CLONE_FILES : 0), &l->ca, &l->pidfd,
-	                             l->into);
+	l->pid = clone_child(l, &mine, stack, size, flags, l->into);
 	int e = errno;
-	fds_restore(&l->ca, &mine);
-	if (l->pid > 0 && l->ca.take_err) {
-		/* it could not make or fill a table of its own: gone; again, copying */
-		int te = l->ca.take_err;
-		waitpid(l->pid, NULL, __WALL);
-		sb_close(&l->pidfd);
-		if (te == ENOSYS || te == EPERM || te == EACCES || te == EINVAL)
-			__atomic_store_n(&own_table_ok, 0, __ATOMIC_RELAXED);
-		l->ca.own_table = false;
-		l->ca.take_err = 0;
-		l->pid = sb_vfork_clone_into(sb_child_main, stack, size, flags, &l->ca, &l->pidfd,
-		                             l->into);
-		e = errno;
-		fds_restore(&l->ca, &mine);
-	}
 	if (l->pid < 0 && l->into >= 0 && !sb_clone_into_cgroup_ok()) {
 		/* no clone3 here: the child enters by cgroup.procs */
 		l->ca.procs[0] = sb_cg_enter_file_at(l->into);
@@ -460,11 +476,8 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 		}
 		sb_close(&l->into);
 		mine.procs[0] = l->ca.procs[0];
-		l->pid =
-		    sb_vfork_clone(sb_child_main, stack, size,
-		                   flags | (l->ca.own_table ? CLONE_FILES : 0), &l->ca, &l->pidfd);
+		l->pid = clone_child(l, &mine, stack, size, flags, -1);
 		e = errno;
-		fds_restore(&l->ca, &mine);
 	}
 	l->t_back = sb_now_ns();
 	if (l->pid < 0 && l->into >= 0) { /* the cgroup refused it (EBUSY, EOPNOTSUPP ...) */
