@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -145,13 +146,59 @@ static uint64_t fd_budget(const struct pst_policy *p)
 	return n;
 }
 
-static int fd_budget_check(const struct pst_policy *p)
+/* libuv keeps its I/O watchers in an array indexed by fd, grown (realloc)
+ * the first time a watched fd passes its end: as the broker's fd numbers
+ * climb under load (kept cgroup files, handlers' pidfds and pipes), some
+ * request would pay for it. So it is grown here, once per load or reload,
+ * to the policy's fd budget: a watcher started and stopped on an eventfd
+ * moved that high (8 bytes per fd: 24 KB for 3,000). */
+static bool probe_busy;
+
+static void watchers_probe_closed(uv_handle_t *h)
+{
+	(void)h;
+	probe_busy = false;
+}
+
+static void watchers_probe_cb(uv_poll_t *h, int status, int events)
+{
+	(void)h, (void)status, (void)events;
+}
+
+static void watchers_presize(uv_loop_t *loop, uint64_t need)
+{
+	static uv_poll_t probe; /* one at a time: probe_busy until closed */
+	bool busy = probe_busy;
+	struct rlimit rl;
+	if (busy || need < 64 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && need >= rl.rlim_cur)
+		need = rl.rlim_cur - 1;
+	if (need > 1u << 16)
+		need = 1u << 16; /* beyond, libuv grows it as it goes */
+	int e = eventfd(0, EFD_CLOEXEC);
+	int hi = e < 0 ? -1 : fcntl(e, F_DUPFD_CLOEXEC, (int)need - 1);
+	if (hi >= 0 && uv_poll_init(loop, &probe, hi) == 0) {
+		probe_busy = true;
+		(void)uv_poll_start(&probe, UV_READABLE, watchers_probe_cb);
+		uv_poll_stop(&probe);
+		uv_close((uv_handle_t *)&probe, watchers_probe_closed);
+	}
+	if (hi >= 0)
+		close(hi);
+	if (e >= 0)
+		close(e);
+}
+
+static int fd_budget_check(uv_loop_t *loop, const struct pst_policy *p)
 {
 	struct rlimit rl;
 	uint64_t need = fd_budget(p);
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    need <= rl.rlim_cur)
+	    need <= rl.rlim_cur) {
+		watchers_presize(loop, need);
 		return 0;
+	}
 	char why[600];
 	snprintf(why, sizeof(why),
 	         "the sandboxes' caps (limits.handlers, prewarm) need up to %llu file descriptors "
@@ -170,7 +217,7 @@ static int fd_budget_check(const struct pst_policy *p)
 int gen_prepare(struct daemon *d, struct pst_policy *p, struct gen_plan *pl)
 {
 	memset(pl, 0, sizeof(*pl));
-	int r = fd_budget_check(p);
+	int r = fd_budget_check(d->loop, p);
 	if (r < 0) {
 		pst_policy_free(p);
 		return r;
