@@ -26,8 +26,10 @@ ip link add "vd$$" netns "$LAB" type veth peer name eth0 netns "$DB" || fail "ve
 in_lab ip addr add 10.152.163.1/24 dev "vd$$"; in_lab ip link set "vd$$" up
 ip -n "$DB" addr add 10.152.163.10/24 dev eth0; ip -n "$DB" link set eth0 up
 ip netns exec "$DB" "$BANNER" 10.152.163.10 5432 db4-reached & bg_pid $!
-in_lab "$BANNER" 127.0.0.1 9102 lab4-reached & bg_pid $!
-in_lab "$BANNER" ::1 9101 lab6-reached & bg_pid $!
+# (ip netns exec execs the banner: $! is it, not a subshell that would
+# leave it running when killed)
+ip netns exec "$LAB" "$BANNER" 127.0.0.1 9102 lab4-reached & bg_pid $!
+ip netns exec "$LAB" "$BANNER" ::1 9101 lab6-reached & bg_pid $!
 wait_for 5 sh -c "ip netns exec $DB ss -ltn | grep -q 10.152.163.10:5432" || fail "db server"
 wait_for 5 sh -c "ip netns exec $LAB ss -ltn | grep -q '\[::1\]:9101'" || fail "lab servers"
 
