@@ -168,9 +168,8 @@ static void watchers_probe_cb(uv_poll_t *h, int status, int events)
 static void watchers_presize(uv_loop_t *loop, uint64_t need)
 {
 	static uv_poll_t probe; /* one at a time: probe_busy until closed */
-	bool busy = probe_busy;
 	struct rlimit rl;
-	if (busy || need < 64 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+	if (probe_busy || need < 64 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
 	if (rl.rlim_cur != RLIM_INFINITY && need >= rl.rlim_cur)
 		need = rl.rlim_cur - 1;
@@ -190,15 +189,13 @@ static void watchers_presize(uv_loop_t *loop, uint64_t need)
 		close(e);
 }
 
-static int fd_budget_check(uv_loop_t *loop, const struct pst_policy *p)
+static int fd_budget_check(const struct pst_policy *p)
 {
 	struct rlimit rl;
 	uint64_t need = fd_budget(p);
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    need <= rl.rlim_cur) {
-		watchers_presize(loop, need);
+	    need <= rl.rlim_cur)
 		return 0;
-	}
 	char why[600];
 	snprintf(why, sizeof(why),
 	         "the sandboxes' caps (limits.handlers, prewarm) need up to %llu file descriptors "
@@ -217,11 +214,12 @@ static int fd_budget_check(uv_loop_t *loop, const struct pst_policy *p)
 int gen_prepare(struct daemon *d, struct pst_policy *p, struct gen_plan *pl)
 {
 	memset(pl, 0, sizeof(*pl));
-	int r = fd_budget_check(d->loop, p);
+	int r = fd_budget_check(p);
 	if (r < 0) {
 		pst_policy_free(p);
 		return r;
 	}
+	watchers_presize(d->loop, fd_budget(p));
 	struct gen *g = calloc(1, sizeof(*g));
 	if (!g || !(g->sbx = calloc(p->n_sandboxes, sizeof(*g->sbx)))) {
 		free(g);

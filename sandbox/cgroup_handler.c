@@ -409,7 +409,6 @@ unsigned sandbox_cg_kept_fds(void)
 	unsigned n = 0;
 	if (sb_cgp.mode != SANDBOX_CG_V1)
 		return 0;
-	sb_own_table_prepare(); /* whether children will copy the table */
 	/* per hierarchy in use its directory and its kept files */
 	for (int c = 0; c < CG_N; c++) {
 		if (!sb_cgp.v1base[c][0] || sb_cgp.v1same[c] >= 0)

@@ -267,7 +267,7 @@ pid_t sb_vfork_clone_into(int (*fn)(void *), char *stack, size_t size, int flags
 bool sb_clone_into_cgroup_ok(void);
 /* The broker's own pidfd, opened once (sandbox_prepare()), with which a
  * child takes the fds it uses into a table of its own (launch.c); whether
- * children still do (false for the process once refused). */
+ * children do (true until refused, or until the pidfd cannot be opened). */
 void sb_own_table_prepare(void);
 bool sb_own_table_ok(void);
 /* err filled from a child's failure record; returns the negative errno. */

@@ -310,7 +310,7 @@ static bool own_table_use(void)
 
 bool sb_own_table_ok(void)
 {
-	return own_table_use();
+	return __atomic_load_n(&own_table_ok, __ATOMIC_RELAXED);
 }
 
 /* In the child, first of all: its own table (see above). */
