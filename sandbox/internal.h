@@ -382,6 +382,10 @@ int sb_release(struct sandbox *sb, struct sandbox_handler *h, int sock_fd, int s
 /* Whether the sandbox's seccomp allows System V IPC or POSIX message
  * queues: its handlers then get an ipc namespace each (namespaces.c). */
 bool sb_ipc_private(const struct sandbox_config *cfg);
+/* The default profile's denies, and System V IPC with POSIX message
+ * queues (denied unless allowed; NULL-terminated). */
+extern const char *const sb_seccomp_default_deny[];
+extern const char *const sb_seccomp_ipc_calls[];
 int sb_seccomp_compile(const struct sandbox_config *cfg, struct sock_fprog *out,
                        struct sandbox_error *err);
 void child_seccomp(struct child_args *c);
