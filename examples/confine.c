@@ -67,7 +67,7 @@ int main(void)
 		char line[256];
 		while (fgets(line, sizeof(line), st))
 			if (!strncmp(line, "Cap", 3) || !strncmp(line, "NoNewPrivs", 10) ||
-			    !strncmp(line, "Seccomp:", 8))
+			    !strncmp(line, "Seccomp:", 8) || !strncmp(line, "FDSize:", 7))
 				fputs(line, out);
 		fclose(st);
 	} else {

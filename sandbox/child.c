@@ -34,8 +34,19 @@
 
 #include "sandbox/internal.h"
 
-#define HIGH_FD 900 /* scratch fds while arranging 0..n */
-#define ERR_FD 1000 /* the error pipe while arranging */
+/* Where the error pipe, the kept fds and the scratch copies go while the
+ * handler's fds are arranged: above every target and the three kept fds
+ * placed right above them (child_fds()). Just above, not at a fixed 900:
+ * a table of 64 fds (the child's own, child_own_table()) would grow to
+ * 1,024 slots for one fd there, an allocation and a copy per spawn. */
+static int child_fd_high(const struct child_args *c)
+{
+	int top = 3; /* the socket */
+	for (size_t i = 0; i < c->a->n_fds; i++)
+		if (c->a->fds[i].target > top)
+			top = c->a->fds[i].target;
+	return top + 4;
+}
 
 /* Every disposition to default: the handler must not inherit the broker's
  * SIG_IGN, and no broker handler may run on this stack. Signals stay
@@ -81,7 +92,7 @@ static void child_cgroupns(struct child_args *c)
 /* The error pipe goes high, so arranging fds cannot clobber it. */
 static void child_err_high(struct child_args *c)
 {
-	if ((c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, ERR_FD)) < 0)
+	if ((c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, child_fd_high(c))) < 0)
 		_exit(125);
 }
 
@@ -110,7 +121,7 @@ static void child_enter_template(struct child_args *c)
 static void child_fds(struct child_args *c)
 {
 	const struct sandbox_spawn_args *a = c->a;
-	int efd = c->err_fd, errw = c->errw;
+	int efd = c->err_fd, errw = c->errw, high = child_fd_high(c);
 	struct {
 		int src, dst;
 		bool ours; /* in the child's table already: else the broker's (child_fd()) */
@@ -142,12 +153,12 @@ static void child_fds(struct child_args *c)
 	static const char *const kept[] = {"keep /proc/self", "keep postern-warm",
 	                                   "keep the Landlock ruleset"};
 	for (size_t i = 0; i < 3; i++)
-		if (*keep[i] >= 0 && (*keep[i] = fcntl(*keep[i], F_DUPFD_CLOEXEC, HIGH_FD)) < 0)
+		if (*keep[i] >= 0 && (*keep[i] = fcntl(*keep[i], F_DUPFD_CLOEXEC, high)) < 0)
 			child_fail(efd, errno, "fds", "%s", kept[i]);
 	int tmp[sizeof(map) / sizeof(map[0])];
 	for (size_t i = 0; i < n; i++) {
 		int src = map[i].ours ? map[i].src : child_fd(c, map[i].src);
-		tmp[i] = fcntl(src, F_DUPFD_CLOEXEC, HIGH_FD);
+		tmp[i] = fcntl(src, F_DUPFD_CLOEXEC, high);
 		if (tmp[i] < 0)
 			child_fail(efd, errno, "fds", "dup fd %d", map[i].src);
 		if (!map[i].ours)

@@ -71,6 +71,9 @@ for what in "mount tmpfs" "clone(CLONE_NEWUTS)" "clone(CLONE_NEWNET)" "unshare(C
 	assert_contains "$out" "$what: refused (Operation not permitted)" "$what"
 done
 assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
+# its fd table is the small one the child made (64 slots): arranging the
+# fds did not move one to a high number, which would have grown it to 1,024
+assert_contains "$out" "$(printf 'FDSize:\t64')" "the handler's fd table stayed small"
 uid=$(sed -n "s/.* event=sandbox name=probe .* uid=\([0-9]*\) .*/\1/p" "$BROKER_LOG" | head -1)
 assert_contains "$out" "uid: $uid (effective $uid), gid: $uid" "unprivileged uid inside"
 
