@@ -212,6 +212,7 @@ static void log_pending(bool on, int fd, void *ctx)
 static int daemon_init(struct daemon *d, const struct pst_run_opts *opts)
 {
 	d->policy_path = opts->policy_path;
+	d->watch_fd = -1;
 	d->refill_busy = opts->refill_busy;
 	d->insecure_policy = opts->insecure_policy;
 	d->no_preflight = opts->no_preflight;
@@ -385,6 +386,13 @@ static int start_serving(struct daemon *d, struct pst_policy *p)
 	r = gen_prepare(d, p, &pl);
 	if (r < 0)
 		return r;
+	if ((r = handlers_watch_open(d)) < 0) {
+		pst_log_errno("start", NULL, "the handlers' watch set", -r);
+		gen_abort(d, &pl);
+		uv_run(d->loop, UV_RUN_NOWAIT);
+		uv_loop_close(d->loop);
+		return r;
+	}
 	p = pl.g->policy;
 	if ((r = start_netpolicy(d, p)) < 0 || (r = control_open(d, p->broker.control)) < 0 ||
 	    (p->broker.has_metrics && (r = metrics_open(d, &p->broker.metrics)) < 0) ||
@@ -396,8 +404,10 @@ static int start_serving(struct daemon *d, struct pst_policy *p)
 		}
 		control_server_close(d);
 		gen_abort(d, &pl);
+		uv_close((uv_handle_t *)&d->watch_poll, NULL);
 		uv_run(d->loop, UV_RUN_NOWAIT);
 		uv_loop_close(d->loop);
+		handlers_watch_close(d);
 		return r;
 	}
 	start_timers(d);
@@ -459,6 +469,7 @@ int pst_daemon_run(const struct pst_run_opts *opts)
 	uv_run(d->loop, UV_RUN_DEFAULT);
 	pst_log_nonblock_stop(LOG_FLUSH_MS);
 	uv_loop_close(d->loop);
+	handlers_watch_close(d);
 	cg_fini();
 	pst_instance_unlock(&d->lock);
 	daemon_free_spares(d);

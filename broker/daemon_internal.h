@@ -285,8 +285,7 @@ struct handler {
 	enum handler_state state;
 	enum handler_end end;
 	struct sandbox_handler h;
-	uv_poll_t exit_poll;
-	uv_poll_t err_poll;
+	bool watched; /* its pidfd in the daemon's watch set (handlers_watch) */
 	uv_timer_t timer;
 	uv_poll_t ctl_poll; /* pre-warmed handlers only */
 	int handles_open;
@@ -339,6 +338,10 @@ struct inherited_fd {
 
 struct daemon {
 	uv_loop_t *loop;
+	/* every handler's pidfd and stderr pipe in one epoll set, one uv_poll
+	 * in the loop for all of them (handler.c) */
+	int watch_fd;
+	uv_poll_t watch_poll;
 	const char *policy_path;
 	struct gen *cur;
 	struct netpolicy *np;
@@ -460,6 +463,8 @@ void handler_put(struct daemon *d, struct handler *h);
 void handler_link(struct daemon *d, struct handler *h);
 void handler_unlink(struct daemon *d, struct handler *h);
 void handler_watch(struct daemon *d, struct handler *h);
+int handlers_watch_open(struct daemon *d);
+void handlers_watch_close(struct daemon *d);
 int handler_spawn(struct daemon *d, struct sbx *s, struct pst_request *req);
 int handler_kill(struct handler *h, enum handler_end why); /* sandbox_kill()'s */
 void handlers_kill_all(struct daemon *d);

@@ -9,6 +9,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 
 #include "broker/daemon_internal.h"
@@ -145,12 +148,16 @@ static bool stderr_drain(struct handler *h, size_t budget)
 	return false;
 }
 
-static void on_handler_stderr(uv_poll_t *p, int status, int events)
+static void unwatch(struct daemon *d, int fd)
 {
-	struct handler *h = p->data;
-	(void)events;
-	if (status < 0 || stderr_drain(h, STDERR_READ_BUDGET)) {
-		uv_poll_stop(p);
+	(void)epoll_ctl(d->watch_fd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+/* At its end (EOF) or on an error, its stderr is no longer watched. */
+static void on_handler_stderr(struct handler *h)
+{
+	if (stderr_drain(h, STDERR_READ_BUDGET)) {
+		unwatch(h->d, h->h.stderr_fd);
 		h->err_polling = false;
 	}
 }
@@ -301,37 +308,116 @@ static void handler_exit(struct handler *h)
 	else
 		prewarm_ended(h);
 	uv_timer_stop(&h->timer);
-	uv_poll_stop(&h->exit_poll);
+	/* out of the watch set before its fds close at the reap: a copy of
+	 * one elsewhere (a child that copied the broker's table) would keep
+	 * it registered, with this handler's address */
+	if (h->watched) {
+		unwatch(h->d, h->h.pidfd);
+		h->watched = false;
+	}
 	if (h->err_polling) {
-		uv_poll_stop(&h->err_poll);
+		unwatch(h->d, h->h.stderr_fd);
 		h->err_polling = false;
 	}
 	/* whatever the handler wrote before it died */
 	stderr_drain(h, STDERR_TOTAL_MAX);
-	uv_close((uv_handle_t *)&h->exit_poll, on_handler_closed);
-	uv_close((uv_handle_t *)&h->err_poll, on_handler_closed);
 	uv_close((uv_handle_t *)&h->timer, on_handler_closed);
 	if (h->has_ctl)
 		uv_close((uv_handle_t *)&h->ctl_poll, on_handler_closed);
 }
 
-static void on_handler_exit(uv_poll_t *p, int status, int events)
+/* ---- the watch set ---------------------------------------------------------
+ *
+ * Every handler's pidfd and stderr pipe are in one epoll set of the
+ * broker's, which is one uv_poll in the loop: a handler costs 2 epoll_ctl
+ * to watch and 2 to drop, where a uv_poll for each of the two fds took 12
+ * (libuv checks a new fd with an ADD and a DEL, stops a poll before it
+ * starts it and again when it closes) and 2 ioctls. An event carries the
+ * handler's address, its lowest bit set for the stderr pipe. Dispatching a
+ * batch frees no handler (a reap waits for its timer's close callback), so
+ * each address in it is live; a stderr event after the exit in the same
+ * batch finds it no longer polled. */
+#define WATCH_STDERR ((uintptr_t)1)
+#define WATCH_BATCH 64
+_Static_assert(_Alignof(struct handler) > 1, "a handler's address has a free low bit");
+
+static void on_watch(uv_poll_t *p, int status, int events)
 {
+	struct daemon *d = p->data;
+	struct epoll_event ev[WATCH_BATCH];
 	(void)status;
 	(void)events;
-	handler_exit(p->data);
+	int n = epoll_wait(d->watch_fd, ev, WATCH_BATCH, 0);
+	for (int i = 0; i < n; i++) {
+		uintptr_t v = (uintptr_t)ev[i].data.ptr;
+		struct handler *h = (struct handler *)(v & ~WATCH_STDERR);
+		if (!(v & WATCH_STDERR))
+			handler_exit(h);
+		else if (h->err_polling)
+			on_handler_stderr(h);
+	}
 }
 
-/* libuv handles of a started handler: pidfd, stderr, timeout. */
+int handlers_watch_open(struct daemon *d)
+{
+	d->watch_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (d->watch_fd < 0)
+		return -errno;
+	int r = uv_poll_init(d->loop, &d->watch_poll, d->watch_fd);
+	if (r == 0) {
+		d->watch_poll.data = d;
+		r = uv_poll_start(&d->watch_poll, UV_READABLE, on_watch);
+	}
+	if (r < 0) {
+		close(d->watch_fd);
+		d->watch_fd = -1;
+	}
+	return r;
+}
+
+/* After the loop: its handle was closed with the others. */
+void handlers_watch_close(struct daemon *d)
+{
+	if (d->watch_fd >= 0)
+		close(take_fd(&d->watch_fd));
+}
+
+static int watch(struct daemon *d, int fd, uintptr_t tag, struct handler *h)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = (void *)((uintptr_t)h | tag)};
+	return epoll_ctl(d->watch_fd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* A pidfd the watch set refused: its handler was killed; its timer looks
+ * whether it has gone. */
+static void on_unwatched(uv_timer_t *t)
+{
+	struct handler *h = t->data;
+	struct pollfd p = {.fd = h->h.pidfd, .events = POLLIN};
+	if (poll(&p, 1, 0) == 1)
+		handler_exit(h);
+}
+
+/* A started handler: its pidfd and stderr in the watch set, its timer. A
+ * pidfd that cannot be watched (ENOMEM; ENOSPC past fs.epoll.max_user_watches)
+ * is killed, so that nothing runs unwatched, and its timer looks every 10 ms
+ * until it has gone (libuv would have aborted the broker there). */
 void handler_watch(struct daemon *d, struct handler *h)
 {
-	uv_poll_init(d->loop, &h->exit_poll, h->h.pidfd);
-	uv_poll_init(d->loop, &h->err_poll, h->h.stderr_fd);
 	uv_timer_init(d->loop, &h->timer);
-	h->exit_poll.data = h->err_poll.data = h->timer.data = h;
-	h->handles_open = 3;
-	uv_poll_start(&h->exit_poll, UV_READABLE, on_handler_exit);
-	if (uv_poll_start(&h->err_poll, UV_READABLE, on_handler_stderr) == 0)
+	h->timer.data = h;
+	h->handles_open = 1;
+	int r = watch(d, h->h.pidfd, 0, h);
+	h->watched = r == 0;
+	if (r < 0) {
+		pst_log_errno("watch", h->sbx->conf->name, "watch the handler's pidfd", -r);
+		handler_kill(h, END_KILLED);
+		uv_timer_start(&h->timer, on_unwatched, 10, 10);
+	}
+	/* non-blocking for the drain (a new pipe's end has no other status
+	 * flag); the handler's end stays blocking */
+	if (fcntl(h->h.stderr_fd, F_SETFL, O_NONBLOCK) == 0 &&
+	    watch(d, h->h.stderr_fd, WATCH_STDERR, h) == 0)
 		h->err_polling = true;
 }
 
@@ -383,7 +469,7 @@ static void handler_started(struct daemon *d, struct handler *h, uint64_t t0, ui
 	s->stats.started++;
 	pst_latring_add(&s->stats.lat, (uint32_t)(spawn_ns / 1000));
 	pst_hist_add(&s->stats.spawn, spawn_ns);
-	if (s->conf->limits.timeout_ms)
+	if (s->conf->limits.timeout_ms && h->watched) /* else the timer is on_unwatched()'s */
 		uv_timer_start(&h->timer, on_handler_timeout, s->conf->limits.timeout_ms, 0);
 
 	struct pst_logline l;
