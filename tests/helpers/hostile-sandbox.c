@@ -24,6 +24,11 @@
  *   pidfd-kill           fd 0 is a pidfd (passed on an fdpass channel):
  *                        pidfd_send_signal(SIGKILL), reported on stderr
  *   landlock             the Landlock ABI the kernel offers
+ *   fds                  every fd open in it, up to its nofile limit,
+ *                        and what it is: "fds: 0:socket 1:socket 2:fifo";
+ *                        one that is a pidfd (of any process: signal 0
+ *                        through it) is "N:pidfd", a namespace "N:ns", an
+ *                        epoll set "N:epoll": what a broker's fd would be
  *   ipc [KEY [S]]        "hostname: NAME", sethostname(), "ipc ns: ipc:[N]",
  *                        System V shm, message queue and semaphore set
  *                        (IPC_PRIVATE), a POSIX message queue; with KEY a
@@ -46,7 +51,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/epoll.h>
 #include <sys/ipc.h>
+#include <sys/resource.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -56,6 +64,8 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/nsfs.h>
 
 #ifndef AF_VSOCK
 #define AF_VSOCK 40
@@ -478,6 +488,42 @@ static void cmd_ipc_look(const char *key)
 	say("mq of the other handler", mq_open_raw(qname, O_RDWR));
 }
 
+/* What fd is, by what it answers to. */
+static const char *fd_kind(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return NULL;
+	if (syscall(SYS_pidfd_send_signal, fd, 0, NULL, 0) == 0 || errno != EBADF)
+		return "pidfd";
+	if (ioctl(fd, NS_GET_NSTYPE) >= 0)
+		return "ns";
+	struct epoll_event ev;
+	if (epoll_wait(fd, &ev, 1, 0) >= 0 || errno != EINVAL)
+		return "epoll";
+	return S_ISSOCK(st.st_mode)   ? "socket"
+	       : S_ISFIFO(st.st_mode) ? "fifo"
+	       : S_ISCHR(st.st_mode)  ? "chr"
+	       : S_ISDIR(st.st_mode)  ? "dir"
+	       : S_ISREG(st.st_mode)  ? "file"
+	                              : "other";
+}
+
+static void cmd_fds(void)
+{
+	struct rlimit rl;
+	int max = 65536;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)max)
+		max = (int)rl.rlim_cur;
+	fprintf(out, "fds:");
+	for (int fd = 0; fd < max; fd++) {
+		const char *k = fd_kind(fd);
+		if (k)
+			fprintf(out, " %d:%s", fd, k);
+	}
+	fprintf(out, "\n");
+}
+
 int main(int argc, char **argv)
 {
 	out = stdout;
@@ -527,6 +573,8 @@ int main(int argc, char **argv)
 		cmd_ipc(ac > 1 ? av[1] : NULL, ac > 2 ? atoi(av[2]) : 4);
 	} else if (!strcmp(c, "ipc-look") && ac == 2) {
 		cmd_ipc_look(av[1]);
+	} else if (!strcmp(c, "fds")) {
+		cmd_fds();
 	} else if (!strcmp(c, "landlock")) {
 		long v = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U /* VERSION */);
 		fprintf(out, "landlock abi: %ld\n", v > 0 ? v : 0);

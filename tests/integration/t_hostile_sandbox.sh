@@ -19,7 +19,11 @@
 #    broker's): System V IPC and POSIX message queues are refused, so none
 #    can make an object there, and the hostname cannot be changed; with
 #    those calls allowed, each handler has an ipc namespace of its own and
-#    what one makes a concurrent one cannot find.
+#    what one makes a concurrent one cannot find;
+#  - a handler holds its socket and its stderr pipe, nothing of the
+#    broker's (no pidfd, namespace, epoll set, listener or cgroup file),
+#    whether the child made its own fd table or copied the broker's
+#    (pidfd_getfd refused).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/broker_lib.sh"
 
@@ -197,6 +201,19 @@ for ns in "$nsh" "$nsl"; do
 		fail "an ipcpriv handler in $ns (sock's: $ns1, the broker's: $host_ipc)"
 done
 
+# ---- the fds a handler holds ---------------------------------------------------
+# every fd up to its nofile limit, tried as a pidfd, a namespace and an
+# epoll set: only its own three
+fds_line() { in_lab "$CLIENT" 127.0.0.1:7201 "fds" | grep '^fds:'; }
+assert_eq "$(fds_line)" "fds: 0:socket 1:socket 2:fifo" "a handler's fds (the child's own table)"
+broker_stop
+assert_clean_lab
+
+# the same where the child copies the broker's table and closes what is
+# not the handler's (pidfd_getfd refused, as by a container's profile)
+: >"$BROKER_LOG"
+PST_BROKER_WRAP="$BUILD/tests/helpers/enosys pidfd_getfd" broker_start "$T/policy.json"
+assert_eq "$(fds_line)" "fds: 0:socket 1:socket 2:fifo" "a handler's fds (the broker's table copied)"
 broker_stop
 assert_clean_lab
 echo "hostile sandbox: ok"
