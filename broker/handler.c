@@ -6,11 +6,11 @@
  * exit line says how. States and their transitions: daemon_internal.h.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
 
