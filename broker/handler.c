@@ -6,7 +6,6 @@
  * exit line says how. States and their transitions: daemon_internal.h.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -414,10 +413,7 @@ void handler_watch(struct daemon *d, struct handler *h)
 		handler_kill(h, END_KILLED);
 		uv_timer_start(&h->timer, on_unwatched, 10, 10);
 	}
-	/* non-blocking for the drain (a new pipe's end has no other status
-	 * flag); the handler's end stays blocking */
-	if (fcntl(h->h.stderr_fd, F_SETFL, O_NONBLOCK) == 0 &&
-	    watch(d, h->h.stderr_fd, WATCH_STDERR, h) == 0)
+	if (watch(d, h->h.stderr_fd, WATCH_STDERR, h) == 0) /* non-blocking (sandbox.h) */
 		h->err_polling = true;
 }
 

@@ -158,8 +158,6 @@ static void accepted(struct daemon *d, struct listener *ls, int fd,
                      const struct sockaddr_storage *ss)
 {
 	struct sbx *s = ls->sbx;
-	/* the handler gets a blocking socket, as inetd programs expect */
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	/* marked: the table refuses any new connection from or to it, so
 	 * dissolving it (connect AF_UNSPEC) leads nowhere (netpolicy.h) */
 	if (ss->ss_family == AF_INET || ss->ss_family == AF_INET6) {
@@ -204,8 +202,9 @@ static void on_listener_readable(uv_poll_t *p, int status, int events)
 			return; /* let the kernel backlog hold the rest */
 		struct sockaddr_storage ss;
 		socklen_t slen = sizeof(ss);
-		int fd =
-		    accept4(ls->fd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		/* blocking, as inetd programs expect: the broker does no I/O
+		 * on it (a refused one is closed, without linger) */
+		int fd = accept4(ls->fd, (struct sockaddr *)&ss, &slen, SOCK_CLOEXEC);
 		if (fd >= 0) {
 			accepted(d, ls, fd, &ss);
 			continue;

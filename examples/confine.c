@@ -17,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -110,6 +111,14 @@ int main(void)
 	fprintf(out, "bind: %s\n", try(bind(s4, (struct sockaddr *)&any, sizeof(any))));
 	fprintf(out, "listen: %s\n", try(listen(s4, 1)));
 	close(s4);
+	struct stat sst;
+	if (fstat(0, &sst) == 0 && S_ISSOCK(sst.st_mode)) {
+		int fl = fcntl(0, F_GETFL);
+		fprintf(out, "socket: %s\n",
+		        fl < 0            ? strerror(errno)
+		        : fl & O_NONBLOCK ? "non-blocking"
+		                          : "blocking");
+	}
 	fprintf(out, "open fds:");
 	for (int fd = 0; fd < 1024; fd++)
 		if (fcntl(fd, F_GETFD) >= 0)

@@ -501,9 +501,10 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	return 0;
 }
 
+/* A pipe's read end, made here, with no other status flag to keep. */
 static void set_nonblock(int fd)
 {
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFL, O_NONBLOCK);
 }
 
 /* A pre-warmed handler waits in postern-warm.so or postern-warm now (or

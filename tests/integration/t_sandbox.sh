@@ -71,6 +71,7 @@ for what in "mount tmpfs" "clone(CLONE_NEWUTS)" "clone(CLONE_NEWNET)" "unshare(C
 	assert_contains "$out" "$what: refused (Operation not permitted)" "$what"
 done
 assert_line "$out" "open fds: 0 1 2" "no fd beyond the socket and stderr"
+assert_line "$out" "socket: blocking" "the client's socket is blocking, as inetd programs expect"
 # its fd table is the small one the child made (64 slots): arranging the
 # fds did not move one to a high number, which would have grown it to 1,024
 assert_contains "$out" "$(printf 'FDSize:\t64')" "the handler's fd table stayed small"
