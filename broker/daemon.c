@@ -386,15 +386,9 @@ static int start_serving(struct daemon *d, struct pst_policy *p)
 	r = gen_prepare(d, p, &pl);
 	if (r < 0)
 		return r;
-	if ((r = handlers_watch_open(d)) < 0) {
-		pst_log_errno("start", NULL, "the handlers' watch set", -r);
-		gen_abort(d, &pl);
-		uv_run(d->loop, UV_RUN_NOWAIT);
-		uv_loop_close(d->loop);
-		return r;
-	}
 	p = pl.g->policy;
-	if ((r = start_netpolicy(d, p)) < 0 || (r = control_open(d, p->broker.control)) < 0 ||
+	if ((r = handlers_watch_open(d)) < 0 || (r = start_netpolicy(d, p)) < 0 ||
+	    (r = control_open(d, p->broker.control)) < 0 ||
 	    (p->broker.has_metrics && (r = metrics_open(d, &p->broker.metrics)) < 0) ||
 	    (r = gen_bind(d, &pl)) < 0) {
 		if (d->np) {
@@ -404,7 +398,8 @@ static int start_serving(struct daemon *d, struct pst_policy *p)
 		}
 		control_server_close(d);
 		gen_abort(d, &pl);
-		uv_close((uv_handle_t *)&d->watch_poll, NULL);
+		if (d->watch_fd >= 0)
+			uv_close((uv_handle_t *)&d->watch_poll, NULL);
 		uv_run(d->loop, UV_RUN_NOWAIT);
 		uv_loop_close(d->loop);
 		handlers_watch_close(d);

@@ -357,24 +357,25 @@ static void on_watch(uv_poll_t *p, int status, int events)
 	}
 }
 
+/* 0, or a negative errno (logged; nothing left open). */
 int handlers_watch_open(struct daemon *d)
 {
-	d->watch_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (d->watch_fd < 0)
-		return -errno;
-	int r = uv_poll_init(d->loop, &d->watch_poll, d->watch_fd);
-	if (r == 0) {
+	int r = (d->watch_fd = epoll_create1(EPOLL_CLOEXEC)) < 0 ? -errno : 0;
+	if (r == 0 && (r = uv_poll_init(d->loop, &d->watch_poll, d->watch_fd)) == 0) {
 		d->watch_poll.data = d;
-		r = uv_poll_start(&d->watch_poll, UV_READABLE, on_watch);
+		if ((r = uv_poll_start(&d->watch_poll, UV_READABLE, on_watch)) < 0)
+			uv_close((uv_handle_t *)&d->watch_poll, NULL);
 	}
 	if (r < 0) {
-		close(d->watch_fd);
-		d->watch_fd = -1;
+		pst_log_errno("start", NULL, "the handlers' watch set", -r);
+		if (d->watch_fd >= 0)
+			close(take_fd(&d->watch_fd));
 	}
 	return r;
 }
 
-/* After the loop: its handle was closed with the others. */
+/* After the loop: its handle was closed with the others (or, when starting
+ * failed, by the caller). */
 void handlers_watch_close(struct daemon *d)
 {
 	if (d->watch_fd >= 0)

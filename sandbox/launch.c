@@ -501,7 +501,7 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	return 0;
 }
 
-/* A pipe's read end, made here, with no other status flag to keep. */
+/* An end of a pipe or socket pair made here: no other status flag to keep. */
 static void set_nonblock(int fd)
 {
 	fcntl(fd, F_SETFL, O_NONBLOCK);

@@ -501,12 +501,12 @@ static int sc_program(struct sc_prog *p, const struct sc_table *t, uint32_t deny
 			sc_here(a, p->ret[k]);
 			block[k](p);
 		}
-	static const uint32_t rets[] = {SECCOMP_RET_ALLOW, 0, SECCOMP_RET_ERRNO | ENOSYS,
-	                                SECCOMP_RET_KILL_PROCESS};
+	const uint32_t rets[] = {SECCOMP_RET_ALLOW, deny, SECCOMP_RET_ERRNO | ENOSYS,
+	                         SECCOMP_RET_KILL_PROCESS};
 	const int ret_l[] = {p->allow, p->deny, p->enosys, p->kill};
 	for (int l = 0; l < 4; l++) {
 		sc_here(a, ret_l[l]);
-		sc_emit(a, BPF_RET | BPF_K, ret_l[l] == p->deny ? deny : rets[l], SC_NEXT, SC_NEXT);
+		sc_emit(a, BPF_RET | BPF_K, rets[l], SC_NEXT, SC_NEXT);
 	}
 	return a->full ? -E2BIG : sc_link(a, out);
 }
