@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The child of a spawn: its steps, as a flat list in sb_child_main(),
- * each reporting (step, object, errno) through the error pipe when it fails
- * (child_fail()).
+ * each reporting (step, object, errno) when it fails (child_fail(): into
+ * the launching thread's memory, or a pre-warmed one's socket).
  *
  * It runs in a CLONE_VM child on a stack in the spawning frame and shares
  * the broker's memory while the broker's thread is suspended (CLONE_VFORK)
@@ -34,7 +34,7 @@
 
 #include "sandbox/internal.h"
 
-/* Where the error pipe, the kept fds and the scratch copies go while the
+/* Where the error socket, the kept fds and the scratch copies go while the
  * handler's fds are arranged: above every target and the three kept fds
  * placed right above them (child_fds()). Just above, not at a fixed 900:
  * a table of 64 fds (the child's own, child_own_table()) would grow to
@@ -89,10 +89,12 @@ static void child_cgroupns(struct child_args *c)
 		child_fail(c->err_fd, errno, "cgroupns", "%s", "");
 }
 
-/* The error pipe goes high, so arranging fds cannot clobber it. */
+/* A pre-warmed one's socket goes high, so arranging fds cannot clobber
+ * it (a fresh one reports in memory, SB_ERR_MEM). */
 static void child_err_high(struct child_args *c)
 {
-	if ((c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, child_fd_high(c))) < 0)
+	if (c->err_fd >= 0 &&
+	    (c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, child_fd_high(c))) < 0)
 		_exit(125);
 }
 
@@ -115,7 +117,7 @@ static void child_enter_template(struct child_args *c)
 }
 
 /* Put the fds where the handler expects them; close every other one except
- * the error pipe and those kept right above the targets: c->procfd,
+ * the error socket and those kept right above the targets: c->procfd,
  * c->warm_fd (postern-warm) and c->ll_fd (the Landlock ruleset) when there
  * are. All CLOEXEC. Before the root is built: /dev/null is the host's. */
 static void child_fds(struct child_args *c)
@@ -178,6 +180,10 @@ static void child_fds(struct child_args *c)
 		if (dup3(*keep[i], first, O_CLOEXEC) < 0)
 			child_fail(efd, errno, "fds", "%s", kept[i]);
 		*keep[i] = first++;
+	}
+	if (efd < 0) {
+		syscall(SYS_close_range, first, ~0U, 0);
+		return;
 	}
 	if (efd > first)
 		syscall(SYS_close_range, first, efd - 1, 0);

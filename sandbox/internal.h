@@ -172,17 +172,18 @@ struct sb_cg_why {
 int sb_cg_prepare(struct sb_cg *c, const char *group, const char *name,
                   const struct sandbox_limits *l, struct sandbox_error *err);
 int sb_cg_destroy(struct sb_cg *c, struct sandbox_error *err);
-/* A handler's cgroups into h's cgroup, cg_kept and cg_fd, the file to
- * enter each by opened into procs[CG_N] (-1 for the rest; the caller
- * closes them), or on cgroup v2 while sb_clone_into_cgroup_ok(), its
- * directory into *into (else -1) and no file. use_stock: a fresh spawn,
- * whose cgroups come from the stock and may keep their files open; else a
- * pre-warmed one's, by path. */
 /* The file to enter a handler cgroup by, opened under its directory dirfd
  * (for a spawn whose clone into the cgroup was refused), or -1 with errno. */
 int sb_cg_enter_file_at(int dirfd);
-int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, int *into, bool use_stock,
-                 struct sb_cg_why *why);
+/* A handler's cgroups into h's cgroup, cg_kept and cg_fd, the file to
+ * enter each by into procs[CG_N] (-1 for the rest): opened, for the caller
+ * to close, or one of h's kept files, bit i of *kept set, which the
+ * caller leaves open (they go at the reap); or on cgroup v2 while
+ * sb_clone_into_cgroup_ok(), its directory into *into (else -1) and no
+ * file. use_stock: a fresh spawn, whose cgroups come from the stock and
+ * may keep their files open; else a pre-warmed one's, by path. */
+int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, unsigned *kept,
+                 int *into, bool use_stock, struct sb_cg_why *why);
 /* A reaped handler's cgroups: their final figures into st (NULL: not
  * wanted), then back into c's stock when they can serve another handler as
  * if new (reuse and c non-NULL, cgroup v1; see cgroup_handler.c), else removed,
@@ -239,9 +240,9 @@ struct sandbox {
 char **sb_strv_copy(const char *const *v, size_t extra, size_t *n_out);
 void sb_strv_free(char **v);
 
-/* ---- launch.c: the environment, the clone, the error pipe ---------------------------- */
+/* ---- launch.c: the environment, the clone, the error record ---------------------------- */
 
-/* The report a child sends through the error pipe when a step fails. */
+/* The report a child makes when a step fails (child_fail()). */
 struct child_err {
 	int err;
 	char step[32];
@@ -272,7 +273,20 @@ void sb_own_table_prepare(void);
 bool sb_own_table_ok(void);
 /* err filled from a child's failure record; returns the negative errno. */
 int sb_child_error(const struct sandbox *sb, struct child_err *ce, struct sandbox_error *err);
-/* In the child: report a failed step (object from fmt) on fd and _exit(127). */
+/* The fd a fresh spawn's child reports on: no pipe, but the launching
+ * thread's memory, which the child shares until it execs (CLONE_VM) while
+ * that thread is suspended (CLONE_VFORK). The record goes where that
+ * thread's sb_child_err_mem points: the child runs on the thread's TLS too
+ * (cloned without CLONE_SETTLS), so concurrent launches on other threads
+ * each have their own. */
+#define SB_ERR_MEM (-2)
+struct child_err_mem {
+	struct child_err ce;
+	int set; /* written last: a record is there */
+};
+extern __thread struct child_err_mem *sb_child_err_mem;
+/* In the child: report a failed step (object from fmt) on fd (or
+ * SB_ERR_MEM) and _exit(127). */
 __attribute__((noreturn, format(printf, 4, 5))) void child_fail(int fd, int e, const char *step,
                                                                 const char *fmt, ...);
 
@@ -282,8 +296,9 @@ struct child_args {
 	struct sandbox *sb;
 	const struct sandbox_spawn_args *a;
 	char *const *envp;
-	int err_fd;                      /* the error pipe's write end, CLOEXEC; moved high
-	                                  * by the child before it arranges fds */
+	int err_fd;                      /* SB_ERR_MEM; pre-warmed: the socket pair's end,
+	                                  * CLOEXEC, moved high by the child before it
+	                                  * arranges fds */
 	int errw;                        /* write end of the handler's stderr pipe */
 	int procs[CG_N];                 /* the files to enter (CGF_PROCS), or -1 */
 	bool warm;                       /* pre-warmed: wait on err_fd for the request */

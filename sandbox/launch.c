@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Starting a handler's process: its environment, two pipes, its cgroups,
- * the vfork-style clone, and the error pipe, on which the child sends a
- * struct child_err when a step fails (child_fail()) and which reaches EOF
- * when it execs:
+ * Starting a handler's process: its environment, its stderr pipe, its
+ * cgroups, the vfork-style clone, and the error record, which the child
+ * writes into this thread's memory when a step fails (child_fail(),
+ * SB_ERR_MEM) and leaves unset when it execs (a pre-warmed one's goes
+ * through the socket pair it waits on):
  *
- *   parent: env, pipes, the handler's cgroups (made with their limits, each
+ *   parent: env, pipe, the handler's cgroups (made with their limits, each
  *           file to enter each by opened) -> clone(CLONE_VM | CLONE_VFORK |
  *           CLONE_PIDFD | NEWPID, NEWNS without a root template, NEWNET
  *           without the sandbox's network namespace, NEWIPC when the
  *           sandbox's seccomp allows System V IPC) on a stack in its own
- *           frame -> suspended until the child execs or fails -> reads
- *           the error pipe: EOF means exec, a record a failed step.
+ *           frame -> suspended until the child execs or fails -> the
+ *           record: none means exec, one a failed step.
  *   child:  child.c.
  */
 #include <errno.h>
@@ -90,6 +91,8 @@ static int listen_count(const struct sandbox *sb, const struct sandbox_spawn_arg
 
 /* ---- the error record, both ways ------------------------------------------------------------- */
 
+__thread struct child_err_mem *sb_child_err_mem;
+
 void child_fail(int fd, int e, const char *step, const char *fmt, ...)
 {
 	struct child_err ce = {.err = e};
@@ -98,8 +101,14 @@ void child_fail(int fd, int e, const char *step, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(ce.object, sizeof(ce.object), fmt, ap);
 	va_end(ap);
-	ssize_t w = write(fd, &ce, sizeof(ce));
-	(void)w;
+	struct child_err_mem *m = sb_child_err_mem;
+	if (fd == SB_ERR_MEM && m) {
+		m->ce = ce;
+		__atomic_store_n(&m->set, 1, __ATOMIC_RELEASE);
+	} else if (fd >= 0) {
+		ssize_t w = write(fd, &ce, sizeof(ce));
+		(void)w;
+	}
 	_exit(127);
 }
 
@@ -358,19 +367,32 @@ struct launch {
 	struct child_args ca;
 	char *envp[ENV_MAX + 8];
 	struct env_bufs eb;
-	int ep[2]; /* the error pipe (for a pre-warmed handler a socket
-	            * pair that then carries "ready" and the request) */
+	int ep[2]; /* a pre-warmed handler's socket pair: its error record,
+	            * then "ready" and the request */
+	struct child_err_mem fail; /* a fresh one's error record (SB_ERR_MEM) */
 	int se[2]; /* the handler's stderr */
+	unsigned procs_kept; /* bit i: ca.procs[i] is the handler's kept file, not ours */
 	int pidfd;
 	int into; /* cgroup v2: the handler cgroup to clone into, or -1 */
 	pid_t pid;
 	uint64_t t0, t_back; /* start; when the clone returned */
 };
 
-static void launch_close(struct launch *l)
+/* The files the child entered its cgroups by: ours closed, kept ones
+ * let go of. */
+static void procs_close(struct launch *l)
 {
 	for (int i = 0; i < CG_N; i++)
-		sb__closep(&l->ca.procs[i]);
+		if (l->procs_kept & (1u << i))
+			l->ca.procs[i] = -1;
+		else
+			sb_close(&l->ca.procs[i]);
+	l->procs_kept = 0;
+}
+
+static void launch_close(struct launch *l)
+{
+	procs_close(l);
 	for (int i = 0; i < 2; i++) {
 		sb__closep(&l->ep[i]);
 		sb__closep(&l->se[i]);
@@ -389,18 +411,17 @@ static int launch_prepare(struct launch *l, struct sandbox *sb, const struct san
 	ca->envp = l->envp;
 	if (ca->warm && (ca->warm_fd = sb_waiter_fd(sb, err)) < 0)
 		return ca->warm_fd;
-	int er = ca->warm ? socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, l->ep)
-	                  : pipe2(l->ep, O_CLOEXEC);
-	if (er < 0 || pipe2(l->se, O_CLOEXEC) < 0) {
+	if ((ca->warm && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, l->ep) < 0) ||
+	    pipe2(l->se, O_CLOEXEC) < 0) {
 		int e = errno;
 		sb_error(err, e, "pipe", sb->name, "sandbox \"%s\": pipe: %s", sb->name,
 		         strerror(e));
 		return -e;
 	}
-	ca->err_fd = l->ep[1];
+	ca->err_fd = ca->warm ? l->ep[1] : SB_ERR_MEM;
 	ca->errw = l->se[1];
 	struct sb_cg_why why = {"", ""};
-	int r = sb_cg_create(&sb->cg, h, ca->procs, &l->into, !ca->warm, &why);
+	int r = sb_cg_create(&sb->cg, h, ca->procs, &l->procs_kept, &l->into, !ca->warm, &why);
 	if (r < 0) {
 		sb_error(err, -r, "cgroup", why.object[0] ? why.object : sb->name,
 		         "sandbox \"%s\": %s", sb->name, why.text);
@@ -462,6 +483,7 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	l->ca.own_table = own_table_use();
 	/* the child renumbers the fds in ca as it takes them: ours are these */
 	struct child_args mine = l->ca;
+	sb_child_err_mem = &l->fail;
 	l->pid = clone_child(l, &mine, stack, size, flags, l->into);
 	int e = errno;
 	if (l->pid < 0 && l->into >= 0 && !sb_clone_into_cgroup_ok()) {
@@ -480,6 +502,7 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 		e = errno;
 	}
 	l->t_back = sb_now_ns();
+	sb_child_err_mem = NULL;
 	if (l->pid < 0 && l->into >= 0) { /* the cgroup refused it (EBUSY, EOPNOTSUPP ...) */
 		l->pidfd = -1;
 		sb_error(err, e, "clone", h->cgroup, "sandbox \"%s\": clone into cgroup %s: %s",
@@ -495,8 +518,7 @@ static int launch_clone(struct launch *l, const struct sandbox_handler *h, char 
 	/* the child's ends and the cgroup files it entered by are its now */
 	sb_close(&l->ep[1]);
 	sb_close(&l->se[1]);
-	for (int i = 0; i < CG_N; i++)
-		sb_close(&l->ca.procs[i]);
+	procs_close(l);
 	sb_close(&l->into);
 	return 0;
 }
@@ -522,16 +544,12 @@ static void launch_warm_done(struct launch *l, struct sandbox_handler *h)
 	h->spawn_ns = sb_now_ns() - l->t0;
 }
 
-/* EOF on the error pipe: exec happened; a record: a step failed. */
+/* No record: exec happened (the child's last step failing after exec's
+ * point of no return kills it; the reap tells); a record: a step failed. */
 static int launch_exec_done(struct launch *l, struct sandbox_handler *h, struct sandbox_error *err)
 {
-	struct child_err ce;
-	ssize_t got;
-	do
-		got = read(l->ep[0], &ce, sizeof(ce));
-	while (got < 0 && errno == EINTR);
-	if (got > 0)
-		return sb_child_error(l->ca.sb, &ce, err);
+	if (__atomic_load_n(&l->fail.set, __ATOMIC_ACQUIRE))
+		return sb_child_error(l->ca.sb, &l->fail.ce, err);
 	set_nonblock(l->se[0]);
 	h->pid = l->pid;
 	h->pidfd = TAKE_FD(l->pidfd);
