@@ -85,12 +85,13 @@ void child_userns(struct child_args *c)
  * taking the handler's uid. They are ours to open only while our memory
  * (mm) is dumpable, and every vfork-style child shares the broker's mm:
  * another child taking its own uid at the same moment makes it non-dumpable
- * again. So: mark it dumpable and open, a bounded number of times. */
-static int map_write(int dirfd, const char *file, const char *data)
+ * again. So: mark it dumpable (first, when the uid change has just cleared
+ * it; else when refused) and open, a bounded number of times. */
+static int map_write(int dirfd, const char *file, const char *data, bool first)
 {
 	int fd = -1;
 	for (int tries = 0; tries < 1000 && fd < 0; tries++) {
-		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
+		if ((first || tries > 0) && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
 			return -1;
 		fd = openat(dirfd, file, O_WRONLY | O_CLOEXEC);
 		if (fd < 0 && errno != EACCES)
@@ -113,11 +114,11 @@ static int map_write(int dirfd, const char *file, const char *data)
 void child_idmaps(struct child_args *c)
 {
 	const struct sandbox *sb = c->sb;
-	if (map_write(c->procfd, "uid_map", sb->uid_map) < 0)
+	if (map_write(c->procfd, "uid_map", sb->uid_map, true) < 0)
 		child_fail(c->err_fd, errno, "idmap", "uid_map %u", (unsigned)sb->uid);
-	if (map_write(c->procfd, "setgroups", "deny") < 0)
+	if (map_write(c->procfd, "setgroups", "deny", false) < 0)
 		child_fail(c->err_fd, errno, "idmap", "setgroups deny");
-	if (map_write(c->procfd, "gid_map", sb->gid_map) < 0)
+	if (map_write(c->procfd, "gid_map", sb->gid_map, false) < 0)
 		child_fail(c->err_fd, errno, "idmap", "gid_map %u", (unsigned)sb->gid);
 	close(c->procfd);
 	c->procfd = -1;
