@@ -93,8 +93,7 @@ static void child_cgroupns(struct child_args *c)
  * it (a fresh one reports in memory, SB_ERR_MEM). */
 static void child_err_high(struct child_args *c)
 {
-	if (c->err_fd >= 0 &&
-	    (c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, child_fd_high(c))) < 0)
+	if (c->err_fd >= 0 && (c->err_fd = fcntl(c->err_fd, F_DUPFD_CLOEXEC, child_fd_high(c))) < 0)
 		_exit(125);
 }
 

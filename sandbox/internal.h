@@ -182,8 +182,8 @@ int sb_cg_enter_file_at(int dirfd);
  * sb_clone_into_cgroup_ok(), its directory into *into (else -1) and no
  * file. use_stock: a fresh spawn, whose cgroups come from the stock and
  * may keep their files open; else a pre-warmed one's, by path. */
-int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, unsigned *kept,
-                 int *into, bool use_stock, struct sb_cg_why *why);
+int sb_cg_create(struct sb_cg *c, struct sandbox_handler *h, int *procs, unsigned *kept, int *into,
+                 bool use_stock, struct sb_cg_why *why);
 /* A reaped handler's cgroups: their final figures into st (NULL: not
  * wanted), then back into c's stock when they can serve another handler as
  * if new (reuse and c non-NULL, cgroup v1; see cgroup_handler.c), else removed,

@@ -367,11 +367,11 @@ struct launch {
 	struct child_args ca;
 	char *envp[ENV_MAX + 8];
 	struct env_bufs eb;
-	int ep[2]; /* a pre-warmed handler's socket pair: its error record,
-	            * then "ready" and the request */
+	int ep[2];                 /* a pre-warmed handler's socket pair: its error record,
+	                            * then "ready" and the request */
 	struct child_err_mem fail; /* a fresh one's error record (SB_ERR_MEM) */
-	int se[2]; /* the handler's stderr */
-	unsigned procs_kept; /* bit i: ca.procs[i] is the handler's kept file, not ours */
+	int se[2];                 /* the handler's stderr */
+	unsigned procs_kept;       /* bit i: ca.procs[i] is the handler's kept file, not ours */
 	int pidfd;
 	int into; /* cgroup v2: the handler cgroup to clone into, or -1 */
 	pid_t pid;
