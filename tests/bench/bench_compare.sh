@@ -27,14 +27,15 @@ N=${BENCH_N:-3000}
 SECS=${BENCH_SECONDS:-10}
 PRE=${BENCH_PREWARM:-16}
 [ "$(id -u)" = 0 ] || { echo "bench_compare: needs root"; exit 1; }
-for x in "$B/postern" "$B/tests/bench/loadgen" "$B/tests/bench/echo_server"; do
+for x in "$B/postern" "$B/tests/bench/loadgen" "$B/tests/bench/echo_server" "$B/tests/bench/cpuid_cost"; do
 	[ -x "$x" ] || { echo "bench_compare: missing $x (make)"; exit 1; }
 done
 command -v tcpserver >/dev/null || { echo "bench_compare: tcpserver missing (make deps)"; exit 1; }
 . "$ROOT/tests/bench/cpu_account.sh"
 FORK_N=${BENCH_FORK_N:-200}
 echo "fork+exec+wait from bash on this machine: cat $(fork_exec_ms "$FORK_N" /usr/bin/cat) ms," \
-	"true $(fork_exec_ms "$FORK_N" /usr/bin/true) ms (each of $FORK_N; $(nproc) cpus, $(uname -r))"
+	"true $(fork_exec_ms "$FORK_N" /usr/bin/true) ms (each of $FORK_N; $(nproc) cpus, $(uname -r));" \
+	"one cpuid $("$B/tests/bench/cpuid_cost") us (the dynamic loader runs dozens per exec)"
 
 NS="pst-bench-$$"
 T=$(mktemp -d /tmp/pst-bench.XXXXXX)
