@@ -82,7 +82,10 @@ EXAMPLES   := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.
 STATIC_EXAMPLES := $(BUILD)/examples/confine-static
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(wildcard tests/unit/test_*.c))
-HELPERS    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(wildcard tests/helpers/*.c))
+HELPERS    := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,\
+	$(filter-out tests/helpers/shim_%.c,$(wildcard tests/helpers/*.c)))
+# preloaded into the broker by a test (LD_PRELOAD): tests/helpers/shim_*.c
+SHIMS      := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%.so,$(wildcard tests/helpers/shim_*.c))
 BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests/bench/*.c))
 
 .SECONDARY:
@@ -90,7 +93,7 @@ BENCHES    := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(wildcard tests
 .PHONY: all deps test lint man-lint unit unit-asan tsan integration integration-asan test-cgroup2 \
 	demo bench fuzz install uninstall clean check-policies promtool FORCE
 
-all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(BENCHES)
+all: $(POSTERN) $(EXAMPLES) $(STATIC_EXAMPLES) $(HELPERS) $(SHIMS) $(BENCHES)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -162,6 +165,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 $(BUILD)/tests/helpers/%: $(BUILD)/obj/tests/helpers/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -o $@
+
+$(BUILD)/tests/helpers/shim_%.so: tests/helpers/shim_%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -std=c11 $(WARN) -O2 -shared -fPIC $< -ldl -o $@
 
 $(BUILD)/tests/bench/%: $(BUILD)/obj/tests/bench/%.o $(LIB)
 	@mkdir -p $(@D)

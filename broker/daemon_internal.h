@@ -208,7 +208,7 @@ struct sbx_stats {
 	} cg;
 	struct {
 		struct pst_throttle refuse[REFUSE__N], spawn_failed, timeout, prewarm_exit, channel,
-		    accept;
+		    accept, watch;
 	} log;
 };
 

@@ -401,21 +401,29 @@ static void on_unwatched(uv_timer_t *t)
 /* A started handler: its pidfd and stderr in the watch set, its timer. A
  * pidfd that cannot be watched (ENOMEM; ENOSPC past fs.epoll.max_user_watches)
  * is killed, so that nothing runs unwatched, and its timer looks every 10 ms
- * until it has gone (libuv would have aborted the broker there). */
+ * until it has gone (libuv would have aborted the broker there;
+ * t_broker_watchfail). A stderr pipe that cannot be is read at the exit
+ * only, up to what the pipe held. Either is logged, throttled: a full set
+ * refuses every request's. */
 void handler_watch(struct daemon *d, struct handler *h)
 {
+	struct sbx *s = h->sbx;
 	uv_timer_init(d->loop, &h->timer);
 	h->timer.data = h;
 	h->handles_open = 1;
 	int r = watch(d, h->h.pidfd, 0, h);
 	h->watched = r == 0;
 	if (r < 0) {
-		pst_log_errno("watch", h->sbx->conf->name, "watch the handler's pidfd", -r);
+		pst_log_errno_throttled(&s->stats.log.watch, "watch", s->conf->name,
+		                        "watch the handler's pidfd (it is killed)", -r);
 		handler_kill(h, END_KILLED);
 		uv_timer_start(&h->timer, on_unwatched, 10, 10);
 	}
-	if (watch(d, h->h.stderr_fd, WATCH_STDERR, h) == 0) /* non-blocking (sandbox.h) */
+	if ((r = watch(d, h->h.stderr_fd, WATCH_STDERR, h)) == 0) /* non-blocking (sandbox.h) */
 		h->err_polling = true;
+	else
+		pst_log_errno_throttled(&s->stats.log.watch, "watch", s->conf->name,
+		                        "watch the handler's stderr (read at its exit only)", -r);
 }
 
 void log_spawn_failed(struct sbx *s, const char *peer, const struct sandbox_error *err, int r,
