@@ -256,7 +256,9 @@ esac
 # (sched:sched_stat_runtime and sched:sched_process_fork on every CPU: a
 # child is split at its exec, its comm being postern or tcpserver before and
 # cat after), the first with a profile of the broker; and one round of the
-# fresh-spawn sandbox with the broker's syscalls (perf trace).
+# fresh-spawn sandbox with the broker's syscalls (perf trace), and one with
+# every CPU profiled, its samples put under the isolation promise they
+# serve (tests/bench/promise_cost.awk).
 PERF=${BENCH_PERF:-1}
 PERF_N=${BENCH_PERF_N:-1000}
 perf_stop() { # pid: SIGINT, at most 10 s, then KILL
@@ -339,6 +341,20 @@ else
 			for (i = 1; i <= m && i <= 10; i++) printf "  %-18s %7.2f calls %9.1f us in it (wall)\n", nm[i], c[nm[i]] / n, ms[nm[i]] * 1000 / n
 			if (!m) print "  (perf trace gave no summary)"
 		}' "$T/trace.txt" 2>/dev/null
+	# what the isolation costs, by promise: every sample on every CPU put
+	# under the step its kernel functions belong to (promise_cost.awk)
+	perf record -a -q -g -F 2000 -o "$T/promise.data" 2>"$T/perf4.err" &
+	p1=$!
+	PIDS+=($p1)
+	sleep 1
+	out=$(perf_load 7400)
+	settle postern
+	perf_stop "$p1"
+	n=$(field "$out" completed)
+	echo " the fresh spawn's isolation by promise, us of CPU per connection, any task (perf record -a -g; one more round: $out):"
+	perf script -i "$T/promise.data" -F comm,tid,ip,sym 2>/dev/null |
+		awk -v n="${n:-1}" -v hz=2000 -f "$ROOT/tests/bench/promise_cost.awk"
+	rm -f "$T/promise.data"
 fi
 # the performance issue's targets, from the figures above: each "met" or
 # "not met", or "n/a" where its figure is missing (a row or perf not run)
