@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* postern run: the broker in the foreground. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,6 +9,7 @@
 
 #include "broker/broker.h"
 #include "broker/internal.h"
+#include "sandbox/sandbox.h"
 
 /* the policy `postern run` reads without an argument (the Makefile passes
  * SYSCONFDIR; make install puts an example there) */
@@ -189,6 +192,28 @@ static const char run_short[] =
     "                   [--insecure-policy] [--no-preflight] [POLICY]\n"
     "       (see postern run --help)\n";
 
+/* Fds 0, 1 and 2 open before the broker opens anything: started with one
+ * closed (a supervisor that closes what it does not pass), the lock file,
+ * libuv's epoll set or its signal pipe would take that number, log lines
+ * would be written into them, and the broker aborted at its first signal.
+ * /dev/null stands in (OpenSSH's sanitise_stdfd() does the same). Numbers
+ * come lowest first, so each open lands on the fd it stands in for. */
+static int stdio_sanitize(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		int n = open("/dev/null", O_RDWR);
+		if (n < 0)
+			return -errno;
+		if (n != fd) {
+			dup2(n, fd);
+			close(n);
+		}
+	}
+	return 0;
+}
+
 int pst_cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -249,6 +274,11 @@ int pst_cmd_run(int argc, char **argv)
 		fputs("postern run: must run as root (namespaces, cgroups, nftables)\n", stderr);
 		return 1;
 	}
+	if (stdio_sanitize() < 0)
+		return 1; /* no /dev/null, and no stderr to say so */
+	/* the broker's own pidfd right after stdio: every spawn's child copies
+	 * the fds below it (sandbox.h) */
+	sandbox_process_init();
 	ro.policy_path = optind < argc ? argv[optind] : PST_DEFAULT_POLICY;
 	pst_log_debug = ro.debug;
 	pst_log_detect_journal();

@@ -275,7 +275,8 @@ int sb_setup_child(int (*fn)(void *), int flags, void *arg, int *err_fd, char ta
  * each fd taken and then closed again in the child: ~0.12 us a fd, twice.
  * So the child is cloned sharing the table, and its first step makes one
  * of its own holding only the broker's fds up to the broker's own pidfd
- * (opened when the first sandbox is prepared, so a low number):
+ * (opened by sandbox_process_init() right after stdio, so fd 3 in
+ * `postern run`; else when the first sandbox is prepared):
  * close_range(pidfd + 1, ~0, CLOSE_RANGE_UNSHARE), Linux 5.9. It then
  * takes each fd it uses with pidfd_getfd() (Linux 5.6), still host root,
  * while the launching thread, which owns or holds every one of them, is

@@ -97,6 +97,11 @@ static int prepare(struct sandbox *sb, const struct sandbox_config *cfg, struct 
 	return sb_cg_prepare(&sb->cg, cfg->cgroup_name, sb->name, &sb->limits, err);
 }
 
+void sandbox_process_init(void)
+{
+	sb_own_table_prepare();
+}
+
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
                     struct sandbox_error *err)
 {
@@ -104,7 +109,7 @@ int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
 	int r = config_check(cfg, err);
 	if (r < 0)
 		return r;
-	sb_own_table_prepare(); /* once, early: a low fd number (launch.c) */
+	sb_own_table_prepare(); /* once: at its first call (sandbox_process_init()) */
 	struct sandbox *sb = calloc(1, sizeof(*sb));
 	if (!sb) {
 		sb_error(err, ENOMEM, "prepare", cfg->name, "sandbox \"%s\": prepare: %s",

@@ -165,6 +165,11 @@ struct sandbox_handler {
 
 int sandbox_prepare(const struct sandbox_config *cfg, struct sandbox **out,
                     struct sandbox_error *err);
+/* Once per process, before it opens anything but fds 0-2: the process's
+ * own pidfd, with which a spawn's child takes the fds it uses into a table
+ * of its own, copying only the fds numbered up to it (the fewer, the
+ * cheaper every spawn). sandbox_prepare() calls it too, if nothing did. */
+void sandbox_process_init(void);
 
 /*
  * Landlock. Each handler gets a Landlock domain of its own (the ruleset is
