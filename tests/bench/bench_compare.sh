@@ -272,6 +272,21 @@ perf_stop() { # pid: SIGINT, at most 10 s, then KILL
 	PIDS=("${k[@]}")
 }
 perf_load() { in_ns "$B/tests/bench/loadgen" -c 16 -n "$PERF_N" -d "$SECS" -p 64 "127.0.0.1:$1"; }
+# perf_around ERRFILE PERF-COMMAND...: the command in the background (its
+# stderr in ERRFILE) around one more fresh-spawn round; sets out (the
+# round's loadgen line) and n (connections completed)
+perf_around() {
+	local err=$1 p
+	shift
+	"$@" 2>"$err" &
+	p=$!
+	PIDS+=($p)
+	sleep 1
+	out=$(perf_load 7400)
+	settle postern
+	perf_stop "$p"
+	n=$(field "$out" completed)
+}
 perf_sched_round() { # name port pre-exec-comms pid... (the server's processes)
 	local name=$1 port=$2 pre=$3 p1 p2= out n
 	shift 3
@@ -322,14 +337,7 @@ else
 		--percent-limit 1.5 2>/dev/null | grep -v '^#' | grep -v '^ *$' | head -10 | sed 's/^/  /'
 	rm -f "$T/prof.data"
 	tids_of "${PIDS[0]}" >"$T/btids"
-	perf trace -s -p "${PIDS[0]}" -o "$T/trace.txt" 2>"$T/perf3.err" &
-	p1=$!
-	PIDS+=($p1)
-	sleep 1
-	out=$(perf_load 7400)
-	settle postern
-	perf_stop "$p1"
-	n=$(field "$out" completed)
+	perf_around "$T/perf3.err" perf trace -s -p "${PIDS[0]}" -o "$T/trace.txt"
 	echo " syscalls per connection of the broker's threads, top 10 by calls (perf trace -s; one more round: $out):"
 	awk -v n="${n:-1}" -v tids="$(tr '\n' ' ' <"$T/btids")" '
 		BEGIN { split(tids, a, " "); for (i in a) bt[a[i]] = 1 }
@@ -343,14 +351,7 @@ else
 		}' "$T/trace.txt" 2>/dev/null
 	# what the isolation costs, by promise: every sample on every CPU put
 	# under the step its kernel functions belong to (promise_cost.awk)
-	perf record -a -q -g -F 2000 -o "$T/promise.data" 2>"$T/perf4.err" &
-	p1=$!
-	PIDS+=($p1)
-	sleep 1
-	out=$(perf_load 7400)
-	settle postern
-	perf_stop "$p1"
-	n=$(field "$out" completed)
+	perf_around "$T/perf4.err" perf record -a -q -g -F 2000 -o "$T/promise.data"
 	echo " the fresh spawn's isolation by promise, us of CPU per connection, any task (perf record -a -g; one more round: $out):"
 	perf script -i "$T/promise.data" -F comm,tid,ip,sym 2>/dev/null |
 		awk -v n="${n:-1}" -v hz=2000 -f "$ROOT/tests/bench/promise_cost.awk"

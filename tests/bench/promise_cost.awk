@@ -62,23 +62,23 @@ function flush(   k) {
 END {
 	flush()
 	u = 1e6 / hz / (n > 0 ? n : 1)
-	split("seccomp_load seccomp_free bset cred_rcu userns mntns cgroup fdtable signals pidns landlock joins", order, " ")
-	name["seccomp_load"] = "seccomp filter loaded (convert, JIT, per-syscall cache)"
-	name["seccomp_free"] = "seccomp filter's JIT image freed (kworkers)"
-	name["bset"] = "bounding set dropped (41 prctl, with the few others)"
-	name["cred_rcu"] = "credentials freed by RCU (most the drops' 41)"
-	name["userns"] = "a user namespace of its own, its maps"
-	name["mntns"] = "a mount namespace of its own (copy, teardown)"
-	name["cgroup"] = "cgroup attach (v1 tasks writes)"
-	name["fdtable"] = "the child's own fd table"
-	name["signals"] = "signal dispositions reset"
-	name["pidns"] = "a pid namespace of its own"
-	name["landlock"] = "Landlock"
-	name["joins"] = "netns/uts/ipc joined, cgroup namespace"
-	for (i = 1; i <= 12; i++) {
-		k = order[i]
-		t += c[k] * u
-		printf "  %-58s %5.0f\n", name[k], c[k] * u
-	}
+	row("seccomp_load", "seccomp filter loaded (convert, JIT, per-syscall cache)")
+	row("seccomp_free", "seccomp filter's JIT image freed (kworkers)")
+	row("bset", "bounding set dropped (41 prctl, with the few others)")
+	row("cred_rcu", "credentials freed by RCU (most the drops' 41)")
+	row("userns", "a user namespace of its own, its maps")
+	row("mntns", "a mount namespace of its own (copy, teardown)")
+	row("cgroup", "cgroup attach (v1 tasks writes)")
+	row("fdtable", "the child's own fd table")
+	row("signals", "signal dispositions reset")
+	row("pidns", "a pid namespace of its own")
+	row("landlock", "Landlock")
+	row("joins", "netns/uts/ipc joined, cgroup namespace")
 	printf "  %-58s %5.0f\n", "all of these", t
+}
+
+# one line of the table, its figure added to the total
+function row(k, label) {
+	t += c[k] * u
+	printf "  %-58s %5.0f\n", label, c[k] * u
 }
